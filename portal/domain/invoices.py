@@ -1,0 +1,99 @@
+"""Invoice arithmetic and state rules: draft -> open -> paid / void, with 'partially paid' derived."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from .errors import InvalidAmount, InvalidTransition
+from .money import percent_of, round_half_up
+
+DRAFT, OPEN, PAID, VOID = "draft", "open", "paid", "void"
+MAX_TAX_RATE = Decimal("100")
+
+
+@dataclass(frozen=True)
+class LineInput:
+    description: str
+    quantity: Decimal
+    unit_price_cents: int
+    taxable: bool = True
+
+
+@dataclass(frozen=True)
+class Totals:
+    line_amounts: tuple[int, ...]
+    subtotal_cents: int
+    tax_cents: int
+    total_cents: int
+
+
+def line_amount(quantity: Decimal, unit_price_cents: int) -> int:
+    return round_half_up(quantity * unit_price_cents)
+
+
+def compute_totals(lines: Iterable[LineInput], tax_rate: Decimal) -> Totals:
+    """Each line rounds once; tax is computed once on the taxable subtotal. The total is the exact sum."""
+    lines = list(lines)
+    if not lines:
+        raise InvalidAmount("An invoice needs at least one line.")
+    if not Decimal(0) <= tax_rate <= MAX_TAX_RATE:
+        raise InvalidAmount("The tax rate must be between 0 and 100 percent.")
+    amounts = []
+    for line in lines:
+        if not line.description.strip():
+            raise InvalidAmount("Every line needs a description.")
+        if line.quantity <= 0:
+            raise InvalidAmount("Quantities must be greater than zero.")
+        amounts.append(line_amount(line.quantity, line.unit_price_cents))
+    subtotal = sum(amounts)
+    taxable = sum(a for a, line in zip(amounts, lines, strict=True) if line.taxable)
+    tax = percent_of(taxable, tax_rate)
+    if subtotal + tax < 0:
+        raise InvalidAmount("An invoice total cannot be negative; issue a credit instead.")
+    return Totals(tuple(amounts), subtotal, tax, subtotal + tax)
+
+
+def check_dates(issue_date: date, due_date: date) -> None:
+    if due_date < issue_date:
+        raise InvalidAmount("The due date cannot be before the issue date.")
+
+
+def check_issue(status: str) -> None:
+    if status != DRAFT:
+        raise InvalidTransition("Only a draft invoice can be issued.")
+
+
+def check_editable(status: str) -> None:
+    if status != DRAFT:
+        raise InvalidTransition("An issued invoice cannot be edited; void it and issue a new one.")
+
+
+def check_void(status: str, paid_cents: int) -> None:
+    """Money already applied must be refunded or moved off the invoice before it can be voided."""
+    if status == VOID:
+        raise InvalidTransition("The invoice is already void.")
+    if paid_cents:
+        raise InvalidTransition(
+            "This invoice has payments applied. Refund or unapply them before voiding it."
+        )
+
+
+def status_for_balance(status: str, total_cents: int, paid_cents: int) -> str:
+    """The stored status after the ledger changed: an open invoice with nothing owing is paid, and back."""
+    if status in (DRAFT, VOID):
+        return status
+    return PAID if paid_cents >= total_cents else OPEN
+
+
+def display_status(status: str, total_cents: int, paid_cents: int, due_date: date, today: date) -> str:
+    """What a person sees: draft, open, partially paid, overdue, paid, void."""
+    if status in (DRAFT, VOID, PAID):
+        return status
+    if due_date < today:
+        return "overdue"
+    if 0 < paid_cents < total_cents:
+        return "partially paid"
+    return OPEN

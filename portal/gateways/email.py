@@ -1,0 +1,181 @@
+"""Outgoing email. With ``PORTAL_SMTP_URL`` messages go to that server; without it they are written as .eml
+files to the instance outbox (listed on the admin Outbox page), so the demo and a fresh install never lose one.
+
+Services call ``send``; they never import smtplib.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid, parseaddr
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from flask import Flask, current_app, render_template
+
+from portal.clock import now
+
+RETRY_DELAYS = (0.5, 2.0)  # seconds between attempts for temporary failures (4xx replies, dropped connections)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    maintype: str = "application"
+    subtype: str = "pdf"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What happened to one message. ``ok`` means the SMTP server (or the outbox) accepted it."""
+
+    ok: bool
+    message_id: str
+    error: str = ""
+    transport: str = "outbox"
+    recipients: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Outbox:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def deliver(self, message: EmailMessage) -> Delivery:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = now().strftime("%Y%m%dT%H%M%S%f")
+        token = message["Message-ID"].strip("<>").split("@")[0][-12:]
+        (self.folder / f"{stamp}-{token}.eml").write_bytes(bytes(message))
+        return Delivery(True, message["Message-ID"], transport="outbox", recipients=_recipients(message))
+
+
+class Smtp:
+    """smtp://user:pass@host:587 (STARTTLS when offered; ?starttls=require to insist) or smtps://host:465."""
+
+    def __init__(self, url: str, timeout: float = 20.0):
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("PORTAL_SMTP_URL must start with smtp:// or smtps://")
+        self.implicit_tls = parts.scheme == "smtps"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if self.implicit_tls else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.require_starttls = "starttls=require" in (parts.query or "")
+        self.timeout = timeout
+
+    def deliver(self, message: EmailMessage) -> Delivery:
+        last_error = ""
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                self._send_once(message)
+                return Delivery(True, message["Message-ID"], transport="smtp", recipients=_recipients(message))
+            except smtplib.SMTPResponseException as e:
+                detail = e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes) else e.smtp_error
+                last_error = f"{e.smtp_code} {detail}"
+                if not 400 <= e.smtp_code < 500:
+                    break  # a permanent refusal will not change on retry
+            except smtplib.SMTPRecipientsRefused as e:
+                last_error = "; ".join(f"{rcpt}: {code} {msg!r}" for rcpt, (code, msg) in e.recipients.items())
+                break
+            except (OSError, smtplib.SMTPException) as e:
+                last_error = f"{type(e).__name__}: {e}"
+            if delay is not None:
+                time.sleep(delay)
+        return Delivery(False, message["Message-ID"], error=last_error, transport="smtp",
+                        recipients=_recipients(message))
+
+    def _send_once(self, message: EmailMessage) -> None:
+        context = ssl.create_default_context()
+        if self.implicit_tls:
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with conn:
+            conn.ehlo()
+            if not self.implicit_tls and (conn.has_extn("starttls") or self.require_starttls):
+                conn.starttls(context=context)
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self.password or "")
+            conn.send_message(message)
+
+
+def init_app(app: Flask) -> None:
+    url = app.config.get("SMTP_URL")
+    transport = Smtp(url) if url else Outbox(Path(app.instance_path) / "outbox")
+    app.extensions["mail_transport"] = transport
+
+
+def transport():
+    return current_app.extensions["mail_transport"]
+
+
+def sender_address() -> str:
+    from portal.db import session
+    from portal.services.settings import get_settings
+
+    settings = get_settings(session())
+    address = current_app.config.get("MAIL_FROM") or settings.email or f"billing@{_host()}"
+    return formataddr((settings.name, parseaddr(address)[1]))
+
+
+def _host() -> str:
+    return urlsplit(current_app.config["BASE_URL"]).hostname or "localhost"
+
+
+def build(
+    *, to: Sequence[str], subject: str, text: str, html: str | None = None,
+    attachments: Sequence[Attachment] = (), reply_to: str | None = None, headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender_address()
+    message["To"] = ", ".join(to)
+    message["Subject"] = subject
+    message["Date"] = now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    message["Message-ID"] = make_msgid(domain=_host())
+    if reply_to:
+        message["Reply-To"] = reply_to
+    for key, value in (headers or {}).items():
+        message[key] = value
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    for a in attachments:
+        message.add_attachment(a.content, maintype=a.maintype, subtype=a.subtype, filename=a.filename)
+    return message
+
+
+def render(template: str, **context) -> tuple[str, str]:
+    """templates/email/<template>.txt and .html with the same context."""
+    return (render_template(f"email/{template}.txt", **context), render_template(f"email/{template}.html", **context))
+
+
+def send(
+    *, to: Sequence[str], subject: str, template: str, context: dict, attachments: Sequence[Attachment] = (),
+    reply_to: str | None = None, headers: dict[str, str] | None = None,
+) -> Delivery:
+    """Render and deliver one message. Never raises for a delivery problem: the caller records the outcome."""
+    from portal.db import session
+    from portal.services.settings import get_settings
+
+    text, html = render(template, **context)
+    reply_to = reply_to or get_settings(session()).reply_to or None
+    message = build(to=to, subject=subject, text=text, html=html, attachments=attachments, reply_to=reply_to,
+                    headers=headers)
+    try:
+        return transport().deliver(message)
+    except OSError as e:  # the outbox folder is unwritable: report it like an SMTP failure
+        return Delivery(False, message["Message-ID"], error=str(e), recipients=tuple(to))
+
+
+def _recipients(message: EmailMessage) -> tuple[str, ...]:
+    return tuple(a.strip() for a in (message["To"] or "").split(",") if a.strip())
+
+
+__all__ = ["Attachment", "Delivery", "Outbox", "Smtp", "build", "render", "send"]

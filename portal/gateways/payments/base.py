@@ -1,0 +1,279 @@
+"""The payment gateway interface the services layer programs against.
+
+Services never import ``stripe``: they call a :class:`PaymentGateway` and get back small frozen
+dataclasses. Two implementations exist: the Stripe adapter (``stripe_gateway.py``) and the built-in
+sandbox (``sandbox.py``) used by the demo when no Stripe key is configured.
+
+Error contract (the part callers must get right to avoid double charges):
+
+* A card decline or a failed bank debit is a *result*, not an exception: ``charge`` returns a
+  :class:`ChargeResult` with ``status="failed"`` and the codes.
+* :class:`GatewayUnavailable` means "we do not know what happened" (network error, 5xx, bad
+  credentials, rate limit). The caller keeps its charge attempt as *unknown* and reconciles later,
+  either by retrying with the same idempotency key or via :meth:`PaymentGateway.retrieve`.
+* :class:`IdempotencyConflict` means the same key was reused with different parameters: a bug in the
+  caller's key derivation. It is never mapped to "failed", because the first request with that key
+  may well have moved money.
+* :class:`GatewayRequestError` means the gateway refused the request as invalid (unknown id, expired
+  payment details, refund larger than what is left). Nothing happened.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+ChargeStatus = Literal["succeeded", "processing", "requires_action", "failed", "canceled"]
+MethodType = Literal["card", "us_bank_account"]
+CardFunding = Literal["credit", "debit", "prepaid", "unknown"]
+RefundStatus = Literal["succeeded", "pending", "failed", "canceled", "requires_action"]
+
+#: Charge statuses after which the gateway will not change its mind on its own (a refund or a
+#: dispute is a separate event, not a status change of the charge).
+FINAL_CHARGE_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+
+
+class GatewayError(Exception):
+    """Base class of every error a payment gateway raises."""
+
+
+class GatewayUnavailable(GatewayError):
+    """The outcome is unknown: the gateway could not be reached or answered with a server error.
+
+    Treat the attempt as *unknown*, never as failed: the charge may have gone through.
+    """
+
+
+class GatewayRequestError(GatewayError):
+    """The gateway refused the request as invalid; nothing was charged or refunded.
+
+    ``code`` is the gateway's machine-readable code when it gave one (e.g. ``resource_missing``).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class IdempotencyConflict(GatewayError):
+    """The idempotency key was already used with different parameters (a caller bug)."""
+
+
+class InvalidWebhook(GatewayError):
+    """A webhook failed signature verification, was too old, or was not valid JSON."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodPreview:
+    """What the server learns from a confirmation token before charging (e.g. to add a surcharge)."""
+
+    token: str
+    method_type: MethodType
+    card_funding: CardFunding | None = None  # None for bank accounts
+    brand: str | None = None
+    last4: str | None = None
+    bank_name: str | None = None
+
+    @property
+    def is_credit_card(self) -> bool:
+        """Surcharges are only ever allowed on credit cards, so this is the question callers ask."""
+        return self.method_type == "card" and self.card_funding == "credit"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargeResult:
+    """The normalized state of one charge (a Stripe PaymentIntent or a sandbox charge)."""
+
+    status: ChargeStatus
+    gateway_id: str | None
+    amount_cents: int | None = None
+    currency: str | None = None
+    failure_code: str | None = None
+    decline_code: str | None = None
+    failure_message: str | None = None  # written for the paying client, never a raw gateway dump
+    payment_method_id: str | None = None
+    method_type: str | None = None
+    card_funding: str | None = None
+    last4: str | None = None
+    brand: str | None = None
+    next_action_url: str | None = None
+    # Lets the browser finish an authentication step (stripe.handleNextAction) when no redirect
+    # URL exists. Only ever hand it to the client who is paying.
+    client_secret: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_CHARGE_STATUSES
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundResult:
+    status: RefundStatus
+    refund_id: str
+    amount_cents: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundUpdate:
+    """From ``charge.refunded``: the cumulative amount refunded on a charge so far."""
+
+    payment_intent_id: str | None
+    charge_id: str
+    amount_cents: int
+    amount_refunded_cents: int
+    currency: str
+    fully_refunded: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisputeUpdate:
+    """From ``charge.dispute.*``: a client's bank is clawing the money back (or gave up)."""
+
+    dispute_id: str
+    payment_intent_id: str | None
+    charge_id: str | None
+    status: str
+    amount_cents: int
+    currency: str
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookEvent:
+    """A verified webhook. Exactly one of ``charge``/``refund``/``dispute`` is set for the event types
+    we act on; other types carry only the envelope so callers can store and ignore them."""
+
+    id: str
+    type: str
+    created: datetime
+    object_id: str | None
+    charge: ChargeResult | None = None
+    refund: RefundUpdate | None = None
+    dispute: DisputeUpdate | None = None
+
+
+class PaymentGateway(abc.ABC):
+    """What the services layer needs from a payment processor. Amounts are integer cents."""
+
+    name: str
+    is_sandbox: bool
+
+    @property
+    @abc.abstractmethod
+    def publishable_key(self) -> str | None:
+        """The browser-side key (None for the sandbox, which has no browser SDK)."""
+
+    @abc.abstractmethod
+    def ensure_customer(
+        self, *, client_ref: str, name: str, email: str | None, existing_id: str | None
+    ) -> str:
+        """Return the gateway customer id for a client, creating it only when none exists yet."""
+
+    @abc.abstractmethod
+    def preview_payment_method(self, token: str) -> MethodPreview:
+        """Describe the payment method behind a confirmation token without charging it."""
+
+    @abc.abstractmethod
+    def charge(
+        self,
+        *,
+        idempotency_key: str,
+        customer_id: str,
+        amount_cents: int,
+        currency: str,
+        confirmation_token: str | None = None,
+        payment_method: str | None = None,
+        off_session: bool = False,
+        metadata: dict[str, str],
+        save_method: bool = False,
+        return_url: str | None = None,
+    ) -> ChargeResult:
+        """Create and confirm a charge in one call.
+
+        Pass exactly one of ``confirmation_token`` (client present, Payment Element) or
+        ``payment_method`` (a saved method, usually with ``off_session=True`` for autopay and
+        installments). ``save_method`` keeps the method on the customer for later off-session use.
+        ``return_url`` is where a redirect-based authentication step sends the client back to.
+        Replaying the same ``idempotency_key`` with the same arguments returns the same charge.
+        """
+
+    @abc.abstractmethod
+    def retrieve(self, gateway_id: str) -> ChargeResult:
+        """Current state of a charge, for reconciling after a missed webhook or an unknown outcome."""
+
+    @abc.abstractmethod
+    def refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
+        """Refund part or all of a succeeded charge."""
+
+    @abc.abstractmethod
+    def parse_webhook(self, payload: bytes, signature_header: str) -> WebhookEvent:
+        """Verify a webhook's signature on the raw request body and normalize it."""
+
+
+def validate_charge_arguments(
+    *,
+    amount_cents: int,
+    currency: str,
+    confirmation_token: str | None,
+    payment_method: str | None,
+    off_session: bool,
+    save_method: bool,
+) -> None:
+    """Reject programming errors before anything leaves the process.
+
+    These are ValueErrors, not gateway errors: they mean the caller is wrong, not the payment.
+    """
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
+        raise ValueError(f"amount_cents must be a positive integer, got {amount_cents!r}")
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValueError(f"currency must be a three-letter ISO code, got {currency!r}")
+    if (confirmation_token is None) == (payment_method is None):
+        raise ValueError("pass exactly one of confirmation_token or payment_method")
+    if off_session and payment_method is None:
+        raise ValueError("off-session charges need a saved payment_method")
+    if off_session and save_method:
+        raise ValueError("a method can only be saved while the client is present (on-session)")
+
+
+# Messages shown to the paying client. Deliberately vague for fraud-related declines: telling a
+# fraudster *why* a card was declined helps them (Stripe gives the same advice).
+_CARD_DECLINE_MESSAGES: dict[str, str] = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+    "incorrect_number": "Your card number is incorrect.",
+    "invalid_number": "Your card number is incorrect.",
+    "processing_error": "An error occurred while processing your card. Please try again.",
+    "authentication_required": (
+        "Your bank asks you to approve this payment. Please sign in and pay the invoice to approve it."
+    ),
+}
+_BANK_FAILURE_MESSAGES: dict[str, str] = {
+    "insufficient_funds": "ACH debit failed: the bank account has insufficient funds.",
+    "account_closed": "ACH debit failed: the bank account is closed.",
+    "no_account": "ACH debit failed: the bank account could not be found.",
+    "invalid_account_number": "The bank account details are invalid. Please check the account number.",
+    "debit_not_authorized": "ACH debit failed: the bank reported this debit as not authorized.",
+}
+_GENERIC_CARD_DECLINE = "Your card was declined. Please use a different card or contact your bank."
+_GENERIC_BANK_FAILURE = "ACH debit failed. Please try a different payment method."
+_GENERIC_FAILURE = "The payment could not be completed. Please try a different payment method."
+
+
+def client_failure_message(
+    *, method_type: str | None, failure_code: str | None, decline_code: str | None
+) -> str:
+    """A failure message that is safe and useful to show the paying client.
+
+    Both gateways use this so the sandbox demo shows exactly what production would show.
+    """
+    if method_type == "us_bank_account":
+        return _BANK_FAILURE_MESSAGES.get(failure_code or "", _GENERIC_BANK_FAILURE)
+    for code in (decline_code, failure_code):
+        if code in _CARD_DECLINE_MESSAGES:
+            return _CARD_DECLINE_MESSAGES[code]
+    if method_type == "card" or failure_code == "card_declined":
+        return _GENERIC_CARD_DECLINE
+    return _GENERIC_FAILURE

@@ -1,0 +1,33 @@
+"""PDF rendering: Jinja HTML templates in templates/pdf/ turned into PDF by WeasyPrint.
+
+WeasyPrint may load only the app's static files, uploaded logos and data: URLs, never the network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from flask import current_app, render_template
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher
+
+
+class _LocalOnly(URLFetcher):
+    def __init__(self, roots: list[Path]):
+        super().__init__(allowed_protocols=("file", "data"))
+        self.roots = roots
+
+    def fetch(self, url, headers=None):
+        if url.startswith("file:"):
+            path = Path(unquote(urlsplit(url).path)).resolve()
+            if not any(path.is_relative_to(root) for root in self.roots):
+                raise ValueError(f"blocked resource in PDF: {url}")
+        return super().fetch(url, headers)
+
+
+def render_pdf(template: str, **context) -> bytes:
+    html = render_template(f"pdf/{template}.html", **context)
+    static = Path(current_app.static_folder or ".").resolve()
+    uploads = (Path(current_app.instance_path) / "uploads").resolve()
+    return HTML(string=html, base_url=static.as_uri() + "/", url_fetcher=_LocalOnly([static, uploads])).write_pdf()

@@ -1,0 +1,120 @@
+"""Invoices and the ledger: payments, their allocations to invoices, refunds.
+
+Nothing here is edited or deleted once money moved; corrections are new rows. Balances are derived, not stored.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, Cents
+from .core import Client
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        Index("ix_invoices_client_issue", "client_id", "issue_date", "id"),
+        Index("ix_invoices_status_due", "status", "due_date"),
+        CheckConstraint("total_cents >= 0", name="total_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    number: Mapped[str] = mapped_column(String(50), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="draft")  # draft | open | paid | void
+    currency: Mapped[str] = mapped_column(String(3))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    tax_rate: Mapped[Decimal] = mapped_column(default=Decimal("0"))  # percent, applied to taxable lines
+    subtotal_cents: Mapped[int] = mapped_column(Cents, default=0)
+    tax_cents: Mapped[int] = mapped_column(Cents, default=0)
+    total_cents: Mapped[int] = mapped_column(Cents, default=0)
+    memo: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(20), default="manual")  # manual | import
+    created_at: Mapped[datetime]
+    issued_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str] = mapped_column(Text, default="")
+
+    client: Mapped[Client] = relationship()
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        back_populates="invoice", order_by="InvoiceLine.position", cascade="all, delete-orphan"
+    )
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    unit_price_cents: Mapped[int] = mapped_column(Cents)
+    amount_cents: Mapped[int] = mapped_column(Cents)
+    taxable: Mapped[bool] = mapped_column(default=True)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class Payment(Base):
+    """Money received from a client. What is not allocated to invoices is the client's credit."""
+
+    __tablename__ = "payments"
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    method: Mapped[str] = mapped_column(String(20))  # check | wire | cash | ach | card
+    # pending | processing | succeeded | failed | canceled. Only succeeded money is allocated or counted.
+    status: Mapped[str] = mapped_column(String(20), default="succeeded")
+    amount_cents: Mapped[int] = mapped_column(Cents)
+    currency: Mapped[str] = mapped_column(String(3))
+    received_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(100), default="")
+    memo: Mapped[str] = mapped_column(Text, default="")
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime]
+
+    client: Mapped[Client] = relationship()
+    allocations: Mapped[list[Allocation]] = relationship(back_populates="payment", order_by="Allocation.id")
+    refunds: Mapped[list[Refund]] = relationship(back_populates="payment", order_by="Refund.id")
+
+
+class Allocation(Base):
+    """Applies part of a payment to an invoice. A negative amount reverses an earlier allocation (append-only)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (CheckConstraint("amount_cents <> 0", name="amount_not_zero"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(Cents)
+    created_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(String(255), default="")
+
+    payment: Mapped[Payment] = relationship(back_populates="allocations")
+    invoice: Mapped[Invoice] = relationship()
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(Cents)
+    refunded_on: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="succeeded")
+    gateway_ref: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime]
+
+    payment: Mapped[Payment] = relationship(back_populates="refunds")

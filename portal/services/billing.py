@@ -1,0 +1,139 @@
+"""Invoices: draft, edit, issue, void. Totals come from the domain; the ledger decides paid/open."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.clock import now, today
+from portal.domain import invoices as rules
+from portal.domain.invoices import LineInput
+from portal.models import Client, Invoice, InvoiceLine
+
+from . import ledger
+from .errors import Conflict
+from .settings import get_settings
+
+NUMBER_PREFIX = "INV-"
+
+
+def net_days_for(session: Session, client: Client) -> int:
+    return client.net_days if client.net_days is not None else get_settings(session).default_net_days
+
+
+def next_invoice_number(session: Session) -> str:
+    """The next INV-000123 after the highest number of that shape (imported numbers keep their own shape)."""
+    numbers = session.scalars(select(Invoice.number).where(Invoice.number.like(f"{NUMBER_PREFIX}%"))).all()
+    highest = max((int(n[len(NUMBER_PREFIX):]) for n in numbers if n[len(NUMBER_PREFIX):].isdigit()), default=0)
+    return f"{NUMBER_PREFIX}{highest + 1:06d}"
+
+
+def create_invoice(
+    session: Session,
+    client: Client,
+    *,
+    lines: Sequence[LineInput],
+    issue_date: date | None = None,
+    due_date: date | None = None,
+    number: str | None = None,
+    tax_rate: Decimal = Decimal(0),
+    memo: str = "",
+    currency: str | None = None,
+    issue: bool = False,
+    source: str = "manual",
+    commit: bool = True,
+) -> Invoice:
+    """A new draft (or, with ``issue``, an open invoice). Due date defaults to issue date + the client's net days."""
+    issue_date = issue_date or today()
+    due_date = due_date or issue_date + timedelta(days=net_days_for(session, client))
+    number = (number or "").strip() or next_invoice_number(session)
+    if session.scalar(select(Invoice.id).where(Invoice.number == number)):
+        raise Conflict(f"Invoice number {number} is already used.")
+    invoice = Invoice(
+        client_id=client.id,
+        number=number,
+        status=rules.DRAFT,
+        currency=(currency or get_settings(session).currency).upper(),
+        created_at=now(),
+        source=source,
+    )
+    _fill(invoice, lines=lines, issue_date=issue_date, due_date=due_date, tax_rate=tax_rate, memo=memo)
+    session.add(invoice)
+    if issue:
+        _issue(invoice)
+    session.flush()
+    if commit:
+        session.commit()
+    return invoice
+
+
+def update_draft(
+    session: Session,
+    invoice: Invoice,
+    *,
+    lines: Sequence[LineInput],
+    issue_date: date,
+    due_date: date,
+    tax_rate: Decimal,
+    memo: str = "",
+) -> Invoice:
+    rules.check_editable(invoice.status)
+    _fill(invoice, lines=lines, issue_date=issue_date, due_date=due_date, tax_rate=tax_rate, memo=memo)
+    session.commit()
+    return invoice
+
+
+def _fill(invoice: Invoice, *, lines, issue_date, due_date, tax_rate, memo) -> None:
+    rules.check_dates(issue_date, due_date)
+    totals = rules.compute_totals(lines, tax_rate)
+    invoice.issue_date, invoice.due_date = issue_date, due_date
+    invoice.tax_rate, invoice.memo = tax_rate, memo
+    invoice.subtotal_cents, invoice.tax_cents, invoice.total_cents = (
+        totals.subtotal_cents, totals.tax_cents, totals.total_cents,
+    )
+    invoice.lines = [
+        InvoiceLine(
+            position=i, description=line.description.strip(), quantity=line.quantity,
+            unit_price_cents=line.unit_price_cents, amount_cents=amount, taxable=line.taxable,
+        )
+        for i, (line, amount) in enumerate(zip(lines, totals.line_amounts, strict=True), start=1)
+    ]
+
+
+def issue_invoice(session: Session, invoice: Invoice) -> Invoice:
+    rules.check_issue(invoice.status)
+    _issue(invoice)
+    session.commit()
+    return invoice
+
+
+def _issue(invoice: Invoice) -> None:
+    invoice.status = rules.OPEN
+    invoice.issued_at = now()
+    if invoice.total_cents == 0:  # a zero invoice has nothing to collect
+        invoice.status, invoice.paid_at = rules.PAID, invoice.issued_at
+
+
+def void_invoice(session: Session, invoice: Invoice, reason: str) -> Invoice:
+    if not reason.strip():
+        raise rules.InvalidAmount("Say why the invoice is voided; the reason is kept on record.")
+    paid = ledger.paid_cents(session, [invoice.id])[invoice.id]
+    rules.check_void(invoice.status, paid)
+    invoice.status = rules.VOID
+    invoice.voided_at = now()
+    invoice.void_reason = reason.strip()
+    session.commit()
+    return invoice
+
+
+def refresh_status(session: Session, invoice: Invoice) -> None:
+    """Move an issued invoice between open and paid after its allocations changed (caller commits)."""
+    paid = ledger.paid_cents(session, [invoice.id])[invoice.id]
+    new = rules.status_for_balance(invoice.status, invoice.total_cents, paid)
+    if new != invoice.status:
+        invoice.status = new
+        invoice.paid_at = now() if new == rules.PAID else None

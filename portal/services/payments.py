@@ -1,0 +1,167 @@
+"""Recording money received and applying it to invoices; refunds. Every change is a new row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.clock import now, today
+from portal.domain.errors import AllocationError, DomainError, InvalidAmount
+from portal.domain.ledger import allocate_oldest_first, check_allocation, reversal_plan
+from portal.models import Allocation, Client, Invoice, Payment, Refund, StaffUser
+
+from . import ledger
+from .billing import refresh_status
+from .settings import get_settings
+
+OFFLINE_METHODS = ("check", "wire", "cash", "ach", "card", "other")
+
+
+def record_payment(
+    session: Session,
+    client: Client,
+    *,
+    amount_cents: int,
+    method: str,
+    received_on: date | None = None,
+    reference: str = "",
+    memo: str = "",
+    allocations: Mapping[int, int] | None = None,
+    recorded_by: StaffUser | None = None,
+) -> Payment:
+    """A payment received outside the portal (check, wire, cash). ``allocations`` None: oldest due first.
+
+    Whatever is not allocated becomes the client's credit; over-allocation is refused and nothing is saved.
+    """
+    if amount_cents <= 0:
+        raise InvalidAmount("A payment must be more than zero.")
+    if method not in OFFLINE_METHODS:
+        raise DomainError("Unknown payment method.")
+    received_on = received_on or today()
+    if received_on > today():
+        raise DomainError("A payment cannot be received in the future.")
+    items = ledger.open_items(session, client.id, lock=True)
+    plan = allocate_oldest_first(amount_cents, items) if allocations is None else _clean(allocations)
+    check_allocation(amount_cents, plan, items)
+    payment = Payment(
+        client_id=client.id, method=method, status="succeeded", amount_cents=amount_cents,
+        currency=get_settings(session).currency, received_on=received_on, reference=reference.strip(),
+        memo=memo.strip(), recorded_by_id=recorded_by.id if recorded_by else None, created_at=now(),
+    )
+    session.add(payment)
+    session.flush()
+    _apply(session, payment, plan)
+    session.commit()
+    return payment
+
+
+def apply_credit(session: Session, client: Client, allocations: Mapping[int, int] | None = None) -> int:
+    """Apply the client's unallocated money to open invoices; returns the cents applied."""
+    sources = ledger.unallocated_by_payment(session, client.id)
+    available = sum(cents for _, cents in sources)
+    items = ledger.open_items(session, client.id, lock=True)
+    plan = allocate_oldest_first(available, items) if allocations is None else _clean(allocations)
+    check_allocation(available, plan, items)
+    # draw on the oldest credit first, so each allocation row names the payment the money came from
+    applied = 0
+    for invoice_id, cents in plan.items():
+        while cents:
+            payment, free = sources[0]
+            take = min(cents, free)
+            session.add(Allocation(payment_id=payment.id, invoice_id=invoice_id, amount_cents=take,
+                                   created_at=now(), note="credit applied"))
+            cents -= take
+            applied += take
+            sources[0] = (payment, free - take)
+            if sources[0][1] == 0:
+                sources.pop(0)
+    session.flush()
+    _refresh(session, plan)
+    session.commit()
+    return applied
+
+
+def unapply_invoice(session: Session, invoice: Invoice, note: str = "unapplied") -> int:
+    """Move every payment applied to an invoice back to the client's credit (e.g. before voiding it)."""
+    per_payment = session.execute(
+        select(Allocation.payment_id, func.sum(Allocation.amount_cents))
+        .where(Allocation.invoice_id == invoice.id)
+        .group_by(Allocation.payment_id)
+    ).all()
+    moved = 0
+    for payment_id, cents in per_payment:
+        if cents > 0:
+            session.add(Allocation(payment_id=payment_id, invoice_id=invoice.id, amount_cents=-int(cents),
+                                   created_at=now(), note=note))
+            moved += int(cents)
+    session.flush()
+    refresh_status(session, invoice)
+    session.commit()
+    return moved
+
+
+def refund_payment(
+    session: Session, payment: Payment, *, amount_cents: int, reason: str, refunded_on: date | None = None,
+    status: str = "succeeded", gateway_ref: str = "", commit: bool = True,
+) -> Refund:
+    """Return money to the client: first from the payment's unapplied part, then by reversing its newest
+    allocations (those invoices reopen)."""
+    if payment.status != "succeeded":
+        raise DomainError("Only a completed payment can be refunded.")
+    if amount_cents <= 0:
+        raise InvalidAmount("A refund must be more than zero.")
+    applied = _applied_by_invoice(session, payment)
+    refunded = sum(r.amount_cents for r in payment.refunds if r.status != "failed")
+    free = payment.amount_cents - refunded - sum(cents for _, cents in applied)
+    if amount_cents > payment.amount_cents - refunded:
+        raise InvalidAmount("That is more than is left to refund on this payment.")
+    to_reverse = reversal_plan(amount_cents - free, applied) if amount_cents > free else {}
+    for invoice_id, cents in to_reverse.items():
+        session.add(Allocation(payment_id=payment.id, invoice_id=invoice_id, amount_cents=-cents,
+                               created_at=now(), note="refunded"))
+    refund = Refund(payment_id=payment.id, amount_cents=amount_cents, refunded_on=refunded_on or today(),
+                    reason=reason.strip(), status=status, gateway_ref=gateway_ref, created_at=now())
+    session.add(refund)
+    session.flush()
+    _refresh(session, to_reverse)
+    if commit:
+        session.commit()
+    return refund
+
+
+def payment_unapplied_cents(session: Session, payment: Payment) -> int:
+    refunded = sum(r.amount_cents for r in payment.refunds if r.status != "failed")
+    return payment.amount_cents - refunded - sum(c for _, c in _applied_by_invoice(session, payment))
+
+
+def _applied_by_invoice(session: Session, payment: Payment) -> list[tuple[int, int]]:
+    """Net cents of this payment on each invoice, in the order first applied."""
+    rows = session.execute(
+        select(Allocation.invoice_id, func.sum(Allocation.amount_cents), func.min(Allocation.id))
+        .where(Allocation.payment_id == payment.id)
+        .group_by(Allocation.invoice_id)
+        .order_by(func.min(Allocation.id))
+    ).all()
+    return [(invoice_id, int(cents)) for invoice_id, cents, _ in rows if cents > 0]
+
+
+def _clean(allocations: Mapping[int, int]) -> dict[int, int]:
+    return {int(k): int(v) for k, v in allocations.items() if int(v) != 0}
+
+
+def _apply(session: Session, payment: Payment, plan: Mapping[int, int]) -> None:
+    for invoice_id, cents in plan.items():
+        session.add(Allocation(payment_id=payment.id, invoice_id=invoice_id, amount_cents=cents, created_at=now()))
+    session.flush()
+    _refresh(session, plan)
+
+
+def _refresh(session: Session, invoice_ids) -> None:
+    for invoice_id in invoice_ids:
+        invoice = session.get(Invoice, invoice_id)
+        if invoice is None:
+            raise AllocationError("Unknown invoice.")
+        refresh_status(session, invoice)

@@ -1,0 +1,54 @@
+"""Staff accounts. Passwords are hashed with scrypt (werkzeug); sign-in cost is the same for unknown emails."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from portal.clock import now
+from portal.domain.errors import DomainError
+from portal.models import StaffUser
+
+from .clients import normalize_email
+from .errors import Conflict
+
+MIN_PASSWORD = 12
+# checked against when the email is unknown, so response time does not reveal which emails exist
+_DUMMY_HASH = generate_password_hash("not-a-real-password-xxxxxxxx")
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise DomainError(f"Use a password of at least {MIN_PASSWORD} characters.")
+
+
+def hash_password(password: str) -> str:
+    check_password_strength(password)
+    return generate_password_hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    return check_password_hash(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+
+
+def create_staff(session: Session, *, email: str, name: str, password: str, role: str = "admin") -> StaffUser:
+    email = normalize_email(email)
+    if "@" not in email:
+        raise DomainError("Enter a valid email address.")
+    if session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
+        raise Conflict(f"A staff user with the email {email} already exists.")
+    user = StaffUser(email=email, name=name.strip() or email, password_hash=hash_password(password), role=role,
+                     is_active=True, created_at=now())
+    session.add(user)
+    session.commit()
+    return user
+
+
+def authenticate_staff(session: Session, email: str, password: str) -> StaffUser | None:
+    user = session.scalar(select(StaffUser).where(StaffUser.email == normalize_email(email)))
+    if not verify_password(user.password_hash if user else None, password) or not (user and user.is_active):
+        return None
+    user.last_sign_in_at = now()
+    session.commit()
+    return user

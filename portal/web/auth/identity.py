@@ -1,0 +1,101 @@
+"""Who is signed in. Staff and client contacts share one session cookie but are different kinds of user.
+
+The session id of a contact carries its ``session_epoch``; bumping the epoch signs it out everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import wraps
+
+from flask import Flask, abort, redirect, request, url_for
+from flask_login import UserMixin, current_user
+
+from portal import db
+from portal.extensions import login_manager
+from portal.models import Contact, StaffUser
+
+
+@dataclass
+class Identity(UserMixin):
+    record: StaffUser | Contact
+
+    @property
+    def is_staff(self) -> bool:
+        return isinstance(self.record, StaffUser)
+
+    @property
+    def is_contact(self) -> bool:
+        return isinstance(self.record, Contact)
+
+    @property
+    def client_id(self) -> int | None:
+        return self.record.client_id if self.is_contact else None
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def email(self) -> str:
+        return self.record.email
+
+    def get_id(self) -> str:
+        if self.is_staff:
+            return f"staff:{self.record.id}"
+        return f"contact:{self.record.id}:{self.record.session_epoch}"
+
+
+def load_identity(user_id: str) -> Identity | None:
+    kind, _, rest = user_id.partition(":")
+    session = db.session()
+    if kind == "staff" and rest.isdigit():
+        staff = session.get(StaffUser, int(rest))
+        return Identity(staff) if staff and staff.is_active else None
+    if kind == "contact":
+        contact_id, _, epoch = rest.partition(":")
+        if not (contact_id.isdigit() and epoch.isdigit()):
+            return None
+        contact = session.get(Contact, int(contact_id))
+        if contact and contact.portal_access and contact.session_epoch == int(epoch):
+            return Identity(contact)
+    return None
+
+
+def init_app(app: Flask) -> None:
+    login_manager.user_loader(load_identity)
+    login_manager.session_protection = "basic"
+
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        if request.blueprint == "admin":
+            return redirect(url_for("auth.staff_login", next=request.full_path))
+        return redirect(url_for("auth.contact_login", next=request.full_path))
+
+
+def staff_required(view):
+    """Staff only. Anonymous visitors are sent to the staff sign-in; contacts get 403."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_staff:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def contact_required(view):
+    """Client contacts only. Staff use the admin area (and its client views) instead."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_contact:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper

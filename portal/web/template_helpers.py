@@ -1,0 +1,31 @@
+"""Jinja filters and globals shared by every template (money, dates, the MSP's name, sandbox banner)."""
+
+from datetime import date, datetime
+
+from flask import Flask, current_app
+
+from portal import db
+from portal.domain.money import format_money
+from portal.services.settings import get_settings
+
+
+def _date(value: date | datetime | None, fmt: str = "%b %-d, %Y") -> str:
+    return value.strftime(fmt) if value else ""
+
+
+def _datetime(value: datetime | None) -> str:
+    return value.strftime("%b %-d, %Y %H:%M UTC") if value else ""
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["money"] = lambda cents, currency="USD": format_money(int(cents or 0), currency)
+    app.jinja_env.filters["date"] = _date
+    app.jinja_env.filters["datetime"] = _datetime
+
+    @app.context_processor
+    def _globals():
+        return {
+            "msp": get_settings(db.session()),
+            "sandbox_payments": not current_app.config.get("STRIPE_SECRET_KEY"),
+            "demo_mode": current_app.config["ENV"] == "demo",
+        }

@@ -1,0 +1,160 @@
+"""Shared fixtures. The database is real: SQLite by default, PostgreSQL when PORTAL_TEST_DATABASE_URL is set
+(`.ci/run` runs the suite once for each). Tables are created once per run and emptied after every test.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from portal import create_app, db
+from portal.clock import Clock
+from portal.domain.invoices import LineInput
+from portal.models import Base
+from portal.services import billing, clients, payments, staff
+
+START = datetime(2026, 3, 16, 15, 0, tzinfo=UTC)  # a Monday; every test starts here unless it moves the clock
+
+
+class FrozenClock(Clock):
+    """The app's clock, held still so tests are deterministic; tests move it explicitly."""
+
+    def __init__(self, at: datetime = START):
+        self.at = at
+        super().__init__(lambda: self.at)
+
+    def set(self, at: datetime | date) -> None:
+        self.at = at if isinstance(at, datetime) else datetime(at.year, at.month, at.day, 15, tzinfo=UTC)
+
+    def advance(self, **delta) -> None:
+        self.at += timedelta(**delta)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    return os.environ.get("PORTAL_TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url):
+    engine = db.make_engine(database_url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def _empty_tables(engine) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def app_config(database_url, tmp_path) -> dict:
+    """Overrides for create_app; a test may change them before asking for `app`."""
+    return {
+        "ENV": "test",
+        "DATABASE_URL": database_url,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "BASE_URL": "http://localhost",
+        "WTF_CSRF_ENABLED": False,  # tests/web/test_security.py checks CSRF with it on
+        "RATELIMIT_ENABLED": False,  # rate limits have their own tests
+        "SMTP_URL": None,
+        "STRIPE_SECRET_KEY": None,
+    }
+
+
+@pytest.fixture
+def app(_schema, app_config, clock):
+    application = create_app(app_config)
+    application.extensions["clock"] = clock
+    ctx = application.app_context()
+    ctx.push()
+    yield application
+    ctx.pop()
+    application.extensions["db_engine"].dispose()
+    _empty_tables(_schema)
+
+
+@pytest.fixture
+def session(app):
+    return db.session()
+
+
+@pytest.fixture
+def http(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def outbox(app) -> Path:
+    return Path(app.instance_path) / "outbox"
+
+
+class Factory:
+    """Builds believable records through the real services, so tests exercise the same paths as users."""
+
+    def __init__(self, session):
+        self.session = session
+        self._n = 0
+
+    def _next(self) -> int:
+        self._n += 1
+        return self._n
+
+    def staff(self, email: str = "admin@msp.test", password: str = "correct horse battery", **kw):
+        return staff.create_staff(self.session, email=email, name=kw.pop("name", "Alex Admin"), password=password, **kw)
+
+    def client(self, name: str | None = None, **kw):
+        n = self._next()
+        return clients.create_client(self.session, legal_name=name or f"Client {n} LLC", **kw)
+
+    def contact(self, client, email: str | None = None, **kw):
+        n = self._next()
+        return clients.add_contact(self.session, client, name=kw.pop("name", f"Contact {n}"),
+                                   email=email or f"contact{n}@client{client.id}.test", **kw)
+
+    def invoice(self, client, amount_cents: int = 10_000, *, issue: bool = True, issue_date: date | None = None,
+                due_date: date | None = None, lines: list[LineInput] | None = None, **kw):
+        lines = lines or [LineInput("Managed services", Decimal(1), amount_cents, taxable=False)]
+        return billing.create_invoice(self.session, client, lines=lines, issue_date=issue_date, due_date=due_date,
+                                      issue=issue, **kw)
+
+    def payment(self, client, amount_cents: int, method: str = "check", **kw):
+        return payments.record_payment(self.session, client, amount_cents=amount_cents, method=method, **kw)
+
+
+@pytest.fixture
+def make(session) -> Factory:
+    return Factory(session)
+
+
+def sign_in(http_client, record) -> None:
+    """Put a signed-in identity in the test client's session (for tests that are not about signing in)."""
+    from portal.web.auth.identity import Identity
+
+    with http_client.session_transaction() as s:
+        s["_user_id"] = Identity(record).get_id()
+        s["_fresh"] = True
+
+
+@pytest.fixture
+def staff_http(http, make):
+    sign_in(http, make.staff())
+    return http
