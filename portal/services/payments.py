@@ -60,9 +60,9 @@ def record_payment(
 
 def apply_credit(session: Session, client: Client, allocations: Mapping[int, int] | None = None) -> int:
     """Apply the client's unallocated money to open invoices; returns the cents applied."""
+    items = ledger.open_items(session, client.id, lock=True)  # lock first: concurrent callers queue here
     sources = ledger.unallocated_by_payment(session, client.id)
     available = sum(cents for _, cents in sources)
-    items = ledger.open_items(session, client.id, lock=True)
     plan = allocate_oldest_first(available, items) if allocations is None else _clean(allocations)
     check_allocation(available, plan, items)
     # draw on the oldest credit first, so each allocation row names the payment the money came from
@@ -109,12 +109,14 @@ def refund_payment(
 ) -> Refund:
     """Return money to the client: first from the payment's unapplied part, then by reversing its newest
     allocations (those invoices reopen)."""
+    # row lock: two refunds of one payment at once (two admins, two nodes) must not both see the same free money
+    session.refresh(payment, with_for_update=True)
     if payment.status != "succeeded":
         raise DomainError("Only a completed payment can be refunded.")
     if amount_cents <= 0:
         raise InvalidAmount("A refund must be more than zero.")
     applied = _applied_by_invoice(session, payment)
-    refunded = sum(r.amount_cents for r in payment.refunds if r.status != "failed")
+    refunded = _refunded_cents(session, payment)
     free = payment.amount_cents - refunded - sum(cents for _, cents in applied)
     if amount_cents > payment.amount_cents - refunded:
         raise InvalidAmount("That is more than is left to refund on this payment.")
@@ -133,8 +135,16 @@ def refund_payment(
 
 
 def payment_unapplied_cents(session: Session, payment: Payment) -> int:
-    refunded = sum(r.amount_cents for r in payment.refunds if r.status != "failed")
+    refunded = _refunded_cents(session, payment)
     return payment.amount_cents - refunded - sum(c for _, c in _applied_by_invoice(session, payment))
+
+
+def _refunded_cents(session: Session, payment: Payment) -> int:
+    # queried, not read from payment.refunds: a loaded collection can be stale within a long-lived session
+    return int(session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_cents), 0))
+        .where(Refund.payment_id == payment.id, Refund.status != "failed")
+    ))
 
 
 def _applied_by_invoice(session: Session, payment: Payment) -> list[tuple[int, int]]:
