@@ -54,9 +54,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def gateway_from_config(
-    config: Mapping[str, Any], *, now: Callable[[], datetime] = _utc_now
-) -> PaymentGateway:
+def gateway_from_config(config: Mapping[str, Any], *, now: Callable[[], datetime] = _utc_now) -> PaymentGateway:
     """Stripe when ``STRIPE_SECRET_KEY`` is set, otherwise the sandbox.
 
     A secret key without the publishable key or the webhook secret is a half-configured production

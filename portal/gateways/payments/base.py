@@ -166,9 +166,7 @@ class PaymentGateway(abc.ABC):
         """The browser-side key (None for the sandbox, which has no browser SDK)."""
 
     @abc.abstractmethod
-    def ensure_customer(
-        self, *, client_ref: str, name: str, email: str | None, existing_id: str | None
-    ) -> str:
+    def ensure_customer(self, *, client_ref: str, name: str, email: str | None, existing_id: str | None) -> str:
         """Return the gateway customer id for a client, creating it only when none exists yet."""
 
     @abc.abstractmethod
@@ -202,6 +200,12 @@ class PaymentGateway(abc.ABC):
     @abc.abstractmethod
     def retrieve(self, gateway_id: str) -> ChargeResult:
         """Current state of a charge, for reconciling after a missed webhook or an unknown outcome."""
+
+    @abc.abstractmethod
+    def cancel(self, gateway_id: str) -> ChargeResult:
+        """Cancel a charge that has not completed (e.g. an abandoned authentication step), so an old
+        browser tab cannot finish it after the client has paid another way. Final or processing
+        charges cannot be canceled: that raises GatewayRequestError."""
 
     @abc.abstractmethod
     def refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
@@ -262,9 +266,7 @@ _GENERIC_BANK_FAILURE = "ACH debit failed. Please try a different payment method
 _GENERIC_FAILURE = "The payment could not be completed. Please try a different payment method."
 
 
-def client_failure_message(
-    *, method_type: str | None, failure_code: str | None, decline_code: str | None
-) -> str:
+def client_failure_message(*, method_type: str | None, failure_code: str | None, decline_code: str | None) -> str:
     """A failure message that is safe and useful to show the paying client.
 
     Both gateways use this so the sandbox demo shows exactly what production would show.

@@ -142,9 +142,7 @@ def parse_sandbox_method(value: str, *, prefix: str) -> SandboxMethod:
             return SandboxMethod.from_fields(value.removeprefix(prefix).split("_"))
         except (KeyError, ValueError):
             pass
-    raise GatewayRequestError(
-        "Unknown sandbox payment details; please enter them again.", code="resource_missing"
-    )
+    raise GatewayRequestError("Unknown sandbox payment details; please enter them again.", code="resource_missing")
 
 
 def _card_brand(digits: str) -> str:
@@ -175,13 +173,11 @@ class _SandboxCharge:
         try:
             method = SandboxMethod.from_fields(parts[:4])
             currency, amount, created, key_hash = parts[4:]
-            if not (currency.isalpha() and len(key_hash) == 16):
+            if not (currency.isalpha() and amount.isdigit() and created.isdigit() and len(key_hash) == 16):
                 raise ValueError(gateway_id)
             return cls(method, currency, int(amount), int(created))
         except (KeyError, ValueError):
-            raise GatewayRequestError(
-                f"No such sandbox payment: {gateway_id!r}", code="resource_missing"
-            ) from None
+            raise GatewayRequestError(f"No such sandbox payment: {gateway_id!r}", code="resource_missing") from None
 
 
 class SandboxGateway(PaymentGateway):
@@ -207,9 +203,7 @@ class SandboxGateway(PaymentGateway):
     def publishable_key(self) -> None:
         return None
 
-    def ensure_customer(
-        self, *, client_ref: str, name: str, email: str | None, existing_id: str | None
-    ) -> str:
+    def ensure_customer(self, *, client_ref: str, name: str, email: str | None, existing_id: str | None) -> str:
         if existing_id:
             return existing_id
         return "sbx_cus_" + _hash(client_ref)
@@ -286,20 +280,25 @@ class SandboxGateway(PaymentGateway):
     def retrieve(self, gateway_id: str) -> ChargeResult:
         return self._result(_SandboxCharge.parse(gateway_id), gateway_id)
 
+    def cancel(self, gateway_id: str) -> ChargeResult:
+        charge = _SandboxCharge.parse(gateway_id)
+        # Sandbox charges never wait on the client (no authentication step), and a stateless
+        # gateway could not remember a cancellation anyway.
+        raise GatewayRequestError(
+            f"You cannot cancel this payment because it has a status of {self._status(charge)}.",
+            code="payment_intent_unexpected_state",
+        )
+
     def refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
         if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
             raise ValueError(f"amount_cents must be a positive integer, got {amount_cents!r}")
         charge = _SandboxCharge.parse(gateway_id)
         if self._status(charge) != "succeeded":
-            raise GatewayRequestError(
-                "Only a succeeded sandbox payment can be refunded.", code="charge_not_refundable"
-            )
+            raise GatewayRequestError("Only a succeeded sandbox payment can be refunded.", code="charge_not_refundable")
         if amount_cents > charge.amount_cents:
             # Stateless, so only the original amount is known; the ledger guards cumulative refunds.
             raise GatewayRequestError("Refund amount is greater than the payment.", code="amount_too_large")
-        return RefundResult(
-            status="succeeded", refund_id="sbx_re_" + _hash(idempotency_key), amount_cents=amount_cents
-        )
+        return RefundResult(status="succeeded", refund_id="sbx_re_" + _hash(idempotency_key), amount_cents=amount_cents)
 
     def parse_webhook(self, payload: bytes, signature_header: str) -> WebhookEvent:
         raise InvalidWebhook("The sandbox gateway sends no webhooks; its state comes from retrieve().")

@@ -100,9 +100,7 @@ class StripeGateway(PaymentGateway):
         """Release this thread's pooled HTTP connection."""
         self._http.close()
 
-    def ensure_customer(
-        self, *, client_ref: str, name: str, email: str | None, existing_id: str | None
-    ) -> str:
+    def ensure_customer(self, *, client_ref: str, name: str, email: str | None, existing_id: str | None) -> str:
         if existing_id:
             try:
                 customer = self._client.v1.customers.retrieve(existing_id).to_dict()
@@ -120,9 +118,7 @@ class StripeGateway(PaymentGateway):
             params["email"] = email
         # Two processes racing to create the same client's customer send the same key and get the
         # same customer back; a changed name/email or a replaced customer gets a fresh key.
-        fingerprint = hashlib.sha256(json.dumps([client_ref, name, email, existing_id]).encode()).hexdigest()[
-            :32
-        ]
+        fingerprint = hashlib.sha256(json.dumps([client_ref, name, email, existing_id]).encode()).hexdigest()[:32]
         try:
             customer = self._client.v1.customers.create(
                 params, options={"idempotency_key": f"portal-customer-{fingerprint}"}
@@ -199,9 +195,14 @@ class StripeGateway(PaymentGateway):
 
     def retrieve(self, gateway_id: str) -> ChargeResult:
         try:
-            intent = self._client.v1.payment_intents.retrieve(
-                gateway_id, params={"expand": ["payment_method"]}
-            )
+            intent = self._client.v1.payment_intents.retrieve(gateway_id, params={"expand": ["payment_method"]})
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return charge_result_from_intent(intent.to_dict())
+
+    def cancel(self, gateway_id: str) -> ChargeResult:
+        try:
+            intent = self._client.v1.payment_intents.cancel(gateway_id, params={"expand": ["payment_method"]})
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
         return charge_result_from_intent(intent.to_dict())
@@ -284,9 +285,7 @@ def method_preview_from_token(token: Mapping[str, Any]) -> MethodPreview:
     raise GatewayRequestError(f"unsupported payment method type {method_type!r}", code="unsupported_type")
 
 
-def charge_result_from_intent(
-    intent: Mapping[str, Any], *, error: Mapping[str, Any] | None = None
-) -> ChargeResult:
+def charge_result_from_intent(intent: Mapping[str, Any], *, error: Mapping[str, Any] | None = None) -> ChargeResult:
     """Normalize a PaymentIntent (from a response, a card error or a webhook)."""
     status = _STATUS_MAP.get(intent.get("status") or "", "processing")
     last_error = error or intent.get("last_payment_error") or {}

@@ -1,0 +1,95 @@
+"""Fixtures for gateway tests: one fake Stripe server per session, a fresh state per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import stripe
+
+from portal.gateways.payments.sandbox import SandboxGateway
+from portal.gateways.payments.stripe_gateway import PINNED_API_VERSION, StripeGateway
+from tests.fake_stripe import FakeStripe
+
+
+@pytest.fixture(scope="session")
+def fake_stripe_server() -> Iterator[FakeStripe]:
+    with FakeStripe() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_stripe(fake_stripe_server: FakeStripe) -> FakeStripe:
+    fake_stripe_server.reset()
+    return fake_stripe_server
+
+
+def make_stripe_gateway(fake: FakeStripe, **overrides: object) -> StripeGateway:
+    options: dict[str, object] = {
+        "secret_key": fake.secret_key,
+        "publishable_key": fake.publishable_key,
+        "webhook_secret": fake.webhook_secret,
+        "api_base": fake.url,
+        # No SDK retries by default: an injected outage must surface, and retries sleep.
+        "max_network_retries": 0,
+        "timeout_seconds": 5.0,
+        **overrides,
+    }
+    return StripeGateway(**options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def gateway(fake_stripe: FakeStripe) -> Iterator[StripeGateway]:
+    stripe_gateway = make_stripe_gateway(fake_stripe)
+    yield stripe_gateway
+    stripe_gateway.close()
+
+
+@pytest.fixture
+def customer_id(gateway: StripeGateway) -> str:
+    return gateway.ensure_customer(client_ref="client-1", name="Acme Dental", email="ap@acme.test", existing_id=None)
+
+
+@pytest.fixture
+def make_token(fake_stripe: FakeStripe) -> Iterator[Callable[..., str]]:
+    """Create a ConfirmationToken the way Stripe's test helper does, through the real SDK."""
+    http = stripe.RequestsClient(timeout=5)
+    client = stripe.StripeClient(
+        fake_stripe.secret_key,
+        base_addresses={"api": fake_stripe.url},
+        stripe_version=PINNED_API_VERSION,
+        http_client=http,
+    )
+
+    def create(payment_method: str = "pm_card_visa", setup_future_usage: str | None = None) -> str:
+        params: dict[str, str] = {"payment_method": payment_method}
+        if setup_future_usage:
+            params["setup_future_usage"] = setup_future_usage
+        return client.v1.test_helpers.confirmation_tokens.create(params).id  # type: ignore[arg-type]
+
+    yield create
+    http.close()
+
+
+class FakeClock:
+    """A controllable ``now()``: tests move time instead of sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2025, 3, 3, 9, 30, tzinfo=UTC))
+
+
+@pytest.fixture
+def sandbox(clock: FakeClock) -> SandboxGateway:
+    return SandboxGateway(now=clock, ach_settle_seconds=60)
