@@ -36,6 +36,10 @@ _SETTINGS: dict[str, tuple[Any, Any]] = {
     "RATELIMIT_ENABLED": (True, _bool),
     "SIGN_IN_LINK_MINUTES": (15, int),
     "INVOICE_PAGE_SIZE": (25, int),
+    # How many reverse proxies (nginx, a load balancer) sit in front of the app. Their X-Forwarded-* headers are
+    # trusted only when this is set; otherwise rate limits and evidence would record the proxy's address.
+    "TRUSTED_PROXIES": (0, int),
+    "INVOICE_LINK_DAYS_AFTER_DUE": (30, int),  # an emailed invoice link works until due date + this many days
 }
 
 

@@ -158,3 +158,19 @@ def sign_in(http_client, record) -> None:
 def staff_http(http, make):
     sign_in(http, make.staff())
     return http
+
+
+@pytest.fixture(scope="session")
+def _smtp_server():
+    from tests.smtp_server import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server(_smtp_server):
+    """A real SMTP server on loopback, emptied for each test (tests/smtp_server.py: how to point the app at it)."""
+    _smtp_server.reset()
+    return _smtp_server

@@ -1,6 +1,7 @@
 """Security headers on every response. No inline scripts or styles anywhere, so the CSP can be strict."""
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = (
     "default-src 'self'; script-src 'self'{stripe_js}; style-src 'self'; img-src 'self' data:; "
@@ -10,6 +11,9 @@ CSP = (
 
 
 def init_app(app: Flask) -> None:
+    proxies = app.config.get("TRUSTED_PROXIES", 0)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     stripe = bool(app.config.get("STRIPE_PUBLISHABLE_KEY"))
     policy = CSP.format(
         stripe_js=" https://js.stripe.com" if stripe else "",

@@ -8,8 +8,10 @@ layer do not load the SDK at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from portal import clock
 
 from .base import (
     FINAL_CHARGE_STATUSES,
@@ -50,11 +52,7 @@ __all__ = [
 ]
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def gateway_from_config(config: Mapping[str, Any], *, now: Callable[[], datetime] = _utc_now) -> PaymentGateway:
+def gateway_from_config(config: Mapping[str, Any], *, now: Callable[[], datetime] = clock.now) -> PaymentGateway:
     """Stripe when ``STRIPE_SECRET_KEY`` is set, otherwise the sandbox.
 
     A secret key without the publishable key or the webhook secret is a half-configured production
