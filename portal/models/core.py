@@ -49,7 +49,7 @@ class Client(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
-    legal_name: Mapped[str]
+    legal_name: Mapped[str] = mapped_column(index=True)  # the admin client list sorts and searches by name
     address_line1: Mapped[str] = mapped_column(default="")
     address_line2: Mapped[str] = mapped_column(default="")
     city: Mapped[str] = mapped_column(String(100), default="")

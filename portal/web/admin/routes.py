@@ -1,16 +1,8 @@
-from flask import Blueprint
+"""The staff admin area. ``bp`` lives here; each area's views are a small module that registers on it."""
 
-from portal.web.auth.identity import staff_required
+from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-
-@bp.get("/")
-@staff_required
-def dashboard():
-    return "admin dashboard (to be built)"
-
-
-@bp.get("/logo")
-def logo():
-    return ""
+# Imported for their side effect: each module adds its views to ``bp``.
+from . import clients, dashboard, invoices, outbox, payments, settings  # noqa: E402, F401

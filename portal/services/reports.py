@@ -1,0 +1,309 @@
+"""Read-only lists for the staff area: clients with their balances, invoices, payments, top debtors.
+
+Balances are derived from allocation rows (never stored) and aggregated in the database, so the lists stay
+fast with many thousands of clients: only open invoices are summed, and only one page of rows is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from math import ceil
+from typing import Any
+
+from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from portal.domain.invoices import display_status
+from portal.models import Allocation, Client, Invoice, Payment, Refund
+
+from .ledger import OWING, paid_cents
+
+INVOICE_FILTERS = ("draft", "open", "overdue", "paid", "void")
+CLIENT_SORTS = ("name", "balance", "overdue")
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def _paginate(session: Session, query: Select, page: int, per_page: int) -> tuple[list[Any], int, int]:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    page = min(max(1, page), max(1, ceil(total / per_page)))
+    rows = session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return list(rows), total, page
+
+
+def _like(q: str) -> str:
+    escaped = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# --- clients -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    client: Client
+    balance_due_cents: int
+    overdue_cents: int
+    open_count: int
+    overdue_count: int
+    oldest_due: date | None
+
+
+def owing_by_client(today: date, client_ids: list[int] | None = None):
+    """One row per client with money owing: balance, overdue part, counts. A subquery to join or filter."""
+    owing_invoice = Invoice.status.in_(OWING)
+    if client_ids is not None:
+        owing_invoice = owing_invoice & Invoice.client_id.in_(client_ids)
+    applied = (
+        select(Allocation.invoice_id, func.sum(Allocation.amount_cents).label("cents"))
+        .join(Invoice, Invoice.id == Allocation.invoice_id)
+        .where(owing_invoice)  # paid invoices hold most allocation rows; skip them
+        .group_by(Allocation.invoice_id)
+        .subquery()
+    )
+    owed = Invoice.total_cents - func.coalesce(applied.c.cents, 0)
+    late = Invoice.due_date < today
+    return (
+        select(
+            Invoice.client_id.label("client_id"),
+            func.sum(owed).label("due"),
+            func.sum(case((late, owed), else_=0)).label("overdue"),
+            func.count().label("open_count"),
+            func.sum(case((late, 1), else_=0)).label("overdue_count"),
+            func.min(Invoice.due_date).label("oldest_due"),
+        )
+        .outerjoin(applied, applied.c.invoice_id == Invoice.id)
+        .where(owing_invoice, owed > 0)
+        .group_by(Invoice.client_id)
+        .subquery()
+    )
+
+
+def _with_owing(owing):
+    return select(
+        Client, owing.c.due, owing.c.overdue, owing.c.open_count, owing.c.overdue_count, owing.c.oldest_due
+    )
+
+
+def _client_rows(rows) -> list[ClientRow]:
+    return [
+        ClientRow(client, int(due or 0), int(overdue or 0), int(n or 0), int(n_late or 0), oldest)
+        for client, due, overdue, n, n_late, oldest in rows
+    ]
+
+
+def client_page(
+    session: Session, today: date, *, q: str = "", status: str = "", sort: str = "name", page: int = 1,
+    per_page: int = 25,
+) -> Page:
+    """Clients with their balances. Sorted by name, only the page's clients are summed; sorted by what they
+    owe, the sums for every client with an open invoice are needed (one grouped query either way)."""
+    filters = []
+    if q.strip():
+        pattern = _like(q)
+        filters.append(or_(func.lower(Client.legal_name).like(pattern, escape="\\"),
+                           func.lower(Client.external_id).like(pattern, escape="\\")))
+    if status:
+        filters.append(Client.status == status)
+    total = session.scalar(select(func.count(Client.id)).where(*filters)) or 0
+    page = min(max(1, page), max(1, ceil(total / per_page)))
+    offset = (page - 1) * per_page
+    if sort in ("balance", "overdue"):
+        owing = owing_by_client(today)
+        column = owing.c.due if sort == "balance" else owing.c.overdue
+        query = (_with_owing(owing).outerjoin(owing, owing.c.client_id == Client.id).where(*filters)
+                 .order_by(func.coalesce(column, 0).desc(), Client.legal_name, Client.id)
+                 .limit(per_page).offset(offset))
+    else:
+        ids = list(session.scalars(select(Client.id).where(*filters).order_by(Client.legal_name, Client.id)
+                                   .limit(per_page).offset(offset)))
+        owing = owing_by_client(today, ids)
+        query = (_with_owing(owing).outerjoin(owing, owing.c.client_id == Client.id)
+                 .where(Client.id.in_(ids)).order_by(Client.legal_name, Client.id))
+    return Page(_client_rows(session.execute(query).all()), page, per_page, total)
+
+
+def top_clients(session: Session, today: date, *, by: str = "balance", limit: int = 10) -> list[ClientRow]:
+    """Clients owing the most (``balance``) or with the most overdue (``overdue``); only those with some."""
+    owing = owing_by_client(today)
+    column = owing.c.overdue if by == "overdue" else owing.c.due
+    rows = session.execute(
+        _with_owing(owing)
+        .join(owing, owing.c.client_id == Client.id)
+        .where(column > 0)
+        .order_by(column.desc(), Client.legal_name)
+        .limit(limit)
+    ).all()
+    return _client_rows(rows)
+
+
+def find_clients(session: Session, q: str, limit: int = 20) -> list[Client]:
+    """A short list for choosing a client (new invoice / new payment)."""
+    query = select(Client).where(Client.status != "inactive").order_by(Client.legal_name).limit(limit)
+    if q.strip():
+        pattern = _like(q)
+        query = query.where(or_(func.lower(Client.legal_name).like(pattern, escape="\\"),
+                                func.lower(Client.external_id).like(pattern, escape="\\")))
+    return list(session.scalars(query))
+
+
+# --- invoices ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    invoice: Invoice
+    client_name: str
+    paid_cents: int
+
+    @property
+    def balance_cents(self) -> int:
+        if self.invoice.status in ("draft", "void"):
+            return 0
+        return self.invoice.total_cents - self.paid_cents
+
+    def display_status(self, today: date) -> str:
+        i = self.invoice
+        return display_status(i.status, i.total_cents, self.paid_cents, i.due_date, today)
+
+
+def invoice_page(
+    session: Session, today: date, *, status: str = "", q: str = "", client_id: int | None = None, page: int = 1,
+    per_page: int = 25,
+) -> Page:
+    query = select(Invoice, Client.legal_name).join(Client, Client.id == Invoice.client_id)
+    if status == "overdue":
+        query = query.where(Invoice.status == "open", Invoice.due_date < today)
+    elif status in INVOICE_FILTERS:
+        query = query.where(Invoice.status == status)
+    if client_id is not None:
+        query = query.where(Invoice.client_id == client_id)
+    if q.strip():
+        pattern = _like(q)
+        query = query.where(or_(func.lower(Invoice.number).like(pattern, escape="\\"),
+                                func.lower(Client.legal_name).like(pattern, escape="\\")))
+    order = (Invoice.due_date, Invoice.id) if status == "overdue" else (Invoice.issue_date.desc(), Invoice.id.desc())
+    rows, total, page = _paginate(session, query.order_by(*order), page, per_page)
+    paid = paid_cents(session, [invoice.id for invoice, _ in rows])
+    return Page([InvoiceRow(invoice, name, paid[invoice.id]) for invoice, name in rows], page, per_page, total)
+
+
+def client_invoices(session: Session, client_id: int, limit: int = 50) -> list[InvoiceRow]:
+    invoices = session.scalars(
+        select(Invoice).where(Invoice.client_id == client_id)
+        .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit)
+    ).all()
+    paid = paid_cents(session, [i.id for i in invoices])
+    return [InvoiceRow(i, "", paid[i.id]) for i in invoices]
+
+
+def open_invoices(session: Session, client_id: int) -> list[InvoiceRow]:
+    """The client's invoices with money owing, oldest due first (the order payments are applied in)."""
+    invoices = session.scalars(
+        select(Invoice).where(Invoice.client_id == client_id, Invoice.status.in_(OWING))
+        .order_by(Invoice.due_date, Invoice.id)
+    ).all()
+    paid = paid_cents(session, [i.id for i in invoices])
+    rows = [InvoiceRow(i, "", paid[i.id]) for i in invoices]
+    return [row for row in rows if row.balance_cents > 0]
+
+
+@dataclass(frozen=True)
+class AllocationRow:
+    allocation: Allocation
+    payment: Payment
+
+
+def invoice_allocations(session: Session, invoice_id: int) -> list[AllocationRow]:
+    """Which payments were applied to an invoice and when, reversals included (negative amounts)."""
+    rows = session.execute(
+        select(Allocation, Payment).join(Payment, Payment.id == Allocation.payment_id)
+        .where(Allocation.invoice_id == invoice_id).order_by(Allocation.id)
+    ).all()
+    return [AllocationRow(a, p) for a, p in rows]
+
+
+# --- payments ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    payment: Payment
+    client_name: str
+    applied_cents: int
+    refunded_cents: int
+
+    @property
+    def unapplied_cents(self) -> int:
+        """The part that is the client's credit. Money that has not arrived (pending ACH) is nobody's credit yet."""
+        if self.payment.status != "succeeded":
+            return 0
+        return self.payment.amount_cents - self.applied_cents - self.refunded_cents
+
+    @property
+    def display_status(self) -> str:
+        if self.payment.status == "succeeded" and self.refunded_cents:
+            full = self.refunded_cents >= self.payment.amount_cents
+            return "refunded" if full else "partially refunded"
+        return self.payment.status
+
+
+def _payment_rows(session: Session, rows) -> list[PaymentRow]:
+    ids = [payment.id for payment, _ in rows]
+    applied: dict[int, int] = {}
+    refunded: dict[int, int] = {}
+    if ids:
+        applied = {pid: int(c) for pid, c in session.execute(
+            select(Allocation.payment_id, func.sum(Allocation.amount_cents))
+            .where(Allocation.payment_id.in_(ids)).group_by(Allocation.payment_id))}
+        refunded = {pid: int(c) for pid, c in session.execute(
+            select(Refund.payment_id, func.sum(Refund.amount_cents))
+            .where(Refund.payment_id.in_(ids), Refund.status != "failed").group_by(Refund.payment_id))}
+    return [PaymentRow(p, name, applied.get(p.id, 0), refunded.get(p.id, 0)) for p, name in rows]
+
+
+def payment_page(
+    session: Session, *, client_id: int | None = None, q: str = "", page: int = 1, per_page: int = 25
+) -> Page:
+    query = select(Payment, Client.legal_name).join(Client, Client.id == Payment.client_id)
+    if client_id is not None:
+        query = query.where(Payment.client_id == client_id)
+    if q.strip():
+        pattern = _like(q)
+        query = query.where(or_(func.lower(Payment.reference).like(pattern, escape="\\"),
+                                func.lower(Client.legal_name).like(pattern, escape="\\")))
+    rows, total, page = _paginate(session, query.order_by(Payment.received_on.desc(), Payment.id.desc()),
+                                  page, per_page)
+    return Page(_payment_rows(session, rows), page, per_page, total)
+
+
+def payment_row(session: Session, payment: Payment) -> PaymentRow:
+    return _payment_rows(session, [(payment, payment.client.legal_name)])[0]
+
+
+def client_payments(session: Session, client_id: int, limit: int = 50) -> list[PaymentRow]:
+    rows = session.execute(
+        select(Payment, Client.legal_name).join(Client, Client.id == Payment.client_id)
+        .where(Payment.client_id == client_id)
+        .order_by(Payment.received_on.desc(), Payment.id.desc()).limit(limit)
+    ).all()
+    return _payment_rows(session, rows)

@@ -1,0 +1,200 @@
+"""Invoices: list, create (draft or issued), edit a draft, issue, void, unapply payments, PDF."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import timedelta
+from decimal import Decimal
+from io import BytesIO
+
+from flask import flash, redirect, render_template, request, send_file, url_for
+
+from portal import db
+from portal.clock import today
+from portal.domain.errors import DomainError
+from portal.domain.invoices import DRAFT, display_status
+from portal.domain.money import to_decimal
+from portal.models import Client, Invoice
+from portal.services import billing, ledger, payments, reports
+from portal.services.errors import NotFound
+from portal.web.auth.identity import staff_required
+
+from .common import PAGE_SIZE, PDF_MODULE, get_or_404, money_text, page_arg
+from .forms import BLANK_LINE_ROWS, ConfirmForm, InvoiceForm, VoidForm
+from .routes import bp
+
+FILTER_LABELS = {"draft": "Draft", "open": "Open", "overdue": "Overdue", "paid": "Paid", "void": "Void"}
+
+
+@bp.get("/invoices")
+@staff_required
+def invoices():
+    session = db.session()
+    status = request.args.get("status", "")
+    status = status if status in reports.INVOICE_FILTERS else ""
+    q = request.args.get("q", "").strip()
+    client_id = request.args.get("client", type=int)
+    client = session.get(Client, client_id) if client_id else None
+    page = reports.invoice_page(session, today(), status=status, q=q, client_id=client.id if client else None,
+                                page=page_arg(), per_page=PAGE_SIZE)
+    return render_template("admin/invoices/list.html", page=page, status=status, q=q, client=client,
+                           filters=FILTER_LABELS, today=today())
+
+
+@bp.get("/invoices/new")
+@staff_required
+def invoice_pick_client():
+    q = request.args.get("q", "").strip()
+    return render_template("admin/pick_client.html", clients=reports.find_clients(db.session(), q), q=q,
+                           title="New invoice", target="admin.invoice_new")
+
+
+@bp.route("/clients/<int:client_id>/invoices/new", methods=["GET", "POST"])
+@staff_required
+def invoice_new(client_id: int):
+    session = db.session()
+    client = get_or_404(Client, client_id)
+    form = InvoiceForm()
+    if form.validate_on_submit() and (parsed := form.parsed()):
+        lines, tax_rate = parsed
+        issue = bool(form.save_issue.data)
+        try:
+            invoice = billing.create_invoice(
+                session, client, lines=lines, tax_rate=tax_rate, issue_date=form.issue_date.data,
+                due_date=form.due_date.data, memo=(form.memo.data or "").strip(), issue=issue,
+            )
+        except DomainError as e:
+            session.rollback()
+            form.form_errors.append(str(e))
+        else:
+            flash(f"Invoice {invoice.number} {'issued' if issue else 'saved as a draft'}.", "success")
+            return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+    return render_template("admin/invoices/form.html", form=form, client=client, invoice=None,
+                           net_days=billing.net_days_for(session, client))
+
+
+@bp.route("/invoices/<int:invoice_id>/edit", methods=["GET", "POST"])
+@staff_required
+def invoice_edit(invoice_id: int):
+    session = db.session()
+    invoice = get_or_404(Invoice, invoice_id)
+    if invoice.status != DRAFT:
+        flash("Only a draft invoice can be edited; void it and issue a new one.", "error")
+        return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+    form = InvoiceForm() if request.method == "POST" else InvoiceForm(data=_form_data(invoice))
+    if request.method == "GET":
+        form.add_blank_rows(len(invoice.lines) + BLANK_LINE_ROWS - len(form.lines.entries))
+    if form.validate_on_submit() and (parsed := form.parsed()):
+        lines, tax_rate = parsed
+        issue = bool(form.save_issue.data)
+        issue_date = form.issue_date.data or today()
+        # a cleared due date means "the client's usual terms", as when creating
+        due_date = form.due_date.data or issue_date + timedelta(days=billing.net_days_for(session, invoice.client))
+        try:
+            billing.update_draft(session, invoice, lines=lines, issue_date=issue_date, due_date=due_date,
+                                 tax_rate=tax_rate, memo=(form.memo.data or "").strip())
+            if issue:
+                billing.issue_invoice(session, invoice)
+        except DomainError as e:
+            session.rollback()
+            form.form_errors.append(str(e))
+        else:
+            flash(f"Invoice {invoice.number} {'issued' if issue else 'saved'}.", "success")
+            return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+    return render_template("admin/invoices/form.html", form=form, client=invoice.client, invoice=invoice,
+                           net_days=billing.net_days_for(session, invoice.client))
+
+
+def _form_data(invoice: Invoice) -> dict:
+    def plain(value: Decimal) -> str:
+        return format(value.normalize(), "f")
+
+    return {
+        "lines": [{"description": line.description, "quantity": plain(line.quantity),
+                   "unit_price": str(to_decimal(line.unit_price_cents)), "taxable": line.taxable}
+                  for line in invoice.lines],
+        "tax_rate": plain(invoice.tax_rate), "issue_date": invoice.issue_date, "due_date": invoice.due_date,
+        "memo": invoice.memo,
+    }
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@staff_required
+def invoice_detail(invoice_id: int):
+    return _render_detail(get_or_404(Invoice, invoice_id))
+
+
+def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
+    session = db.session()
+    paid = ledger.paid_cents(session, [invoice.id])[invoice.id]
+    return render_template(
+        "admin/invoices/detail.html",
+        invoice=invoice,
+        paid_cents=paid,
+        balance_cents=ledger.balance_of(session, invoice),
+        status=display_status(invoice.status, invoice.total_cents, paid, invoice.due_date, today()),
+        allocations=reports.invoice_allocations(session, invoice.id),
+        void_form=void_form or VoidForm(formdata=None),
+        confirm=ConfirmForm(),
+        pdf_available=importlib.util.find_spec(PDF_MODULE) is not None,
+    )
+
+
+@bp.post("/invoices/<int:invoice_id>/issue")
+@staff_required
+def invoice_issue(invoice_id: int):
+    session = db.session()
+    invoice = get_or_404(Invoice, invoice_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            billing.issue_invoice(session, invoice)
+        except DomainError as e:
+            session.rollback()
+            flash(str(e), "error")
+        else:
+            flash(f"Invoice {invoice.number} issued.", "success")
+    return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/void")
+@staff_required
+def invoice_void(invoice_id: int):
+    session = db.session()
+    invoice = get_or_404(Invoice, invoice_id)
+    form = VoidForm()
+    if form.validate_on_submit():
+        try:
+            billing.void_invoice(session, invoice, form.reason.data)
+        except DomainError as e:  # e.g. money is applied: the service says what to do first
+            session.rollback()
+            form.form_errors.append(str(e))
+        else:
+            flash(f"Invoice {invoice.number} voided.", "success")
+            return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+    return _render_detail(invoice, void_form=form)
+
+
+@bp.post("/invoices/<int:invoice_id>/unapply")
+@staff_required
+def invoice_unapply(invoice_id: int):
+    session = db.session()
+    invoice = get_or_404(Invoice, invoice_id)
+    if ConfirmForm().validate_on_submit():
+        moved = payments.unapply_invoice(session, invoice)
+        if moved:
+            flash(f"Moved {money_text(moved, invoice.currency)} off invoice {invoice.number} to the client's "
+                  "credit. The invoice can now be voided.", "success")
+        else:
+            flash(f"No payments are applied to invoice {invoice.number}.", "warning")
+    return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.get("/invoices/<int:invoice_id>/pdf")
+@staff_required
+def invoice_pdf(invoice_id: int):
+    invoice = get_or_404(Invoice, invoice_id)
+    if importlib.util.find_spec(PDF_MODULE) is None:
+        raise NotFound()
+    documents = importlib.import_module(PDF_MODULE)
+    pdf = documents.invoice_pdf(db.session(), invoice)
+    return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=f"{invoice.number}.pdf")

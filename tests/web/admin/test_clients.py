@@ -1,0 +1,201 @@
+"""Clients: list with balances, search and paging; create and edit; contacts; conflicts as form errors."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import event, select
+
+from portal.models import Client, Contact
+
+from .conftest import count, page, row
+
+CLIENT_FORM = {"legal_name": "Northwind Dental LLC", "external_id": "PSA-100", "address_line1": "1 Main St",
+               "address_line2": "", "city": "Springfield", "region": "IL", "postal_code": "62701",
+               "country": "us", "status": "active", "net_days": "15", "notes": "Front desk pays by check."}
+
+
+def test_create_client(admin, session):
+    response = admin.post("/admin/clients/new", data=CLIENT_FORM)
+    client = session.scalar(select(Client))
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/admin/clients/{client.id}"
+    assert (client.legal_name, client.external_id, client.city, client.country, client.net_days) == (
+        "Northwind Dental LLC", "PSA-100", "Springfield", "US", 15)
+    shown = page(admin.get(response.headers["Location"]))
+    assert "Client Northwind Dental LLC created." in shown
+    assert "Net 15" in shown and "Springfield, IL 62701" in shown
+
+
+def test_blank_net_days_means_the_msp_default(admin, session):
+    admin.post("/admin/clients/new", data={**CLIENT_FORM, "net_days": "", "external_id": ""})
+    client = session.scalar(select(Client))
+    assert client.net_days is None and client.external_id is None
+    assert "Default (net 30)" in page(admin.get(f"/admin/clients/{client.id}"))
+
+
+def test_bad_client_input_is_refused_and_nothing_saved(admin, session):
+    for changes, message in [
+        ({"legal_name": "  "}, "Enter the client's legal name."),
+        ({"net_days": "400"}, "Number must be between 0 and 365."),
+        ({"net_days": "soon"}, "Not a valid integer value."),
+        ({"country": "USA"}, "Use a two-letter code, e.g. US."),
+        ({"status": "vip"}, "Not a valid choice."),
+    ]:
+        response = admin.post("/admin/clients/new", data={**CLIENT_FORM, **changes})
+        assert response.status_code == 200, changes
+        assert message in page(response), changes
+    assert count(session, Client) == 0
+
+
+def test_duplicate_external_id_is_a_form_error(admin, make, session):
+    make.client("Existing Co", external_id="PSA-100")
+    response = admin.post("/admin/clients/new", data=CLIENT_FORM)
+    assert response.status_code == 200
+    assert "Another client already has the external id PSA-100." in page(response)
+    assert count(session, Client) == 1
+
+
+def test_edit_client(admin, make, session):
+    client = make.client("Old Name LLC", external_id="A-1")
+    make.client("Other LLC", external_id="B-2")
+    form = admin.get(f"/admin/clients/{client.id}/edit")
+    assert 'value="Old Name LLC"' in page(form)
+
+    clash = admin.post(f"/admin/clients/{client.id}/edit", data={**CLIENT_FORM, "external_id": "B-2"})
+    assert "Another client already has the external id B-2." in page(clash)
+    session.expire_all()
+    assert client.legal_name == "Old Name LLC"
+
+    response = admin.post(f"/admin/clients/{client.id}/edit",
+                          data={**CLIENT_FORM, "legal_name": "New Name LLC", "status": "on_hold"})
+    assert response.status_code == 302
+    session.expire_all()
+    assert (client.legal_name, client.status, client.external_id) == ("New Name LLC", "on_hold", "PSA-100")
+    assert "Client details saved." in page(admin.get(response.headers["Location"]))
+
+
+def test_add_and_edit_contact(admin, make, session):
+    client = make.client()
+    response = admin.post(f"/admin/clients/{client.id}/contacts/new", data={
+        "name": "Pat Payables", "email": "Pat@Northwind.test", "phone": "555-0100", "title": "Office manager",
+        "is_billing": "y", "portal_access": "y"})
+    assert response.status_code == 302
+    contact = session.scalar(select(Contact))
+    assert (contact.email, contact.is_billing, contact.portal_access) == ("pat@northwind.test", True, True)
+    shown = page(admin.get(f"/admin/clients/{client.id}"))
+    assert "Contact Pat Payables added." in shown and "pat@northwind.test" in shown
+
+    # unticked boxes arrive as absent fields: billing off, portal access off (which also ends sessions)
+    response = admin.post(f"/admin/clients/{client.id}/contacts/{contact.id}/edit", data={
+        "name": "Pat Payne", "email": "pat@northwind.test", "phone": "", "title": "AP clerk"})
+    assert response.status_code == 302
+    session.expire_all()
+    assert (contact.name, contact.title, contact.is_billing, contact.portal_access) == (
+        "Pat Payne", "AP clerk", False, False)
+    assert contact.session_epoch == 1
+
+
+def test_contact_conflicts_and_bad_input(admin, make, session):
+    client, other = make.client(), make.client()
+    make.contact(other, email="taken@example.test")
+    url = f"/admin/clients/{client.id}/contacts/new"
+    for data, message in [
+        ({"name": "Sam", "email": "TAKEN@example.test"}, "taken@example.test is already a contact"),
+        ({"name": "Sam", "email": "not-an-email"}, "Enter a valid email address."),
+        ({"name": "", "email": "sam@example.test"}, "Enter the contact's name."),
+        ({"name": "Sam", "email": "sam@example.test", "phone": "5" * 41}, "Field cannot be longer than 40"),
+    ]:
+        response = admin.post(url, data=data)
+        assert response.status_code == 200, data
+        assert message in page(response), data
+    assert count(session, Contact) == 1
+
+
+def test_contact_of_another_client_is_404(admin, make):
+    client, other = make.client(), make.client()
+    contact = make.contact(other)
+    assert admin.get(f"/admin/clients/{client.id}/contacts/{contact.id}/edit").status_code == 404
+
+
+def test_client_list_shows_balance_and_overdue(admin, make, clock):
+    late = make.client("Late Payers Inc")
+    make.invoice(late, 40_000, issue_date=date(2026, 1, 1), due_date=date(2026, 1, 31))  # overdue
+    make.invoice(late, 25_000)  # due in 30 days
+    make.payment(late, 10_000)  # oldest first: off the overdue one
+    make.invoice(late, 99_999, issue=False)  # drafts are not owed
+    paid_up = make.client("Paid Up LLC")
+
+    text = page(admin.get("/admin/clients"))
+    assert "$55,000.00" not in text
+    late_row = row(text, "client", late.id)
+    assert "$55,000.00" not in late_row
+    assert "$550.00" in late_row  # 400 + 250 - 100
+    assert "$300.00" in late_row  # overdue part
+    assert "$0.00" in row(text, "client", paid_up.id)
+
+
+def test_client_search_filter_sort_and_pages(admin, make):
+    make.client("Alpha Accounting", external_id="EXT-ALPHA")
+    beta = make.client("Beta Builders", status="on_hold")
+    make.invoice(beta, 5_000)
+    for n in range(26):
+        make.client(f"Zeta {n:02d} LLC")
+
+    assert "Beta Builders" in page(admin.get("/admin/clients?q=beta"))
+    assert "Alpha Accounting" not in page(admin.get("/admin/clients?q=beta"))
+    assert "Alpha Accounting" in page(admin.get("/admin/clients?q=ext-alpha"))  # by external id
+    on_hold = page(admin.get("/admin/clients?status=on_hold"))
+    assert "Beta Builders" in on_hold and "Alpha Accounting" not in on_hold
+    assert "No client matches" in page(admin.get("/admin/clients?q=%25%25"))  # LIKE wildcards are literal
+
+    first = page(admin.get("/admin/clients"))
+    assert "Page 1 of 2 · 28 in all" in first and "Zeta 22 LLC" in first and "Zeta 23 LLC" not in first
+    second = page(admin.get("/admin/clients?page=2"))
+    assert "Zeta 23 LLC" in second and "Zeta 25 LLC" in second and "Alpha" not in second
+    assert "Zeta 25 LLC" in page(admin.get("/admin/clients?page=99"))  # past the end: the last page
+
+    by_balance = page(admin.get("/admin/clients?sort=balance"))
+    assert by_balance.index("Beta Builders") < by_balance.index("Alpha Accounting")
+
+
+def test_client_list_query_count_does_not_grow_with_clients(app, admin, make):
+    """Balances come from one grouped query, not one query per client (it has to work for 10,000 clients)."""
+    engine = app.extensions["db_engine"]
+
+    def statements_for_list() -> int:
+        seen = []
+        listener = lambda *args: seen.append(1)  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            assert admin.get("/admin/clients").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    for _ in range(2):
+        client = make.client()
+        make.invoice(client, 1_000)
+    few = statements_for_list()
+    for _ in range(10):
+        client = make.client()
+        make.invoice(client, 1_000)
+        make.payment(client, 500)
+    assert statements_for_list() == few
+
+
+def test_client_detail_shows_account(admin, make, clock):
+    client = make.client("Contoso Ltd", address_line1="9 Harbor Rd", city="Portland", region="ME")
+    make.contact(client, name="Casey Books", email="casey@contoso.test", title="Controller")
+    overdue = make.invoice(client, 30_000, issue_date=date(2026, 1, 1), due_date=date(2026, 2, 1))
+    current = make.invoice(client, 12_000)
+    make.payment(client, 10_000, reference="CHK-77")
+
+    text = page(admin.get(f"/admin/clients/{client.id}"))
+    assert "9 Harbor Rd" in text and "Portland, ME" in text and "Casey Books" in text and "Controller" in text
+    assert "$320.00" in text  # balance due: 300 + 120 - 100
+    assert "overdue" in row(text, "invoice", overdue.id).lower()
+    assert "$200.00" in row(text, "invoice", overdue.id)
+    assert "Open" in row(text, "invoice", current.id)
+    assert "CHK-77" in text
+    assert '<tr data-bucket="31-60"><td>31–60 days</td><td class="num">1</td>' in text  # 43 days late

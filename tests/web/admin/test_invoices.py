@@ -1,0 +1,237 @@
+"""Invoices: create with lines, edit a draft, issue, void (refused while paid), unapply, list, PDF."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from portal.domain.invoices import LineInput
+from portal.models import Allocation, Invoice
+
+from .conftest import count, page, row
+
+
+def lines(*rows, start: int = 0) -> dict:
+    """Form fields for invoice lines: (description, quantity, unit price, taxable)."""
+    data = {}
+    for i, (description, quantity, price, taxable) in enumerate(rows, start=start):
+        data[f"lines-{i}-description"] = description
+        data[f"lines-{i}-quantity"] = quantity
+        data[f"lines-{i}-unit_price"] = price
+        if taxable:
+            data[f"lines-{i}-taxable"] = "y"
+    return data
+
+
+BLANK_ROW = ("", "", "", True)  # the browser sends blank rows too; taxable is ticked by default
+
+
+def test_new_invoice_form_has_blank_rows(admin, make):
+    client = make.client()
+    text = page(admin.get(f"/admin/clients/{client.id}/invoices/new"))
+    assert len(re.findall(r'name="lines-\d+-description"', text)) == 5
+    assert 'name="save_draft"' in text and 'name="save_issue"' in text
+    assert "js/invoice-lines.js" in text and "<script>" not in text
+
+
+def test_save_draft_with_lines_and_tax(admin, make, session):
+    client = make.client(net_days=15)
+    response = admin.post(f"/admin/clients/{client.id}/invoices/new", data={
+        **lines(("Managed services – March", "12", "85.00", True), BLANK_ROW,
+                ("Onboarding discount", "1", "-100", False), BLANK_ROW),
+        "tax_rate": "8.25", "issue_date": "", "due_date": "", "memo": "Thank you!", "save_draft": "Save draft"})
+    invoice = session.scalar(select(Invoice))
+    assert response.status_code == 302 and response.headers["Location"] == f"/admin/invoices/{invoice.id}"
+    assert invoice.status == "draft"
+    assert [(li.description, li.quantity, li.unit_price_cents, li.taxable) for li in invoice.lines] == [
+        ("Managed services – March", Decimal(12), 8500, True), ("Onboarding discount", Decimal(1), -10000, False)]
+    assert (invoice.subtotal_cents, invoice.tax_cents, invoice.total_cents) == (92_000, 8_415, 100_415)
+    assert (invoice.issue_date, invoice.due_date) == (date(2026, 3, 16), date(2026, 3, 31))  # net 15
+    shown = page(admin.get(response.headers["Location"]))
+    assert f"Invoice {invoice.number} saved as a draft." in shown
+    assert "$1,004.15" in shown and "Tax (8.25%)" in shown and "Thank you!" in shown
+
+
+def test_save_and_issue(admin, make, session):
+    client = make.client()
+    admin.post(f"/admin/clients/{client.id}/invoices/new", data={
+        **lines(("Backup", "3", "20", False)), "tax_rate": "0", "issue_date": "2026-03-01", "due_date": "2026-03-20",
+        "save_issue": "Save and issue"})
+    invoice = session.scalar(select(Invoice))
+    assert (invoice.status, invoice.total_cents, invoice.due_date) == ("open", 6_000, date(2026, 3, 20))
+    assert invoice.issued_at is not None
+
+
+def test_bad_invoice_input_saves_nothing(admin, make, session):
+    client = make.client()
+    url = f"/admin/clients/{client.id}/invoices/new"
+    good_line = lines(("Support", "1", "100", True))
+    for data, message in [
+        ({**lines(BLANK_ROW, BLANK_ROW)}, "Add at least one line."),
+        ({**lines(("Support", "1", "lots", True))}, "Enter a price such as 125.00."),
+        ({**lines(("Support", "two", "100", True))}, "Quantity 'two' is not a number"),
+        ({**lines(("Support", "0", "100", True))}, "Quantities must be greater than zero."),
+        ({**lines(("", "1", "100", True))}, "Every line needs a description."),
+        ({**lines(("Credit", "1", "-100", True))}, "An invoice total cannot be negative"),
+        ({**good_line, "tax_rate": "120"}, "The tax rate must be between 0 and 100 percent."),
+        ({**good_line, "tax_rate": "abc"}, "Tax rate 'abc' is not a number"),
+        ({**good_line, "issue_date": "2026-03-10", "due_date": "2026-03-01"}, "The due date cannot be before"),
+        ({**good_line, "issue_date": "someday"}, "Not a valid date value."),
+        ({**lines(*[("Support", "1", "1", True)] * 201)}, "An invoice can have at most 200 lines."),
+    ]:
+        response = admin.post(url, data={"tax_rate": "0", **data, "save_issue": "Save and issue"})
+        assert response.status_code == 200, data
+        assert message in page(response), data
+    assert count(session, Invoice) == 0
+
+
+def test_edit_draft_then_issue(admin, make, session):
+    client = make.client()
+    draft = make.invoice(client, issue=False, lines=[LineInput("Firewall", Decimal("2.5"), 4_000, True)],
+                         tax_rate=Decimal("5"), memo="Old memo")
+    form = page(admin.get(f"/admin/invoices/{draft.id}/edit"))
+    assert len(re.findall(r'name="lines-\d+-description"', form)) == 1 + 5
+    assert 'value="Firewall"' in form and 'value="2.5"' in form and 'value="40.00"' in form
+    assert 'name="tax_rate" type="text" value="5"' in form
+
+    response = admin.post(f"/admin/invoices/{draft.id}/edit", data={
+        **lines(("Firewall", "3", "40.00", True), ("Setup", "1", "150", False)), "tax_rate": "5",
+        "issue_date": "2026-03-16", "due_date": "", "memo": "New memo", "save_draft": "Save draft"})
+    assert response.status_code == 302
+    session.expire_all()
+    assert [li.description for li in draft.lines] == ["Firewall", "Setup"]
+    assert (draft.total_cents, draft.memo, draft.status) == (12_000 + 600 + 15_000, "New memo", "draft")
+    assert draft.due_date == date(2026, 4, 15)  # cleared due date: the client's terms again (net 30)
+
+    issued = admin.post(f"/admin/invoices/{draft.id}/issue")
+    assert issued.status_code == 302
+    session.expire_all()
+    assert draft.status == "open" and draft.issued_at is not None
+    assert f"Invoice {draft.number} issued." in page(admin.get(f"/admin/invoices/{draft.id}"))
+
+    # an issued invoice can no longer be edited or issued again
+    refused = admin.get(f"/admin/invoices/{draft.id}/edit")
+    assert refused.status_code == 302
+    assert "Only a draft invoice can be edited" in page(admin.get(refused.headers["Location"]))
+    admin.post(f"/admin/invoices/{draft.id}/issue")
+    assert "Only a draft invoice can be issued." in page(admin.get(f"/admin/invoices/{draft.id}"))
+
+
+def test_edit_draft_bad_input_changes_nothing(admin, make, session):
+    client = make.client()
+    draft = make.invoice(client, 5_000, issue=False)
+    response = admin.post(f"/admin/invoices/{draft.id}/edit", data={
+        **lines(("Changed", "1", "oops", True)), "tax_rate": "0", "save_issue": "Save and issue"})
+    assert "Enter a price such as 125.00." in page(response)
+    session.expire_all()
+    assert (draft.status, draft.total_cents, draft.lines[0].description) == ("draft", 5_000, "Managed services")
+
+
+def test_void_is_refused_while_paid_and_allowed_after_unapply(admin, make, session):
+    client = make.client()
+    invoice = make.invoice(client, 30_000)
+    make.payment(client, 10_000)  # partially paid
+
+    missing = admin.post(f"/admin/invoices/{invoice.id}/void", data={"reason": "   "})
+    assert "Say why the invoice is voided" in page(missing)
+
+    refused = admin.post(f"/admin/invoices/{invoice.id}/void", data={"reason": "Billed twice"})
+    assert refused.status_code == 200
+    assert "This invoice has payments applied. Refund or unapply them before voiding it." in page(refused)
+    session.expire_all()
+    assert invoice.status == "open"
+
+    unapplied = admin.post(f"/admin/invoices/{invoice.id}/unapply")
+    assert unapplied.status_code == 302
+    detail = page(admin.get(f"/admin/invoices/{invoice.id}"))
+    assert "Moved $100.00 off invoice" in detail and "to the client's credit" in detail
+    assert "unapplied" in page(admin.get(f"/admin/invoices/{invoice.id}"))  # the reversal is in the history
+
+    voided = admin.post(f"/admin/invoices/{invoice.id}/void", data={"reason": "Billed twice"})
+    assert voided.status_code == 302
+    session.expire_all()
+    assert (invoice.status, invoice.void_reason) == ("void", "Billed twice")
+    client_page = page(admin.get(f"/admin/clients/{client.id}"))
+    assert "$100.00" in client_page  # the money is the client's credit now
+    assert "Void" in row(client_page, "invoice", invoice.id)
+
+
+def test_unapply_with_nothing_applied(admin, make):
+    invoice = make.invoice(make.client(), 30_000)
+    admin.post(f"/admin/invoices/{invoice.id}/unapply")
+    assert f"No payments are applied to invoice {invoice.number}." in page(admin.get(f"/admin/invoices/{invoice.id}"))
+
+
+def test_detail_shows_totals_and_allocation_history(admin, make, session):
+    client = make.client()
+    invoice = make.invoice(client, 50_000)
+    first = make.payment(client, 20_000, reference="CHK-1001")
+    make.payment(client, 5_000, method="wire", reference="WIRE-9")
+    text = page(admin.get(f"/admin/invoices/{invoice.id}"))
+    assert re.search(r'id="paid">\$250\.00<', text) and re.search(r'id="balance">\$250\.00<', text)
+    history = text[text.index('id="allocations"'):]
+    assert "CHK-1001" in history and "WIRE-9" in history and "$200.00" in history and "$50.00" in history
+    assert f"/admin/payments/{first.id}" in history
+    assert count(session, Allocation) == 2
+
+
+def test_invoice_list_filters_search_and_pages(admin, make, clock):
+    acme, globex = make.client("Acme Corp"), make.client("Globex")
+    draft = make.invoice(acme, issue=False)
+    current = make.invoice(acme, 10_000)
+    late = make.invoice(globex, 20_000, issue_date=date(2026, 1, 1), due_date=date(2026, 2, 1))
+    paid = make.invoice(globex, 5_000)
+    make.payment(globex, 25_000)  # pays the late one and then this one
+    voided = make.invoice(acme, 1_000)
+    voided.status = "void"  # (voiding has its own test; here only the filter matters)
+    make.session.commit()
+    late2 = make.invoice(globex, 7_000, issue_date=date(2026, 1, 1), due_date=date(2026, 2, 1))
+
+    def numbers(query: str) -> set[str]:
+        return set(re.findall(r"INV-\d+", page(admin.get(f"/admin/invoices{query}"))))
+
+    assert numbers("") == {i.number for i in (draft, current, late, paid, voided, late2)}
+    assert numbers("?status=draft") == {draft.number}
+    assert numbers("?status=open") == {current.number, late2.number}
+    assert numbers("?status=overdue") == {late2.number}
+    assert numbers("?status=paid") == {late.number, paid.number}
+    assert numbers("?status=void") == {voided.number}
+    assert numbers("?q=globex") == {late.number, paid.number, late2.number}
+    assert numbers(f"?q={current.number.lower()}") == {current.number}
+    assert numbers(f"?client={acme.id}") == {draft.number, current.number, voided.number}
+    assert "Overdue" in row(page(admin.get("/admin/invoices")), "invoice", late2.id)
+
+
+def test_invoice_list_pages(admin, make):
+    client = make.client()
+    for _ in range(27):
+        make.invoice(client, 1_000)
+    first, second = page(admin.get("/admin/invoices")), page(admin.get("/admin/invoices?page=2"))
+    assert "Page 1 of 2 · 27 in all" in first
+    assert len(re.findall(r"<tr data-invoice=", first)) == 25 and len(re.findall(r"<tr data-invoice=", second)) == 2
+
+
+def test_pick_a_client_for_a_new_invoice(admin, make):
+    make.client("Initech")
+    gone = make.client("Gone Away LLC", status="inactive")
+    text = page(admin.get("/admin/invoices/new?q=ini"))
+    assert "Initech" in text and "/invoices/new" in text
+    assert "Gone Away" not in page(admin.get("/admin/invoices/new"))
+    assert gone.status == "inactive"
+
+
+def test_pdf_download(admin, make):
+    invoice = make.invoice(make.client(), 12_345)
+    detail = page(admin.get(f"/admin/invoices/{invoice.id}"))
+    response = admin.get(f"/admin/invoices/{invoice.id}/pdf")
+    if importlib.util.find_spec("portal.services.documents") is None:
+        assert response.status_code == 404 and "Download PDF" not in detail
+    else:
+        assert "Download PDF" in detail
+        assert response.status_code == 200 and response.mimetype == "application/pdf"
+        assert response.data.startswith(b"%PDF")
+        assert f"{invoice.number}.pdf" in response.headers["Content-Disposition"]
