@@ -41,7 +41,6 @@ from dataclasses import dataclass
 
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
-from werkzeug.wsgi import ClosingIterator
 
 TIMEOUT_MS = 15_000  # for actions and expect(): generous, the CI machine has two busy cores
 CHROMIUM_ARGS = [
@@ -74,7 +73,19 @@ class _AppSlot:
         except BaseException:
             self._done()
             raise
-        return ClosingIterator(body, [self._done])  # a streamed body may still read the database
+        return self._tracked(body)  # a streamed body may still read the database
+
+    def _tracked(self, body):
+        # Counted done once the body is produced (or abandoned), not in close(): werkzeug skips close() when the
+        # browser resets the connection after a redirect (its input drain raises ConnectionResetError).
+        try:
+            yield from body
+        finally:
+            try:
+                if hasattr(body, "close"):
+                    body.close()
+            finally:
+                self._done()
 
     def _done(self) -> None:
         with self._changed:

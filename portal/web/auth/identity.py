@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import Flask, abort, redirect, request, url_for
+from flask import Flask, abort, g, redirect, request, url_for
 from flask_login import UserMixin, current_user
 
 from portal import db
@@ -66,9 +66,15 @@ def init_app(app: Flask) -> None:
     login_manager.user_loader(load_identity)
     login_manager.session_protection = "basic"
 
+    @app.before_request
+    def _identity_from_this_request():
+        # Flask-Login caches the user on `g`. When one app context spans several requests (the test suite
+        # pushes one per test), a cached user would leak from one browser's request into another's.
+        g.pop("_login_user", None)
+
     @login_manager.unauthorized_handler
     def _unauthorized():
-        if request.blueprint == "admin":
+        if request.blueprint == "admin" or request.path.startswith("/admin/"):  # staff pages of other blueprints
             return redirect(url_for("auth.staff_login", next=request.full_path))
         return redirect(url_for("auth.contact_login", next=request.full_path))
 
