@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import io
+import os
+import sys
+from pathlib import Path
+
 import click
+from dotenv import load_dotenv
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
-from portal import db
+from portal import ROOT, db
 
 
 def main() -> None:
     from portal import create_app
 
+    if sys.argv[1:2] == ["demo"]:
+        # `portal demo` means demo mode, decided before create_app reads the config. A PORTAL_ENV set in the
+        # environment or .env still wins, and the demo command then refuses to run outside demo mode.
+        load_dotenv(ROOT / ".env", override=False)
+        os.environ.setdefault("PORTAL_ENV", "demo")
     FlaskGroup(create_app=lambda: create_app(), help="MSP client payment portal.")(prog_name="portal")
 
 
@@ -47,6 +58,126 @@ def create_admin(email: str, name: str, password: str) -> None:
     click.echo(f"Admin {user.email} created.")
 
 
+@click.command("import", help="Import clients, contacts and open invoices from a CSV export "
+                         "(columns: docs/import-format.md). Exits 1 when a line could not be imported.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--strict", is_flag=True, help="Import nothing unless every line is good.")
+@click.option("--dry-run", is_flag=True, help="Check the file and report what would change; save nothing.")
+@click.option("--progress-every", default=10_000, show_default=True, type=click.IntRange(1),
+              help="Report progress every N lines.")
+@with_appcontext
+def import_command(path: Path, strict: bool, dry_run: bool, progress_every: int) -> None:
+    from portal.domain.imports import HeaderError
+    from portal.services.importer import import_csv
+
+    click.echo(f"Importing {path.name}" + (" (dry run)" if dry_run else "") + (" (strict)" if strict else ""))
+    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+        size = path.stat().st_size or 1
+        try:
+            report = import_csv(
+                db.session(), text, strict=strict, dry_run=dry_run, progress_every=progress_every,
+                on_progress=lambda n: click.echo(f"  {n:,} lines read ({min(100, raw.tell() * 100 // size)}%)",
+                                                 err=True),
+            )
+        except HeaderError as e:
+            raise click.ClickException(f"line 1: {e}") from None
+    _print_import_report(report)
+    if report.failed:
+        raise SystemExit(1)
+
+
+def _print_import_report(report, shown: int = 200) -> None:
+    for issue in report.issues[:shown]:
+        kind = "conflict: " if issue.kind == "conflict" else ""
+        click.echo(f"line {issue.line}: {kind}{issue.message}", err=True)
+    if len(report.issues) > shown:
+        click.echo(f"... and {len(report.issues) - shown} more problems", err=True)
+    if report.ignored_columns:
+        click.echo("Ignored columns: " + ", ".join(report.ignored_columns))
+    if report.marked_paid:
+        lines = ", ".join(map(str, report.marked_paid[:10])) + (", ..." if len(report.marked_paid) > 10 else "")
+        click.echo(f"{len(report.marked_paid)} line(s) marked paid were imported as open (lines {lines}): "
+                   "record the payments to close them.")
+    click.echo(f"{report.summary()} ({report.rows} lines; {len(report.errors)} errors, "
+               f"{len(report.conflicts)} conflicts).")
+    click.echo(f"Clients: {report.clients_created} created, {report.clients_updated} updated. "
+               f"Contacts: {report.contacts_added} added.")
+    if report.dry_run:
+        click.echo("Dry run: nothing was saved.")
+    elif report.strict and not report.saved:
+        click.echo(f"Strict: nothing was imported because {report.failed} line(s) failed.")
+
+
+@click.command("demo", help="Seed a demo MSP (two dozen clients, half a year of invoices) and serve it locally.")
+@click.option("--reset", is_flag=True, help="Erase the demo database first and seed it again.")
+@click.option("--no-serve", is_flag=True, help="Seed only; do not start the web server.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@with_appcontext
+def demo_command(reset: bool, no_serve: bool, port: int) -> None:
+    from flask import current_app
+
+    from portal.domain.errors import DomainError
+    from portal.services import demo
+
+    app = current_app._get_current_object()
+    if app.config["ENV"] not in ("demo", "test"):
+        raise click.ClickException(f"portal demo runs in demo mode only, and PORTAL_ENV is {app.config['ENV']!r} "
+                                   "(from the environment or .env). Use PORTAL_ENV=demo with an empty database.")
+    base_url = f"http://127.0.0.1:{port}"
+    if app.config["BASE_URL"] == "http://127.0.0.1:5000":  # the default: links in emails follow --port
+        app.config["BASE_URL"] = base_url
+    try:
+        if reset:
+            demo.reset_database(app)
+        demo.ensure_schema(app)
+        summary = demo.seed_demo(db.session())
+    except DomainError as e:
+        raise click.ClickException(str(e)) from None
+    state = "seeded" if summary.seeded else "kept (use --reset to start again)"
+    click.echo(f"Demo data {state}: {summary.clients} clients, {summary.invoices} invoices, "
+               f"{summary.payments} payments.")
+    click.echo(f"Staff sign-in:  {base_url}/admin/login  {summary.admin_email} / {summary.admin_password}")
+    mail = app.config.get("SMTP_URL") or str(Path(app.instance_path) / "outbox")
+    click.echo(f"Client sign-in: {base_url}/login  enter {summary.contact_email}; the sign-in link is emailed "
+               f"to {mail} (newest .eml file).")
+    db.session().close()
+    if not no_serve:
+        from werkzeug.serving import run_simple
+
+        # app.run() is a no-op inside a Flask CLI command, so serve directly: threaded, no debugger or reloader.
+        click.echo(f"Serving on {base_url} (Ctrl+C to stop)")
+        run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+@click.group("payments", help="Online payments.")
+def payments_group() -> None:
+    pass
+
+
+@payments_group.command("reconcile", help="Ask the payment gateway about every online payment still pending or "
+                                          "unknown (missed webhooks) and settle it. Safe to run any time, e.g. from "
+                                          "cron. Exits 1 when the gateway could not be asked about some of them.")
+@with_appcontext
+def payments_reconcile() -> None:
+    from portal.services.online_payments import get_gateway
+    from portal.services.payment_reconcile import reconcile
+
+    gateway = get_gateway()
+    click.echo(f"Reconciling online payments with {'the SANDBOX gateway' if gateway.is_sandbox else gateway.name}")
+    report = reconcile(db.session(), gateway,
+                       on_progress=lambda n, total: click.echo(f"  {n}/{total} checked", err=True) if n % 50 == 0
+                       else None)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
+    click.echo(f"{report.checked} checked, {report.changed} changed, {report.settled} settled, "
+               f"{report.still_open} still open.")
+    if report.problems:
+        raise SystemExit(1)
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(payments_group)
     app.cli.add_command(db_group)
     app.cli.add_command(create_admin)
+    app.cli.add_command(import_command)
+    app.cli.add_command(demo_command)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from portal import create_app, db
@@ -80,9 +81,28 @@ def app_config(database_url, tmp_path) -> dict:
     }
 
 
+class RequestIsolatingClient(FlaskClient):
+    """Each request runs in its own app context with its own database session, as it does in production.
+
+    Without this, requests would reuse the test's app context (Flask reuses an active one), share its `g` and its
+    session, and a view that forgot to commit would still look right to the test. Before each request the test's
+    own pending work is committed (releasing SQLite's write lock); afterwards its loaded objects are expired so
+    assertions read what the request really committed.
+    """
+
+    def open(self, *args, **kwargs):
+        outer = db.session()
+        outer.commit()
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        outer.expire_all()
+        return response
+
+
 @pytest.fixture
 def app(_schema, app_config, clock):
     application = create_app(app_config)
+    application.test_client_class = RequestIsolatingClient
     application.extensions["clock"] = clock
     ctx = application.app_context()
     ctx.push()

@@ -1,10 +1,26 @@
 """ORM tables. Import models from here; each submodule holds one area of the business."""
 
+from .agreements import Agreement, AgreementEvent, TermsTemplate, TermsVersion
 from .base import Base, UTCDateTime
 from .billing import Allocation, Invoice, InvoiceLine, Payment, Refund
 from .core import Client, Contact, MspSettings, SignInLink, StaffUser
+from .links import InvoiceDelivery, InvoiceEvent, InvoiceLink
+from .online import (
+    ChargeAttempt,
+    Dispute,
+    GatewayCustomer,
+    GatewayRefund,
+    PaymentRequest,
+    PaymentRequestItem,
+    PaymentSettings,
+    WebhookEvent,
+)
 
 __all__ = [
     "Allocation", "Base", "Client", "Contact", "Invoice", "InvoiceLine", "MspSettings", "Payment", "Refund",
     "SignInLink", "StaffUser", "UTCDateTime",
+    "InvoiceDelivery", "InvoiceEvent", "InvoiceLink",
+    "Agreement", "AgreementEvent", "TermsTemplate", "TermsVersion",
+    "ChargeAttempt", "Dispute", "GatewayCustomer", "GatewayRefund", "PaymentRequest", "PaymentRequestItem",
+    "PaymentSettings", "WebhookEvent",
 ]

@@ -31,9 +31,10 @@ def create_client(session: Session, *, legal_name: str, commit: bool = True, **f
     return client
 
 
-def update_client(session: Session, client: Client, **fields) -> Client:
+def update_client(session: Session, client: Client, *, commit: bool = True, **fields) -> Client:
     _apply_client(session, client, **fields)
-    session.commit()
+    if commit:
+        session.commit()
     return client
 
 

@@ -58,6 +58,15 @@ def record_payment(
     return payment
 
 
+def apply_arrived_payment(session: Session, payment: Payment, allocations: Mapping[int, int]) -> None:
+    """Apply a payment whose money has just been confirmed (online payments allocate on arrival, not when the client
+    clicks pay). Checked like any allocation; what is not allocated stays as credit. The caller commits."""
+    items = ledger.open_items(session, payment.client_id, lock=True)
+    plan = _clean(allocations)
+    check_allocation(payment.amount_cents, plan, items)
+    _apply(session, payment, plan)
+
+
 def apply_credit(session: Session, client: Client, allocations: Mapping[int, int] | None = None) -> int:
     """Apply the client's unallocated money to open invoices; returns the cents applied."""
     items = ledger.open_items(session, client.id, lock=True)  # lock first: concurrent callers queue here

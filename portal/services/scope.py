@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from portal.models import Invoice, Payment
+from portal.models import Agreement, Invoice, Payment
 
 from .errors import NotFound
 
@@ -39,6 +39,12 @@ class ClientScope:
 
     def payment(self, payment_id: int) -> Payment:
         return self._one(self.payments().where(Payment.id == payment_id))
+
+    def agreements(self) -> Select:
+        return select(Agreement).where(Agreement.client_id == self.client_id)
+
+    def agreement(self, reference: str) -> Agreement:
+        return self._one(self.agreements().where(Agreement.reference == reference))
 
     def _one(self, query: Select):
         row = self.session.scalar(query)

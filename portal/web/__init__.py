@@ -3,15 +3,28 @@
 from importlib import import_module
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 BLUEPRINTS = (
     "portal.web.health",
     "portal.web.auth.routes",
     "portal.web.admin.routes",
     "portal.web.client.routes",
+    "portal.web.links.routes",
+    "portal.web.payments.routes",
+    "portal.web.agreements.routes",
 )
 
 
+class RecordId(IntegerConverter):
+    """`<int:...>` in every route: ids beyond a 32-bit key are simply not found (404), never a database error."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def register_blueprints(app: Flask) -> None:
+    app.url_map.converters["int"] = RecordId
     for path in BLUEPRINTS:
         app.register_blueprint(import_module(path).bp)

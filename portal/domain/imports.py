@@ -1,0 +1,318 @@
+"""Reading an invoice export (CSV rows from a PSA or accounting system): header checks, one typed row per line.
+
+Pure: no database. ``parse_row`` turns one line into an ``ImportRow`` or a list of ``RowError``; ``FileChecks``
+catches what only shows across lines (the same invoice number twice, one client described two ways). What to do
+with a good row against the stored data is the importer service's job.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from .errors import DomainError, InvalidAmount
+from .invoices import LineInput, Totals, compute_totals
+from .money import parse_amount
+
+REQUIRED = ("client_external_id", "client_name", "invoice_number", "issue_date", "due_date", "description",
+            "amount", "currency")
+OPTIONAL = ("contact_email", "contact_name", "tax", "status", "client_address_line1", "client_address_line2",
+            "city", "region", "postal_code", "country")
+# Other spellings seen in exports, mapped to the column they mean.
+ALIASES = {
+    "address_line1": "client_address_line1", "address_line2": "client_address_line2",
+    "client_city": "city", "client_region": "region", "client_postal_code": "postal_code",
+    "client_country": "country", "state": "region", "zip": "postal_code",
+}
+# Column -> Client attribute. A blank cell leaves the stored value alone.
+ADDRESS_FIELDS = {
+    "client_address_line1": "address_line1", "client_address_line2": "address_line2", "city": "city",
+    "region": "region", "postal_code": "postal_code", "country": "country",
+}
+# Longest value each column's database field holds.
+MAX_LENGTHS = {
+    "client_external_id": 100, "client_name": 255, "invoice_number": 50, "contact_email": 320,
+    "contact_name": 255, "client_address_line1": 255, "client_address_line2": 255, "city": 100, "region": 100,
+    "postal_code": 20,
+}
+STATUSES = ("open", "paid")  # a paid row is imported as open: payments are recorded, never invented
+
+# ISO 4217 codes in current use: an unknown code is a typo, not a currency.
+_ISO_CODES = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF
+CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG
+HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA
+MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD
+RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX
+USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
+"""
+ISO_CURRENCIES = frozenset(_ISO_CODES.split())
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+class HeaderError(DomainError):
+    """The header row cannot be used, so no line of the file can be read."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # line in the file, the header being line 1
+    message: str
+    kind: str = "error"  # error: the row is malformed | conflict: it clashes with stored data
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Header:
+    """Which cell holds which column. ``ignored``: columns we do not know, reported once and skipped."""
+
+    positions: Mapping[str, int]
+    width: int  # cells per line
+    ignored: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    client_external_id: str
+    client_name: str
+    address: tuple[tuple[str, str], ...]  # (Client attribute, value) for the address cells that are filled in
+    contact_email: str | None
+    contact_name: str | None
+    invoice_number: str
+    issue_date: date
+    due_date: date
+    description: str
+    amount_cents: int
+    tax_cents: int
+    currency: str
+    marked_paid: bool  # the export said "paid"; we import it as open and say so
+
+    def client_fields(self) -> dict[str, str]:
+        return {"legal_name": self.client_name, **dict(self.address)}
+
+
+def normalize_column(name: str) -> str:
+    """'Client External ID' -> 'client_external_id' (exports differ in case and spacing)."""
+    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    return ALIASES.get(key, key)
+
+
+def read_header(cells: Sequence[str]) -> Header:
+    positions: dict[str, int] = {}
+    ignored: list[str] = []
+    for index, cell in enumerate(cells):
+        column = normalize_column(cell)
+        if column not in REQUIRED and column not in OPTIONAL:
+            ignored.append(cell.strip() or f"(blank, column {index + 1})")
+        elif column in positions:
+            raise HeaderError(f"The column {column} appears twice in the header.")
+        else:
+            positions[column] = index
+    missing = [c for c in REQUIRED if c not in positions]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise HeaderError(f"The header is missing the required column{plural} {', '.join(missing)}. "
+                          f"Required: {', '.join(REQUIRED)}.")
+    return Header(positions=positions, width=len(cells), ignored=tuple(ignored))
+
+
+def parse_row(line: int, cells: Sequence[str], header: Header, *, currency: str) -> ImportRow | list[RowError]:
+    """One data line. ``currency`` is the MSP's: invoices in another currency cannot be collected here."""
+    if len(cells) != header.width:
+        return [RowError(line, f"the line has {len(cells)} values but the header has {header.width} columns")]
+    raw = {column: cells[index].strip() for column, index in header.positions.items()}
+    errors: list[str] = []
+
+    def text(column: str, *, required: bool) -> str:
+        value = raw.get(column, "")
+        if required and not value:
+            errors.append(f"{column} is missing")
+        limit = MAX_LENGTHS.get(column)
+        if limit and len(value) > limit:
+            errors.append(f"{column} is longer than {limit} characters")
+        return value
+
+    external_id = text("client_external_id", required=True)
+    client_name = text("client_name", required=True)
+    number = text("invoice_number", required=True)
+    description = text("description", required=True)
+    issue_date = _date(raw["issue_date"], "issue_date", errors)
+    due_date = _date(raw["due_date"], "due_date", errors)
+    if issue_date and due_date and due_date < issue_date:
+        errors.append(f"due_date {due_date.isoformat()} is before issue_date {issue_date.isoformat()}")
+    amount = _amount(raw["amount"], "amount", errors, required=True)
+    if amount == 0:
+        errors.append("amount must be more than zero (there is nothing to collect on a zero invoice)")
+    tax = _amount(raw.get("tax", ""), "tax", errors, required=False) or 0
+    row_currency = _currency(raw["currency"], currency, errors)
+
+    email = text("contact_email", required=False).lower() or None
+    if email and not _EMAIL.match(email):
+        errors.append(f"contact_email {email!r} is not an email address")
+    contact_name = text("contact_name", required=False) or None
+    if contact_name and not email:
+        errors.append("contact_name is given without a contact_email")
+
+    address = []
+    for column, attribute in ADDRESS_FIELDS.items():
+        value = text(column, required=False)
+        if column == "country" and value:
+            value = value.upper()
+            if not _COUNTRY.match(value):
+                errors.append(f"country {value!r} is not a two-letter country code (e.g. US, CA, GB)")
+        if value:
+            address.append((attribute, value))
+
+    status = raw.get("status", "").lower() or "open"
+    if status not in STATUSES:
+        errors.append(f"status {raw['status']!r} is not one of: open, paid")
+
+    if errors:
+        return [RowError(line, message) for message in errors]
+    assert issue_date and due_date and amount is not None and row_currency  # for the type checker
+    return ImportRow(
+        line=line, client_external_id=external_id, client_name=client_name, address=tuple(address),
+        contact_email=email, contact_name=contact_name, invoice_number=number, issue_date=issue_date,
+        due_date=due_date, description=description, amount_cents=amount, tax_cents=tax, currency=row_currency,
+        marked_paid=status == "paid",
+    )
+
+
+def _date(value: str, column: str, errors: list[str]) -> date | None:
+    if not value:
+        errors.append(f"{column} is missing")
+        return None
+    # fromisoformat alone would also take 20260316 or 2026-W12-1; exports must be plain YYYY-MM-DD
+    if _ISO_DATE.match(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    errors.append(f"{column} {value!r} is not a date (use YYYY-MM-DD, e.g. 2026-03-16)")
+    return None
+
+
+def _amount(value: str, column: str, errors: list[str], *, required: bool) -> int | None:
+    if not value:
+        if required:
+            errors.append(f"{column} is missing")
+        return None
+    try:
+        return parse_amount(value)
+    except InvalidAmount as e:
+        errors.append(f"{column}: {e}")
+        return None
+
+
+def _currency(value: str, msp_currency: str, errors: list[str]) -> str | None:
+    code = value.upper()
+    if not code:
+        errors.append("currency is missing")
+    elif code not in ISO_CURRENCIES:
+        errors.append(f"currency {value!r} is not a known currency code")
+    elif code != msp_currency.upper():
+        errors.append(f"currency {code} is not the portal's currency ({msp_currency.upper()})")
+    else:
+        return code
+    return None
+
+
+@dataclass
+class FileChecks:
+    """Rules that span lines: an invoice number once per file, and one name/address per client per file.
+
+    (A client described two ways would make the result depend on line order, and a re-import would flip it.)
+    """
+
+    _numbers: dict[str, int] = field(default_factory=dict)
+    _clients: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
+
+    def check(self, row: ImportRow) -> list[RowError]:
+        errors = []
+        first = self._numbers.setdefault(row.invoice_number, row.line)
+        if first != row.line:
+            errors.append(RowError(row.line, f"invoice_number {row.invoice_number} is already on line {first}"))
+        seen = self._clients.setdefault(row.client_external_id, (row.line, row.client_fields()))
+        if seen[0] != row.line:
+            line, fields = seen
+            different = [k for k, v in row.client_fields().items() if k in fields and fields[k] != v]
+            if different:
+                names = ", ".join(_column_for(k) for k in different)
+                errors.append(RowError(
+                    row.line, f"client {row.client_external_id} has a different {names} on line {line}",
+                ))
+            else:  # later lines may fill in address parts the first one left blank
+                fields.update({k: v for k, v in row.client_fields().items() if k not in fields})
+        return errors
+
+
+def _column_for(attribute: str) -> str:
+    if attribute == "legal_name":
+        return "client_name"
+    return next(column for column, attr in ADDRESS_FIELDS.items() if attr == attribute)
+
+
+# --- applying a row: the invoice it describes -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InvoiceFacts:
+    """What an imported invoice says, to compare a row with the stored invoice."""
+
+    issue_date: date
+    due_date: date
+    currency: str
+    lines: tuple[tuple[str, Decimal, int], ...]  # (description, quantity, unit price cents)
+    tax_cents: int
+    total_cents: int
+
+
+def line_for(row: ImportRow) -> LineInput:
+    # The export's tax is an amount already worked out by the accounting system; the line itself is not taxed
+    # again here, so the portal's total is exactly the exporter's.
+    return LineInput(row.description, Decimal(1), row.amount_cents, taxable=False)
+
+
+def totals_for(row: ImportRow) -> Totals:
+    """The one line's totals from the invoice rules, plus the exporter's tax amount."""
+    line_totals = compute_totals([line_for(row)], Decimal(0))
+    return Totals(line_totals.line_amounts, line_totals.subtotal_cents, row.tax_cents,
+                  line_totals.subtotal_cents + row.tax_cents)
+
+
+def effective_tax_rate(row: ImportRow) -> Decimal:
+    """For display only (the tax amount is what is billed): tax / amount as a percent, to 4 decimals."""
+    if not row.tax_cents:
+        return Decimal(0)
+    return min(Decimal(100), (Decimal(row.tax_cents) * 100 / row.amount_cents).quantize(Decimal("0.0001")))
+
+
+def facts_for(row: ImportRow) -> InvoiceFacts:
+    line = line_for(row)
+    totals = totals_for(row)
+    return InvoiceFacts(row.issue_date, row.due_date, row.currency,
+                        ((line.description, line.quantity, line.unit_price_cents),), row.tax_cents,
+                        totals.total_cents)
+
+
+def invoice_differences(row: ImportRow, stored: InvoiceFacts) -> list[str]:
+    """Names of what the row would change on the stored invoice (empty: the row is already imported)."""
+    wanted = facts_for(row)
+    names = []
+    for name in ("issue_date", "due_date", "currency", "lines", "tax_cents", "total_cents"):
+        if getattr(wanted, name) != getattr(stored, name):
+            names.append(name)
+    return names
+
+
+def client_changes(row: ImportRow, stored: Mapping[str, str]) -> dict[str, str]:
+    """Client attributes the row changes: its name, and any address cell that is filled in and differs."""
+    return {k: v for k, v in row.client_fields().items() if stored.get(k, "") != v}

@@ -1,0 +1,322 @@
+"""`portal demo`: a believable MSP with two dozen clients and half a year of invoices, payments and credit.
+
+Seeding is deterministic (one ``random.Random(seed)``) and relative to ``clock.today()``, so every aging bucket
+has money in it whatever the date. Everything goes through the real services, like a billing clerk would.
+A database that holds anything but the demo's own data is never touched.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from flask import Flask
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from portal.clock import today
+from portal.domain.errors import DomainError
+from portal.domain.invoices import LineInput
+from portal.migrate import MIGRATIONS
+from portal.models import Base, Client, Invoice, Payment, StaffUser
+
+from . import billing, clients, payments, settings, staff
+
+ADMIN_EMAIL = "admin@demo.test"
+# Fixed and printed: it is a demo, and a re-run must not lock anyone out.
+ADMIN_PASSWORD = "demo-admin-password"  # noqa: S105
+DEFAULT_SEED = 2026
+MONTHS = 7  # monthly invoices from 6 months ago to this month
+SALES_TAX = Decimal("6.0")  # Idaho sales tax, charged on hardware only
+
+MSP = {
+    "name": "Bluepeak IT Services",
+    "legal_name": "Bluepeak IT Services, LLC",
+    "address": "1420 W Bannock St, Suite 200\nBoise, ID 83702",
+    "email": "billing@bluepeak-it.test",
+    "reply_to": "accounts@bluepeak-it.test",
+    "phone": "(208) 555-0142",
+    "website": "https://bluepeak-it.test",
+    "currency": "USD",
+    "default_net_days": 30,
+    "payment_instructions": (
+        "Pay online in this portal by card or bank transfer (ACH).\n"
+        "Checks: payable to Bluepeak IT Services, LLC, mailed to 1420 W Bannock St, Suite 200, Boise, ID 83702 "
+        "(write the invoice number on the memo line).\n"
+        "Questions about an invoice: accounts@bluepeak-it.test or (208) 555-0142."
+    ),
+}
+
+# (legal name, email domain, street, city, region, postal code, users, payment habit)
+CLIENTS = [
+    ("Harbor Dental Group, PC", "harbordental.test", "812 N 9th St", "Boise", "ID", "83702", 14, "on_time"),
+    ("Cedar & Pine Law, PLLC", "cedarpinelaw.test", "250 S 5th St, Suite 700", "Boise", "ID", "83702", 9, "slow"),
+    ("Summit Physical Therapy", "summitpt.test", "3100 E Fairview Ave", "Meridian", "ID", "83642", 11, "late"),
+    ("Blue Heron Veterinary Clinic", "blueheronvet.test", "1775 W State St", "Eagle", "ID", "83616", 8,
+     "struggling"),
+    ("Maple Street Accounting", "maplestcpa.test", "410 Maple St", "Nampa", "ID", "83651", 6, "credit"),
+    ("Riverbend Architects", "riverbendarch.test", "99 E Riverside Dr", "Eagle", "ID", "83616", 12, "partial"),
+    ("Copperline Construction, Inc.", "copperline.test", "5600 W Gowen Rd", "Boise", "ID", "83709", 22,
+     "delinquent"),
+    ("Alder Creek Family Medicine", "aldercreekfm.test", "2200 N Eagle Rd", "Meridian", "ID", "83646", 18,
+     "on_time"),
+    ("Ironwood Insurance Agency", "ironwoodins.test", "1010 Main St", "Caldwell", "ID", "83605", 7, "slow"),
+    ("Lakeside Realty Partners", "lakesiderealty.test", "301 N 1st Ave", "Sandpoint", "ID", "83864", 10, "late"),
+    ("Bright Path Learning Center", "brightpath.test", "640 S Lusk St", "Boise", "ID", "83706", 15, "struggling"),
+    ("Northgate Auto Repair", "northgateauto.test", "7425 W Fairview Ave", "Boise", "ID", "83704", 5, "credit"),
+    ("Sagebrush Title & Escrow", "sagebrushtitle.test", "1500 Shoreline Dr", "Boise", "ID", "83702", 13,
+     "partial"),
+    ("Tidewater Logistics", "tidewaterlog.test", "4800 E Franklin Rd", "Nampa", "ID", "83687", 26, "on_time"),
+    ("Juniper Home Health", "juniperhh.test", "950 W Bannock St", "Boise", "ID", "83702", 16, "slow"),
+    ("Evergreen Chiropractic", "evergreenchiro.test", "123 E Idaho Ave", "Meridian", "ID", "83642", 4, "on_time"),
+    ("Keystone Engineering Group", "keystoneeng.test", "800 W Main St, Suite 1200", "Boise", "ID", "83702", 21,
+     "late"),
+    ("Willow Creek Winery", "willowcreekwine.test", "18200 Sunny Slope Rd", "Caldwell", "ID", "83607", 6,
+     "credit"),
+    ("Foothill Orthodontics", "foothillortho.test", "2950 N Bogus Basin Rd", "Boise", "ID", "83702", 9,
+     "on_time"),
+    ("Granite Peak Financial Advisors", "granitepeakfa.test", "101 S Capitol Blvd, Suite 900", "Boise", "ID",
+     "83702", 8, "slow"),
+    ("Prairie Wind Community Alliance", "prairiewind.test", "415 E Commercial St", "Twin Falls", "ID", "83301",
+     12, "struggling"),
+    ("Silver Lake Property Management", "silverlakepm.test", "2600 N Government Way", "Coeur d'Alene", "ID",
+     "83815", 10, "partial"),
+    ("Oak & Anchor Brewing Co.", "oakanchorbrew.test", "621 S Capitol Blvd", "Boise", "ID", "83702", 7,
+     "delinquent"),
+    ("Redtail Environmental Consulting", "redtailenv.test", "3380 Americana Ter", "Boise", "ID", "83706", 11,
+     "on_time"),
+    ("Mesa Verde Pediatrics", "mesaverdepeds.test", "1855 N Cole Rd", "Boise", "ID", "83704", 17, "late"),
+    ("Stonebridge Community Church", "stonebridgecc.test", "4400 W Ustick Rd", "Meridian", "ID", "83646", 6,
+     "slow"),
+]
+FIRST_NAMES = ["Dana", "Marcus", "Priya", "Elena", "Tom", "Keisha", "Ryan", "Sofia", "Grace", "Hector", "Lauren",
+               "Jamal", "Megan", "Owen", "Tessa", "Victor", "Rosa", "Caleb", "Nina", "Derek", "Hannah", "Luis"]
+LAST_NAMES = ["Whitfield", "Okafor", "Raman", "Novak", "Brennan", "Castillo", "Hughes", "Lindqvist", "Parker",
+              "Nakamura", "Delgado", "Fischer", "Moreau", "Sullivan", "Choi", "Adeyemi", "Reyes", "Baxter"]
+TITLES = ["Office Manager", "Accounts Payable", "Owner", "Practice Administrator", "Controller",
+          "Operations Director"]
+PROJECTS = [
+    ("Project: firewall replacement and VPN cut-over (hours)", 17500),
+    ("Project: Microsoft 365 tenant migration (hours)", 16500),
+    ("Project: new-office network build-out (hours)", 17500),
+    ("After-hours emergency support (hours)", 22500),
+    ("Project: server virtualization and storage upgrade (hours)", 18500),
+]
+HARDWARE = [
+    ("Dell OptiPlex 7020 desktop, 16 GB / 512 GB SSD", 108900),
+    ("Dell Latitude 5550 laptop with dock", 164900),
+    ("Ubiquiti U6 Pro access point", 17900),
+    ('Dell P2425H 24" monitor', 21900),
+    ("APC Smart-UPS 1500VA", 74900),
+    ("Fortinet FortiGate 60F firewall", 89500),
+]
+# Which invoices each habit leaves unpaid (k = months ago; 0 = this month's, still current) and which it pays half of
+HABITS = {
+    "on_time": {"unpaid": {0}, "half": set(), "late_by": (-8, 2)},
+    "slow": {"unpaid": {0, 1}, "half": set(), "late_by": (12, 25)},
+    "late": {"unpaid": {0, 2}, "half": {1}, "late_by": (25, 40)},
+    "struggling": {"unpaid": {0, 1, 3, 4}, "half": {2}, "late_by": (40, 70)},
+    "delinquent": {"unpaid": {0, 1, 2, 3, 4, 5}, "half": set(), "late_by": (20, 30)},
+    "credit": {"unpaid": set(), "half": set(), "late_by": (-10, -2)},
+    "partial": {"unpaid": {0}, "half": {1, 2, 3}, "late_by": (5, 20)},
+}
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    admin_email: str
+    admin_password: str
+    contact_email: str  # a contact who can sign in with an emailed link
+    clients: int
+    invoices: int
+    payments: int
+    seeded: bool  # False: the demo data was already there and kept
+
+
+# --- the database --------------------------------------------------------------------------------------------
+
+def ensure_schema(app: Flask) -> None:
+    """Bring the database to the latest schema with the migrations, like `portal db upgrade`."""
+    if any((MIGRATIONS / "versions").glob("*.py")):
+        from portal.migrate import upgrade
+
+        upgrade(app)
+    else:
+        # Until the first migration is generated there is nothing to run; build the tables from the models.
+        Base.metadata.create_all(app.extensions["db_engine"])
+
+
+def reset_database(app: Flask) -> None:
+    """Drop every table so the demo starts again. Refuses a database that holds anything but demo data."""
+    engine = app.extensions["db_engine"]
+    if inspect(engine).has_table(Client.__tablename__):
+        with sessionmaker(bind=engine)() as session:
+            _refuse_foreign_data(session)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as conn:  # so the migrations run again from the start
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def _is_demo(session: Session) -> bool:
+    return session.scalar(select(StaffUser.id).where(StaffUser.email == ADMIN_EMAIL)) is not None
+
+
+def _refuse_foreign_data(session: Session) -> None:
+    has_data = session.scalar(select(func.count()).select_from(Client)) or session.scalar(
+        select(func.count()).select_from(StaffUser))
+    if has_data and not _is_demo(session):
+        raise DomainError("This database holds data that is not the demo's; portal demo will not touch it. "
+                          "Point PORTAL_DATABASE_URL / PORTAL_INSTANCE_PATH at an empty database for the demo.")
+
+
+# --- seeding ------------------------------------------------------------------------------------------------
+
+def seed_demo(session: Session, seed: int = DEFAULT_SEED) -> DemoSummary:
+    """Seed an empty database; a demo database is left as it is (re-running keeps the data)."""
+    _refuse_foreign_data(session)
+    existed = _is_demo(session)
+    if not existed:
+        _Seeder(session, random.Random(seed), today()).run()
+    # The contact to try the portal as: a client that is behind, so there are overdue and part-paid invoices to pay
+    showcase = next(i for i, row in enumerate(CLIENTS) if row[7] == "late")
+    client = session.scalar(select(Client).where(Client.external_id == _external_id(showcase)))
+    contact = next((c for c in client.contacts if c.portal_access), None) if client else None
+    return DemoSummary(
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
+        contact_email=contact.email if contact else "",
+        clients=session.scalar(select(func.count()).select_from(Client)) or 0,
+        invoices=session.scalar(select(func.count()).select_from(Invoice)) or 0,
+        payments=session.scalar(select(func.count()).select_from(Payment)) or 0,
+        seeded=not existed,
+    )
+
+
+@dataclass(frozen=True)
+class _PlannedInvoice:
+    client_index: int
+    months_ago: int  # 0 = this month's invoice, 1 = last month's ...
+    issue_date: date
+    due_date: date
+    lines: tuple[LineInput, ...]
+    tax_rate: Decimal
+
+
+class _Seeder:
+    def __init__(self, session: Session, rng: random.Random, today: date):
+        self.session, self.rng, self.today = session, rng, today
+
+    def run(self) -> None:
+        settings.update_settings(self.session, **MSP)
+        staff.create_staff(self.session, email=ADMIN_EMAIL, name="Morgan Avery", password=ADMIN_PASSWORD)
+        demo_clients = [self._client(i, *row[:7]) for i, row in enumerate(CLIENTS)]
+        self.session.commit()
+        plan = [inv for i, row in enumerate(CLIENTS) for inv in self._plan_invoices(i, row[6])]
+        plan.sort(key=lambda p: (p.issue_date, p.client_index))  # invoice numbers follow the calendar
+        invoices = []
+        for n, p in enumerate(plan, start=1):
+            invoice = billing.create_invoice(
+                self.session, demo_clients[p.client_index], lines=p.lines, issue_date=p.issue_date,
+                due_date=p.due_date, tax_rate=p.tax_rate, issue=True, commit=False,
+                number=f"{billing.NUMBER_PREFIX}{n:06d}",  # the database is empty: no need to look up the last one
+            )
+            # issued on the invoice date, as the MSP's billing run would have done
+            invoice.created_at = invoice.issued_at = datetime.combine(p.issue_date, time(14, 0), tzinfo=UTC)
+            invoices.append((p, invoice))
+        self.session.commit()
+        for index, row in enumerate(CLIENTS):
+            own = [(p, inv) for p, inv in invoices if p.client_index == index]
+            self._payments(demo_clients[index], own, row[7])
+
+    def _client(self, index, name, domain, street, city, region, postal, users) -> Client:
+        client = clients.create_client(
+            self.session, legal_name=name, external_id=_external_id(index),
+            address_line1=street, city=city, region=region, postal_code=postal, country="US",
+            net_days=15 if users < 6 else None, commit=False,
+        )
+        people = self.rng.sample(range(len(FIRST_NAMES)), k=self.rng.randint(1, 3))
+        for n, who in enumerate(people):
+            first, last = FIRST_NAMES[who], self.rng.choice(LAST_NAMES)
+            clients.add_contact(
+                self.session, client, name=f"{first} {last}", email=f"{first}.{last}@{domain}".lower(),
+                title=TITLES[(who + n) % len(TITLES)], phone=f"(208) 555-{self.rng.randint(1000, 9999)}",
+                is_billing=n == 0, commit=False,
+            )
+        return client
+
+    def _plan_invoices(self, index: int, users: int) -> list[_PlannedInvoice]:
+        billing_day = self.rng.randint(4, 24)  # days into the 30-day cycle: keeps months 1..3 in their buckets
+        net = 15 if users < 6 else 30
+        planned = []
+        for k in range(MONTHS):
+            issue = self.today - timedelta(days=30 * k + billing_day)
+            if k == 0:
+                issue = self.today - timedelta(days=min(billing_day, 10))  # this month's: not yet due
+            planned.append(_PlannedInvoice(index, k, issue, issue + timedelta(days=net),
+                                           self._monthly_lines(users), Decimal(0)))
+        for _ in range(self.rng.choice((0, 1, 1, 2))):
+            k = self.rng.randint(1, MONTHS - 1)
+            issue = self.today - timedelta(days=30 * k + self.rng.randint(4, 24))
+            planned.append(_PlannedInvoice(index, k, issue, issue + timedelta(days=net), self._project_lines(),
+                                           SALES_TAX))
+        return planned
+
+    def _monthly_lines(self, users: int) -> tuple[LineInput, ...]:
+        seats = users + self.rng.choice((0, 0, 0, 1, -1))
+        servers = max(1, users // 8)
+        return (
+            LineInput(f"Managed IT services — {seats} users", Decimal(seats), 14500, taxable=False),
+            LineInput("Microsoft 365 Business Premium licences", Decimal(seats), 2200, taxable=False),
+            LineInput("Endpoint detection & response (EDR), per device", Decimal(seats + servers), 850,
+                      taxable=False),
+            LineInput(f"Cloud backup & disaster recovery — {servers} server(s)", Decimal(servers), 18900,
+                      taxable=False),
+        )
+
+    def _project_lines(self) -> tuple[LineInput, ...]:
+        description, rate = self.rng.choice(PROJECTS)
+        hours = Decimal(self.rng.choice(("2.5", "4", "6.5", "8", "12", "16.5")))
+        lines = [LineInput(description, hours, rate, taxable=False)]
+        for description, price in self.rng.sample(HARDWARE, k=self.rng.randint(0, 2)):
+            lines.append(LineInput(f"Hardware: {description}", Decimal(self.rng.randint(1, 4)), price))
+        return tuple(lines)
+
+    def _payments(self, client: Client, invoices: list, habit_name: str) -> None:
+        habit = HABITS[habit_name]
+        for p, invoice in sorted(invoices, key=lambda pair: pair[1].due_date):
+            if p.months_ago in habit["unpaid"]:
+                continue
+            half = p.months_ago in habit["half"]
+            paid_on = p.due_date + timedelta(days=self.rng.randint(*habit["late_by"]))
+            if half:  # something on account lately, to show willing
+                paid_on = min(paid_on, self.today - timedelta(days=self.rng.randint(1, 3)))
+            paid_on = max(paid_on, p.issue_date + timedelta(days=1))
+            if paid_on > self.today:
+                continue  # not paid yet: it simply stays open
+            amount = invoice.total_cents // 2 if half else invoice.total_cents
+            method = self.rng.choice(("check", "check", "ach", "card", "wire"))
+            payments.record_payment(
+                self.session, client, amount_cents=amount, method=method, received_on=paid_on,
+                reference=_reference(method, self.rng), allocations={invoice.id: amount},
+            )
+        if habit_name == "credit":  # a deposit paid ahead of a project: money on account, not yet applied
+            deposit = self.rng.choice((25000, 50000, 75000))
+            payments.record_payment(
+                self.session, client, amount_cents=deposit, method="check",
+                received_on=self.today - timedelta(days=self.rng.randint(2, 12)),
+                reference=_reference("check", self.rng), memo="Deposit for upcoming project", allocations={},
+            )
+
+
+def _external_id(index: int) -> str:
+    return f"PSA-{1001 + index}"  # the client's id in the MSP's PSA, as an import would have set it
+
+
+def _reference(method: str, rng: random.Random) -> str:
+    if method == "check":
+        return f"Check #{rng.randint(1001, 9999)}"
+    if method in ("ach", "wire"):
+        return f"{method.upper()} {rng.randint(10**9, 10**10 - 1)}"
+    return f"Card ending {rng.randint(1000, 9999)}"

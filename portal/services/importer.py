@@ -1,0 +1,337 @@
+"""`portal import`: clients, contacts and open invoices from a PSA / accounting CSV export.
+
+Each line is applied whole or not at all. Re-importing a file changes nothing. Without ``strict`` the good lines
+are saved in small batches, each written line in a savepoint so a line the database refuses leaves the others
+alone. With ``strict`` or ``dry_run`` the whole file is one transaction, committed only if strict found no problem
+(dry run: never); there a line the database refuses ends the database work (nothing will be saved anyway) and
+the remaining lines are still checked for format.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.clock import now
+from portal.domain import imports
+from portal.domain import invoices as rules
+from portal.domain.errors import DomainError
+from portal.domain.imports import ImportRow, InvoiceFacts, RowError
+from portal.models import Client, Contact, Invoice, InvoiceLine
+
+from . import clients, ledger
+from .errors import Conflict
+from .settings import get_settings
+
+# Lines per commit without --strict. Each written line is a savepoint (a subtransaction); PostgreSQL keeps up to
+# 64 per transaction in shared memory and slows every other session down beyond that, so batches stay under it.
+BATCH = 50
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, for a dry run or a refused strict run, would have done)."""
+
+    rows: int = 0  # data lines read
+    created: int = 0  # lines that created an invoice
+    updated: int = 0  # lines that changed an invoice, a client or added a contact
+    unchanged: int = 0  # lines already imported as they are
+    clients_created: int = 0
+    clients_updated: int = 0
+    contacts_added: int = 0
+    marked_paid: list[int] = field(default_factory=list)  # lines whose "paid" status was imported as open
+    issues: list[RowError] = field(default_factory=list)  # errors and conflicts, in line order
+    ignored_columns: tuple[str, ...] = ()
+    strict: bool = False
+    dry_run: bool = False
+    saved: bool = False  # the changes were committed
+
+    @property
+    def errors(self) -> list[RowError]:
+        return [i for i in self.issues if i.kind == "error"]
+
+    @property
+    def conflicts(self) -> list[RowError]:
+        return [i for i in self.issues if i.kind == "conflict"]
+
+    @property
+    def failed(self) -> int:
+        """Lines not imported (a line can have several errors)."""
+        return len({i.line for i in self.issues})
+
+    def summary(self) -> str:
+        return (f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+                f"{self.failed} failed")
+
+
+class RowConflict(Conflict):
+    """The line is well formed but clashes with what is stored; nothing from it was applied."""
+
+
+def import_csv(
+    session: Session,
+    stream: TextIO,
+    *,
+    strict: bool = False,
+    dry_run: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+    progress_every: int = BATCH,
+) -> ImportReport:
+    """Read ``stream`` (text, opened with newline="") and apply it. Raises HeaderError for an unusable header.
+
+    ``on_progress(lines read)`` is called every ``progress_every`` data lines.
+    """
+    report = ImportReport(strict=strict, dry_run=dry_run)
+    reader = csv.reader(stream)
+    one_transaction = strict or dry_run
+    applier = _Applier(session, report, isolate_lines=not one_transaction)
+    try:
+        header_cells = next(reader, None)
+        if header_cells is None:
+            raise imports.HeaderError("The file is empty: the first line must be the header.")
+        header = imports.read_header(header_cells)
+        report.ignored_columns = header.ignored
+        checks = imports.FileChecks()
+        currency = get_settings(session).currency
+        _begin(session)
+        last_line = reader.line_num
+        for cells in reader:
+            line, last_line = last_line + 1, reader.line_num  # where the record starts (quoted cells can span lines)
+            if not any(c.strip() for c in cells):
+                continue
+            report.rows += 1
+            parsed = imports.parse_row(line, cells, header, currency=currency)
+            if isinstance(parsed, list):
+                report.issues.extend(parsed)
+            else:
+                problems = checks.check(parsed)
+                if problems:
+                    report.issues.extend(problems)
+                else:
+                    applier.apply(parsed)
+            if report.rows % BATCH == 0 and not one_transaction:
+                session.commit()
+                _begin(session)
+            if on_progress and report.rows % progress_every == 0:
+                on_progress(report.rows)
+    except (UnicodeDecodeError, csv.Error) as e:
+        # decoding runs ahead of the CSV reader, so the bad bytes are at or after the next line
+        reason = "the file is not UTF-8 text from here on (save it as UTF-8)" if isinstance(
+            e, UnicodeDecodeError) else f"unreadable CSV ({e})"
+        report.issues.append(RowError(reader.line_num + 1, f"{reason}; reading stopped"))
+    except BaseException:
+        session.rollback()
+        raise
+    if dry_run or (strict and report.issues):
+        session.rollback()
+    else:
+        session.commit()
+        report.saved = True
+    return report
+
+
+def _begin(session: Session) -> None:
+    """Open the transaction that the per-line savepoints nest in.
+
+    pysqlite only starts a transaction at the first write, so on SQLite a SAVEPOINT issued before it becomes the
+    outermost transaction and releasing it commits: each line would be committed on its own (a disk sync per
+    line) instead of in its batch. SQLAlchemy documents this pysqlite caveat; other databases need nothing here.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN")
+
+
+@dataclass
+class _Plan:
+    """What a good line will change, worked out with reads only, so a line that changes nothing writes nothing."""
+
+    client: Client | None  # None: the client is new
+    client_changes: dict[str, str]
+    contact_new: bool
+    invoice: Invoice | None  # None: the invoice is new
+    invoice_changes: list[str]
+
+    @property
+    def writes(self) -> bool:
+        return (self.client is None or self.invoice is None or self.contact_new or bool(self.client_changes)
+                or bool(self.invoice_changes))
+
+
+class _Applier:
+    """Applies good rows. Remembers the clients and contact emails it has met, so a big file does not look them
+    up line after line; forgets them whenever a savepoint rolls back."""
+
+    def __init__(self, session: Session, report: ImportReport, *, isolate_lines: bool):
+        self.session = session
+        self.report = report
+        self.isolate_lines = isolate_lines
+        self.stopped = False  # one-transaction mode after the database refused a line
+        self.clients: dict[str, Client] = {}
+        self.emails: dict[str, int] = {}  # contact email -> client id
+
+    def apply(self, row: ImportRow) -> None:
+        if self.stopped:
+            return
+        try:
+            plan = self._plan(row)
+            if plan.writes and self.isolate_lines:
+                with self.session.begin_nested():
+                    self._write(row, plan)
+            elif plan.writes:
+                self._write(row, plan)
+                self.session.flush()
+        except RowConflict as e:
+            self.report.issues.append(RowError(row.line, str(e), kind="conflict"))
+            return
+        except (DomainError, IntegrityError) as e:
+            # Validation should have caught it; an IntegrityError means another process wrote the same record
+            message = str(e) if isinstance(e, DomainError) else "the database refused the line (was the same " \
+                "invoice or contact added by someone else during the import?)"
+            if not self.isolate_lines:
+                self.session.rollback()
+                self.stopped = True
+                message += "; nothing will be saved, and later lines were only checked for format"
+            self.report.issues.append(RowError(row.line, message))
+            self.clients.clear()  # rolled back: what the line created no longer exists
+            self.emails.clear()
+            return
+        report = self.report
+        report.clients_created += plan.client is None
+        report.clients_updated += bool(plan.client_changes)
+        report.contacts_added += plan.contact_new
+        if plan.invoice is None:
+            report.created += 1
+        elif plan.writes:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+        if row.marked_paid:
+            report.marked_paid.append(row.line)
+
+    def _plan(self, row: ImportRow) -> _Plan:
+        """Reads only. Raises RowConflict when the line clashes with what is stored."""
+        client = self._client(row.client_external_id)
+        contact_new = self._contact_is_new(row, client)
+        invoice = self.session.scalar(select(Invoice).where(Invoice.number == row.invoice_number))
+        invoice_changes: list[str] = []
+        if invoice is not None:
+            if client is None or invoice.client_id != client.id:
+                owner = self.session.get(Client, invoice.client_id)
+                raise RowConflict(f"invoice {row.invoice_number} belongs to another client "
+                                  f"({_client_label(owner)}); it was not changed")
+            invoice_changes = imports.invoice_differences(row, _facts(invoice))
+            if invoice_changes:
+                check_replaceable(self.session, invoice)
+        client_changes = {} if client is None else imports.client_changes(
+            row, {k: getattr(client, k) for k in row.client_fields()})
+        return _Plan(client, client_changes, contact_new, invoice, invoice_changes)
+
+    def _write(self, row: ImportRow, plan: _Plan) -> None:
+        client = plan.client
+        if client is None:
+            client = clients.create_client(self.session, external_id=row.client_external_id, commit=False,
+                                           **row.client_fields())
+            self.clients[row.client_external_id] = client
+        elif plan.client_changes:
+            clients.update_client(self.session, client, commit=False, **plan.client_changes)
+        if plan.contact_new:
+            clients.add_contact(self.session, client, name=row.contact_name or row.contact_email,
+                                email=row.contact_email, commit=False)
+            self.emails[row.contact_email] = client.id
+        if plan.invoice is None:
+            create_imported_invoice(self.session, client, row)
+        elif plan.invoice_changes:
+            replace_imported_invoice(self.session, plan.invoice, row)
+
+    def _client(self, external_id: str) -> Client | None:
+        if external_id not in self.clients:
+            client = self.session.scalar(select(Client).where(Client.external_id == external_id))
+            if client is None:
+                return None
+            self.clients[external_id] = client
+        return self.clients[external_id]
+
+    def _contact_is_new(self, row: ImportRow, client: Client | None) -> bool:
+        """An email that already signs in for another client makes the line a conflict."""
+        email = row.contact_email
+        if not email:
+            return False
+        if email not in self.emails:
+            owner_id = self.session.scalar(select(Contact.client_id).where(Contact.email == email))
+            if owner_id is None:
+                return True
+            self.emails[email] = owner_id
+        if client is None or self.emails[email] != client.id:
+            owner = self.session.get(Client, self.emails[email])
+            raise RowConflict(f"contact_email {email} already belongs to another client "
+                              f"({_client_label(owner)}); an email can sign in for one client only")
+        return False
+
+
+def _client_label(client: Client | None) -> str:
+    if client is None:
+        return "unknown"
+    return f"{client.legal_name}, {client.external_id}" if client.external_id else client.legal_name
+
+
+def _facts(invoice: Invoice) -> InvoiceFacts:
+    return InvoiceFacts(
+        issue_date=invoice.issue_date, due_date=invoice.due_date, currency=invoice.currency,
+        lines=tuple((line.description, line.quantity, line.unit_price_cents) for line in invoice.lines),
+        tax_cents=invoice.tax_cents, total_cents=invoice.total_cents,
+    )
+
+
+# --- billing for imported invoices ------------------------------------------------------------------------------
+# billing.create_invoice works out tax from a rate; an export brings the tax as an amount its own system already
+# rounded, so imported invoices keep that amount and the total matches the accounting system to the cent.
+
+def create_imported_invoice(session: Session, client: Client, row: ImportRow) -> Invoice:
+    """An open (issued) invoice from an export line. The caller commits."""
+    invoice = Invoice(client_id=client.id, number=row.invoice_number, status=rules.DRAFT, currency=row.currency,
+                      created_at=now(), source="import")
+    _fill(invoice, row)
+    invoice.status, invoice.issued_at = rules.OPEN, now()  # amount > 0 (parse_row), so there is something owed
+    session.add(invoice)
+    session.flush()
+    return invoice
+
+
+def check_replaceable(session: Session, invoice: Invoice) -> None:
+    """Only an imported invoice that is still open with nothing paid may be rewritten by a later export."""
+    if invoice.source != "import":
+        raise RowConflict(f"invoice {invoice.number} was created in the portal, not imported; it was not changed")
+    if invoice.status != rules.OPEN:
+        raise RowConflict(f"invoice {invoice.number} is {invoice.status}; it was not changed")
+    if ledger.paid_cents(session, [invoice.id])[invoice.id]:
+        raise RowConflict(f"invoice {invoice.number} has payments applied; it was not changed "
+                          "(unapply them first to re-import it)")
+
+
+def replace_imported_invoice(session: Session, invoice: Invoice, row: ImportRow) -> Invoice:
+    """Rewrite an open, unpaid imported invoice from a newer export line. The caller commits."""
+    check_replaceable(session, invoice)
+    _fill(invoice, row)
+    session.flush()
+    return invoice
+
+
+def _fill(invoice: Invoice, row: ImportRow) -> None:
+    rules.check_dates(row.issue_date, row.due_date)
+    totals = imports.totals_for(row)
+    line = imports.line_for(row)
+    invoice.issue_date, invoice.due_date, invoice.currency = row.issue_date, row.due_date, row.currency
+    invoice.tax_rate = imports.effective_tax_rate(row)
+    invoice.subtotal_cents, invoice.tax_cents, invoice.total_cents = (
+        totals.subtotal_cents, totals.tax_cents, totals.total_cents,
+    )
+    invoice.lines = [InvoiceLine(position=1, description=line.description, quantity=line.quantity,
+                                 unit_price_cents=line.unit_price_cents, amount_cents=totals.line_amounts[0],
+                                 taxable=line.taxable)]

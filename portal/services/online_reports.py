@@ -1,0 +1,120 @@
+"""Read side of online payments for staff pages: attempts with their state, refunds and disputes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from portal.domain import payments as rules
+from portal.models import ChargeAttempt, Client, Dispute, PaymentRequest, PaymentRequestItem, Refund
+
+from .reports import Page
+
+STATE_FILTERS = ("all", "succeeded", "processing", "failed", "attention", "disputed", "refunded")
+ATTENTION = (rules.CREATED, rules.UNKNOWN)  # the outcome is not known yet: reconcile, or look at the gateway
+
+
+@dataclass
+class AttemptRow:
+    attempt: ChargeAttempt
+    client_name: str
+    invoice_numbers: list[str] = field(default_factory=list)
+    refunded_cents: int = 0
+    disputes: list[Dispute] = field(default_factory=list)
+
+    @property
+    def open_dispute(self) -> Dispute | None:
+        return next((d for d in self.disputes if rules.is_open_dispute(d.status)), None)
+
+    @property
+    def state(self) -> str:
+        if self.attempt.status in ATTENTION:
+            return "unknown"
+        return rules.display_state(
+            self.attempt.status, amount_cents=self.attempt.amount_cents, refunded_cents=self.refunded_cents,
+            open_dispute=self.open_dispute is not None, lost_dispute=any(d.status == "lost" for d in self.disputes))
+
+
+def _base() -> Select:
+    return (select(ChargeAttempt, Client.legal_name)
+            .join(PaymentRequest, PaymentRequest.id == ChargeAttempt.request_id)
+            .join(Client, Client.id == PaymentRequest.client_id))
+
+
+def _disputed_ids() -> Select:
+    return select(Dispute.attempt_id)
+
+
+def _refunded_ids() -> Select:
+    return select(ChargeAttempt.id).join(Refund, Refund.payment_id == ChargeAttempt.payment_id)
+
+
+def attempt_page(session: Session, *, state: str = "all", client_id: int | None = None, invoice_id: int | None = None,
+                 page: int = 1, per_page: int = 25) -> Page:
+    query = _base()
+    if state == "attention":
+        query = query.where(ChargeAttempt.status.in_(ATTENTION))
+    elif state == "processing":
+        query = query.where(ChargeAttempt.status.in_((rules.PROCESSING, rules.PENDING, rules.REQUIRES_ACTION)))
+    elif state == "failed":
+        query = query.where(ChargeAttempt.status.in_((rules.FAILED, rules.CANCELED)))
+    elif state == "succeeded":
+        query = query.where(ChargeAttempt.status == rules.SUCCEEDED)
+    elif state == "disputed":
+        query = query.where(ChargeAttempt.id.in_(_disputed_ids()))
+    elif state == "refunded":
+        query = query.where(ChargeAttempt.id.in_(_refunded_ids()))
+    if client_id is not None:
+        query = query.where(PaymentRequest.client_id == client_id)
+    if invoice_id is not None:
+        query = query.where(PaymentRequest.id.in_(
+            select(PaymentRequestItem.request_id).where(PaymentRequestItem.invoice_id == invoice_id)))
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    page = min(max(1, page), max(1, ceil(total / per_page)))
+    rows = session.execute(query.order_by(ChargeAttempt.id.desc()).limit(per_page).offset((page - 1) * per_page))
+    return Page(rows_for(session, list(rows)), page, per_page, total)
+
+
+def attempt_row(session: Session, attempt: ChargeAttempt) -> AttemptRow:
+    return rows_for(session, [(attempt, attempt.request.client.legal_name)])[0]
+
+
+def rows_for(session: Session, pairs: list) -> list[AttemptRow]:
+    rows = [AttemptRow(attempt, name) for attempt, name in pairs]
+    for row in rows:
+        row.invoice_numbers = [item.invoice.number for item in row.attempt.request.items]
+    disputes: dict[int, list[Dispute]] = {}
+    ids = [r.attempt.id for r in rows]
+    if ids:
+        for dispute in session.scalars(select(Dispute).where(Dispute.attempt_id.in_(ids)).order_by(Dispute.id)):
+            disputes.setdefault(dispute.attempt_id, []).append(dispute)
+    for row in rows:
+        row.disputes = disputes.get(row.attempt.id, [])
+    payment_ids = [r.attempt.payment_id for r in rows if r.attempt.payment_id]
+    if payment_ids:
+        refunded = dict(session.execute(
+            select(Refund.payment_id, func.sum(Refund.amount_cents))
+            .where(Refund.payment_id.in_(payment_ids), Refund.status != "failed")
+            .group_by(Refund.payment_id)).all())
+        for row in rows:
+            row.refunded_cents = int(refunded.get(row.attempt.payment_id, 0))
+    return rows
+
+
+def disputes_for(session: Session, *, client_id: int | None = None, invoice_id: int | None = None) -> list[Dispute]:
+    """Disputes on a client's payments, or on payments that paid an invoice; newest first."""
+    query = (select(Dispute).join(ChargeAttempt, ChargeAttempt.id == Dispute.attempt_id)
+             .join(PaymentRequest, PaymentRequest.id == ChargeAttempt.request_id))
+    if client_id is not None:
+        query = query.where(PaymentRequest.client_id == client_id)
+    if invoice_id is not None:
+        query = query.where(PaymentRequest.id.in_(
+            select(PaymentRequestItem.request_id).where(PaymentRequestItem.invoice_id == invoice_id)))
+    return list(session.scalars(query.order_by(Dispute.id.desc())))
+
+
+def attempt_for_payment(session: Session, payment_id: int) -> ChargeAttempt | None:
+    return session.scalar(select(ChargeAttempt).where(ChargeAttempt.payment_id == payment_id))

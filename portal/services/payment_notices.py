@@ -1,0 +1,76 @@
+"""Emails about online payments: the receipt when money arrives, a notice when a payment fails after the client
+left the page (a bank debit returned days later). Sent after the change is committed; a refused email is logged
+and never undoes the payment."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from portal.clock import now
+from portal.domain.money import format_money
+from portal.gateways import email
+from portal.models import ChargeAttempt, Contact
+
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def recipients(attempt: ChargeAttempt) -> list[str]:
+    """The contact who paid; when that contact is gone, the client's billing contacts."""
+    payer = attempt.request.contact
+    if payer is not None and payer.client_id == attempt.request.client_id:
+        return [payer.email]
+    contacts: list[Contact] = attempt.request.client.contacts
+    return [c.email for c in contacts if c.is_billing]
+
+
+def describe_method(attempt: ChargeAttempt) -> str:
+    """'Visa credit card ending 4242' / 'bank account ending 6789'."""
+    if attempt.method_type == "us_bank_account":
+        return f"bank account ending {attempt.last4 or '????'}"
+    brand = (attempt.brand or "card").capitalize()
+    funding = f" {attempt.card_funding}" if attempt.card_funding in ("credit", "debit", "prepaid") else ""
+    return f"{brand}{funding} card ending {attempt.last4 or '????'}"
+
+
+def _context(session: Session, attempt: ChargeAttempt) -> dict:
+    base = current_app.config["BASE_URL"].rstrip("/")
+    return {
+        "msp": get_settings(session),
+        "client": attempt.request.client,
+        "attempt": attempt,
+        "items": [(item.invoice.number, item.amount_cents) for item in attempt.request.items],
+        "method": describe_method(attempt),
+        "portal_url": base + "/",
+    }
+
+
+def send_receipt(session: Session, attempt: ChargeAttempt) -> None:
+    _send(session, attempt, template="receipt", stamp="receipt_sent_at",
+          subject=f"Payment received: {_money(attempt)} to {get_settings(session).name}")
+
+
+def send_failure_notice(session: Session, attempt: ChargeAttempt) -> None:
+    _send(session, attempt, template="payment_failed", stamp="failure_notice_sent_at",
+          subject=f"Your payment of {_money(attempt)} to {get_settings(session).name} did not go through")
+
+
+def _money(attempt: ChargeAttempt) -> str:
+    return format_money(attempt.charged_cents, attempt.currency)
+
+
+def _send(session: Session, attempt: ChargeAttempt, *, template: str, stamp: str, subject: str) -> None:
+    to = recipients(attempt)
+    if not to:
+        log.warning("no one to email about charge attempt %s", attempt.id)
+        return
+    delivery = email.send(to=to, subject=subject, template=template, context=_context(session, attempt))
+    if not delivery.ok:
+        log.error("%s email for charge attempt %s was refused: %s", template, attempt.id, delivery.error)
+        return
+    setattr(attempt, stamp, now())
+    session.commit()

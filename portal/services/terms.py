@@ -1,0 +1,192 @@
+"""Templates and their published versions: edit the draft, publish an immutable version, compare versions,
+and see which client stands on which version of the payment terms.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.clock import now
+from portal.domain import evidence
+from portal.domain import terms as T
+from portal.domain.errors import DomainError
+from portal.models import Agreement, Client, StaffUser, TermsTemplate, TermsVersion
+
+
+def get_template(session: Session, kind: str) -> TermsTemplate:
+    """The template of this kind; the first call creates it from the shipped default."""
+    if kind not in T.TEMPLATE_KINDS:
+        raise DomainError("Unknown kind of document.")
+    template = session.scalar(select(TermsTemplate).where(TermsTemplate.kind == kind))
+    if template is None:
+        params = T.DEFAULT_PARAMETERS if kind == T.TERMS else {}
+        template = TermsTemplate(kind=kind, title=T.TEMPLATE_TITLES[kind], draft_text=T.DEFAULT_TEXTS[kind],
+                                 draft_parameters=evidence.canonical_json(params).decode(), updated_at=now())
+        session.add(template)
+        session.commit()
+    return template
+
+
+def draft_parameters(template: TermsTemplate) -> dict[str, str]:
+    return json.loads(template.draft_parameters or "{}")
+
+
+def version_parameters(version: TermsVersion) -> dict[str, str]:
+    return json.loads(version.parameters or "{}")
+
+
+def _validate(kind: str, text: str, parameters: dict, *, for_publishing: bool) -> dict[str, str]:
+    text = (text or "").strip()
+    if not text:
+        raise DomainError("The text cannot be empty.")
+    if len(text) > 100_000:
+        raise DomainError("The text is too long (100,000 characters at most).")
+    evidence.check_placeholders(text, T.VARIABLES)
+    return T.parse_parameters(parameters, for_publishing=for_publishing) if kind == T.TERMS else {}
+
+
+def save_draft(session: Session, kind: str, *, text: str, parameters: dict, staff: StaffUser | None) -> TermsTemplate:
+    """Edit the draft. Published versions are untouched: they only change by publishing a new one."""
+    template = get_template(session, kind)
+    clean = _validate(kind, text, parameters, for_publishing=False)
+    template.draft_text = text.strip() + "\n"
+    template.draft_parameters = evidence.canonical_json(clean).decode()
+    template.updated_at = now()
+    template.updated_by_staff_id = staff.id if staff else None
+    session.commit()
+    return template
+
+
+def version_hash(text: str, parameters: dict[str, str]) -> str:
+    """A version is its text and its parameters; the hash covers both."""
+    return evidence.sha256_hex(evidence.canonical_json({"parameters": parameters, "text": text}))
+
+
+def publish(session: Session, kind: str, *, staff: StaffUser | None, summary: str = "") -> TermsVersion:
+    """Freeze the current draft as the next version. For payment terms, open invitations on older versions are
+    superseded and clients signed on an older version are marked outdated (they are asked to sign again)."""
+    from . import agreements  # the re-consent marking records evidence events
+
+    template = get_template(session, kind)
+    parameters = _validate(kind, template.draft_text, draft_parameters(template), for_publishing=True)
+    digest = version_hash(template.draft_text, parameters)
+    latest = current_version(session, kind)
+    if latest is not None and latest.sha256 == digest:
+        raise DomainError(f"Nothing changed since version {latest.number}; edit the draft before publishing.")
+    number = (session.scalar(select(func.max(TermsVersion.number)).where(TermsVersion.template_id == template.id))
+              or 0) + 1
+    version = TermsVersion(template_id=template.id, kind=kind, number=number, title=template.title,
+                           text=template.draft_text, parameters=evidence.canonical_json(parameters).decode(),
+                           sha256=digest, summary=(summary or "").strip()[:2000], published_at=now(),
+                           published_by_staff_id=staff.id if staff else None)
+    session.add(version)
+    session.flush()
+    if kind == T.TERMS:
+        agreements.mark_older_versions(session, version, staff=staff)
+    session.commit()
+    return version
+
+
+def current_version(session: Session, kind: str = T.TERMS) -> TermsVersion | None:
+    return session.scalar(select(TermsVersion).where(TermsVersion.kind == kind)
+                          .order_by(TermsVersion.number.desc()).limit(1))
+
+
+def current_version_id_query(kind: str = T.TERMS):
+    return select(func.max(TermsVersion.id)).where(TermsVersion.kind == kind).scalar_subquery()
+
+
+def ensure_disclosure(session: Session) -> TermsVersion:
+    """The E-SIGN disclosure a signer consents to; a fresh install publishes the shipped text as version 1."""
+    version = current_version(session, T.DISCLOSURE)
+    return version if version is not None else publish(session, T.DISCLOSURE, staff=None,
+                                                       summary="Default disclosure")
+
+
+def versions(session: Session, kind: str) -> list[TermsVersion]:
+    return list(session.scalars(select(TermsVersion).where(TermsVersion.kind == kind)
+                                .order_by(TermsVersion.number.desc())))
+
+
+def get_version(session: Session, version_id: int) -> TermsVersion | None:
+    return session.get(TermsVersion, version_id)
+
+
+def previous_version(session: Session, version: TermsVersion) -> TermsVersion | None:
+    return session.scalar(select(TermsVersion).where(TermsVersion.template_id == version.template_id,
+                                                     TermsVersion.number < version.number)
+                          .order_by(TermsVersion.number.desc()).limit(1))
+
+
+@dataclass(frozen=True)
+class ParameterChange:
+    label: str
+    old: str
+    new: str
+
+
+def compare(old: TermsVersion | None, new: TermsVersion) -> tuple[list[evidence.DiffLine], list[ParameterChange]]:
+    """What changed from ``old`` to ``new``: a line diff of the text and the parameters that differ."""
+    if old is None:
+        return [], []
+    before, after = version_parameters(old), version_parameters(new)
+    changes = [ParameterChange(p.label, before.get(p.name, ""), after.get(p.name, ""))
+               for p in T.PARAMETERS if before.get(p.name, "") != after.get(p.name, "")]
+    return evidence.line_diff(old.text, new.text), changes
+
+
+# ---------------------------------------------------------------------------------------------------- who is where
+
+@dataclass(frozen=True)
+class ClientTermsStatus:
+    client: Client
+    status: str  # unsigned | invited | signed | outdated | declined
+    signed: Agreement | None  # the newest signed agreement, on whatever version
+    open: Agreement | None  # an invitation on the current version
+    latest: Agreement | None  # the newest agreement of any status
+
+    @property
+    def label(self) -> str:
+        if self.status == "signed" and self.signed:
+            return f"Signed v{self.signed.version.number}"
+        if self.status == "outdated" and self.signed:
+            return f"Outdated (signed v{self.signed.version.number})"
+        return {"unsigned": "Unsigned", "invited": "Invited", "declined": "Declined"}.get(self.status, self.status)
+
+
+def status_for(current: TermsVersion | None, client: Client, rows: list[Agreement]) -> ClientTermsStatus:
+    """``rows``: the client's payment-terms agreements, newest first."""
+    signed = next((a for a in rows if a.status == "signed"), None)
+    open_ = next((a for a in rows if a.status == "invited" and current and a.version_id == current.id), None)
+    latest = rows[0] if rows else None
+    if signed and current and signed.version_id == current.id:
+        status = "signed"
+    elif signed:
+        status = "outdated"
+    elif open_:
+        status = "invited"
+    elif latest and latest.status == "declined" and current and latest.version_id == current.id:
+        status = "declined"
+    else:
+        status = "unsigned"
+    return ClientTermsStatus(client, status, signed, open_, latest)
+
+
+def client_statuses(session: Session) -> list[ClientTermsStatus]:
+    """Every active or on-hold client with where it stands on the payment terms (two queries)."""
+    current = current_version(session, T.TERMS)
+    clients = list(session.scalars(select(Client).where(Client.status != "inactive").order_by(Client.legal_name)))
+    by_client: dict[int, list[Agreement]] = {}
+    for a in session.scalars(select(Agreement).where(Agreement.kind == T.TERMS).order_by(Agreement.id.desc())):
+        by_client.setdefault(a.client_id, []).append(a)
+    return [status_for(current, c, by_client.get(c.id, [])) for c in clients]
+
+
+def client_status(session: Session, client: Client) -> ClientTermsStatus:
+    rows = list(session.scalars(select(Agreement).where(Agreement.kind == T.TERMS, Agreement.client_id == client.id)
+                                .order_by(Agreement.id.desc())))
+    return status_for(current_version(session, T.TERMS), client, rows)

@@ -1,0 +1,1 @@
+"""Agreements: the contact signing flow, the public verification page and the staff pages for terms."""

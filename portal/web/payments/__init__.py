@@ -1,0 +1,1 @@
+"""Online payments: pay pages, the gateway webhook, and the staff views of online payments."""

@@ -1,0 +1,133 @@
+"""Staff pages of online payments: the list with each payment's state and gateway reference, refunds through the
+gateway (full or partial), disputes, and the MSP's surcharge and part-payment settings."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal import db
+from portal.domain.errors import DomainError
+from portal.domain.money import format_money, to_decimal
+from portal.models import ChargeAttempt
+from portal.services import online_payments, online_refunds, online_reports
+from portal.services.errors import NotFound
+from portal.web.auth.identity import staff_required
+
+from .forms import OnlineRefundForm, PaymentSettingsForm
+from .routes import bp
+
+PAGE_SIZE = 25
+
+
+def _attempt_or_404(attempt_id: int) -> ChargeAttempt:
+    attempt = db.session().get(ChargeAttempt, attempt_id)
+    if attempt is None:
+        raise NotFound()
+    return attempt
+
+
+@bp.get("/admin/online-payments")
+@staff_required
+def admin_list():
+    state = request.args.get("state", "all")
+    if state not in online_reports.STATE_FILTERS:
+        state = "all"
+    page = online_reports.attempt_page(db.session(), state=state, page=max(1, request.args.get("page", 1, type=int)),
+                                       per_page=PAGE_SIZE)
+    return render_template("payments/admin/list.html", page=page, state=state, states=online_reports.STATE_FILTERS,
+                           gateway=online_payments.get_gateway())
+
+
+@bp.get("/admin/online-payments/<int:attempt_id>")
+@staff_required
+def admin_detail(attempt_id: int):
+    return _render_detail(_attempt_or_404(attempt_id))
+
+
+def _render_detail(attempt: ChargeAttempt, form: OnlineRefundForm | None = None, status: int = 200):
+    session = db.session()
+    room = online_refunds.refundable(session, attempt)
+    if form is None:
+        form = OnlineRefundForm(formdata=None)
+        form.amount.data = str(to_decimal(max(0, room.left_cents)))
+    form.nonce.data = form.nonce.data or secrets.token_urlsafe(24)  # one refund per rendered form
+    return render_template(
+        "payments/admin/detail.html", attempt=attempt, row=online_reports.attempt_row(session, attempt), form=form,
+        room=room, open_dispute=online_refunds.has_open_dispute(session, attempt),
+        refunds=online_refunds.refunds_of(session, attempt),
+        method=online_payments.describe_method(attempt),
+    ), status
+
+
+@bp.post("/admin/online-payments/<int:attempt_id>/refund")
+@staff_required
+def admin_refund(attempt_id: int):
+    session = db.session()
+    attempt = _attempt_or_404(attempt_id)
+    form = OnlineRefundForm()
+    if form.validate_on_submit():
+        cents = form.amount_cents()
+        if cents is not None:
+            try:
+                refund = online_refunds.refund(session, online_payments.get_gateway(), attempt, amount_cents=cents,
+                                               reason=form.reason.data, staff=current_user.record,
+                                               form_nonce=form.nonce.data)
+            except online_refunds.RefundOutcomeUnknown as e:
+                flash(str(e), "warning")
+                return redirect(url_for("payments.admin_detail", attempt_id=attempt.id))
+            except DomainError as e:
+                session.rollback()
+                form.form_errors.append(str(e))
+            else:
+                message = f"Refund of {format_money(refund.amount_cents, attempt.currency)} sent"
+                if refund.surcharge_cents:
+                    message += f" (plus {format_money(refund.surcharge_cents, attempt.currency)} of the surcharge)"
+                flash(message + f": {refund.status}.", "success")
+                return redirect(url_for("payments.admin_detail", attempt_id=attempt.id))
+    return _render_detail(attempt, form, status=400)
+
+
+@bp.route("/admin/payment-settings", methods=["GET", "POST"])
+@staff_required
+def admin_settings():
+    session = db.session()
+    settings = online_payments.payment_settings(session)
+    form = PaymentSettingsForm()
+    if request.method == "GET":
+        form.surcharge_percent.data = str(settings.surcharge_percent.normalize() if settings.surcharge_percent
+                                          else Decimal("0"))
+        form.blocked_regions.data = settings.surcharge_blocked_regions
+        form.partial_minimum.data = str(to_decimal(settings.partial_minimum_cents))
+    if form.validate_on_submit():
+        rate, minimum = form.surcharge(), form.minimum_cents()
+        if rate is not None and minimum is not None:
+            try:
+                online_payments.update_payment_settings(session, surcharge_percent=rate,
+                                                        blocked_regions=form.blocked_regions.data or "",
+                                                        partial_minimum_cents=minimum)
+            except DomainError as e:
+                session.rollback()
+                form.form_errors.append(str(e))
+            else:
+                flash("Online payment settings saved.", "success")
+                return redirect(url_for("payments.admin_settings"))
+    return render_template("payments/admin/settings.html", form=form, gateway=online_payments.get_gateway())
+
+
+@bp.app_template_global("online_payments_panel")
+def online_payments_panel(*, client_id: int | None = None, invoice_id: int | None = None) -> dict:
+    """For the staff client and invoice pages: recent online payments and any disputes on them."""
+    session = db.session()
+    page = online_reports.attempt_page(session, client_id=client_id, invoice_id=invoice_id, per_page=10)
+    return {"rows": page.items, "total": page.total,
+            "disputes": online_reports.disputes_for(session, client_id=client_id, invoice_id=invoice_id)}
+
+
+@bp.app_template_global("online_attempt_for")
+def online_attempt_for(payment_id: int) -> ChargeAttempt | None:
+    """The online charge behind a ledger payment, if it was paid online (its refunds go through the gateway)."""
+    return online_reports.attempt_for_payment(db.session(), payment_id)

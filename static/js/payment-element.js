@@ -1,0 +1,42 @@
+// Stripe Payment Element glue. Card and bank details are typed into Stripe's own frames; the browser asks Stripe
+// for a ConfirmationToken and only that token's id is posted to our server, which confirms the payment there
+// (and may first show a card surcharge to accept). Loaded only when Stripe keys are configured.
+(() => {
+  const form = document.getElementById("stripe-pay-form");
+  const mount = document.getElementById("payment-element");
+  if (!form || !mount || typeof Stripe === "undefined") return;
+  const errors = document.getElementById("payment-element-errors");
+  const button = document.getElementById("pay-button");
+  const tokenInput = form.querySelector("input[name=confirmation_token]");
+  const stripe = Stripe(mount.dataset.publishableKey);
+  const elements = stripe.elements({
+    mode: "payment",
+    amount: Number(mount.dataset.amount),
+    currency: mount.dataset.currency,
+    // the same list the server sends with the PaymentIntent (PAYMENT_METHOD_TYPES in stripe_gateway.py)
+    paymentMethodTypes: ["card", "us_bank_account"],
+    paymentMethodCreation: "manual",
+  });
+  elements.create("payment").mount(mount);
+
+  const fail = (message) => {
+    errors.textContent = message || "The payment details could not be used. Please check them.";
+    button.disabled = false;
+  };
+
+  form.addEventListener("submit", async (event) => {
+    if (tokenInput.value) return; // the token is ready: let the form post
+    event.preventDefault();
+    button.disabled = true;
+    errors.textContent = "";
+    const submitted = await elements.submit();
+    if (submitted.error) return fail(submitted.error.message);
+    const { error, confirmationToken } = await stripe.createConfirmationToken({
+      elements,
+      params: { return_url: mount.dataset.returnUrl },
+    });
+    if (error) return fail(error.message);
+    tokenInput.value = confirmationToken.id;
+    form.submit();
+  });
+})();

@@ -1,0 +1,133 @@
+"""`portal demo`: believable seed data in every aging bucket, and the command that seeds (and would serve) it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from portal import cli
+from portal.domain.aging import BUCKETS
+from portal.models import Client, Contact, Invoice, MspSettings, Payment, StaffUser
+from portal.services import demo, ledger, staff
+
+
+def count(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(session, clock):
+    summary = demo.seed_demo(session)
+
+    today = clock.today()
+    report = ledger.receivables(session, today)
+    assert all(report.totals[b] > 0 and report.counts[b] > 0 for b in BUCKETS), report
+    invoices = session.scalars(select(Invoice)).all()
+    paid = ledger.paid_cents(session, [i.id for i in invoices])
+    assert sum(1 for i in invoices if i.status == "paid" and paid[i.id] == i.total_cents) >= 20
+    assert sum(1 for i in invoices if 0 < paid[i.id] < i.total_cents) >= 3  # partially paid
+    assert sum(1 for c in session.scalars(select(Client)) if ledger.credit_cents(session, c.id) > 0) >= 1
+    assert min(i.issue_date for i in invoices) <= today - timedelta(days=180)  # six months and more of history
+    assert all(i.status in ("open", "paid") for i in invoices)
+
+    clients = session.scalars(select(Client)).all()
+    assert len(clients) >= 24 and len({c.legal_name for c in clients}) == len(clients)
+    assert all(1 <= len(c.contacts) <= 3 and c.address_line1 and c.city for c in clients)
+    lines = {line.description for i in invoices for line in i.lines}
+    assert any("Microsoft 365" in d for d in lines) and any(d.startswith("Hardware:") for d in lines)
+    assert any("backup" in d for d in lines) and any(d.startswith("Project:") for d in lines)
+
+    settings = session.get(MspSettings, 1)
+    assert settings.name == "Bluepeak IT Services" and settings.payment_instructions and settings.reply_to
+    assert staff.authenticate_staff(session, demo.ADMIN_EMAIL, demo.ADMIN_PASSWORD) is not None
+    contact = session.scalar(select(Contact).where(Contact.email == summary.contact_email))
+    assert contact is not None and contact.portal_access
+    # the contact to try the portal as has something to pay: overdue and part-paid invoices
+    own = ledger.client_summary(session, contact.client_id, today)
+    assert own.overdue_count >= 1 and own.open_count >= 2
+    assert any(0 < paid[i.id] < i.total_cents for i in invoices if i.client_id == contact.client_id)
+    assert (summary.clients, summary.invoices, summary.payments, summary.seeded) == (
+        len(clients), len(invoices), count(session, Payment), True)
+
+    again = demo.seed_demo(session)  # re-running keeps the demo as it is
+    assert (again.seeded, again.invoices, again.payments) == (False, summary.invoices, summary.payments)
+    assert count(session, StaffUser) == 1
+
+
+def test_seed_refuses_a_database_that_is_not_the_demos(session, make):
+    make.client(name="A Real Client LLC")
+    with pytest.raises(demo.DomainError, match="holds data that is not the demo's"):
+        demo.seed_demo(session)
+    assert count(session, Client) == 1 and count(session, Invoice) == 0
+
+
+@pytest.fixture
+def own_database(app_config, tmp_path) -> str:
+    """The command builds (and --reset drops) the schema itself, so it gets a database of its own."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    app_config["DATABASE_URL"] = url
+    return url
+
+
+def test_demo_command_seeds_prints_sign_in_and_keeps_data_on_rerun(own_database, app, session, make):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["demo", "--no-serve", "--port", "5055"])
+    assert result.exit_code == 0, result.output
+    assert "Demo data seeded: 26 clients" in result.output
+    assert "http://127.0.0.1:5055/admin/login  admin@demo.test / demo-admin-password" in result.output
+    contact_email = session.scalar(select(Contact.email).join(Client)
+                                   .where(Client.legal_name == "Summit Physical Therapy").order_by(Contact.id))
+    outbox = Path(app.instance_path) / "outbox"
+    assert f"http://127.0.0.1:5055/login  enter {contact_email}; the sign-in link is emailed to {outbox}" \
+        in result.output
+    assert "Serving" not in result.output
+    invoices = count(session, Invoice)
+    assert invoices > 150
+
+    make.client(name="Added While Playing LLC")  # a change that --reset undoes and a re-run keeps
+    kept = runner.invoke(args=["demo", "--no-serve"])
+    assert kept.exit_code == 0 and "Demo data kept" in kept.output
+    assert (count(session, Invoice), count(session, Client)) == (invoices, 27)
+
+    session.close()
+    reset = runner.invoke(args=["demo", "--no-serve", "--reset"])
+    assert reset.exit_code == 0, reset.output
+    assert "Demo data seeded" in reset.output
+    assert (count(session, Invoice), count(session, Client)) == (invoices, 26)
+
+
+def test_demo_command_will_not_reset_real_data(own_database, app, session, make):
+    demo.ensure_schema(app)
+    make.client(name="A Real Client LLC")
+    result = app.test_cli_runner().invoke(args=["demo", "--no-serve", "--reset"])
+    assert result.exit_code == 1
+    assert "holds data that is not the demo's; portal demo will not touch it" in result.output
+    assert session.scalar(select(Client.legal_name)) == "A Real Client LLC"
+
+
+def test_demo_command_refuses_outside_demo_mode(own_database, app_config, app, session):
+    app.config["ENV"] = "production"
+    result = app.test_cli_runner().invoke(args=["demo", "--no-serve"])
+    assert result.exit_code == 1
+    assert "portal demo runs in demo mode only, and PORTAL_ENV is 'production'" in result.output
+    engine = create_engine(own_database)
+    assert not engine.dialect.has_table(engine.connect(), "clients")  # nothing was created
+    engine.dispose()
+
+
+def test_portal_demo_works_without_setting_portal_env(monkeypatch, tmp_path):
+    """`portal demo` on its own: main() switches to demo mode before the app reads its config."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    environ["PORTAL_INSTANCE_PATH"] = str(tmp_path / "instance")
+    monkeypatch.setattr(os, "environ", environ)
+    monkeypatch.setattr(sys, "argv", ["portal", "demo", "--no-serve"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 0
+    assert environ["PORTAL_ENV"] == "demo"
+    assert (tmp_path / "instance" / "portal.db").exists()
+    assert (tmp_path / "instance" / "demo-secret-key").exists()  # demo mode: no PORTAL_SECRET_KEY needed

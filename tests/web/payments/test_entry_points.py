@@ -1,0 +1,71 @@
+"""Where online payments show up on the other pages: pay buttons for clients, panels and disputes for staff."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.models import InvoiceLink
+from portal.services import delivery, online_payments, webhooks
+from tests.conftest import sign_in
+from tests.payments_fixtures import new_request, stripe_config
+
+from .conftest import row, text, words
+
+
+@pytest.fixture
+def app_config(app_config, fake_stripe):
+    app_config.update(stripe_config(fake_stripe))
+    return app_config
+
+
+def test_the_client_portal_invoice_and_overview_pages_link_to_paying(http, shop, stripe_gateway):
+    sign_in(http, shop.contact)
+    assert f'href="/pay?invoice={shop.first.id}">Pay online</a>' in text(http.get(f"/invoices/{shop.first.id}"))
+    assert 'href="/pay">Pay online</a>' in text(http.get("/"))
+
+
+def test_the_invoice_link_page_links_to_paying_its_invoice(http, session, shop, stripe_gateway):
+    delivery.send_invoice(session, shop.first, contacts=[shop.contact])
+    token = delivery.link_token(session.scalar(select(InvoiceLink)))
+    page = text(http.get(f"/i/{token}"))
+    assert f'href="/i/{token}/pay">Pay online</a>' in page
+    assert "SANDBOX" not in page  # Stripe mode
+
+
+@pytest.fixture
+def disputed(session, shop, stripe_gateway, fake_stripe):
+    attempt = online_payments.pay(session, stripe_gateway, new_request(session, shop), attempt_number=1,
+                                  token=fake_stripe.confirmation_token("pm_card_visa"))
+    dispute = fake_stripe.create_dispute(attempt.gateway_id, reason="duplicate")
+    payload, header = fake_stripe.event("charge.dispute.created", dispute)
+    webhooks.handle_event(session, "stripe", stripe_gateway.parse_webhook(payload, header), payload)
+    return attempt, dispute
+
+
+def test_staff_see_disputes_on_the_client_and_the_invoice(http, make, shop, disputed):
+    attempt, dispute = disputed
+    sign_in(http, make.staff())
+
+    for url in (f"/admin/invoices/{shop.first.id}", f"/admin/clients/{shop.client.id}"):
+        page = text(http.get(url))
+        expected = f"Mar 16, 2026 {attempt.gateway_id} duplicate Needs response $100.00"
+        assert row(page, "dispute", dispute["id"]) == expected
+        assert "Disputed" in row(page, "attempt", attempt.id)
+    assert 'id="disputes"' not in text(http.get(f"/admin/invoices/{shop.second.id}"))
+    detail = words(http.get(f"/admin/online-payments/{attempt.id}"))
+    assert "This payment is disputed by the client's bank." in detail and "Refund through" not in detail
+
+
+def test_the_ledger_payment_page_sends_refunds_of_online_payments_to_the_gateway(http, make, session, shop,
+                                                                                 stripe_gateway, fake_stripe):
+    attempt = online_payments.pay(session, stripe_gateway, new_request(session, shop), attempt_number=1,
+                                  token=fake_stripe.confirmation_token("pm_card_visa"))
+    sign_in(http, make.staff())
+
+    page = text(http.get(f"/admin/payments/{attempt.payment_id}"))
+
+    assert f'href="/admin/online-payments/{attempt.id}">open the online payment</a>' in page
+    assert "Record a refund" not in page
+    assert 'href="/admin/online-payments">Online payments</a>' in text(http.get("/admin/payments"))
+    assert 'href="/admin/payment-settings"' in text(http.get("/admin/settings"))
