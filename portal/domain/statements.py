@@ -35,10 +35,11 @@ class Statement:
 _ORDER = {"invoice": 0, "void": 1, "payment": 2, "refund": 3}
 
 
-def build_statement(entries: Iterable[Entry], start: date, end: date) -> Statement:
-    """Entries before ``start`` fold into the opening balance; those after ``end`` are left out."""
+def build_statement(entries: Iterable[Entry], start: date, end: date, opening_cents: int = 0) -> Statement:
+    """``opening_cents`` is what was owed before ``start`` (computed by the caller, e.g. with SQL sums); entries
+    before ``start`` are folded into it too, and those after ``end`` are left out."""
     ordered = sorted(entries, key=lambda e: (e.on, _ORDER.get(e.kind, 9), e.reference))
-    opening = sum(e.charge_cents - e.credit_cents for e in ordered if e.on < start)
+    opening = opening_cents + sum(e.charge_cents - e.credit_cents for e in ordered if e.on < start)
     running = opening
     lines = []
     for e in ordered:

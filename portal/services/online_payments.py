@@ -87,10 +87,9 @@ def get_gateway() -> PaymentGateway:
 def payment_settings(session: Session) -> PaymentSettings:
     row = session.get(PaymentSettings, 1)
     if row is None:
+        # unsaved defaults: reading settings never writes (a page view must not take a write lock)
         row = PaymentSettings(id=1, surcharge_percent=Decimal("0"), surcharge_blocked_regions="",
                               partial_minimum_cents=rules.DEFAULT_PARTIAL_MINIMUM_CENTS)
-        session.add(row)
-        session.flush()
     return row
 
 
@@ -100,6 +99,8 @@ def update_payment_settings(session: Session, *, surcharge_percent: Decimal, blo
     if partial_minimum_cents < rules.GATEWAY_MINIMUM_CENTS:
         raise DomainError("The smallest part payment must be at least $0.50 (the card networks' minimum).")
     row = payment_settings(session)
+    if row not in session:
+        session.add(row)
     row.surcharge_percent = surcharge_percent
     row.surcharge_blocked_regions = ", ".join(sorted(rules.parse_regions(blocked_regions)))
     row.partial_minimum_cents = partial_minimum_cents

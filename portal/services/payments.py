@@ -143,6 +143,19 @@ def refund_payment(
     return refund
 
 
+def refund_offline(
+    session: Session, payment: Payment, *, amount_cents: int, reason: str, refunded_on: date | None = None,
+) -> Refund:
+    """A refund the MSP paid back outside the portal (a check, a wire). A payment taken online must be refunded
+    through the gateway instead, or the books would show money returned that never left."""
+    from portal.models import ChargeAttempt
+
+    if session.scalar(select(ChargeAttempt.id).where(ChargeAttempt.payment_id == payment.id)):
+        raise DomainError("This payment was made online. Refund it from its online payment page so the money "
+                          "goes back to the card or bank account.")
+    return refund_payment(session, payment, amount_cents=amount_cents, reason=reason, refunded_on=refunded_on)
+
+
 def payment_unapplied_cents(session: Session, payment: Payment) -> int:
     refunded = _refunded_cents(session, payment)
     return payment.amount_cents - refunded - sum(c for _, c in _applied_by_invoice(session, payment))

@@ -49,12 +49,15 @@ def _lifetime() -> timedelta:
     return timedelta(minutes=int(current_app.config["SIGN_IN_LINK_MINUTES"]))
 
 
-def link_url(token: str) -> str:
-    """The absolute URL of the landing page, on the public BASE_URL (a request's Host header is not trusted)."""
-    return current_app.config["BASE_URL"].rstrip("/") + url_for("auth.sign_in_link", token=token)
+def link_url(token: str, next_path: str = "") -> str:
+    """The absolute URL of the landing page, on the public BASE_URL (a request's Host header is not trusted).
+    ``next_path`` (a local path the caller has already checked) brings the contact back to where they were going;
+    it is checked again when the link is used, since anyone can edit a URL."""
+    extra = {"next": next_path} if next_path else {}
+    return current_app.config["BASE_URL"].rstrip("/") + url_for("auth.sign_in_link", token=token, **extra)
 
 
-def request_link(session: Session, email_address: str, ip: str) -> None:
+def request_link(session: Session, email_address: str, ip: str, next_path: str = "") -> None:
     """Email a sign-in link if the address belongs to a contact with portal access; otherwise do nothing.
 
     Callers always answer the same way, so the form cannot be used to find out which addresses exist. Inside a
@@ -72,13 +75,13 @@ def request_link(session: Session, email_address: str, ip: str) -> None:
     if (recent or 0) >= MAX_LINKS_PER_EMAIL:
         log.info("sign-in link not sent to contact %s: %s links in the last 15 minutes", contact.id, recent)
         return
-    msp = get_settings(session)  # before the commit: on a fresh install this creates the settings row
+    msp = get_settings(session)
     link = SignInLink(contact_id=contact.id, nonce=secrets.token_urlsafe(32), created_at=at,
                       expires_at=at + _lifetime(), requested_ip=(ip or "")[:64])
     session.add(link)
     session.commit()
     token = _serializer().dumps({"l": link.id, "n": link.nonce})
-    text, html = email.render("sign_in_link", contact=contact, url=link_url(token), msp=msp,
+    text, html = email.render("sign_in_link", contact=contact, url=link_url(token, next_path), msp=msp,
                               minutes=current_app.config["SIGN_IN_LINK_MINUTES"])
     message = email.build(to=[contact.email], subject=f"Your sign-in link for {msp.name}", text=text, html=html,
                           reply_to=msp.reply_to or None)

@@ -129,7 +129,7 @@ def payment_refund(payment_id: int):
         try:
             cents = parse_amount(form.amount.data or "")
             before = reports.payment_row(session, payment).applied_cents
-            payment_service.refund_payment(session, payment, amount_cents=cents, reason=form.reason.data,
+            payment_service.refund_offline(session, payment, amount_cents=cents, reason=form.reason.data,
                                            refunded_on=form.refunded_on.data)
         except DomainError as e:
             session.rollback()

@@ -62,6 +62,11 @@ def load_identity(user_id: str) -> Identity | None:
     return None
 
 
+def _here() -> str:
+    """The current path and query for `next` (Flask's full_path ends in a bare '?' when there is no query)."""
+    return request.full_path.rstrip("?")
+
+
 def init_app(app: Flask) -> None:
     login_manager.user_loader(load_identity)
     login_manager.session_protection = "basic"
@@ -75,8 +80,8 @@ def init_app(app: Flask) -> None:
     @login_manager.unauthorized_handler
     def _unauthorized():
         if request.blueprint == "admin" or request.path.startswith("/admin/"):  # staff pages of other blueprints
-            return redirect(url_for("auth.staff_login", next=request.full_path))
-        return redirect(url_for("auth.contact_login", next=request.full_path))
+            return redirect(url_for("auth.staff_login", next=_here()))
+        return redirect(url_for("auth.contact_login", next=_here()))
 
 
 def staff_required(view):

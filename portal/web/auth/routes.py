@@ -71,7 +71,8 @@ def contact_login():
         return redirect(safe_next(request.args.get("next"), url_for("client.dashboard")))
     form = LinkRequestForm()
     if form.validate_on_submit():
-        sign_in.request_link(db.session(), form.email.data, request.remote_addr or "")
+        sign_in.request_link(db.session(), form.email.data, request.remote_addr or "",
+                             next_path=safe_next(request.args.get("next"), ""))
         return redirect(url_for("auth.link_sent"))
     return _login_page(form, ContactPasswordLoginForm(prefix="pw", formdata=None))
 
@@ -112,7 +113,7 @@ def sign_in_link(token: str):
             contact = sign_in.consume(db.session(), token)
             _start_session(Identity(contact))
             flash(f"Welcome, {contact.name}. You are signed in.", "success")
-            return redirect(url_for("client.dashboard"))
+            return redirect(safe_next(request.args.get("next"), url_for("client.dashboard")))
         contact = sign_in.check(db.session(), token)
     except InvalidSignInLink as e:
         return render_template("auth/link_invalid.html", message=str(e)), 400

@@ -258,3 +258,23 @@ class TestOverSmtp:
         assert SENT in http.get(response.headers["Location"]).get_data(as_text=True)
         assert smtp_server.messages == []
         assert "sign-in link email to contact" in caplog.text and "550" in caplog.text
+
+
+def test_the_link_brings_the_contact_back_to_the_page_they_asked_for(http, session, make, contact, outbox):
+    invoice = make.invoice(contact.client)
+    asked_for = http.get(f"/invoices/{invoice.id}")
+    assert asked_for.headers["Location"] == f"/login?next=/invoices/{invoice.id}"  # no stray "?" on the path
+
+    http.post(asked_for.headers["Location"], data={"email": contact.email}).close()
+
+    [message] = read_outbox(outbox)
+    body = message.get_body(("plain",)).get_content()
+    url = next(word for word in body.split() if "/login/link/" in word)
+    assert url.endswith(f"?next=/invoices/{invoice.id}")
+    signed = http.post(url.removeprefix("http://localhost"))
+    assert signed.headers["Location"] == f"/invoices/{invoice.id}"
+
+
+def test_a_link_edited_to_leave_the_site_lands_on_the_dashboard(http, emailed_link):
+    signed = http.post(emailed_link + "?next=//evil.example/phish")
+    assert urlsplit(signed.headers["Location"]).path == "/"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal.models import InvoiceLink
+from portal.gateways.payments import sandbox_token
+from portal.models import InvoiceLink, Refund
 from portal.services import delivery, online_payments, webhooks
 from tests.conftest import sign_in
-from tests.payments_fixtures import new_request, stripe_config
+from tests.payments_fixtures import count, invoice_state, new_request, stripe_config
 
 from .conftest import row, text, words
 
@@ -69,3 +70,18 @@ def test_the_ledger_payment_page_sends_refunds_of_online_payments_to_the_gateway
     assert "Record a refund" not in page
     assert 'href="/admin/online-payments">Online payments</a>' in text(http.get("/admin/payments"))
     assert 'href="/admin/payment-settings"' in text(http.get("/admin/settings"))
+
+
+def test_an_offline_refund_of_an_online_payment_is_refused_and_changes_nothing(http, make, session, shop,
+                                                                               sandbox_gateway):
+    attempt = online_payments.pay(session, sandbox_gateway, new_request(session, shop), attempt_number=1,
+                                  token=sandbox_token("card", "4242424242424242"))
+    sign_in(http, make.staff())
+
+    response = http.post(f"/admin/payments/{attempt.payment_id}/refund",
+                         data={"amount": "100.00", "reason": "client asked", "refunded_on": "2026-03-16"})
+
+    assert response.status_code == 200
+    assert "This payment was made online. Refund it from its online payment page" in text(response)
+    assert count(session, Refund) == 0
+    assert invoice_state(session, shop.first) == ("paid", 0)
