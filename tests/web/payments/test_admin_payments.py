@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.gateways.payments import sandbox_token
-from portal.models import ChargeAttempt, GatewayRefund, Refund
+from portal.models import ChargeAttempt, GatewayRefund, PaymentSettings, Refund
 from portal.services import online_payments
 from tests.conftest import sign_in
 from tests.payments_fixtures import count, invoice_state, new_request
@@ -174,8 +174,8 @@ def test_bad_settings_are_refused(staff_http, session, field, value, message):
 
     assert response.status_code == 200
     assert message in text(response)
+    assert session.get(PaymentSettings, 1) is None  # nothing was saved
     settings = online_payments.payment_settings(session)
-    session.refresh(settings)
     assert settings.surcharge_percent == 0 and settings.partial_minimum_cents == 1_000
 
 
