@@ -21,23 +21,12 @@ from portal.gateways.payments.stripe_gateway import StripeGateway
 from portal.models import Client, Contact, Invoice
 from portal.services import ledger, online_payments
 from tests.fake_stripe import FakeStripe
+from tests.fake_stripe.fixtures import fake_stripe, fake_stripe_server, make_stripe_gateway
 
 __all__ = [
     "Shop", "count", "fake_stripe", "fake_stripe_server", "invoice_state", "read_outbox", "sandbox_gateway", "shop",
     "stripe_config", "stripe_gateway",
 ]
-
-
-@pytest.fixture(scope="session")
-def fake_stripe_server() -> Iterator[FakeStripe]:
-    with FakeStripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_stripe(fake_stripe_server: FakeStripe) -> FakeStripe:
-    fake_stripe_server.reset()
-    return fake_stripe_server
 
 
 def stripe_config(fake: FakeStripe) -> dict:
@@ -49,9 +38,7 @@ def stripe_config(fake: FakeStripe) -> dict:
 @pytest.fixture
 def stripe_gateway(app, fake_stripe) -> Iterator[StripeGateway]:
     """The app's gateway: Stripe (real SDK) against the fake, without SDK retries so an injected outage shows."""
-    gateway = StripeGateway(secret_key=fake_stripe.secret_key, publishable_key=fake_stripe.publishable_key,
-                            webhook_secret=fake_stripe.webhook_secret, api_base=fake_stripe.url,
-                            max_network_retries=0, timeout_seconds=5.0)
+    gateway = make_stripe_gateway(fake_stripe)
     app.extensions["payment_gateway"] = gateway
     yield gateway
     gateway.close()

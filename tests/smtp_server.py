@@ -1,7 +1,8 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for tests of outgoing email.
 
 The `smtp_server` fixture (tests/conftest.py) hands out one server per test run, emptied before each test.
-Point the app at it by overriding `app_config` in the test module, before `app` is built:
+Point the app at it by overriding `app_config` in the test module, before `app` is built (tests/smtp_fixtures.py
+has that override, importable as `mail_through_smtp`):
 
     @pytest.fixture
     def app_config(app_config, smtp_server):

@@ -53,6 +53,7 @@ from portal.models import (
 
 from . import ledger, payment_notices
 from . import payments as ledger_payments
+from .idempotency import commit_with_key
 from .payment_notices import describe_method
 from .settings import get_settings
 
@@ -332,18 +333,7 @@ def _write_attempt(session: Session, gateway: PaymentGateway, request: PaymentRe
         surcharge_percent=offer.surcharge.rate, charged_cents=offer.total_cents, currency=offer.currency,
         created_at=stamp, updated_at=stamp,
     )
-    session.add(attempt)
-    try:
-        session.flush()
-        attempt.idempotency_key = f"portal-charge-{attempt.id}-{secrets.token_hex(6)}"
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        existing = _attempt_numbered(session, request, number)
-        if existing is None:
-            raise
-        return existing, False
-    return attempt, True
+    return commit_with_key(session, attempt, "portal-charge", lambda: _attempt_numbered(session, request, number))
 
 
 def _return_url(attempt: ChargeAttempt) -> str:

@@ -8,11 +8,9 @@ gateway reports (refunded totals, dispute amounts) is in charged cents and is sp
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -28,6 +26,7 @@ from portal.gateways.payments import (
 from portal.models import ChargeAttempt, Dispute, GatewayRefund, Refund, StaffUser
 
 from . import payments as ledger_payments
+from .idempotency import commit_with_key
 from .online_payments import payment_of
 
 log = logging.getLogger(__name__)
@@ -118,18 +117,9 @@ def refund(session: Session, gateway: PaymentGateway, attempt: ChargeAttempt, *,
             refunded_before=_gateway_refunded_base(session, attempt), refunding=amount_cents),
         reason=reason.strip(), form_nonce=form_nonce, requested_by_id=staff.id if staff else None, created_at=now(),
     )
-    session.add(row)
-    try:
-        session.flush()
-        row.idempotency_key = f"portal-refund-{row.id}-{secrets.token_hex(6)}"
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        existing = session.scalar(select(GatewayRefund).where(GatewayRefund.form_nonce == form_nonce))
-        if existing is None:
-            raise
-        return existing
-    return send_refund(session, gateway, row)
+    row, new = commit_with_key(session, row, "portal-refund", lambda: session.scalar(
+        select(GatewayRefund).where(GatewayRefund.form_nonce == form_nonce)))
+    return send_refund(session, gateway, row) if new else row
 
 
 def send_refund(session: Session, gateway: PaymentGateway, row: GatewayRefund) -> GatewayRefund:

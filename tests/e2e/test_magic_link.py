@@ -15,16 +15,11 @@ from sqlalchemy import select
 
 from portal.models import InvoiceDelivery, InvoiceLink
 from portal.services.settings import update_settings
+from tests.smtp_fixtures import mail_through_smtp  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def app_config(app_config, smtp_server):
-    app_config["SMTP_URL"] = smtp_server.url
-    return app_config
 
 
 def test_admin_sends_an_invoice_and_the_client_opens_it_from_the_email(page, live_server, make, session,

@@ -1,6 +1,6 @@
 """A fake Stripe API server for tests: the real ``stripe`` SDK talks to it over loopback.
 
-Typical use (tests/gateways/conftest.py keeps one per session and calls ``reset()`` per test)::
+Typical use (the fixtures in fixtures.py keep one per session and call ``reset()`` per test)::
 
     with FakeStripe() as fake:                      # 127.0.0.1, a free port; fake.url
         gateway = StripeGateway(secret_key=fake.secret_key, publishable_key=fake.publishable_key,

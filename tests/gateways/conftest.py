@@ -11,32 +11,10 @@ import stripe
 from portal.gateways.payments.sandbox import SandboxGateway
 from portal.gateways.payments.stripe_gateway import PINNED_API_VERSION, StripeGateway
 from tests.fake_stripe import FakeStripe
+from tests.fake_stripe.fixtures import fake_stripe, fake_stripe_server, make_stripe_gateway
 
-
-@pytest.fixture(scope="session")
-def fake_stripe_server() -> Iterator[FakeStripe]:
-    with FakeStripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_stripe(fake_stripe_server: FakeStripe) -> FakeStripe:
-    fake_stripe_server.reset()
-    return fake_stripe_server
-
-
-def make_stripe_gateway(fake: FakeStripe, **overrides: object) -> StripeGateway:
-    options: dict[str, object] = {
-        "secret_key": fake.secret_key,
-        "publishable_key": fake.publishable_key,
-        "webhook_secret": fake.webhook_secret,
-        "api_base": fake.url,
-        # No SDK retries by default: an injected outage must surface, and retries sleep.
-        "max_network_retries": 0,
-        "timeout_seconds": 5.0,
-        **overrides,
-    }
-    return StripeGateway(**options)  # type: ignore[arg-type]
+# Importing the shared FakeStripe fixtures is what makes pytest offer them to the tests below this folder.
+__all__ = ["fake_stripe", "fake_stripe_server", "make_stripe_gateway"]
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from portal.gateways.payments import (
 )
 from portal.gateways.payments.stripe_gateway import PINNED_API_VERSION, StripeGateway
 from tests.fake_stripe import FakeStripe
-
-from .conftest import make_stripe_gateway
+from tests.fake_stripe.fixtures import make_stripe_gateway
 
 MakeToken = Callable[..., str]
 

@@ -23,14 +23,9 @@ from portal.services import agreements as svc
 from portal.services import settings as settings_service
 from portal.services import terms
 from portal.services.errors import Conflict, NotFound
+from tests.smtp_fixtures import mail_through_smtp  # noqa: F401 (fixtures)
 
 LAW = "the laws of the State of Ohio; courts of Franklin County, Ohio"
-
-
-@pytest.fixture
-def app_config(app_config, smtp_server):
-    app_config["SMTP_URL"] = smtp_server.url
-    return app_config
 
 
 def png(width: int = 300, height: int = 100) -> bytes:

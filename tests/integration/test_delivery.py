@@ -17,20 +17,13 @@ from portal.gateways import email
 from portal.models import Invoice, InvoiceDelivery, InvoiceEvent, InvoiceLink
 from portal.services import billing, clients, delivery
 from portal.services.settings import update_settings
+from tests.smtp_fixtures import mail_through_smtp, retry_mail_quickly  # noqa: F401 (fixtures)
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 LINK = re.compile(r"http://localhost(/i/[A-Za-z0-9_.\-]+)")
 
 
-@pytest.fixture
-def app_config(app_config, smtp_server):
-    app_config["SMTP_URL"] = smtp_server.url
-    return app_config
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    monkeypatch.setattr(email, "RETRY_DELAYS", (0.01, 0.01))
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 @pytest.fixture
@@ -476,7 +469,7 @@ def test_a_token_for_another_invoice_or_with_the_wrong_nonce_resolves_to_nothing
     other = make.invoice(northwind, 999)
     delivery.send_invoice(session, invoice, actor=None)
     link = links_of(session, invoice)[0]
-    serializer = delivery._serializer()
+    serializer = delivery.tokens._serializer()
 
     assert delivery.resolve_link(session, delivery.link_token(link)).ok
     for payload in ([link.id, other.id, link.nonce], [link.id, invoice.id, "x" * 32], [link.id, invoice.id],

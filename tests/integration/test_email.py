@@ -12,6 +12,7 @@ from pypdf import PdfReader
 from portal.gateways import email
 from portal.gateways.pdf import render_pdf
 from portal.services.settings import update_settings
+from tests.smtp_fixtures import mail_through_smtp, retry_mail_quickly  # noqa: F401 (fixtures)
 
 # The gateway is tested with its own small templates, so these tests do not depend on the product's wording.
 TEMPLATES = {
@@ -22,20 +23,9 @@ TEMPLATES = {
 
 
 @pytest.fixture
-def app_config(app_config, smtp_server):
-    app_config["SMTP_URL"] = smtp_server.url
-    return app_config
-
-
-@pytest.fixture
 def app(app):
     app.jinja_env.loader = ChoiceLoader([DictLoader(TEMPLATES), app.jinja_env.loader])
     return app
-
-
-@pytest.fixture
-def quick_retries(monkeypatch):
-    monkeypatch.setattr(email, "RETRY_DELAYS", (0.01, 0.01))
 
 
 def send_invoice(**kw):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from datetime import date
-from io import BytesIO
 
-from flask import flash, redirect, render_template, request, send_file, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from portal import db
 from portal.clock import today
@@ -19,8 +16,9 @@ from portal.services import clients as client_service
 from portal.services import ledger, payments, reports, statements
 from portal.services.errors import Conflict, NotFound
 from portal.web.auth.identity import staff_required
+from portal.web.refusals import flash_refusal
 
-from .common import PAGE_SIZE, PDF_MODULE, get_or_404, money_text, page_arg
+from .common import PAGE_SIZE, get_or_404, money_text, page_arg, pdf_available, pdf_documents, send_pdf
 from .forms import STATUS_LABELS, ClientForm, ConfirmForm, ContactForm, StatementForm
 from .routes import bp
 
@@ -146,12 +144,8 @@ def client_apply_credit(client_id: int):
     if not ConfirmForm().validate_on_submit():
         flash("Your form expired. Please try again.", "error")
         return redirect(url_for("admin.client_detail", client_id=client.id))
-    try:
+    with flash_refusal(session):
         applied = payments.apply_credit(session, client)
-    except DomainError as e:
-        session.rollback()
-        flash(str(e), "error")
-    else:
         if applied:
             flash(f"Applied {money_text(applied)} of credit to open invoices, oldest first.", "success")
         else:
@@ -165,19 +159,17 @@ def client_statement(client_id: int):
     client = get_or_404(Client, client_id)
     form, statement = _statement(client)
     return render_template("admin/clients/statement.html", client=client, statement=statement, form=form,
-                           pdf_available=importlib.util.find_spec(PDF_MODULE) is not None)
+                           pdf_available=pdf_available())
 
 
 @bp.get("/clients/<int:client_id>/statement.pdf")
 @staff_required
 def client_statement_pdf(client_id: int):
     client = get_or_404(Client, client_id)
-    if importlib.util.find_spec(PDF_MODULE) is None:
-        raise NotFound()
+    documents = pdf_documents()
     _form, statement = _statement(client)
-    pdf = importlib.import_module(PDF_MODULE).statement_pdf(db.session(), client, statement)
-    name = f"statement-{client.id}-{statement.start:%Y%m%d}-{statement.end:%Y%m%d}.pdf"
-    return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=name)
+    pdf = documents.statement_pdf(db.session(), client, statement)
+    return send_pdf(pdf, f"statement-{client.id}-{statement.start:%Y%m%d}-{statement.end:%Y%m%d}.pdf")
 
 
 def _statement(client: Client) -> tuple[StatementForm, Statement]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import timedelta
 from decimal import Decimal
-from io import BytesIO
 
-from flask import flash, redirect, render_template, request, send_file, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from portal import db
 from portal.clock import today
@@ -16,10 +14,20 @@ from portal.domain.invoices import DRAFT, display_status
 from portal.domain.money import to_decimal
 from portal.models import Client, Invoice
 from portal.services import billing, ledger, payments, reports
-from portal.services.errors import NotFound
 from portal.web.auth.identity import staff_required
+from portal.web.refusals import flash_refusal
 
-from .common import PAGE_SIZE, PDF_MODULE, get_or_404, money_text, page_arg
+from .common import (
+    PAGE_SIZE,
+    client_arg,
+    get_or_404,
+    money_text,
+    page_arg,
+    pdf_available,
+    pdf_documents,
+    render_pick_client,
+    send_pdf,
+)
 from .forms import BLANK_LINE_ROWS, ConfirmForm, InvoiceForm, VoidForm
 from .routes import bp
 
@@ -33,8 +41,7 @@ def invoices():
     status = request.args.get("status", "")
     status = status if status in reports.INVOICE_FILTERS else ""
     q = request.args.get("q", "").strip()
-    client_id = request.args.get("client", type=int)
-    client = session.get(Client, client_id) if client_id else None
+    client = client_arg()
     page = reports.invoice_page(session, today(), status=status, q=q, client_id=client.id if client else None,
                                 page=page_arg(), per_page=PAGE_SIZE)
     return render_template("admin/invoices/list.html", page=page, status=status, q=q, client=client,
@@ -44,9 +51,7 @@ def invoices():
 @bp.get("/invoices/new")
 @staff_required
 def invoice_pick_client():
-    q = request.args.get("q", "").strip()
-    return render_template("admin/pick_client.html", clients=reports.find_clients(db.session(), q), q=q,
-                           title="New invoice", target="admin.invoice_new")
+    return render_pick_client("New invoice", "admin.invoice_new")
 
 
 @bp.route("/clients/<int:client_id>/invoices/new", methods=["GET", "POST"])
@@ -136,7 +141,7 @@ def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
         allocations=reports.invoice_allocations(session, invoice.id),
         void_form=void_form or VoidForm(formdata=None),
         confirm=ConfirmForm(),
-        pdf_available=importlib.util.find_spec(PDF_MODULE) is not None,
+        pdf_available=pdf_available(),
     )
 
 
@@ -146,12 +151,8 @@ def invoice_issue(invoice_id: int):
     session = db.session()
     invoice = get_or_404(Invoice, invoice_id)
     if ConfirmForm().validate_on_submit():
-        try:
+        with flash_refusal(session):
             billing.issue_invoice(session, invoice)
-        except DomainError as e:
-            session.rollback()
-            flash(str(e), "error")
-        else:
             flash(f"Invoice {invoice.number} issued.", "success")
     return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
 
@@ -193,8 +194,5 @@ def invoice_unapply(invoice_id: int):
 @staff_required
 def invoice_pdf(invoice_id: int):
     invoice = get_or_404(Invoice, invoice_id)
-    if importlib.util.find_spec(PDF_MODULE) is None:
-        raise NotFound()
-    documents = importlib.import_module(PDF_MODULE)
-    pdf = documents.invoice_pdf(db.session(), invoice)
-    return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=f"{invoice.number}.pdf")
+    pdf = pdf_documents().invoice_pdf(db.session(), invoice)
+    return send_pdf(pdf, f"{invoice.number}.pdf")

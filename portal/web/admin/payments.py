@@ -13,7 +13,7 @@ from portal.services import ledger, reports
 from portal.services import payments as payment_service
 from portal.web.auth.identity import staff_required
 
-from .common import PAGE_SIZE, current_staff, get_or_404, money_text, page_arg
+from .common import PAGE_SIZE, client_arg, current_staff, get_or_404, money_text, page_arg, render_pick_client
 from .forms import PaymentForm, RefundForm, allocation_field, parse_allocations
 from .routes import bp
 
@@ -23,8 +23,7 @@ from .routes import bp
 def payments():
     session = db.session()
     q = request.args.get("q", "").strip()
-    client_id = request.args.get("client", type=int)
-    client = session.get(Client, client_id) if client_id else None
+    client = client_arg()
     page = reports.payment_page(session, client_id=client.id if client else None, q=q, page=page_arg(),
                                 per_page=PAGE_SIZE)
     return render_template("admin/payments/list.html", page=page, q=q, client=client)
@@ -33,9 +32,7 @@ def payments():
 @bp.get("/payments/new")
 @staff_required
 def payment_pick_client():
-    q = request.args.get("q", "").strip()
-    return render_template("admin/pick_client.html", clients=reports.find_clients(db.session(), q), q=q,
-                           title="Record a payment", target="admin.payment_new")
+    return render_pick_client("Record a payment", "admin.payment_new")
 
 
 @bp.route("/clients/<int:client_id>/payments/new", methods=["GET", "POST"])

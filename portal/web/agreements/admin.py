@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
 from portal import db
@@ -12,7 +13,7 @@ from portal.clock import today
 from portal.domain import evidence
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
-from portal.models import Client
+from portal.models import Agreement, Client
 from portal.services import agreements as svc
 from portal.services import terms
 from portal.services.errors import NotFound
@@ -38,6 +39,20 @@ def _client(client_id: int) -> Client:
     if client is None:
         raise NotFound()
     return client
+
+
+def _to_client(client: Client):
+    return redirect(url_for("agreements.admin_client", client_id=client.id))
+
+
+def _to_agreement(agreement: Agreement):
+    return redirect(url_for("agreements.admin_agreement", agreement_id=agreement.id))
+
+
+def _flash_errors(form: FlaskForm) -> None:
+    for errors in form.errors.values():
+        for message in errors:
+            flash(message, "error")
 
 
 @bp.get("/admin/agreements/")
@@ -125,9 +140,7 @@ def admin_publish(kind: str):
     kind = _kind(kind)
     form = PublishForm()
     if not form.validate_on_submit():
-        for errors in form.errors.values():
-            for message in errors:
-                flash(message, "error")
+        _flash_errors(form)
         return redirect(url_for("agreements.admin_template", kind=kind))
     try:
         version = terms.publish(db.session(), kind, staff=current_user.record, summary=form.summary.data or "")
@@ -176,20 +189,20 @@ def admin_invite(client_id: int):
     form.contact_id.choices = [SelectChoice(c.id, c.email) for c in client.contacts if c.portal_access]
     if not form.validate_on_submit():
         flash("Choose a contact of this client who can sign in to the portal.", "error")
-        return redirect(url_for("agreements.admin_client", client_id=client.id))
+        return _to_client(client)
     contact = next(c for c in client.contacts if c.id == form.contact_id.data)
     try:
         agreement = svc.invite(session, client, contact, meta=request_meta())
     except DomainError as e:
         flash(str(e), "error")
-        return redirect(url_for("agreements.admin_client", client_id=client.id))
+        return _to_client(client)
     last = svc.events(session, agreement)[-1]
     if last.kind == "email_sent":
         flash(f"Invitation {agreement.reference} emailed to {contact.email}.", "success")
     else:
         flash(f"Invitation {agreement.reference} created, but the email to {contact.email} failed: "
               f"{svc.event_data(last).get('error', '')}", "error")
-    return redirect(url_for("agreements.admin_agreement", agreement_id=agreement.id))
+    return _to_agreement(agreement)
 
 
 @bp.get(f"/admin/agreements/<{ID}:agreement_id>")
@@ -213,11 +226,11 @@ def admin_resend(agreement_id: int):
     form = ResendForm()
     if not form.validate_on_submit():
         flash("Your form expired. Please try again.", "error")
-        return redirect(url_for("agreements.admin_agreement", agreement_id=agreement.id))
+        return _to_agreement(agreement)
     contact = next((c for c in agreement.client.contacts if c.id == form.contact_id.data), None)
     if form.contact_id.data and contact is None:
         flash("Choose a contact of this client.", "error")
-        return redirect(url_for("agreements.admin_agreement", agreement_id=agreement.id))
+        return _to_agreement(agreement)
     try:
         delivery = svc.resend(session, agreement, meta=request_meta(), contact=contact)
     except DomainError as e:
@@ -227,7 +240,7 @@ def admin_resend(agreement_id: int):
             flash(f"Invitation sent again to {', '.join(delivery.recipients)}.", "success")
         else:
             flash(f"The email could not be delivered: {delivery.error}", "error")
-    return redirect(url_for("agreements.admin_agreement", agreement_id=agreement.id))
+    return _to_agreement(agreement)
 
 
 @bp.post(f"/admin/agreements/<{ID}:agreement_id>/void")
@@ -237,16 +250,14 @@ def admin_void(agreement_id: int):
     agreement = svc.get(session, agreement_id)
     form = VoidForm()
     if not form.validate_on_submit():
-        for errors in form.errors.values():
-            for message in errors:
-                flash(message, "error")
-        return redirect(url_for("agreements.admin_agreement", agreement_id=agreement.id))
+        _flash_errors(form)
+        return _to_agreement(agreement)
     try:
         svc.void(session, agreement, reason=form.reason.data, meta=request_meta())
         flash(f"Invitation {agreement.reference} voided.", "success")
     except DomainError as e:
         flash(str(e), "error")
-    return redirect(url_for("agreements.admin_agreement", agreement_id=agreement.id))
+    return _to_agreement(agreement)
 
 
 @bp.get(f"/admin/agreements/<{ID}:agreement_id>/pdf")

@@ -29,6 +29,10 @@ def _agreement(reference: str) -> Agreement:
     return ClientScope(db.session(), current_user.client_id).agreement(reference.upper())
 
 
+def _to_sign_page(agreement: Agreement, **url_args: str):
+    return redirect(url_for("agreements.sign_page", reference=agreement.reference, **url_args))
+
+
 @bp.get("/agreements/")
 @contact_required
 def mine():
@@ -43,7 +47,7 @@ def current_terms():
     if agreement is None:
         flash("There are no payment terms to sign at the moment.", "success")
         return redirect(url_for("client.dashboard"))
-    return redirect(url_for("agreements.sign_page", reference=agreement.reference))
+    return _to_sign_page(agreement)
 
 
 @bp.get(f"/agreements/{REF}")
@@ -99,7 +103,7 @@ def consent(reference: str):
                     disclosure_version_id=int(form.disclosure_version_id.data), meta=request_meta())
     except DomainError as e:
         flash(str(e), "error")
-    return redirect(url_for("agreements.sign_page", reference=agreement.reference))
+    return _to_sign_page(agreement)
 
 
 @bp.post(f"/agreements/{REF}/acknowledge")
@@ -113,7 +117,7 @@ def acknowledge(reference: str):
         svc.acknowledge(db.session(), agreement, current_user.record, list(CLAUSE_KEYS), meta=request_meta())
     except DomainError as e:
         flash(str(e), "error")
-    return redirect(url_for("agreements.sign_page", reference=agreement.reference, _anchor="sign"))
+    return _to_sign_page(agreement, _anchor="sign")
 
 
 @bp.post(f"/agreements/{REF}/sign")
@@ -138,7 +142,7 @@ def sign(reference: str):
         flash(str(e), "error")  # shown above whichever step the contact is really at
         return _render(db.session().get(Agreement, agreement.id), sign_form=form, status=400)
     flash("Signed. A copy is on its way to your inbox, and you can download it here at any time.", "success")
-    return redirect(url_for("agreements.sign_page", reference=agreement.reference))
+    return _to_sign_page(agreement)
 
 
 @bp.post(f"/agreements/{REF}/decline")
@@ -148,13 +152,13 @@ def decline(reference: str):
     form = DeclineForm()
     if not form.validate_on_submit():
         flash("Keep the reason under 2,000 characters.", "error")
-        return redirect(url_for("agreements.sign_page", reference=agreement.reference))
+        return _to_sign_page(agreement)
     try:
         svc.decline(db.session(), agreement, current_user.record, reason=form.reason.data or "", meta=request_meta())
         flash("You declined the terms. We will be in touch to talk them through.", "success")
     except DomainError as e:
         flash(str(e), "error")
-    return redirect(url_for("agreements.sign_page", reference=agreement.reference))
+    return _to_sign_page(agreement)
 
 
 @bp.get(f"/agreements/{REF}/pdf")
@@ -162,5 +166,5 @@ def decline(reference: str):
 def pdf(reference: str):
     agreement = _agreement(reference)
     if agreement.signed_pdf is None:
-        return redirect(url_for("agreements.sign_page", reference=agreement.reference))
+        return _to_sign_page(agreement)
     return pdf_response(agreement.signed_pdf, svc.pdf_filename(agreement))

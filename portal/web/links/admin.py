@@ -12,6 +12,7 @@ from portal.models import Invoice, InvoiceDelivery
 from portal.services import billing, delivery
 from portal.web.auth.identity import staff_required
 from portal.web.auth.routes import safe_next
+from portal.web.refusals import flash_refusal
 
 from .forms import ActionForm, BulkSendForm, SendInvoiceForm
 from .routes import bp
@@ -39,13 +40,9 @@ def send(invoice_id: int):
     if not form.validate_on_submit():
         _flash_form_errors(form)
         return _back(form, invoice)
-    try:
+    with flash_refusal(session):
         contacts = delivery.contacts_by_id(session, form.contact_ids.data)
         sent = delivery.send_invoice(session, invoice, contacts=contacts, actor=current_user.record)
-    except DomainError as e:
-        session.rollback()
-        flash(str(e), "error")
-    else:
         _flash_outcome(invoice, sent)
     return _back(form, invoice)
 
@@ -83,12 +80,8 @@ def retry(delivery_id: int):
     failed = delivery.get_delivery(session, delivery_id)
     form = ActionForm()
     if form.validate_on_submit():
-        try:
+        with flash_refusal(session):
             again = delivery.retry_delivery(session, failed, actor=current_user.record)
-        except DomainError as e:
-            session.rollback()
-            flash(str(e), "error")
-        else:
             _flash_outcome(failed.invoice, [again])
     return _back(form, failed.invoice)
 
@@ -100,12 +93,8 @@ def revoke(link_id: int):
     link = delivery.get_link(session, link_id)
     form = ActionForm()
     if form.validate_on_submit():
-        try:
+        with flash_refusal(session):
             delivery.revoke_link(session, link, actor=current_user.record)
-        except DomainError as e:
-            session.rollback()
-            flash(str(e), "error")
-        else:
             flash(f"The link of {link.contact.email} to invoice {link.invoice.number} no longer opens it.", "success")
     return _back(form, link.invoice)
 

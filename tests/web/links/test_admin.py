@@ -6,23 +6,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from portal.gateways import email
 from portal.models import Invoice, InvoiceDelivery, InvoiceLink
 from portal.services import clients, delivery
 from tests.conftest import sign_in
+from tests.smtp_fixtures import mail_through_smtp, retry_mail_quickly  # noqa: F401 (fixtures)
 
 from .conftest import path_of
 
-
-@pytest.fixture
-def app_config(app_config, smtp_server):
-    app_config["SMTP_URL"] = smtp_server.url
-    return app_config
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    monkeypatch.setattr(email, "RETRY_DELAYS", (0.01, 0.01))
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 @pytest.fixture

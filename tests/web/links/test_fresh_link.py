@@ -9,7 +9,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from portal.services import delivery
+from portal.domain import links as rules
 
 from .conftest import path_of
 
@@ -49,10 +49,10 @@ def test_a_tampered_token_gets_the_same_answer_and_no_email(http, expired, outbo
 
 
 def test_the_per_link_cap_stops_a_flood(http, expired, outbox):
-    for _ in range(delivery.rules.FRESH_LINKS_PER_LINK + 2):
+    for _ in range(rules.FRESH_LINKS_PER_LINK + 2):
         assert SENT in http.post(path_of(expired) + "/new-link").text
 
-    assert len(emails(outbox)) == delivery.rules.FRESH_LINKS_PER_LINK
+    assert len(emails(outbox)) == rules.FRESH_LINKS_PER_LINK
 
 
 def test_new_link_is_post_only(http, expired, outbox):
@@ -82,4 +82,4 @@ class TestWithCsrfAndRateLimits:
                    for _ in range(6)]
 
         assert answers == [200] * 5 + [429]
-        assert len(emails(outbox)) == delivery.rules.FRESH_LINKS_PER_LINK
+        assert len(emails(outbox)) == rules.FRESH_LINKS_PER_LINK

@@ -1,0 +1,254 @@
+"""Invitations to sign the payment terms, and what staff do with them: invite, email, remind, void, and mark
+agreements on older versions when new terms are published."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import and_, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.clock import now, today
+from portal.domain import evidence
+from portal.domain import terms as T
+from portal.domain.errors import DomainError
+from portal.gateways import email
+from portal.models import Agreement, Client, Contact, StaffUser, TermsVersion
+
+from .. import terms as terms_service
+from ..billing import net_days_for
+from ..errors import Conflict, NotFound
+from ..settings import get_settings
+from .chain import OPEN, Meta, append, lock, refusal_rolls_back
+
+SIGN_PATH = "/agreements/{reference}"  # the contact signing page (portal.web.agreements)
+
+
+def _open_key(client_id: int, version: TermsVersion) -> str:
+    return f"{client_id}:{version.kind}:{version.id}"
+
+
+def _render(session: Session, client: Client, version: TermsVersion) -> tuple[dict[str, str], str, str]:
+    settings = get_settings(session)
+    variables = T.merge_variables(
+        msp_legal_name=settings.legal_name or settings.name, msp_email=settings.reply_to or settings.email,
+        client_legal_name=client.legal_name, net_days=net_days_for(session, client),
+        parameters=terms_service.version_parameters(version), effective_date=today(),
+    )
+    text = evidence.merge(version.text, variables)
+    return variables, text, evidence.to_html(text)
+
+
+def _create(session: Session, client: Client, version: TermsVersion, *, contact: Contact | None,
+            meta: Meta, via: str) -> Agreement:
+    variables, text, html = _render(session, client, version)
+    agreement = Agreement(
+        kind=version.kind, reference=evidence.new_reference(), client_id=client.id, version_id=version.id,
+        version_sha256=version.sha256, status=OPEN, open_key=_open_key(client.id, version),
+        merged_variables=evidence.canonical_json(variables).decode(), document_text=text, document_html=html,
+        document_sha256=evidence.sha256_hex(html), invited_contact_id=contact.id if contact else None,
+        invited_by_staff_id=meta.staff_id, created_at=now(), chain_head=evidence.GENESIS, event_count=0,
+    )
+    session.add(agreement)
+    session.flush()
+    append(session, agreement, "invited", meta, {
+        "via": via, "version": version.number, "version_sha256": version.sha256,
+        "document_sha256": agreement.document_sha256, "contact_id": contact.id if contact else None,
+        "contact_email": contact.email if contact else "",
+    })
+    return agreement
+
+
+def open_invitation(session: Session, client_id: int, version: TermsVersion) -> Agreement | None:
+    return session.scalar(select(Agreement).where(Agreement.open_key == _open_key(client_id, version)))
+
+
+def _signed_on(session: Session, client_id: int, version: TermsVersion) -> Agreement | None:
+    return session.scalar(select(Agreement).where(Agreement.client_id == client_id,
+                                                  Agreement.version_id == version.id, Agreement.status == "signed"))
+
+
+def _find_or_create(session: Session, client: Client, version: TermsVersion, *, contact: Contact | None,
+                    meta: Meta, via: str) -> tuple[Agreement, bool]:
+    existing = open_invitation(session, client.id, version)
+    if existing is not None:
+        return existing, False
+    try:
+        agreement = _create(session, client, version, contact=contact, meta=meta, via=via)
+        session.commit()
+        return agreement, True
+    except IntegrityError:  # another request opened it a moment ago: use that one
+        session.rollback()
+        existing = open_invitation(session, client.id, version)
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _current_terms(session: Session) -> TermsVersion:
+    version = terms_service.current_version(session, T.TERMS)
+    if version is None:
+        raise DomainError("Publish your payment terms before inviting clients to sign them.")
+    return version
+
+
+def invite(session: Session, client: Client, contact: Contact, *, meta: Meta, send: bool = True) -> Agreement:
+    """Invite ``contact`` to sign the current payment terms for ``client`` (re-uses an open invitation)."""
+    if contact.client_id != client.id:
+        raise DomainError("That contact belongs to another client.")
+    if not contact.portal_access:
+        raise DomainError(f"{contact.name} has no portal access, so cannot sign in to sign.")
+    version = _current_terms(session)
+    signed = _signed_on(session, client.id, version)
+    if signed is not None:
+        raise Conflict(f"{client.legal_name} already signed version {version.number} ({signed.reference}).")
+    agreement, created = _find_or_create(session, client, version, contact=contact, meta=meta, via="invitation")
+    if not created:
+        agreement = lock(session, agreement)
+        agreement.invited_contact_id = contact.id
+        append(session, agreement, "invited", meta, {"via": "invitation", "version": version.number,
+                                                      "contact_id": contact.id, "contact_email": contact.email})
+        session.commit()
+    if send:
+        _email_invitation(session, agreement, contact, meta, purpose="invitation")
+    return agreement
+
+
+def resend(session: Session, agreement: Agreement, *, meta: Meta, contact: Contact | None = None,
+           purpose: str = "reminder") -> email.Delivery:
+    """Email the invitation again (to its contact, or another contact of the same client)."""
+    if agreement.status != OPEN:
+        raise DomainError("Only an open invitation can be sent again.")
+    contact = contact or agreement.invited_contact
+    if contact is None or contact.client_id != agreement.client_id:
+        raise DomainError("Choose a contact of this client to send the invitation to.")
+    return _email_invitation(session, agreement, contact, meta, purpose=purpose)
+
+
+def _email_invitation(session: Session, agreement: Agreement, contact: Contact, meta: Meta, *,
+                      purpose: str) -> email.Delivery:
+    settings = get_settings(session)
+    url = current_app.config["BASE_URL"].rstrip("/") + SIGN_PATH.format(reference=agreement.reference)
+    subject = (f"Reminder: please sign the {settings.name} payment terms" if purpose == "reminder"
+               else f"Please review and sign the {settings.name} payment terms")
+    delivery = email.send(to=[contact.email], subject=subject, template="agreement_invitation", context={
+        "contact": contact, "client": agreement.client, "agreement": agreement, "url": url,
+        "version": agreement.version, "reminder": purpose == "reminder",
+    })
+    agreement = lock(session, agreement)
+    if delivery.ok:
+        append(session, agreement, "email_sent", meta, {"purpose": purpose, "to": contact.email,
+                                                         "message_id": delivery.message_id})
+    else:
+        append(session, agreement, "email_failed", meta, {"purpose": purpose, "to": contact.email,
+                                                           "error": delivery.error[:500]})
+    agreement.last_emailed_at = now()
+    session.commit()
+    return delivery
+
+
+@dataclass(frozen=True)
+class ReminderRun:
+    sent: int
+    failed: int
+    skipped: int  # no contact who can sign in, or reminded too recently
+
+
+def remind_outstanding(session: Session, *, meta: Meta, min_days_between: int = 3) -> ReminderRun:
+    """Email every client that has not signed the current terms (unsigned, invited or outdated). Clients without
+    an invitation get one, addressed to their first billing contact with portal access."""
+    version = _current_terms(session)
+    sent = failed = skipped = 0
+    for status in terms_service.client_statuses(session):
+        if status.status not in ("unsigned", "invited", "outdated"):
+            continue
+        open_ = status.open
+        contact = (open_.invited_contact if open_ else None) or _billing_contact(status.client)
+        if contact is None or not contact.portal_access:
+            skipped += 1
+            continue
+        if open_ and open_.last_emailed_at and (now() - open_.last_emailed_at).days < min_days_between:
+            skipped += 1
+            continue
+        if open_ is None:
+            open_, _ = _find_or_create(session, status.client, version, contact=contact, meta=meta, via="reminder")
+        delivery = _email_invitation(session, open_, contact, meta, purpose="reminder")
+        sent, failed = (sent + 1, failed) if delivery.ok else (sent, failed + 1)
+    return ReminderRun(sent, failed, skipped)
+
+
+def _billing_contact(client: Client) -> Contact | None:
+    eligible = [c for c in client.contacts if c.portal_access]
+    return next((c for c in eligible if c.is_billing), eligible[0] if eligible else None)
+
+
+def terms_for_contact(session: Session, contact: Contact, *, meta: Meta) -> Agreement | None:
+    """The payment-terms agreement a signed-in contact should act on: the signed current one, or an open
+    invitation on the current version (opened now if there is none). None when no terms are published."""
+    version = terms_service.current_version(session, T.TERMS)
+    if version is None:
+        return None
+    signed = _signed_on(session, contact.client_id, version)
+    if signed is not None:
+        return signed
+    agreement, _ = _find_or_create(session, contact.client, version, contact=contact, meta=meta, via="sign-in")
+    return agreement
+
+
+def needs_terms(session: Session, client_id: int) -> bool:
+    """One indexed query, cheap enough for every dashboard visit: terms are published and this client has no
+    agreement on the current version that is signed, declined or voided (those need a person, not a prompt)."""
+    current = terms_service.current_version_id_query(T.TERMS)
+    settled = exists().where(and_(Agreement.client_id == client_id, Agreement.version_id == current,
+                                  Agreement.status.in_(("signed", "declined", "void"))))
+    return bool(session.scalar(select(current.is_not(None) & ~settled)))
+
+
+def void(session: Session, agreement: Agreement, *, reason: str, meta: Meta) -> None:
+    """Cancel an unsigned invitation. Signed agreements are evidence and are never voided."""
+    reason = (reason or "").strip()[:2000]
+    if not reason:
+        raise DomainError("Say why the invitation is voided (it is kept with the evidence).")
+    with refusal_rolls_back(session):
+        agreement = lock(session, agreement)
+        if agreement.status != OPEN:
+            raise DomainError("Only an unsigned invitation can be voided.")
+        append(session, agreement, "voided", meta, {"reason": reason})
+        agreement.status, agreement.open_key = "void", None
+        agreement.voided_at, agreement.void_reason = now(), reason
+        session.commit()
+
+
+def mark_older_versions(session: Session, version: TermsVersion, *, staff: StaffUser | None) -> None:
+    """Called by terms.publish inside its transaction: open invitations on older versions can no longer be
+    signed, and clients signed on an older version are marked outdated (they are asked to sign again)."""
+    meta = Meta(staff_id=staff.id if staff else None)
+    older = session.scalars(select(Agreement).where(Agreement.kind == version.kind,
+                                                    Agreement.version_id != version.id,
+                                                    Agreement.status.in_((OPEN, "signed"))))
+    for agreement in list(older):
+        agreement = lock(session, agreement)
+        if agreement.status == OPEN:
+            append(session, agreement, "superseded", meta, {"by_version": version.number})
+            agreement.status, agreement.open_key, agreement.superseded_at = "superseded", None, now()
+        elif agreement.outdated_at is None:
+            append(session, agreement, "outdated", meta, {"new_version": version.number,
+                                                           "new_version_sha256": version.sha256})
+            agreement.outdated_at = now()
+
+
+def get(session: Session, agreement_id: int) -> Agreement:
+    agreement = session.get(Agreement, agreement_id)
+    if agreement is None:
+        raise NotFound()
+    return agreement
+
+
+def previous_signed(session: Session, agreement: Agreement) -> Agreement | None:
+    """The client's last signed (or superseded) agreement on an older version: what the diff compares with."""
+    return session.scalar(select(Agreement).where(
+        Agreement.client_id == agreement.client_id, Agreement.kind == agreement.kind, Agreement.id != agreement.id,
+        Agreement.status.in_(("signed", "superseded")), Agreement.signed_at.is_not(None),
+        Agreement.version_id != agreement.version_id).order_by(Agreement.signed_at.desc()).limit(1))

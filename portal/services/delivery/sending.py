@@ -1,0 +1,274 @@
+"""Sending: every email about an invoice travels one path (``send_invoice`` with a ``kind``: the invoice itself, a
+reminder, a fresh link a visitor asked for). The link and delivery rows are committed *before* the message leaves,
+then each delivery records what the mail server answered. A refused message never loses the invoice or the link;
+it shows as failed and can be retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.clock import now, today
+from portal.domain import links as rules
+from portal.domain.errors import DomainError
+from portal.domain.money import format_money
+from portal.gateways import email
+from portal.models import Contact, Invoice, InvoiceDelivery, InvoiceEvent, InvoiceLink, StaffUser
+
+from .. import ledger
+from ..settings import get_settings
+from .tokens import link_state, link_url
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = {rules.INVOICE: "invoice", rules.REMINDER: "reminder", rules.FRESH_LINK: "invoice"}
+
+
+def send_invoice(
+    session: Session,
+    invoice: Invoice,
+    *,
+    contacts: Sequence[Contact] | None = None,
+    actor: StaffUser | None = None,
+    kind: str = rules.INVOICE,
+    requested_via: InvoiceLink | None = None,
+) -> list[InvoiceDelivery]:
+    """Email the invoice to each contact (default: the client's billing contacts with portal access), each with
+    their own link and the invoice PDF attached. ``kind="invoice"`` replaces the contacts' earlier links (the old
+    emails' links stop working); a reminder or a fresh link reuses a contact's live link."""
+    _lock(session, invoice)
+    rules.check_sendable(invoice.status, kind)
+    recipients = _recipients(session, invoice, contacts)
+    pdf = _invoice_pdf(session, invoice)  # before any row is written: a rendering error leaves nothing half-done
+    at = now()
+    deliveries = []
+    for contact in recipients:
+        link = _new_link(session, invoice, contact, at) if kind == rules.INVOICE else _live_or_new_link(
+            session, invoice, contact, at)
+        deliveries.append(_new_delivery(session, invoice, contact, link, kind, actor, at, requested_via))
+    session.commit()
+    for delivery in deliveries:
+        _deliver(session, delivery, pdf)
+    return deliveries
+
+
+def send_reminder(session: Session, invoice: Invoice, *, contacts: Sequence[Contact] | None = None,
+                  actor: StaffUser | None = None) -> list[InvoiceDelivery]:
+    """For the collections work: the same path, the reminder template, and the contacts' links kept."""
+    return send_invoice(session, invoice, contacts=contacts, actor=actor, kind=rules.REMINDER)
+
+
+def retry_delivery(session: Session, delivery: InvoiceDelivery, *, actor: StaffUser | None) -> InvoiceDelivery:
+    """Send a failed email again, to the same contact, with the same link while it is still live."""
+    invoice = _lock(session, delivery.invoice)
+    already = session.scalar(select(InvoiceDelivery.id).where(InvoiceDelivery.retry_of_id == delivery.id))
+    rules.check_retryable(delivery.status, delivery.created_at, already is not None, superseded(delivery), now())
+    rules.check_sendable(invoice.status, delivery.kind)
+    contact = delivery.contact
+    if contact is None or not _eligible(contact, invoice):
+        raise DomainError("That contact no longer has portal access at this client; send the invoice instead.")
+    pdf = _invoice_pdf(session, invoice)
+    at = now()
+    link = delivery.link
+    if link is None or link_state(link) != rules.ACTIVE:
+        link = _new_link(session, invoice, contact, at)
+    retry = _new_delivery(session, invoice, contact, link, delivery.kind, actor, at, delivery.requested_via_link_id)
+    retry.retry_of_id = delivery.id
+    session.commit()
+    _deliver(session, retry, pdf)
+    return retry
+
+
+@dataclass
+class BulkResult:
+    sent: list[str] = field(default_factory=list)  # invoice numbers every email of which was accepted
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (invoice number or id, why)
+
+
+def send_many(session: Session, invoice_ids: Iterable[int], *, actor: StaffUser | None) -> BulkResult:
+    """Bulk send from the invoice list. Each invoice is its own transaction: one bad invoice stops no other."""
+    result = BulkResult()
+    for invoice_id in dict.fromkeys(invoice_ids):
+        invoice = session.get(Invoice, invoice_id)
+        if invoice is None:
+            result.failed.append((f"#{invoice_id}", "No such invoice."))
+            continue
+        try:
+            deliveries = send_invoice(session, invoice, actor=actor)
+        except DomainError as e:
+            session.rollback()
+            result.failed.append((invoice.number, str(e)))
+            continue
+        failed = [d for d in deliveries if d.status != "accepted"]
+        if failed:
+            result.failed.append((invoice.number, "; ".join(f"{d.to_email}: {d.error}" for d in failed)))
+        else:
+            result.sent.append(invoice.number)
+    return result
+
+
+def _lock(session: Session, invoice: Invoice) -> Invoice:
+    """Serialise sends of one invoice (PostgreSQL), so two clicks cannot leave a contact with two live links."""
+    session.execute(select(Invoice.id).where(Invoice.id == invoice.id).with_for_update())
+    return invoice
+
+
+def _eligible(contact: Contact, invoice: Invoice) -> bool:
+    return contact.client_id == invoice.client_id and contact.portal_access
+
+
+def _recipients(session: Session, invoice: Invoice, contacts: Sequence[Contact] | None) -> list[Contact]:
+    if contacts is None:
+        everyone = session.scalars(
+            select(Contact).where(Contact.client_id == invoice.client_id).order_by(Contact.id)
+        ).all()
+        chosen = set(rules.pick_recipients(rules.ContactFacts(c.id, c.is_billing, c.portal_access) for c in everyone))
+        picked = [c for c in everyone if c.id in chosen]
+        if not picked:
+            raise rules.NoRecipients(
+                f"{invoice.client.legal_name} has no billing contact with portal access. Add one, then send.")
+        return picked
+    picked = list({c.id: c for c in contacts}.values())
+    if not picked:
+        raise DomainError("Choose at least one contact to send the invoice to.")
+    for contact in picked:
+        if contact.client_id != invoice.client_id:
+            raise DomainError(f"{contact.email} is not a contact of {invoice.client.legal_name}.")
+        if not contact.portal_access:
+            raise DomainError(f"{contact.email} has no portal access, so a link would not open for them.")
+    return picked
+
+
+def _new_link(session: Session, invoice: Invoice, contact: Contact, at: datetime) -> InvoiceLink:
+    """A fresh link for the contact; every earlier link of theirs to this invoice now points at it and is dead."""
+    days = int(current_app.config["INVOICE_LINK_DAYS_AFTER_DUE"])
+    link = InvoiceLink(
+        invoice_id=invoice.id, contact_id=contact.id, nonce=secrets.token_urlsafe(24), created_at=at,
+        expires_at=rules.link_expires_at(invoice.due_date, at, days), open_count=0,
+    )
+    session.add(link)
+    session.flush()
+    earlier = session.scalars(
+        select(InvoiceLink).where(InvoiceLink.invoice_id == invoice.id, InvoiceLink.contact_id == contact.id,
+                                  InvoiceLink.id != link.id, InvoiceLink.replaced_by_id.is_(None))
+    )
+    for old in earlier:
+        old.replaced_by_id = link.id
+    return link
+
+
+def _live_or_new_link(session: Session, invoice: Invoice, contact: Contact, at: datetime) -> InvoiceLink:
+    live = session.scalars(
+        select(InvoiceLink)
+        .where(InvoiceLink.invoice_id == invoice.id, InvoiceLink.contact_id == contact.id,
+               InvoiceLink.revoked_at.is_(None), InvoiceLink.replaced_by_id.is_(None), InvoiceLink.expires_at > at)
+        .order_by(InvoiceLink.id.desc())
+    ).first()
+    return live or _new_link(session, invoice, contact, at)
+
+
+def _new_delivery(session: Session, invoice: Invoice, contact: Contact, link: InvoiceLink, kind: str,
+                  actor: StaffUser | None, at: datetime, requested_via: InvoiceLink | int | None,
+                  ) -> InvoiceDelivery:
+    via_id = requested_via.id if isinstance(requested_via, InvoiceLink) else requested_via
+    delivery = InvoiceDelivery(
+        invoice_id=invoice.id, contact_id=contact.id, link_id=link.id, kind=kind, to_email=contact.email,
+        to_name=contact.name, status="sending", created_at=at, sent_by_id=actor.id if actor else None,
+        requested_via_link_id=via_id, transport="", message_id="", error="",
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def _invoice_pdf(session: Session, invoice: Invoice) -> bytes:
+    from ..documents import invoice_pdf  # the same document as on the portal and the magic-link page
+
+    return invoice_pdf(session, invoice)
+
+
+def _deliver(session: Session, delivery: InvoiceDelivery, pdf: bytes) -> None:
+    invoice = delivery.invoice
+    try:
+        result = email.send(
+            to=[delivery.to_email],
+            subject=subject_for(session, invoice, delivery.kind),
+            template=TEMPLATES[delivery.kind],
+            context=email_context(session, invoice, delivery),
+            attachments=[email.Attachment(f"{invoice.number}.pdf", pdf)],
+        )
+        ok, error, transport, message_id = result.ok, result.error, result.transport, result.message_id
+    except Exception as e:  # a bug in rendering must still leave the delivery on record as failed, not "sending"
+        log.exception("email for invoice %s failed before reaching the mail server", invoice.number)
+        ok, error, transport, message_id = False, f"{type(e).__name__}: {e}", "", ""
+    delivery.status = "accepted" if ok else "failed"
+    delivery.error = error[:2000]
+    delivery.transport = transport
+    delivery.message_id = message_id or ""
+    delivery.finished_at = now()
+    who = f"{delivery.to_name} <{delivery.to_email}>" if delivery.to_name else delivery.to_email
+    what = {rules.INVOICE: "Invoice", rules.REMINDER: "Reminder", rules.FRESH_LINK: "Fresh link"}[delivery.kind]
+    if ok:
+        where = "written to the outbox" if transport == "outbox" else "accepted by the mail server"
+        record_event(session, invoice, "sent", f"{what} emailed to {who} ({where}).", delivery=delivery)
+    else:
+        record_event(session, invoice, "send_failed", f"{what} email to {who} failed: {delivery.error}",
+                     delivery=delivery)
+    session.commit()
+
+
+def subject_for(session: Session, invoice: Invoice, kind: str) -> str:
+    msp = get_settings(session).name
+    balance = format_money(ledger.balance_of(session, invoice), invoice.currency)
+    due = invoice.due_date.strftime("%b %-d, %Y")
+    if kind == rules.REMINDER:
+        state = "is overdue" if invoice.due_date < today() else f"is due {due}"
+        return f"Reminder: invoice {invoice.number} from {msp} {state} ({balance})"
+    if kind == rules.FRESH_LINK:
+        return f"Your new link to invoice {invoice.number} from {msp}"
+    if invoice.status == "paid":
+        return f"Invoice {invoice.number} from {msp} (paid)"
+    return f"Invoice {invoice.number} from {msp}: {balance} due {due}"
+
+
+def email_context(session: Session, invoice: Invoice, delivery: InvoiceDelivery) -> dict:
+    paid = ledger.paid_cents(session, [invoice.id])[invoice.id]
+    return {
+        "kind": delivery.kind,
+        "invoice": invoice,
+        "client": invoice.client,
+        "contact_name": delivery.to_name,
+        "link_url": link_url(delivery.link) if delivery.link else "",
+        "link_expires_at": delivery.link.expires_at if delivery.link else None,
+        "paid_cents": paid,
+        "balance_cents": ledger.balance_of(session, invoice),
+        "overdue": invoice.status == "open" and invoice.due_date < today(),
+        "msp": get_settings(session),
+    }
+
+
+def superseded(delivery: InvoiceDelivery) -> bool:
+    return delivery.link is not None and delivery.link.replaced_by_id is not None
+
+
+def contact_label(contact: Contact | None) -> str:
+    return f"{contact.name} <{contact.email}>" if contact else "a removed contact"
+
+
+def record_event(session: Session, invoice: Invoice, kind: str, detail: str, *, delivery: InvoiceDelivery | None = None,
+                 link: InvoiceLink | None = None, actor: StaffUser | None = None) -> None:
+    contact_id = delivery.contact_id if delivery else (link.contact_id if link else None)
+    session.add(InvoiceEvent(
+        invoice_id=invoice.id, at=now(), kind=kind, detail=detail, contact_id=contact_id,
+        delivery_id=delivery.id if delivery else None, link_id=link.id if link else (delivery.link_id if delivery
+                                                                                       else None),
+        actor_id=actor.id if actor else None,
+    ))
