@@ -16,6 +16,7 @@ from portal.models import Agreement
 from portal.services import agreements as svc
 from portal.services.scope import ClientScope
 from portal.web.auth.identity import contact_required
+from portal.web.refusals import flash_refusal
 
 from .common import pdf_response, request_meta
 from .forms import AcknowledgeForm, ConsentForm, DeclineForm, SignForm
@@ -98,11 +99,9 @@ def consent(reference: str):
     form = ConsentForm()
     if not form.validate_on_submit():
         return _render(agreement, consent_form=form, status=400)
-    try:
+    with flash_refusal(db.session()):
         svc.consent(db.session(), agreement, current_user.record,
                     disclosure_version_id=int(form.disclosure_version_id.data), meta=request_meta())
-    except DomainError as e:
-        flash(str(e), "error")
     return _to_sign_page(agreement)
 
 
@@ -113,10 +112,8 @@ def acknowledge(reference: str):
     form = AcknowledgeForm()
     if not form.validate_on_submit():
         return _render(agreement, ack_form=form, status=400)
-    try:
+    with flash_refusal(db.session()):
         svc.acknowledge(db.session(), agreement, current_user.record, list(CLAUSE_KEYS), meta=request_meta())
-    except DomainError as e:
-        flash(str(e), "error")
     return _to_sign_page(agreement, _anchor="sign")
 
 
@@ -153,11 +150,9 @@ def decline(reference: str):
     if not form.validate_on_submit():
         flash("Keep the reason under 2,000 characters.", "error")
         return _to_sign_page(agreement)
-    try:
+    with flash_refusal(db.session()):
         svc.decline(db.session(), agreement, current_user.record, reason=form.reason.data or "", meta=request_meta())
         flash("You declined the terms. We will be in touch to talk them through.", "success")
-    except DomainError as e:
-        flash(str(e), "error")
     return _to_sign_page(agreement)
 
 
