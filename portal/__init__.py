@@ -62,10 +62,11 @@ def _register_gateways(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .web import register_blueprints, template_helpers
+    from .web import register_blueprints, runtime, template_helpers
 
     register_blueprints(app)
     template_helpers.init_app(app)
+    runtime.init_app(app)  # after the blueprints: it builds links over the real routes
 
 
 def _register_cli(app: Flask) -> None:

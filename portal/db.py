@@ -5,10 +5,14 @@ Services receive the session and own the transaction (they commit); views and co
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from portal.services.locking import IMMEDIATE
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def init_app(app: Flask) -> None:
@@ -16,23 +20,37 @@ def init_app(app: Flask) -> None:
     engine = make_engine(url)
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    # A request that changes things takes SQLite's write lock at the start of each transaction, so it never
+    # fails half-way when another process wrote after its first read (no effect on PostgreSQL).
+    app.extensions["db_write_sessionmaker"] = sessionmaker(bind=engine.execution_options(**IMMEDIATE),
+                                                           expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # foreign keys are off by default in SQLite
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    # The driver's own transaction handling is off (it would BEGIN only at the first write, so SAVEPOINTs and
+    # "read, then write" transactions would not be what SQLAlchemy thinks); _sqlite_begin emits the BEGIN.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+    cur.execute("PRAGMA busy_timeout=30000")  # a writer waits for the write lock instead of failing at once
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # "BEGIN IMMEDIATE" for transactions that check then write (portal.services.locking.begin_write)
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def engine() -> Engine:
@@ -42,7 +60,8 @@ def engine() -> Engine:
 def session() -> Session:
     """The session of the current request or command."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["db_sessionmaker"]()
+        writes = has_request_context() and request.method not in SAFE_METHODS
+        g.db_session = current_app.extensions["db_write_sessionmaker" if writes else "db_sessionmaker"]()
     return g.db_session
 
 

@@ -194,3 +194,9 @@ def smtp_server(_smtp_server):
     """A real SMTP server on loopback, emptied for each test (tests/smtp_server.py: how to point the app at it)."""
     _smtp_server.reset()
     return _smtp_server
+
+
+@pytest.fixture
+def rt(app):
+    """The app's Runtime: what services need from outside the database (portal/services/runtime.py)."""
+    return app.extensions["runtime"]

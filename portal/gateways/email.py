@@ -9,11 +9,12 @@ from __future__ import annotations
 import smtplib
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, render_template
@@ -106,10 +107,73 @@ class Smtp:
             conn.send_message(message)
 
 
+class Transport(Protocol):
+    def deliver(self, message: EmailMessage) -> Delivery: ...
+
+
+def transport_from_config(smtp_url: str | None, outbox: Path) -> Transport:
+    return Smtp(smtp_url) if smtp_url else Outbox(outbox)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who a message is from, per the MSP's settings (a service looks them up)."""
+
+    name: str
+    email: str | None = None  # the MSP's billing address; PORTAL_MAIL_FROM wins over it
+    reply_to: str | None = None
+
+
+class Mailer:
+    """Renders templates/email/<template>.txt and .html and delivers the message through one transport."""
+
+    def __init__(self, transport: Transport, *, render: Callable[..., str], host: str, mail_from: str | None = None):
+        self.transport = transport
+        self._render = render
+        self.host = host
+        self.mail_from = mail_from
+
+    def render(self, template: str, **context) -> tuple[str, str]:
+        return self._render(f"email/{template}.txt", **context), self._render(f"email/{template}.html", **context)
+
+    def build(self, *, sender: Sender, to: Sequence[str], subject: str, text: str, html: str | None = None,
+              attachments: Sequence[Attachment] = (), headers: dict[str, str] | None = None) -> EmailMessage:
+        address = self.mail_from or sender.email or f"billing@{self.host}"
+        message = EmailMessage()
+        message["From"] = formataddr((sender.name, parseaddr(address)[1]))
+        message["To"] = ", ".join(to)
+        message["Subject"] = subject
+        message["Date"] = now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+        message["Message-ID"] = make_msgid(domain=self.host)
+        if sender.reply_to:
+            message["Reply-To"] = sender.reply_to
+        for key, value in (headers or {}).items():
+            message[key] = value
+        message.set_content(text)
+        if html:
+            message.add_alternative(html, subtype="html")
+        for a in attachments:
+            message.add_attachment(a.content, maintype=a.maintype, subtype=a.subtype, filename=a.filename)
+        return message
+
+    def deliver(self, message: EmailMessage) -> Delivery:
+        """Never raises for a delivery problem: the caller records the outcome."""
+        try:
+            return self.transport.deliver(message)
+        except OSError as e:  # the outbox folder is unwritable: report it like an SMTP failure
+            return Delivery(False, message["Message-ID"], error=str(e), recipients=_recipients(message))
+
+    def send(self, *, sender: Sender, to: Sequence[str], subject: str, template: str, context: dict,
+             attachments: Sequence[Attachment] = (), headers: dict[str, str] | None = None) -> Delivery:
+        """Render and deliver one message."""
+        text, html = self.render(template, **context)
+        return self.deliver(self.build(sender=sender, to=to, subject=subject, text=text, html=html,
+                                       attachments=attachments, headers=headers))
+
+
 def init_app(app: Flask) -> None:
-    url = app.config.get("SMTP_URL")
-    transport = Smtp(url) if url else Outbox(Path(app.instance_path) / "outbox")
-    app.extensions["mail_transport"] = transport
+    app.extensions["mail_transport"] = transport_from_config(app.config.get("SMTP_URL"),
+                                                             Path(app.instance_path) / "outbox")
 
 
 def transport():
@@ -178,4 +242,5 @@ def _recipients(message: EmailMessage) -> tuple[str, ...]:
     return tuple(a.strip() for a in (message["To"] or "").split(",") if a.strip())
 
 
-__all__ = ["Attachment", "Delivery", "Outbox", "Smtp", "build", "render", "send"]
+__all__ = ["Attachment", "Delivery", "Mailer", "Outbox", "Sender", "Smtp", "Transport", "build", "render", "send",
+           "transport_from_config"]

@@ -5,6 +5,7 @@ WeasyPrint may load only the app's static files, uploaded logos and data: URLs, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +25,20 @@ class _LocalOnly(URLFetcher):
             if not any(path.is_relative_to(root) for root in self.roots):
                 raise ValueError(f"blocked resource in PDF: {url}")
         return super().fetch(url, headers)
+
+
+class PdfRenderer:
+    """templates/pdf/<template>.html to PDF bytes; only the app's static files and uploads may be loaded."""
+
+    def __init__(self, *, render: Callable[..., str], static: Path, uploads: Path):
+        self._render = render
+        self.static = static.resolve()
+        self.uploads = uploads.resolve()
+
+    def render(self, template: str, **context) -> bytes:
+        html = self._render(f"pdf/{template}.html", **context)
+        return HTML(string=html, base_url=self.static.as_uri() + "/",
+                    url_fetcher=_LocalOnly([self.static, self.uploads])).write_pdf()
 
 
 def render_pdf(template: str, **context) -> bytes:
