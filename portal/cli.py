@@ -16,14 +16,39 @@ from portal import ROOT, db
 
 
 def main() -> None:
-    from portal import create_app
-
     if sys.argv[1:2] == ["demo"]:
         # `portal demo` means demo mode, decided before create_app reads the config. A PORTAL_ENV set in the
         # environment or .env still wins, and the demo command then refuses to run outside demo mode.
         load_dotenv(ROOT / ".env", override=False)
         os.environ.setdefault("PORTAL_ENV", "demo")
-    FlaskGroup(create_app=lambda: create_app(), help="MSP client payment portal.")(prog_name="portal")
+    group = PortalGroup(create_app=_create_app, help="MSP client payment portal.")
+    for command in COMMANDS:
+        group.add_command(command)
+    group(prog_name="portal")
+
+
+class PortalGroup(FlaskGroup):
+    """The portal's commands are registered on the group itself, so listing them and showing their help never
+    builds the app: a fresh install with no configuration can explore the CLI. The app is built only when a
+    command that needs it runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # FlaskGroup would build the app here to list the commands it adds, and print a traceback when the
+        # configuration is incomplete; the portal's own and Flask's built-in commands are enough for --help.
+        self._load_plugin_commands()
+        return sorted(click.Group.list_commands(self, ctx))
+
+
+def _create_app() -> Flask:
+    from portal import create_app
+    from portal.config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as e:
+        # one line that says what is missing and how to set it, not a traceback
+        raise click.ClickException(f"{e}; set it in the environment or in a .env file in the current folder.") \
+            from None
 
 
 @click.group("db", help="Database schema.")
@@ -175,9 +200,10 @@ def payments_reconcile() -> None:
         raise SystemExit(1)
 
 
+COMMANDS = (payments_group, db_group, create_admin, import_command, demo_command)
+
+
 def init_app(app: Flask) -> None:
-    app.cli.add_command(payments_group)
-    app.cli.add_command(db_group)
-    app.cli.add_command(create_admin)
-    app.cli.add_command(import_command)
-    app.cli.add_command(demo_command)
+    # also on app.cli, for app.test_cli_runner() and for `flask --app wsgi ...`
+    for command in COMMANDS:
+        app.cli.add_command(command)
