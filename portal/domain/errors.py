@@ -15,3 +15,7 @@ class InvalidTransition(DomainError):
 
 class AllocationError(DomainError):
     pass
+
+
+class InvalidDate(DomainError):
+    pass

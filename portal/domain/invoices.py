@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from . import dates
 from .errors import InvalidAmount, InvalidTransition
-from .money import percent_of, round_half_up
+from .money import check_amount, percent_of, round_half_up
 
 DRAFT, OPEN, PAID, VOID = "draft", "open", "paid", "void"
 MAX_TAX_RATE = Decimal("100")
+# Quantities and rates are stored with four decimals; more would be silently rounded away by the database.
+PLACES = Decimal("0.0001")
+MAX_QUANTITY = Decimal(1_000_000)
 
 
 @dataclass(frozen=True)
@@ -34,29 +38,53 @@ def line_amount(quantity: Decimal, unit_price_cents: int) -> int:
     return round_half_up(quantity * unit_price_cents)
 
 
+def check_quantity(quantity: Decimal) -> Decimal:
+    if quantity <= 0:
+        raise InvalidAmount("Quantities must be greater than zero.")
+    if quantity > MAX_QUANTITY:
+        raise InvalidAmount(f"A quantity cannot be more than {MAX_QUANTITY:,}.")
+    if quantity != quantity.quantize(PLACES):
+        raise InvalidAmount("A quantity can have at most four decimals.")
+    return quantity
+
+
+def check_tax_rate(tax_rate: Decimal) -> Decimal:
+    if not Decimal(0) <= tax_rate <= MAX_TAX_RATE:
+        raise InvalidAmount("The tax rate must be between 0 and 100 percent.")
+    if tax_rate != tax_rate.quantize(PLACES):
+        raise InvalidAmount("The tax rate can have at most four decimals.")
+    return tax_rate
+
+
 def compute_totals(lines: Iterable[LineInput], tax_rate: Decimal) -> Totals:
     """Each line rounds once; tax is computed once on the taxable subtotal. The total is the exact sum."""
     lines = list(lines)
     if not lines:
         raise InvalidAmount("An invoice needs at least one line.")
-    if not Decimal(0) <= tax_rate <= MAX_TAX_RATE:
-        raise InvalidAmount("The tax rate must be between 0 and 100 percent.")
+    check_tax_rate(tax_rate)
     amounts = []
     for line in lines:
         if not line.description.strip():
             raise InvalidAmount("Every line needs a description.")
-        if line.quantity <= 0:
-            raise InvalidAmount("Quantities must be greater than zero.")
-        amounts.append(line_amount(line.quantity, line.unit_price_cents))
-    subtotal = sum(amounts)
+        check_quantity(line.quantity)
+        check_amount(line.unit_price_cents, "A unit price")
+        amounts.append(check_amount(line_amount(line.quantity, line.unit_price_cents), "A line amount"))
+    subtotal = check_amount(sum(amounts), "The invoice subtotal")
     taxable = sum(a for a, line in zip(amounts, lines, strict=True) if line.taxable)
     tax = percent_of(taxable, tax_rate)
     if subtotal + tax < 0:
         raise InvalidAmount("An invoice total cannot be negative; issue a credit instead.")
-    return Totals(tuple(amounts), subtotal, tax, subtotal + tax)
+    return Totals(tuple(amounts), subtotal, tax, check_amount(subtotal + tax, "The invoice total"))
+
+
+def default_due_date(issue_date: date, net_days: int) -> date:
+    """The issue date plus the client's payment terms."""
+    return dates.add_days(issue_date, net_days, "The due date")
 
 
 def check_dates(issue_date: date, due_date: date) -> None:
+    dates.check_supported(issue_date, "The issue date")
+    dates.check_supported(due_date, "The due date")
     if due_date < issue_date:
         raise InvalidAmount("The due date cannot be before the issue date.")
 

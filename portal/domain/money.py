@@ -8,6 +8,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from .errors import InvalidAmount
 
 CENT = Decimal("0.01")
+# The largest amount anywhere ($999,999,999,999.99): beyond any real invoice, and far enough below the 64-bit cents
+# columns that totals of many such amounts still fit. Typed amounts are held to it by their shape (12 digits).
+MAX_CENTS = 10**14 - 1
 _AMOUNT = re.compile(r"^-?\d{1,12}(\.\d{1,2})?$")
 SYMBOLS = {"USD": "$", "CAD": "CA$", "AUD": "A$", "EUR": "€", "GBP": "£", "NZD": "NZ$"}
 
@@ -25,6 +28,13 @@ def parse_amount(text: str, *, allow_negative: bool = False) -> int:
     cents = int((Decimal(cleaned) * 100).to_integral_value())
     if cents < 0 and not allow_negative:
         raise InvalidAmount("The amount cannot be negative.")
+    return cents
+
+
+def check_amount(cents: int, what: str = "The amount") -> int:
+    """Refuses an amount (positive or negative) beyond MAX_CENTS, before it reaches a column that cannot hold it."""
+    if abs(cents) > MAX_CENTS:
+        raise InvalidAmount(f"{what} cannot be more than {format_money(MAX_CENTS)}.")
     return cents
 
 

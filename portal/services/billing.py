@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -49,7 +49,7 @@ def create_invoice(
 ) -> Invoice:
     """A new draft (or, with ``issue``, an open invoice). Due date defaults to issue date + the client's net days."""
     issue_date = issue_date or today()
-    due_date = due_date or issue_date + timedelta(days=net_days_for(session, client))
+    due_date = due_date or rules.default_due_date(issue_date, net_days_for(session, client))
     number = (number or "").strip() or next_invoice_number(session)
     if session.scalar(select(Invoice.id).where(Invoice.number == number)):
         raise Conflict(f"Invoice number {number} is already used.")

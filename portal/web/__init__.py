@@ -5,6 +5,8 @@ from importlib import import_module
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+from . import params
+
 BLUEPRINTS = (
     "portal.web.health",
     "portal.web.auth.routes",
@@ -20,11 +22,12 @@ class RecordId(IntegerConverter):
     """`<int:...>` in every route: ids beyond a 32-bit key are simply not found (404), never a database error."""
 
     def __init__(self, url_map, *args, **kwargs):
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", params.MAX_ID)
         super().__init__(url_map, *args, **kwargs)
 
 
 def register_blueprints(app: Flask) -> None:
     app.url_map.converters["int"] = RecordId
+    params.init_app(app)
     for path in BLUEPRINTS:
         app.register_blueprint(import_module(path).bp)

@@ -18,6 +18,7 @@ from portal.models import Client, StaffUser
 from portal.services import reports
 from portal.services.errors import NotFound
 from portal.services.settings import get_settings
+from portal.web import params
 
 T = TypeVar("T")
 PAGE_SIZE = 25
@@ -32,7 +33,7 @@ def get_or_404(model: type[T], record_id: int) -> T:
 
 
 def page_arg() -> int:
-    return max(1, request.args.get("page", 1, type=int) or 1)
+    return params.page_arg()
 
 
 def current_staff() -> StaffUser:
@@ -46,7 +47,7 @@ def money_text(cents: int, currency: str | None = None) -> str:
 
 def client_arg() -> Client | None:
     """``?client=<id>``: the client a list is narrowed to (none when absent or unknown)."""
-    client_id = request.args.get("client", type=int)
+    client_id = params.id_arg("client")
     return db.session().get(Client, client_id) if client_id else None
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -33,10 +32,11 @@ from wtforms.validators import (
 
 from portal.clock import today
 from portal.domain.errors import DomainError
-from portal.domain.invoices import LineInput
+from portal.domain.invoices import LineInput, check_quantity, check_tax_rate
 from portal.domain.ledger import OpenItem
 from portal.domain.money import SYMBOLS, parse_amount, parse_decimal
 from portal.services.clients import CLIENT_STATUSES
+from portal.web.forms import PortalForm
 
 STATUS_LABELS = {"active": "Active", "on_hold": "On hold", "inactive": "Inactive"}
 PAYMENT_METHODS = (("check", "Check"), ("wire", "Wire transfer"), ("ach", "ACH / bank transfer"),
@@ -54,7 +54,7 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-class ClientForm(FlaskForm):
+class ClientForm(PortalForm):
     class Meta:
         def bind_field(self, form, unbound_field, options):
             options.setdefault("filters", (_strip,))
@@ -86,7 +86,7 @@ class ClientForm(FlaskForm):
         }
 
 
-class ContactForm(FlaskForm):
+class ContactForm(PortalForm):
     name = StringField("Name", filters=(_strip,), validators=[DataRequired("Enter the contact's name."),
                                                               Length(max=255)])
     email = StringField("Email", filters=(_strip,),
@@ -121,7 +121,7 @@ class LineForm(Form):
         return not any((f.data or "").strip() for f in (self.description, self.quantity, self.unit_price))
 
 
-class InvoiceForm(FlaskForm):
+class InvoiceForm(PortalForm):
     # no max_entries: WTForms would silently drop rows past it; parsed() refuses too many lines instead
     lines = FieldList(FormField(LineForm), min_entries=BLANK_LINE_ROWS)
     tax_rate = StringField("Tax rate (%)", default="0")
@@ -141,7 +141,7 @@ class InvoiceForm(FlaskForm):
             if row.is_blank():
                 continue
             try:
-                quantity = parse_decimal(row.quantity.data or "1", field="Quantity")
+                quantity = check_quantity(parse_decimal(row.quantity.data or "1", field="Quantity"))
             except DomainError as e:
                 row.quantity.errors = [str(e)]
                 ok = False
@@ -154,7 +154,7 @@ class InvoiceForm(FlaskForm):
                 continue
             lines.append(LineInput((row.description.data or "").strip(), quantity, price, bool(row.taxable.data)))
         try:
-            tax_rate = parse_decimal(self.tax_rate.data or "0", field="Tax rate")
+            tax_rate = check_tax_rate(parse_decimal(self.tax_rate.data or "0", field="Tax rate"))
         except DomainError as e:
             self.tax_rate.errors = [str(e)]
             return None
@@ -171,20 +171,20 @@ class InvoiceForm(FlaskForm):
             self.lines.append_entry()
 
 
-class VoidForm(FlaskForm):
+class VoidForm(PortalForm):
     reason = TextAreaField("Reason", filters=(_strip,),
                            validators=[DataRequired("Say why the invoice is voided; the reason is kept on record."),
                                        Length(max=2000)])
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PortalForm):
     """A button-only POST (issue, unapply, apply credit): just the CSRF token."""
 
 
 # --- payments ------------------------------------------------------------------------------------------------
 
 
-class PaymentForm(FlaskForm):
+class PaymentForm(PortalForm):
     amount = StringField("Amount received", filters=(_strip,), validators=[DataRequired("Enter the amount.")])
     method = SelectField("Method", choices=_choices(PAYMENT_METHODS), default="check")
     received_on = DateField("Received on", validators=[Optional()], description="Blank: today.")
@@ -231,7 +231,7 @@ def parse_allocations(formdata: Mapping[str, str], items: Sequence[OpenItem]) ->
     return (plan if any_filled else None), errors
 
 
-class RefundForm(FlaskForm):
+class RefundForm(PortalForm):
     amount = StringField("Amount to refund", filters=(_strip,), validators=[DataRequired("Enter the amount.")])
     reason = TextAreaField("Reason", filters=(_strip,),
                            validators=[DataRequired("Say why the money is refunded."), Length(max=2000)])
@@ -242,7 +242,7 @@ class RefundForm(FlaskForm):
             raise ValidationError("A refund cannot be dated in the future.")
 
 
-class StatementForm(FlaskForm):
+class StatementForm(PortalForm):
     class Meta:
         csrf = False  # a GET form that only reads
 
@@ -253,7 +253,7 @@ class StatementForm(FlaskForm):
 # --- settings ------------------------------------------------------------------------------------------------
 
 
-class SettingsForm(FlaskForm):
+class SettingsForm(PortalForm):
     name = StringField("Business name", filters=(_strip,), validators=[DataRequired("Enter your business name."),
                                                                        Length(max=255)])
     legal_name = StringField("Legal name", filters=(_strip,), validators=[Length(max=255)])
@@ -281,5 +281,5 @@ class SettingsForm(FlaskForm):
                 "default_net_days": self.default_net_days.data}
 
 
-class LogoForm(FlaskForm):
+class LogoForm(PortalForm):
     logo = FileField("Logo (PNG or JPEG, up to 1 MB)", validators=[FileRequired("Choose an image file.")])

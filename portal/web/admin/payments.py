@@ -12,6 +12,7 @@ from portal.models import Client, Payment
 from portal.services import ledger, reports
 from portal.services import payments as payment_service
 from portal.web.auth.identity import staff_required
+from portal.web.params import id_arg
 
 from .common import PAGE_SIZE, client_arg, current_staff, get_or_404, money_text, page_arg, render_pick_client
 from .forms import PaymentForm, RefundForm, allocation_field, parse_allocations
@@ -74,7 +75,7 @@ def payment_new(client_id: int):
 def _prefill(form: PaymentForm, items: list[OpenItem]) -> dict[int, str]:
     """``?invoice=<id>``: pay that invoice in full. ``?amount=``: spread it oldest first. Otherwise blank boxes,
     which also means oldest first when submitted."""
-    invoice_id = request.args.get("invoice", type=int)
+    invoice_id = id_arg("invoice")
     chosen = next((item for item in items if item.invoice_id == invoice_id), None)
     if chosen is not None:
         form.amount.data = str(to_decimal(chosen.balance_cents))

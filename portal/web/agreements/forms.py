@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -17,17 +16,18 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
 from portal.domain import terms as T
+from portal.web.forms import PortalForm
 
 # ---------------------------------------------------------------------------------------------------- contact
 
 
-class ConsentForm(FlaskForm):
+class ConsentForm(PortalForm):
     disclosure_version_id = HiddenField(validators=[InputRequired(), Regexp(r"^\d{1,9}$")])
     agree = BooleanField("I agree to do business electronically",
                          validators=[DataRequired("Tick the box to agree, or contact us for paper copies.")])
 
 
-class AcknowledgeForm(FlaskForm):
+class AcknowledgeForm(PortalForm):
     """One checkbox per high-risk clause (fields ack_<clause key>); every one is required."""
 
     remote_disable = BooleanField(validators=[DataRequired("Tick this statement to acknowledge it.")])
@@ -39,7 +39,7 @@ class AcknowledgeForm(FlaskForm):
         return [(key, getattr(self, key)) for key in T.CLAUSE_KEYS]
 
 
-class SignForm(FlaskForm):
+class SignForm(PortalForm):
     document_sha256 = HiddenField(validators=[InputRequired(), Regexp(r"^[0-9a-f]{64}$")])
     full_name = StringField("Your full name", validators=[DataRequired("Enter your full name."), Length(2, 200)])
     title = StringField("Your title", description="Your role at the company, e.g. Office Manager or CEO.",
@@ -52,30 +52,30 @@ class SignForm(FlaskForm):
     drawn_signature = HiddenField(validators=[Optional(), Length(max=600_000)])
 
 
-class DeclineForm(FlaskForm):
+class DeclineForm(PortalForm):
     reason = TextAreaField("Why are you declining? (optional)", validators=[Optional(), Length(max=2000)])
 
 
 # ---------------------------------------------------------------------------------------------------- public
 
 
-class VerifyReferenceForm(FlaskForm):
+class VerifyReferenceForm(PortalForm):
     reference = StringField("Agreement reference", description="Printed on every page, e.g. AGR-7K3M-Q9TD-2XWB.",
                             validators=[DataRequired("Enter the reference."), Length(max=40)])
 
 
-class VerifyUploadForm(FlaskForm):
+class VerifyUploadForm(PortalForm):
     pdf = FileField("Signed PDF", validators=[FileRequired("Choose the signed PDF to check.")])
 
 
 # ---------------------------------------------------------------------------------------------------- staff
 
 
-def template_form(kind: str, text: str, parameters: dict[str, str]) -> FlaskForm:
+def template_form(kind: str, text: str, parameters: dict[str, str]) -> PortalForm:
     """The template editor: the text plus, for payment terms, one field per version parameter. On a POST the
     submitted values win over ``text``/``parameters`` (Flask-WTF reads the request form)."""
 
-    class TemplateForm(FlaskForm):
+    class TemplateForm(PortalForm):
         body = TextAreaField("Text", validators=[DataRequired("The text cannot be empty."), Length(max=100_000)])
 
     if kind == T.TERMS:
@@ -86,23 +86,23 @@ def template_form(kind: str, text: str, parameters: dict[str, str]) -> FlaskForm
     return TemplateForm(data={"body": text, **parameters})
 
 
-class PublishForm(FlaskForm):
+class PublishForm(PortalForm):
     summary = TextAreaField("What changed (shown to clients with the diff)", validators=[Optional(), Length(max=2000)])
     law_checked = BooleanField("I have had these clauses checked against the law where my clients are",
                                validators=[DataRequired("Confirm the clauses were checked against local law.")])
 
 
-class InviteForm(FlaskForm):
+class InviteForm(PortalForm):
     contact_id = SelectField("Send to", coerce=int, validators=[InputRequired("Choose a contact.")])
 
 
-class ResendForm(FlaskForm):
+class ResendForm(PortalForm):
     contact_id = IntegerField(validators=[Optional()])
 
 
-class VoidForm(FlaskForm):
+class VoidForm(PortalForm):
     reason = StringField("Reason", validators=[DataRequired("Say why the invitation is voided."), Length(max=500)])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(PortalForm):
     """A button that only needs the CSRF token."""

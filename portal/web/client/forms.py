@@ -1,13 +1,13 @@
 """Client portal forms."""
 
-from flask_wtf import FlaskForm
 from wtforms import DateField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from portal.services.staff import MIN_PASSWORD
+from portal.web.forms import PortalForm
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(PortalForm):
     password = PasswordField("New password", validators=[
         DataRequired("Enter a password."),
         Length(min=MIN_PASSWORD, max=1024, message=f"Use a password of at least {MIN_PASSWORD} characters."),
@@ -18,7 +18,7 @@ class PasswordForm(FlaskForm):
     submit = SubmitField("Save password")
 
 
-class StatementRangeForm(FlaskForm):
+class StatementRangeForm(PortalForm):
     """Read from the query string (a GET form: nothing changes, so no CSRF token)."""
 
     class Meta:

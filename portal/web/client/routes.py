@@ -19,6 +19,7 @@ from portal.services.scope import ClientScope
 from portal.services.settings import get_settings
 from portal.services.statements import client_statement
 from portal.web.auth.identity import contact_required
+from portal.web.params import page_arg
 
 from . import queries
 from .forms import PasswordForm, StatementRangeForm
@@ -26,7 +27,6 @@ from .forms import PasswordForm, StatementRangeForm
 bp = Blueprint("client", __name__)
 
 STATEMENT_DAYS = 90
-MAX_PAGE = 100_000  # keeps OFFSET inside the database's integer range whatever ?page= says
 # Ids beyond a 32-bit integer column cannot exist; without the bound the database driver errors (500), not 404.
 ID = "int(max=2147483647)"
 
@@ -36,7 +36,7 @@ def _scope() -> ClientScope:
 
 
 def _page_number() -> int:
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+    return page_arg()
 
 
 def _pdf(data: bytes, name: str) -> Response:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectMultipleField
 from wtforms.validators import DataRequired
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from portal.web.forms import PortalForm
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -13,7 +14,7 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class ActionForm(FlaskForm):
+class ActionForm(PortalForm):
     """A button that changes one thing (revoke, retry, sign out everywhere, issue and send)."""
 
     next = HiddenField()
@@ -33,5 +34,5 @@ class BulkSendForm(ActionForm):
     )
 
 
-class FreshLinkForm(FlaskForm):
+class FreshLinkForm(PortalForm):
     """Asks for a fresh link. Deliberately no email field: it goes only to the address on file."""

@@ -16,6 +16,7 @@ from portal.models import ChargeAttempt
 from portal.services import online_payments, online_refunds, online_reports
 from portal.services.errors import NotFound
 from portal.web.auth.identity import staff_required
+from portal.web.params import page_arg
 
 from .forms import OnlineRefundForm, PaymentSettingsForm
 from .routes import bp
@@ -36,7 +37,7 @@ def admin_list():
     state = request.args.get("state", "all")
     if state not in online_reports.STATE_FILTERS:
         state = "all"
-    page = online_reports.attempt_page(db.session(), state=state, page=max(1, request.args.get("page", 1, type=int)),
+    page = online_reports.attempt_page(db.session(), state=state, page=page_arg(),
                                        per_page=PAGE_SIZE)
     return render_template("payments/admin/list.html", page=page, state=state, states=online_reports.STATE_FILTERS,
                            gateway=online_payments.get_gateway())

@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from portal.domain.errors import DomainError
 from portal.domain.ledger import OpenItem
-from portal.domain.money import parse_amount, parse_decimal
+from portal.domain.money import MAX_CENTS, parse_amount, parse_decimal
+from portal.web.forms import PortalForm
+from portal.web.params import parse_int
 
 
 def _strip(value):
@@ -26,7 +27,7 @@ def _digits(value):
 
 # --- choosing what to pay ---------------------------------------------------------------------------------------
 
-class ChooseForm(FlaskForm):
+class ChooseForm(PortalForm):
     """The CSRF token of the choose page; the per-invoice boxes are read with ``parse_choice``."""
 
 
@@ -58,7 +59,7 @@ def parse_choice(formdata: Mapping[str, str], items: Sequence[OpenItem]) -> tupl
 
 # --- paying -----------------------------------------------------------------------------------------------------
 
-class PayForm(FlaskForm):
+class PayForm(PortalForm):
     """One payment attempt. ``nonce`` names the payment request and ``attempt`` the try this form makes: posting
     the same form twice names the same attempt, which the server charges only once.
 
@@ -80,12 +81,10 @@ class PayForm(FlaskForm):
     account_number = StringField("Account number", filters=(_digits,), validators=[Optional(), Length(max=30)])
 
     def attempt_number(self) -> int | None:
-        value = (self.attempt.data or "").strip()
-        return int(value) if value.isdigit() and 0 < int(value) < 10_000 else None
+        return parse_int(self.attempt.data, minimum=1, maximum=9_999)
 
     def accepted_surcharge_cents(self) -> int | None:
-        value = (self.accepted_surcharge.data or "").strip()
-        return int(value) if value.isdigit() else None
+        return parse_int(self.accepted_surcharge.data, minimum=0, maximum=MAX_CENTS)
 
     def sandbox_details(self, today: date) -> tuple[str, str] | None:
         """(kind, number) typed into the SANDBOX form, or None with the field errors set."""
@@ -120,7 +119,7 @@ def _check_expiry(field, today: date) -> bool:
 
 # --- staff ----------------------------------------------------------------------------------------------------
 
-class OnlineRefundForm(FlaskForm):
+class OnlineRefundForm(PortalForm):
     nonce = HiddenField(validators=[DataRequired("This form is incomplete. Please reload the page."),
                                     Length(max=64)])
     amount = StringField("Amount to refund", filters=(_strip,), validators=[DataRequired("Enter the amount.")])
@@ -135,7 +134,7 @@ class OnlineRefundForm(FlaskForm):
             return None
 
 
-class PaymentSettingsForm(FlaskForm):
+class PaymentSettingsForm(PortalForm):
     surcharge_percent = StringField(
         "Credit card surcharge (%)", filters=(_strip,), validators=[DataRequired("Enter 0 to turn it off.")],
         description="Credit cards only, never debit, prepaid or bank payments. 0 turns it off; at most 3.")

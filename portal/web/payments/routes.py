@@ -24,6 +24,7 @@ from portal.models import PaymentRequest
 from portal.services import delivery, online_payments, webhooks
 from portal.services.errors import NotFound
 from portal.web.auth.identity import contact_required
+from portal.web.params import id_arg
 
 from .forms import ChooseForm, PayForm, amount_field, parse_choice, pick_field
 
@@ -53,7 +54,7 @@ def choose():
     """The signed-in contact picks any of its client's open invoices and how much of each to pay."""
     client = current_user.record.client
     rows = online_payments.payable_invoices(db.session(), client.id)
-    preselect = request.args.get("invoice", type=int)
+    preselect = id_arg("invoice")
     return _choose(client=client, contact=current_user.record, rows=rows, link=None,
                    preselect={preselect} if preselect else {r.invoice.id for r in rows},
                    cancel_url=url_for("client.invoice", invoice_id=preselect) if preselect else
