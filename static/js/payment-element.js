@@ -13,8 +13,9 @@
     mode: "payment",
     amount: Number(mount.dataset.amount),
     currency: mount.dataset.currency,
-    // the same list the server sends with the PaymentIntent (PAYMENT_METHOD_TYPES in stripe_gateway.py)
-    paymentMethodTypes: ["card", "us_bank_account"],
+    // The same list the server sends as allowed_payment_method_types (ALLOWED_PAYMENT_METHOD_TYPES in
+    // stripe_gateway.py). On the pinned API version (endive) Stripe.js refuses the old paymentMethodTypes option.
+    allowedPaymentMethodTypes: ["card", "us_bank_account"],
     paymentMethodCreation: "manual",
   });
   elements.create("payment").mount(mount);

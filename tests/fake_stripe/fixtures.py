@@ -27,16 +27,18 @@ def fake_stripe(fake_stripe_server: FakeStripe) -> FakeStripe:
     return fake_stripe_server
 
 
-def make_stripe_gateway(fake: FakeStripe, **overrides: object) -> StripeGateway:
-    """A Stripe gateway (real SDK) pointed at the fake."""
-    options: dict[str, object] = {
-        "secret_key": fake.secret_key,
-        "publishable_key": fake.publishable_key,
-        "webhook_secret": fake.webhook_secret,
-        "api_base": fake.url,
-        # No SDK retries by default: an injected outage must surface, and retries sleep.
-        "max_network_retries": 0,
-        "timeout_seconds": 5.0,
-        **overrides,
-    }
-    return StripeGateway(**options)  # type: ignore[arg-type]
+def make_stripe_gateway(
+    fake: FakeStripe, *, secret_key: str | None = None, max_network_retries: int = 0
+) -> StripeGateway:
+    """A Stripe gateway (real SDK) pointed at the fake.
+
+    No SDK retries by default: an injected outage must surface, and retries sleep.
+    """
+    return StripeGateway(
+        secret_key=secret_key or fake.secret_key,
+        publishable_key=fake.publishable_key,
+        webhook_secret=fake.webhook_secret,
+        api_base=fake.url,
+        max_network_retries=max_network_retries,
+        timeout_seconds=5.0,
+    )

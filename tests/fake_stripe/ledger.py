@@ -15,6 +15,10 @@ from .catalog import ACH_FAILURE_MESSAGES, DECLINE_MESSAGES, TEST_METHODS, TestM
 
 MINIMUM_AMOUNT = 50  # Stripe's minimum charge for USD, in cents
 CONFIRMATION_TOKEN_TTL = 12 * 3600
+#: What the fake account's Dashboard enables, used when a request names no payment method types.
+DASHBOARD_PAYMENT_METHOD_TYPES = ("card", "us_bank_account")
+_EXCLUSIVE_WITH_ALLOWED = ("excluded_payment_method_types", "automatic_payment_methods", "payment_method_configuration")
+_CURRENCIES = {"us_bank_account": {"usd"}}  # types limited to some currencies; the others take any
 _CANCELABLE = {"requires_payment_method", "requires_capture", "requires_confirmation", "requires_action"}
 
 
@@ -175,7 +179,7 @@ class Ledger:
         if future_usage and not customer:
             raise invalid("A customer is required to save a payment method.", param="customer")
         method = self._method_for_intent(params, customer, future_usage)
-        allowed = params.get("payment_method_types") or ["card"]
+        allowed = _payment_method_types(params, currency.lower())
         if method is not None and method["type"] not in allowed:
             raise invalid(
                 f"The PaymentMethod provided ({method['type']}) is not allowed for this PaymentIntent.",
@@ -185,8 +189,15 @@ class Ledger:
         intent: dict[str, Any] = {
             "id": intent_id,
             "object": "payment_intent",
+            "allowed_payment_method_types": params.get("allowed_payment_method_types"),
             "amount": amount,
+            "amount_capturable": 0,
             "amount_received": 0,
+            "application": None,
+            "application_fee_amount": None,
+            "automatic_payment_methods": None,
+            "canceled_at": None,
+            "cancellation_reason": None,
             "capture_method": "automatic",
             "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}",
             "confirmation_method": "automatic",
@@ -194,15 +205,28 @@ class Ledger:
             "currency": currency.lower(),
             "customer": customer,
             "description": params.get("description"),
+            "excluded_payment_method_types": params.get("excluded_payment_method_types"),
             "last_payment_error": None,
             "latest_charge": None,
             "livemode": False,
             "metadata": dict(params.get("metadata") or {}),
             "next_action": None,
+            "on_behalf_of": None,
             "payment_method": method["id"] if method else None,
-            "payment_method_types": list(allowed),
+            "payment_method_configuration_details": None,
+            "payment_method_options": {},
+            "payment_method_types": allowed,
+            "processing": None,
+            "receipt_email": params.get("receipt_email"),
+            "review": None,
             "setup_future_usage": future_usage,
+            "shipping": None,
+            "source": None,
+            "statement_descriptor": None,
+            "statement_descriptor_suffix": None,
             "status": "requires_payment_method" if method is None else "requires_confirmation",
+            "transfer_data": None,
+            "transfer_group": None,
         }
         self.payment_intents[intent_id] = intent
         if confirm:
@@ -287,9 +311,15 @@ class Ledger:
             "amount": intent["amount"],
             "amount_captured": intent["amount"] if status == "succeeded" else 0,
             "amount_refunded": 0,
+            "application": None,
+            "application_fee": None,
+            "balance_transaction": None,
+            "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+            "captured": status == "succeeded",
             "created": int(time.time()),
             "currency": intent["currency"],
             "customer": intent["customer"],
+            "description": intent["description"],
             "disputed": False,
             "failure_code": None,
             "failure_message": None,
@@ -372,7 +402,7 @@ class Ledger:
     def _succeed(self, intent: dict[str, Any]) -> dict[str, Any]:
         self._require_processing(intent)
         charge = self.charges[intent["latest_charge"]]
-        charge.update(status="succeeded", paid=True, amount_captured=intent["amount"])
+        charge.update(status="succeeded", paid=True, captured=True, amount_captured=intent["amount"])
         intent.update(status="succeeded", amount_received=intent["amount"])
         return intent
 
@@ -412,9 +442,12 @@ class Ledger:
             "id": new_id("re"),
             "object": "refund",
             "amount": amount,
+            "balance_transaction": None,
             "charge": charge["id"],
             "created": int(time.time()),
             "currency": charge["currency"],
+            "description": None,
+            "failure_reason": None,
             "metadata": dict(params.get("metadata") or {}),
             "payment_intent": intent_id,
             "reason": params.get("reason"),
@@ -431,10 +464,23 @@ class Ledger:
             "id": new_id("dp"),
             "object": "dispute",
             "amount": charge["amount"] if amount is None else amount,
+            "balance_transactions": [],
             "charge": charge["id"],
             "created": int(time.time()),
             "currency": charge["currency"],
+            "enhanced_eligibility_types": [],
+            "evidence": {"enhanced_evidence": {}},
+            "evidence_details": {
+                "due_by": int(time.time()) + 7 * 86400,
+                "enhanced_eligibility": {},
+                "has_evidence": False,
+                "past_due": False,
+                "submission_count": 0,
+                "submission_method": None,
+            },
+            "is_charge_refundable": False,
             "livemode": False,
+            "metadata": {},
             "payment_intent": intent_id,
             "reason": reason,
             "status": "needs_response",
@@ -460,6 +506,26 @@ class Ledger:
             if result[field] in store:
                 result[field] = copy.deepcopy(store[result[field]])
         return result
+
+
+def _payment_method_types(params: dict[str, Any], currency: str) -> list[str]:
+    """The intent's ``payment_method_types`` as endive computes them.
+
+    Without ``allowed_payment_method_types`` the account's Dashboard settings decide (dynamic payment methods),
+    less any ``excluded_payment_method_types``. Either way Stripe silently drops types that cannot pay in the
+    intent's currency (changelog 2026-07-29.dahlia, "allowed payment method types parameter").
+    """
+    allowed = params.get("allowed_payment_method_types")
+    if allowed is not None:
+        given = [name for name in _EXCLUSIVE_WITH_ALLOWED if name in params]
+        if given:
+            names = ", ".join(["allowed_payment_method_types", *given])
+            raise invalid(f"You may only specify one of these parameters: {names}.", code="parameters_exclusive")
+        candidates = list(allowed)
+    else:
+        excluded = set(params.get("excluded_payment_method_types") or [])
+        candidates = [name for name in DASHBOARD_PAYMENT_METHOD_TYPES if name not in excluded]
+    return [name for name in candidates if currency in _CURRENCIES.get(name, {currency})]
 
 
 def _int_param(params: dict[str, Any], name: str) -> int:

@@ -25,6 +25,7 @@ import stripe
 
 from .forms import decode_form
 from .ledger import ApiError, Ledger, invalid
+from .params import sdk_params_class, validate
 
 TEST_SECRET_KEY = "sk_test_fake_portal_0123456789"
 TEST_PUBLISHABLE_KEY = "pk_test_fake_portal_0123456789"
@@ -59,34 +60,46 @@ class _Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-_Route = Callable[[Ledger, re.Match[str], dict[str, Any]], dict[str, Any]]
-_ROUTES: list[tuple[str, re.Pattern[str], _Route]] = [
-    ("POST", re.compile(r"/v1/customers"), lambda led, m, p: led.create_customer(p)),
-    ("GET", re.compile(r"/v1/customers/(?P<id>[^/]+)"), lambda led, m, p: led.get_customer(m["id"])),
-    ("DELETE", re.compile(r"/v1/customers/(?P<id>[^/]+)"), lambda led, m, p: led.delete_customer(m["id"])),
-    (
-        "POST",
-        re.compile(r"/v1/test_helpers/confirmation_tokens"),
-        lambda led, m, p: led.create_confirmation_token(p),
-    ),
-    (
+_Endpoint = Callable[[Ledger, dict[str, str], dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint the fake serves. ``template`` is spelled as in the SDK (``/v1/payment_intents/{intent}``):
+    the params TypedDict the SDK declares for it is what every request is checked against."""
+
+    method: str
+    template: str
+    handler: _Endpoint
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template))
+
+    @property
+    def params_class(self) -> type:
+        return sdk_params_class(self.method, self.template)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/customers", lambda led, ids, p: led.create_customer(p)),
+    Route("GET", "/v1/customers/{customer}", lambda led, ids, p: led.get_customer(ids["customer"])),
+    Route("DELETE", "/v1/customers/{customer}", lambda led, ids, p: led.delete_customer(ids["customer"])),
+    Route("POST", "/v1/test_helpers/confirmation_tokens", lambda led, ids, p: led.create_confirmation_token(p)),
+    Route(
         "GET",
-        re.compile(r"/v1/confirmation_tokens/(?P<id>[^/]+)"),
-        lambda led, m, p: led.get_confirmation_token(m["id"]),
+        "/v1/confirmation_tokens/{confirmation_token}",
+        lambda led, ids, p: led.get_confirmation_token(ids["confirmation_token"]),
     ),
-    ("POST", re.compile(r"/v1/payment_intents"), lambda led, m, p: led.create_payment_intent(p)),
-    (
-        "GET",
-        re.compile(r"/v1/payment_intents/(?P<id>[^/]+)"),
-        lambda led, m, p: led.get_payment_intent(m["id"]),
-    ),
-    (
+    Route("POST", "/v1/payment_intents", lambda led, ids, p: led.create_payment_intent(p)),
+    Route("GET", "/v1/payment_intents/{intent}", lambda led, ids, p: led.get_payment_intent(ids["intent"])),
+    Route(
         "POST",
-        re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/cancel"),
-        lambda led, m, p: led.cancel_payment_intent(m["id"], p),
+        "/v1/payment_intents/{intent}/cancel",
+        lambda led, ids, p: led.cancel_payment_intent(ids["intent"], p),
     ),
-    ("POST", re.compile(r"/v1/refunds"), lambda led, m, p: led.create_refund(p)),
-]
+    Route("POST", "/v1/refunds", lambda led, ids, p: led.create_refund(p)),
+)
 
 
 class FakeStripe:
@@ -339,11 +352,13 @@ class FakeStripe:
         return response, False
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> _Response:
-        for route_method, pattern, handler in _ROUTES:
-            match = pattern.fullmatch(path)
-            if route_method == method and match:
+        for route in ROUTES:
+            match = route.pattern.fullmatch(path)
+            if route.method == method and match:
                 try:
-                    obj = handler(self.ledger, match, params)
+                    # Like Stripe: a parameter the API version does not know is refused before anything runs.
+                    validate(route.params_class, params)
+                    obj = route.handler(self.ledger, match.groupdict(), params)
                     expand = params.get("expand") or []
                     return _Response(200, self.ledger.expand(obj, expand) if expand else copy.deepcopy(obj))
                 except ApiError as exc:

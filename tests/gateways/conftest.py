@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
+from stripe.params.test_helpers import ConfirmationTokenCreateParams
 
 from portal.gateways.payments.sandbox import SandboxGateway
 from portal.gateways.payments.stripe_gateway import PINNED_API_VERSION, StripeGateway
@@ -41,10 +42,10 @@ def make_token(fake_stripe: FakeStripe) -> Iterator[Callable[..., str]]:
     )
 
     def create(payment_method: str = "pm_card_visa", setup_future_usage: str | None = None) -> str:
-        params: dict[str, str] = {"payment_method": payment_method}
+        params: ConfirmationTokenCreateParams = {"payment_method": payment_method}
         if setup_future_usage:
             params["setup_future_usage"] = setup_future_usage
-        return client.v1.test_helpers.confirmation_tokens.create(params).id  # type: ignore[arg-type]
+        return client.v1.test_helpers.confirmation_tokens.create(params).id
 
     yield create
     http.close()

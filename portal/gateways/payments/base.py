@@ -173,7 +173,6 @@ class PaymentGateway(abc.ABC):
     def preview_payment_method(self, token: str) -> MethodPreview:
         """Describe the payment method behind a confirmation token without charging it."""
 
-    @abc.abstractmethod
     def charge(
         self,
         *,
@@ -195,7 +194,26 @@ class PaymentGateway(abc.ABC):
         installments). ``save_method`` keeps the method on the customer for later off-session use.
         ``return_url`` is where a redirect-based authentication step sends the client back to.
         Replaying the same ``idempotency_key`` with the same arguments returns the same charge.
+        Arguments that make no sense raise ValueError before anything leaves the process.
         """
+        return self._charge(
+            ChargeRequest(
+                idempotency_key=idempotency_key,
+                customer_id=customer_id,
+                amount_cents=amount_cents,
+                currency=currency,
+                confirmation_token=confirmation_token,
+                payment_method=payment_method,
+                off_session=off_session,
+                metadata=dict(metadata),
+                save_method=save_method,
+                return_url=return_url,
+            )
+        )
+
+    @abc.abstractmethod
+    def _charge(self, request: ChargeRequest) -> ChargeResult:
+        """Send an already validated charge to the processor (see :meth:`charge`)."""
 
     @abc.abstractmethod
     def retrieve(self, gateway_id: str) -> ChargeResult:
@@ -207,38 +225,54 @@ class PaymentGateway(abc.ABC):
         browser tab cannot finish it after the client has paid another way. Final or processing
         charges cannot be canceled: that raises GatewayRequestError."""
 
-    @abc.abstractmethod
     def refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
         """Refund part or all of a succeeded charge."""
+        _require_positive_cents(amount_cents)
+        return self._refund(idempotency_key=idempotency_key, gateway_id=gateway_id, amount_cents=amount_cents)
+
+    @abc.abstractmethod
+    def _refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
+        """Send a refund whose amount is already checked (see :meth:`refund`)."""
 
     @abc.abstractmethod
     def parse_webhook(self, payload: bytes, signature_header: str) -> WebhookEvent:
         """Verify a webhook's signature on the raw request body and normalize it."""
 
 
-def validate_charge_arguments(
-    *,
-    amount_cents: int,
-    currency: str,
-    confirmation_token: str | None,
-    payment_method: str | None,
-    off_session: bool,
-    save_method: bool,
-) -> None:
-    """Reject programming errors before anything leaves the process.
+@dataclass(frozen=True, kw_only=True)
+class ChargeRequest:
+    """The arguments of :meth:`PaymentGateway.charge`, checked once here for every gateway.
 
-    These are ValueErrors, not gateway errors: they mean the caller is wrong, not the payment.
+    Building one raises ValueError for a programming error (the caller is wrong, not the payment), so
+    no gateway ever sends such a charge.
     """
+
+    idempotency_key: str
+    customer_id: str
+    amount_cents: int
+    currency: str
+    confirmation_token: str | None
+    payment_method: str | None
+    off_session: bool
+    metadata: dict[str, str]
+    save_method: bool
+    return_url: str | None
+
+    def __post_init__(self) -> None:
+        _require_positive_cents(self.amount_cents)
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            raise ValueError(f"currency must be a three-letter ISO code, got {self.currency!r}")
+        if (self.confirmation_token is None) == (self.payment_method is None):
+            raise ValueError("pass exactly one of confirmation_token or payment_method")
+        if self.off_session and self.payment_method is None:
+            raise ValueError("off-session charges need a saved payment_method")
+        if self.off_session and self.save_method:
+            raise ValueError("a method can only be saved while the client is present (on-session)")
+
+
+def _require_positive_cents(amount_cents: int) -> None:
     if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
         raise ValueError(f"amount_cents must be a positive integer, got {amount_cents!r}")
-    if len(currency) != 3 or not currency.isalpha():
-        raise ValueError(f"currency must be a three-letter ISO code, got {currency!r}")
-    if (confirmation_token is None) == (payment_method is None):
-        raise ValueError("pass exactly one of confirmation_token or payment_method")
-    if off_session and payment_method is None:
-        raise ValueError("off-session charges need a saved payment_method")
-    if off_session and save_method:
-        raise ValueError("a method can only be saved while the client is present (on-session)")
 
 
 # Messages shown to the paying client. Deliberately vague for fraud-related declines: telling a

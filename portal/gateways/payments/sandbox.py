@@ -17,6 +17,7 @@ Test numbers mirror Stripe's, so the demo teaches the same numbers production te
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -28,6 +29,7 @@ from typing import cast
 
 from .base import (
     CardFunding,
+    ChargeRequest,
     ChargeResult,
     ChargeStatus,
     GatewayRequestError,
@@ -38,7 +40,6 @@ from .base import (
     RefundResult,
     WebhookEvent,
     client_failure_message,
-    validate_charge_arguments,
 )
 
 DEFAULT_ACH_SETTLE_SECONDS = 60
@@ -222,45 +223,13 @@ class SandboxGateway(PaymentGateway):
             token=token, method_type="us_bank_account", bank_name=SANDBOX_BANK_NAME, last4=method.last4
         )
 
-    def charge(
-        self,
-        *,
-        idempotency_key: str,
-        customer_id: str,
-        amount_cents: int,
-        currency: str,
-        confirmation_token: str | None = None,
-        payment_method: str | None = None,
-        off_session: bool = False,
-        metadata: dict[str, str],
-        save_method: bool = False,
-        return_url: str | None = None,
-    ) -> ChargeResult:
-        validate_charge_arguments(
-            amount_cents=amount_cents,
-            currency=currency,
-            confirmation_token=confirmation_token,
-            payment_method=payment_method,
-            off_session=off_session,
-            save_method=save_method,
-        )
-        if confirmation_token is not None:
-            method = parse_sandbox_method(confirmation_token, prefix="sbx_ctok_")
+    def _charge(self, request: ChargeRequest) -> ChargeResult:
+        if request.confirmation_token is not None:
+            method = parse_sandbox_method(request.confirmation_token, prefix="sbx_ctok_")
         else:
-            method = parse_sandbox_method(payment_method or "", prefix="sbx_pm_")
-        fingerprint = json.dumps(
-            [
-                customer_id,
-                amount_cents,
-                currency,
-                confirmation_token,
-                payment_method,
-                off_session,
-                sorted(metadata.items()),
-                save_method,
-                return_url,
-            ]
-        )
+            method = parse_sandbox_method(request.payment_method or "", prefix="sbx_pm_")
+        idempotency_key = request.idempotency_key
+        fingerprint = json.dumps(dataclasses.asdict(request), sort_keys=True)
         with self._lock:
             replay = self._replays.get(idempotency_key)
             if replay is not None:
@@ -270,7 +239,7 @@ class SandboxGateway(PaymentGateway):
                     )
                 return replay[1]
             created = int(self._clock().timestamp())
-            charge = _SandboxCharge(method, currency.lower(), amount_cents, created)
+            charge = _SandboxCharge(method, request.currency.lower(), request.amount_cents, created)
             result = self._result(charge, charge.gateway_id(_hash(idempotency_key)))
             self._replays[idempotency_key] = (fingerprint, result)
             while len(self._replays) > self._replay_cache_size:
@@ -289,9 +258,7 @@ class SandboxGateway(PaymentGateway):
             code="payment_intent_unexpected_state",
         )
 
-    def refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
-        if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
-            raise ValueError(f"amount_cents must be a positive integer, got {amount_cents!r}")
+    def _refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
         charge = _SandboxCharge.parse(gateway_id)
         if self._status(charge) != "succeeded":
             raise GatewayRequestError("Only a succeeded sandbox payment can be refunded.", code="charge_not_refundable")

@@ -11,12 +11,13 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import stripe
 
 from .base import (
     CardFunding,
+    ChargeRequest,
     ChargeResult,
     ChargeStatus,
     DisputeUpdate,
@@ -31,8 +32,10 @@ from .base import (
     RefundUpdate,
     WebhookEvent,
     client_failure_message,
-    validate_charge_arguments,
 )
+
+if TYPE_CHECKING:
+    from stripe.params import CustomerCreateParams, PaymentIntentCreateParams
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,12 @@ PINNED_API_VERSION = "2026-10-28.endive"
 #: Stripe's own default (seconds). Older signatures are rejected to limit replayed webhooks.
 WEBHOOK_TOLERANCE_SECONDS = 300
 
-#: The methods we accept. Listing them explicitly (instead of automatic payment methods) means
-#: confirming never needs a return_url for redirect-only methods. The Payment Element must be set up
-#: with the same ``paymentMethodTypes``.
-PAYMENT_METHOD_TYPES = ("card", "us_bank_account")
+#: The methods we accept, sent as ``allowed_payment_method_types`` (endive removed the old
+#: ``payment_method_types`` request parameter: Stripe now refuses it with a 400). Limiting the
+#: types instead of leaving them to the Dashboard means confirming never needs a return_url for a
+#: redirect-only method. The Payment Element (static/js/payment-element.js) is set up with the same
+#: list as ``allowedPaymentMethodTypes``.
+ALLOWED_PAYMENT_METHOD_TYPES = ("card", "us_bank_account")
 
 _STATUS_MAP: dict[str, ChargeStatus] = {
     "succeeded": "succeeded",
@@ -113,19 +118,19 @@ class StripeGateway(PaymentGateway):
             else:
                 if not customer.get("deleted"):
                     return existing_id
-        params: dict[str, Any] = {"name": name, "metadata": {"portal_client_ref": client_ref}}
+        params: CustomerCreateParams = {"name": name, "metadata": {"portal_client_ref": client_ref}}
         if email:
             params["email"] = email
         # Two processes racing to create the same client's customer send the same key and get the
         # same customer back; a changed name/email or a replaced customer gets a fresh key.
         fingerprint = hashlib.sha256(json.dumps([client_ref, name, email, existing_id]).encode()).hexdigest()[:32]
         try:
-            customer = self._client.v1.customers.create(
+            created = self._client.v1.customers.create(
                 params, options={"idempotency_key": f"portal-customer-{fingerprint}"}
             )
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
-        return customer.id
+        return created.id
 
     def preview_payment_method(self, token: str) -> MethodPreview:
         try:
@@ -134,52 +139,30 @@ class StripeGateway(PaymentGateway):
             raise _translate(exc) from exc
         return method_preview_from_token(data)
 
-    def charge(
-        self,
-        *,
-        idempotency_key: str,
-        customer_id: str,
-        amount_cents: int,
-        currency: str,
-        confirmation_token: str | None = None,
-        payment_method: str | None = None,
-        off_session: bool = False,
-        metadata: dict[str, str],
-        save_method: bool = False,
-        return_url: str | None = None,
-    ) -> ChargeResult:
-        validate_charge_arguments(
-            amount_cents=amount_cents,
-            currency=currency,
-            confirmation_token=confirmation_token,
-            payment_method=payment_method,
-            off_session=off_session,
-            save_method=save_method,
-        )
-        params: dict[str, Any] = {
-            "amount": amount_cents,
-            "currency": currency.lower(),
-            "customer": customer_id,
+    def _charge(self, request: ChargeRequest) -> ChargeResult:
+        params: PaymentIntentCreateParams = {
+            "amount": request.amount_cents,
+            "currency": request.currency.lower(),
+            "customer": request.customer_id,
             "confirm": True,
-            "payment_method_types": list(PAYMENT_METHOD_TYPES),
-            "metadata": dict(metadata),
+            "allowed_payment_method_types": list(ALLOWED_PAYMENT_METHOD_TYPES),
+            "metadata": dict(request.metadata),
             # Expanded so the result carries funding/brand/last4 without a second request.
             "expand": ["payment_method"],
         }
-        if confirmation_token is not None:
-            params["confirmation_token"] = confirmation_token
-        else:
-            params["payment_method"] = payment_method
-        if off_session:
+        if request.confirmation_token is not None:
+            params["confirmation_token"] = request.confirmation_token
+        elif request.payment_method is not None:  # ChargeRequest guarantees exactly one of the two
+            params["payment_method"] = request.payment_method
+        if request.off_session:
             params["off_session"] = True
-        if save_method:
+        if request.save_method:
             params["setup_future_usage"] = "off_session"
-        if return_url:
-            params["return_url"] = return_url
+        if request.return_url:
+            params["return_url"] = request.return_url
         try:
             intent = self._client.v1.payment_intents.create(
-                params,  # type: ignore[arg-type]  # built up conditionally; the TypedDict is advisory
-                options={"idempotency_key": idempotency_key},
+                params, options={"idempotency_key": request.idempotency_key}
             )
         except stripe.CardError as exc:
             # A decline is an answer, not an outage. The intent exists and is stored by Stripe
@@ -207,9 +190,7 @@ class StripeGateway(PaymentGateway):
             raise _translate(exc) from exc
         return charge_result_from_intent(intent.to_dict())
 
-    def refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
-        if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
-            raise ValueError(f"amount_cents must be a positive integer, got {amount_cents!r}")
+    def _refund(self, *, idempotency_key: str, gateway_id: str, amount_cents: int) -> RefundResult:
         try:
             refund = self._client.v1.refunds.create(
                 {"payment_intent": gateway_id, "amount": amount_cents},

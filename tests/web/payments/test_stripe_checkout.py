@@ -36,7 +36,7 @@ def test_the_checkout_loads_the_payment_element_and_no_card_fields(browser, shop
     response = browser.get(f"/pay/{public_id}")
     page = text(response)
 
-    assert '<script src="https://js.stripe.com/v3/"></script>' in page
+    assert '<script src="https://js.stripe.com/endive/stripe.js"></script>' in page
     assert '/static/js/payment-element.js' in page
     assert f'data-publishable-key="{fake_stripe.publishable_key}"' in page
     assert 'data-amount="10000"' in page and 'data-currency="usd"' in page
