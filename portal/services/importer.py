@@ -99,7 +99,6 @@ def import_csv(
         report.ignored_columns = header.ignored
         checks = imports.FileChecks()
         currency = get_settings(session).currency
-        _begin(session)
         last_line = reader.line_num
         for cells in reader:
             line, last_line = last_line + 1, reader.line_num  # where the record starts (quoted cells can span lines)
@@ -117,7 +116,6 @@ def import_csv(
                     applier.apply(parsed)
             if report.rows % BATCH == 0 and not one_transaction:
                 session.commit()
-                _begin(session)
             if on_progress and report.rows % progress_every == 0:
                 on_progress(report.rows)
     except (UnicodeDecodeError, csv.Error) as e:
@@ -134,18 +132,6 @@ def import_csv(
         session.commit()
         report.saved = True
     return report
-
-
-def _begin(session: Session) -> None:
-    """Open the transaction that the per-line savepoints nest in.
-
-    pysqlite only starts a transaction at the first write, so on SQLite a SAVEPOINT issued before it becomes the
-    outermost transaction and releasing it commits: each line would be committed on its own (a disk sync per
-    line) instead of in its batch. SQLAlchemy documents this pysqlite caveat; other databases need nothing here.
-    """
-    conn = session.connection()
-    if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
-        conn.exec_driver_sql("BEGIN")
 
 
 @dataclass
