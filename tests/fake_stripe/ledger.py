@@ -476,7 +476,7 @@ class Ledger:
                 "has_evidence": False,
                 "past_due": False,
                 "submission_count": 0,
-                "submission_method": None,
+                "submission_method": "not_submitted",
             },
             "is_charge_refundable": False,
             "livemode": False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from portal.gateways.payments import (
     GatewayUnavailable,
     IdempotencyConflict,
 )
-from portal.gateways.payments.stripe_gateway import PINNED_API_VERSION, StripeGateway
+from portal.gateways.payments.stripe_gateway import ALLOWED_PAYMENT_METHOD_TYPES, PINNED_API_VERSION, StripeGateway
 from tests.fake_stripe import FakeStripe
 from tests.fake_stripe.fixtures import make_stripe_gateway
 
@@ -42,6 +44,27 @@ def test_pinned_api_version_is_the_sdk_version_and_is_sent(
     # A failing first assert means the SDK was upgraded without reviewing the pinned version.
     assert stripe.api_version == PINNED_API_VERSION
     assert {r.stripe_version for r in fake_stripe.requests} == {PINNED_API_VERSION}
+
+
+def test_charges_limit_methods_the_endive_way(
+    gateway: StripeGateway, fake_stripe: FakeStripe, customer_id: str
+) -> None:
+    # Endive refuses payment_method_types with a 400, which the gateway would turn into a failed charge for every
+    # client; the fake refuses it too (tests/gateways/test_fake_stripe.py), so a success here means it was not sent.
+    result = charge(gateway, customer_id, payment_method="pm_usBankAccount_success")
+
+    [request] = [r for r in fake_stripe.requests if r.path == "/v1/payment_intents"]
+    assert result.status == "processing"
+    assert request.params["allowed_payment_method_types"] == list(ALLOWED_PAYMENT_METHOD_TYPES)
+    assert "payment_method_types" not in request.params
+    assert fake_stripe.payment_intent(result.gateway_id)["payment_method_types"] == ["card", "us_bank_account"]
+
+
+def test_the_payment_element_offers_the_methods_the_server_allows() -> None:
+    script = (Path(__file__).resolve().parents[2] / "static/js/payment-element.js").read_text()
+    [listed] = re.findall(r"allowedPaymentMethodTypes: \[([^\]]*)\]", script)
+    assert tuple(json.loads(f"[{listed}]")) == ALLOWED_PAYMENT_METHOD_TYPES
+    assert "paymentMethodTypes:" not in script.replace("allowedPaymentMethodTypes:", "")  # Stripe.js endive throws
 
 
 @pytest.mark.parametrize(
