@@ -87,8 +87,11 @@ class ChargeSchedule:
         if self.timing is Timing.DAYS_AFTER_DUE:
             return f"{_days(self.days)} after each invoice's due date"
         if self.timing is Timing.DAY_OF_MONTH:
-            day = "last day" if self.day_of_month == 31 else f"{_ordinal(self.day_of_month or 0)} day"
-            return f"on the {day} of the month (or the month's last day, if shorter), on or after the due date"
+            if self.day_of_month == 31:
+                return "on the last day of the month, on or after each invoice's due date"
+            shorter = " (or the month's last day, if shorter)" if (self.day_of_month or 0) > 28 else ""
+            day = _ordinal(self.day_of_month or 0)
+            return f"on the {day} day of the month{shorter}, on or after each invoice's due date"
         return "on each invoice's due date"
 
 

@@ -114,7 +114,8 @@ def test_schedule_accepts_the_stored_string_and_describes_itself():
     assert ChargeSchedule().describe() == "on each invoice's due date"
     assert before(1).describe() == "1 day before each invoice's due date"
     assert after(7).describe() == "7 days after each invoice's due date"
-    assert monthly(31).describe().startswith("on the last day of the month")
+    assert monthly(31).describe() == "on the last day of the month, on or after each invoice's due date"
+    assert monthly(30).describe().startswith("on the 30th day of the month (or the month's last day, if shorter)")
     assert monthly(2).describe().startswith("on the 2nd day of the month")
     assert monthly(11).describe().startswith("on the 11th day")
     assert monthly(23).describe().startswith("on the 23rd day")
