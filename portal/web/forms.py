@@ -31,7 +31,7 @@ def all_fields(form) -> Iterator[Field]:
     """Every field of a form, including those inside FieldList and FormField."""
     for field in form:
         if isinstance(field, FieldList):
-            for entry in field.entries:
+            for entry in getattr(field, "entries", ()):  # no entries before the form has processed its data
                 yield from all_fields([entry])
         elif isinstance(field, FormField):
             yield from all_fields(field.form)
@@ -62,13 +62,13 @@ class PortalForm(FlaskForm):
             form._files_where_text_expected = set(request.files) - file_names
             return CombinedMultiDict((uploads, request.form))
 
-    def process(self, *args, **kwargs) -> None:
-        super().process(*args, **kwargs)
+    def validate(self, extra_validators=None) -> bool:
+        extra = {name: [*(extra_validators or {}).get(name, ()), _within_columns] for name in self._fields}
+        valid = super().validate(extra)
+        # added after the field's own validators, which may clear earlier errors (DataRequired does)
         stray = getattr(self, "_files_where_text_expected", set())
         for field in all_fields(self):
             if field.name in stray:
-                field.process_errors.append(FILE_WHERE_TEXT_EXPECTED)
-
-    def validate(self, extra_validators=None) -> bool:
-        extra = {name: [*(extra_validators or {}).get(name, ()), _within_columns] for name in self._fields}
-        return super().validate(extra)
+                field.errors = [FILE_WHERE_TEXT_EXPECTED, *field.errors]
+                valid = False
+        return valid
