@@ -40,6 +40,8 @@ _SETTINGS: dict[str, tuple[Any, Any]] = {
     # trusted only when this is set; otherwise rate limits and evidence would record the proxy's address.
     "TRUSTED_PROXIES": (0, int),
     "INVOICE_LINK_DAYS_AFTER_DUE": (30, int),  # an emailed invoice link works until due date + this many days
+    # Authenticates the heads of the agreements' evidence chains; unset: a key file made in the instance folder.
+    "EVIDENCE_KEY": (None, str),
 }
 
 

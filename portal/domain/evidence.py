@@ -13,6 +13,7 @@ import base64
 import binascii
 import difflib
 import hashlib
+import hmac
 import html
 import json
 import re
@@ -142,6 +143,60 @@ def verify_chain(links: Iterable[Link], *, expected_head: str | None = None,
     if expected_head is not None and prev != expected_head:
         return ChainReport(False, count, prev, "the last event is not the one recorded on the agreement", None)
     return ChainReport(True, count, prev)
+
+
+def anchor(key: bytes, reference: str, count: int, head: str) -> str:
+    """The chain head authenticated with a key kept outside the database (HMAC-SHA-256). Whoever can write the
+    database can rebuild a whole chain with fresh hashes, but cannot compute this without the key."""
+    message = canonical_json({"agreement": reference, "count": count, "head": head})
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def anchor_matches(key: bytes, reference: str, count: int, head: str, stored: str) -> bool:
+    return bool(stored) and hmac.compare_digest(anchor(key, reference, count, head), stored)
+
+
+# ---------------------------------------------------------------------------------------------------- the record
+
+# The status each event leaves an agreement in; other events ("opened", "outdated", emails) leave it as it was.
+STATUS_AFTER = {"invited": "invited", "signed": "signed", "declined": "declined", "voided": "void",
+                "superseded": "superseded"}
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """What the chain itself says about a signature: the source of truth a verifier shows, never the row."""
+
+    signed_at: datetime
+    ip: str
+    contact_id: int | None
+    head: str  # the hash of the "signed" event
+    data: Mapping[str, Any]  # the signed event's data: signer, title, authority, signature and document hashes
+    consent: EventFacts | None  # the signer's consent to electronic records, before signing
+    acknowledgments: tuple[Mapping[str, Any], ...]  # the signer's clause acknowledgments, before signing
+
+    def __getitem__(self, name: str) -> Any:
+        return self.data.get(name)
+
+
+def chain_status(links: Sequence[Link]) -> str:
+    status = ""
+    for link in links:
+        status = STATUS_AFTER.get(link.facts.kind, status)
+    return status
+
+
+def signed_record(links: Sequence[Link]) -> SignedRecord | None:
+    """Rebuild the signature from the chain (``links`` in order, already verified). None: never signed."""
+    signed_at = next((i for i, link in enumerate(links) if link.facts.kind == "signed"), None)
+    if signed_at is None:
+        return None
+    signed = links[signed_at]
+    before = [link.facts for link in links[:signed_at] if link.facts.contact_id == signed.facts.contact_id]
+    consent = next((f for f in reversed(before) if f.kind == "consented"), None)
+    acknowledgments = tuple(f.data for f in before if f.kind == "clause_acknowledged")
+    return SignedRecord(signed.facts.occurred_at, signed.facts.ip, signed.facts.contact_id, signed.hash,
+                        signed.facts.data, consent, acknowledgments)
 
 
 # ---------------------------------------------------------------------------------------------------- references

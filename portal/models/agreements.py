@@ -114,6 +114,9 @@ class Agreement(Base):
     # The chain's head and length, so deleting the newest events is detected too.
     chain_head: Mapped[str] = mapped_column(String(64))
     event_count: Mapped[int] = mapped_column(Integer, default=0)
+    # HMAC of (reference, event_count, chain_head) under the install's evidence key, which is not in the database:
+    # a chain rewritten whole with fresh hashes no longer matches it (portal.domain.evidence.anchor).
+    chain_anchor: Mapped[str] = mapped_column(String(64), default="")
 
     client: Mapped[Client] = relationship()
     version: Mapped[TermsVersion] = relationship(foreign_keys=[version_id])

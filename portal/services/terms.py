@@ -66,11 +66,9 @@ def version_hash(text: str, parameters: dict[str, str]) -> str:
     return evidence.sha256_hex(evidence.canonical_json({"parameters": parameters, "text": text}))
 
 
-def publish(session: Session, kind: str, *, staff: StaffUser | None, summary: str = "") -> TermsVersion:
-    """Freeze the current draft as the next version. For payment terms, open invitations on older versions are
-    superseded and clients signed on an older version are marked outdated (they are asked to sign again)."""
-    from . import agreements  # the re-consent marking records evidence events
-
+def add_version(session: Session, kind: str, *, staff: StaffUser | None, summary: str = "") -> TermsVersion:
+    """Freeze the current draft as the next version, inside the caller's transaction (no commit). Publishing
+    payment terms also marks agreements on older versions: ``portal.services.agreements.publish`` does both."""
     template = get_template(session, kind)
     parameters = _validate(kind, template.draft_text, draft_parameters(template), for_publishing=True)
     digest = version_hash(template.draft_text, parameters)
@@ -85,9 +83,6 @@ def publish(session: Session, kind: str, *, staff: StaffUser | None, summary: st
                            published_by_staff_id=staff.id if staff else None)
     session.add(version)
     session.flush()
-    if kind == T.TERMS:
-        agreements.mark_older_versions(session, version, staff=staff)
-    session.commit()
     return version
 
 
@@ -103,8 +98,10 @@ def current_version_id_query(kind: str = T.TERMS):
 def ensure_disclosure(session: Session) -> TermsVersion:
     """The E-SIGN disclosure a signer consents to; a fresh install publishes the shipped text as version 1."""
     version = current_version(session, T.DISCLOSURE)
-    return version if version is not None else publish(session, T.DISCLOSURE, staff=None,
-                                                       summary="Default disclosure")
+    if version is None:
+        version = add_version(session, T.DISCLOSURE, staff=None, summary="Default disclosure")
+        session.commit()
+    return version
 
 
 def versions(session: Session, kind: str) -> list[TermsVersion]:

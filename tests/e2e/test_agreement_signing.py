@@ -17,6 +17,7 @@ from portal.models import Agreement
 from portal.services import agreements as svc
 from portal.services import terms
 from portal.services.settings import update_settings
+from portal.web.runtime import runtime
 
 pytestmark = pytest.mark.e2e
 
@@ -37,8 +38,8 @@ def test_invited_contact_signs_with_a_drawn_signature_and_verifies_the_pdf(page,
     contact = make.contact(client, email="dana@harbor.test", name="Dana Whitfield", title="Office Manager")
     terms.save_draft(session, T.TERMS, text=T.DEFAULT_TERMS_TEXT,
                      parameters={**T.DEFAULT_PARAMETERS, "governing_law": "the laws of the State of Ohio"}, staff=admin)
-    terms.publish(session, T.TERMS, staff=admin)
-    invitation = svc.invite(session, client, contact, meta=svc.Meta(staff_id=admin.id))
+    svc.publish(session, runtime(), T.TERMS, staff=admin)
+    invitation = svc.invite(session, runtime(), client, contact, meta=svc.Meta(staff_id=admin.id))
 
     # The invitation email links to the signing page, which asks the contact to sign in first.
     [invite_mail] = emails(outbox)

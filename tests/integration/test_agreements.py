@@ -23,6 +23,7 @@ from portal.services import agreements as svc
 from portal.services import settings as settings_service
 from portal.services import terms
 from portal.services.errors import Conflict, NotFound
+from portal.web.runtime import runtime
 from tests.smtp_fixtures import mail_through_smtp  # noqa: F401 (fixtures)
 
 LAW = "the laws of the State of Ohio; courts of Franklin County, Ohio"
@@ -55,26 +56,26 @@ def w(session, make):
     contact = make.contact(client, email="dana@harbor.test", name="Dana Whitfield", title="Office Manager")
     terms.save_draft(session, T.TERMS, text=T.DEFAULT_TERMS_TEXT,
                      parameters={**T.DEFAULT_PARAMETERS, "governing_law": LAW}, staff=admin)
-    v1 = terms.publish(session, T.TERMS, staff=admin, summary="First version")
+    v1 = svc.publish(session, runtime(), T.TERMS, staff=admin, summary="First version")
     return SimpleNamespace(admin=admin, client=client, contact=contact, v1=v1,
                            staff_meta=svc.Meta(ip="198.51.100.2", user_agent="admin browser", session_id="adm",
                                                staff_id=admin.id))
 
 
 def invite(session, w, contact=None) -> Agreement:
-    return svc.invite(session, w.client, contact or w.contact, meta=w.staff_meta)
+    return svc.invite(session, runtime(), w.client, contact or w.contact, meta=w.staff_meta)
 
 
 def prepare(session, agreement, contact, *, skip: tuple[str, ...] = ()) -> svc.Meta:
     meta = meta_for(contact)
     disclosure, _ = svc.disclosure_document(session)
     if "consent" not in skip:
-        svc.consent(session, agreement, contact, disclosure_version_id=disclosure.id, meta=meta)
+        svc.consent(session, runtime(), agreement, contact, disclosure_version_id=disclosure.id, meta=meta)
     if "view" not in skip:
-        svc.record_view(session, agreement, contact, meta=meta)
+        svc.record_view(session, runtime(), agreement, contact, meta=meta)
     clauses = [k for k in T.CLAUSE_KEYS if k not in skip]
     if clauses and "view" not in skip:
-        svc.acknowledge(session, agreement, contact, clauses, meta=meta)
+        svc.acknowledge(session, runtime(), agreement, contact, clauses, meta=meta)
     return meta
 
 
@@ -83,7 +84,7 @@ def sign(session, agreement, contact, meta=None, **changes):
                   signature=svc.Signature("typed", typed="Dana Whitfield"),
                   document_sha256=agreement.document_sha256, meta=meta or meta_for(contact))
     kwargs.update(changes)
-    return svc.sign(session, agreement, contact, **kwargs)
+    return svc.sign(session, runtime(), agreement, contact, **kwargs)
 
 
 def kinds(session, agreement) -> list[str]:
@@ -111,14 +112,14 @@ def test_publishing_stores_text_parameters_and_their_hash(session, w):
 
 def test_publishing_an_unchanged_draft_is_refused(session, w):
     with pytest.raises(DomainError, match="Nothing changed since version 1"):
-        terms.publish(session, T.TERMS, staff=w.admin)
+        svc.publish(session, runtime(), T.TERMS, staff=w.admin)
     assert session.scalar(select(func.count()).select_from(TermsVersion).where(TermsVersion.kind == T.TERMS)) == 1
 
 
 def test_publishing_needs_the_governing_law_filled_in(session, make):
     admin = make.staff()
     with pytest.raises(DomainError, match="Governing law"):
-        terms.publish(session, T.TERMS, staff=admin)
+        svc.publish(session, runtime(), T.TERMS, staff=admin)
     assert terms.current_version(session, T.TERMS) is None
 
 
@@ -153,7 +154,7 @@ def test_version_comparison_lists_text_and_parameter_changes(session, w):
     terms.save_draft(session, T.TERMS, text=T.DEFAULT_TERMS_TEXT.replace("Collection costs", "Costs of collection"),
                      parameters={**T.DEFAULT_PARAMETERS, "governing_law": LAW, "late_fee_percent": "1"},
                      staff=w.admin)
-    v2 = terms.publish(session, T.TERMS, staff=w.admin)
+    v2 = svc.publish(session, runtime(), T.TERMS, staff=w.admin)
     rows, changes = terms.compare(terms.previous_version(session, v2), v2)
     assert ("removed", "## 9. Collection costs") in [(r.op, r.text) for r in rows]
     assert ("added", "## 9. Costs of collection") in [(r.op, r.text) for r in rows]
@@ -176,7 +177,7 @@ def test_invitation_stores_the_rendered_document_and_emails_a_link(session, w, s
     assert received.rcpt_tos == ["dana@harbor.test"]
     body = received.message.get_body(("plain",)).get_content()
     assert f"http://localhost/agreements/{agreement.reference}" in body
-    assert svc.verify_events(session, agreement).intact
+    assert svc.verify_events(session, runtime(), agreement).intact
 
 
 def test_inviting_again_reuses_the_open_invitation(session, w, make, smtp_server):
@@ -194,15 +195,15 @@ def test_invitations_need_published_terms_a_contact_of_the_client_and_portal_acc
     contact = make.contact(client)
     meta = svc.Meta(staff_id=admin.id)
     with pytest.raises(DomainError, match="Publish your payment terms"):
-        svc.invite(session, client, contact, meta=meta)
+        svc.invite(session, runtime(), client, contact, meta=meta)
     terms.save_draft(session, T.TERMS, text=T.DEFAULT_TERMS_TEXT,
                      parameters={**T.DEFAULT_PARAMETERS, "governing_law": LAW}, staff=admin)
-    terms.publish(session, T.TERMS, staff=admin)
+    svc.publish(session, runtime(), T.TERMS, staff=admin)
     with pytest.raises(DomainError, match="another client"):
-        svc.invite(session, other, contact, meta=meta)
+        svc.invite(session, runtime(), other, contact, meta=meta)
     no_access = make.contact(client, portal_access=False)
     with pytest.raises(DomainError, match="no portal access"):
-        svc.invite(session, client, no_access, meta=meta)
+        svc.invite(session, runtime(), client, no_access, meta=meta)
     assert session.scalar(select(func.count()).select_from(Agreement)) == 0
 
 
@@ -242,7 +243,7 @@ def test_the_whole_flow_signs_stores_a_pdf_and_emails_the_copy(session, w, smtp_
     consent = svc.event_data(rows[2])
     disclosure = terms.current_version(session, T.DISCLOSURE)
     assert consent["disclosure_version_sha256"] == disclosure.sha256 and len(consent["disclosure_sha256"]) == 64
-    assert svc.verify_events(session, signed).intact
+    assert svc.verify_events(session, runtime(), signed).intact
 
     pdf_text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(signed.signed_pdf)).pages)
     for expected in ("Payment Terms", "Harbor Dental Group LLC", "Certificate of signature", "Dana Whitfield",
@@ -260,7 +261,7 @@ def test_the_whole_flow_signs_stores_a_pdf_and_emails_the_copy(session, w, smtp_
 def test_signing_without_consent_is_impossible(session, w):
     agreement = invite(session, w)
     with pytest.raises(DomainError, match="electronically"):
-        svc.record_view(session, agreement, w.contact, meta=meta_for(w.contact))
+        svc.record_view(session, runtime(), agreement, w.contact, meta=meta_for(w.contact))
     before = snapshot(session, agreement)
     with pytest.raises(DomainError, match="electronically"):
         sign(session, agreement, w.contact)
@@ -272,7 +273,7 @@ def test_signing_without_viewing_the_document_is_impossible(session, w):
     agreement = invite(session, w)
     meta = prepare(session, agreement, w.contact, skip=("view",))
     with pytest.raises(DomainError, match="read the terms"):
-        svc.acknowledge(session, agreement, w.contact, list(T.CLAUSE_KEYS), meta=meta)
+        svc.acknowledge(session, runtime(), agreement, w.contact, list(T.CLAUSE_KEYS), meta=meta)
     before = snapshot(session, agreement)
     with pytest.raises(DomainError, match="read the terms"):
         sign(session, agreement, w.contact)
@@ -305,7 +306,7 @@ def test_acknowledging_needs_known_clauses(session, w):
     meta = prepare(session, agreement, w.contact, skip=T.CLAUSE_KEYS)
     for bad in ([], ["remote_disable", "free_lunch"]):
         with pytest.raises(DomainError, match="Tick each statement"):
-            svc.acknowledge(session, agreement, w.contact, bad, meta=meta)
+            svc.acknowledge(session, runtime(), agreement, w.contact, bad, meta=meta)
     assert "clause_acknowledged" not in kinds(session, agreement)
 
 
@@ -342,7 +343,8 @@ def test_a_contact_of_another_client_cannot_act_on_the_agreement(session, w, mak
         svc.for_client(session, stranger.client_id, agreement.reference)
     disclosure, _ = svc.disclosure_document(session)
     with pytest.raises(NotFound):
-        svc.consent(session, agreement, stranger, disclosure_version_id=disclosure.id, meta=meta_for(stranger))
+        svc.consent(session, runtime(), agreement, stranger, disclosure_version_id=disclosure.id,
+                    meta=meta_for(stranger))
     assert kinds(session, agreement) == ["invited", "email_sent"]
 
 
@@ -353,7 +355,7 @@ def test_a_signature_binds_to_the_version_it_was_invited_on(session, w):
     meta = prepare(session, agreement, w.contact)
     terms.save_draft(session, T.TERMS, text=T.DEFAULT_TERMS_TEXT + "\n## 14. Extra\nA new clause.\n",
                      parameters={**T.DEFAULT_PARAMETERS, "governing_law": LAW}, staff=w.admin)
-    v2 = terms.publish(session, T.TERMS, staff=w.admin, summary="Adds clause 14")
+    v2 = svc.publish(session, runtime(), T.TERMS, staff=w.admin, summary="Adds clause 14")
 
     session.expire_all()
     old = session.get(Agreement, agreement.id)
@@ -398,13 +400,13 @@ def signed(session, w):
     ("data", "'{\"clause\":\"autopay\"}'"), ("hash", "'" + "f" * 64 + "'"),
 ])
 def test_changing_any_stored_event_breaks_chain_verification(session, signed, column, value):
-    assert svc.verify_events(session, signed).intact
+    assert svc.verify_events(session, runtime(), signed).intact
     session.execute(text(f"UPDATE agreement_events SET {column} = {value} WHERE agreement_id = :a AND seq = 4"),  # noqa: S608
                     {"a": signed.id})
     session.commit()
-    report = svc.verify_events(session, signed)
+    report = svc.verify_events(session, runtime(), signed)
     assert not report.intact and report.bad_seq in (4, 5)
-    result = svc.verify_reference(session, signed.reference)
+    result = svc.verify_reference(session, runtime(), signed.reference)
     assert result is not None and not result.chain.intact
 
 
@@ -414,13 +416,13 @@ def test_changing_an_event_time_breaks_chain_verification(session, signed, clock
     session.execute(text("UPDATE agreement_events SET occurred_at = :t WHERE id = :i"),
                     {"t": clock.now().replace(tzinfo=None, hour=9), "i": row.id})
     session.commit()
-    assert not svc.verify_events(session, signed).intact
+    assert not svc.verify_events(session, runtime(), signed).intact
 
 
 def test_deleting_the_newest_events_breaks_chain_verification(session, signed):
     session.execute(text("DELETE FROM agreement_events WHERE agreement_id = :a AND seq >= 9"), {"a": signed.id})
     session.commit()
-    report = svc.verify_events(session, signed)
+    report = svc.verify_events(session, runtime(), signed)
     assert not report.intact and "events were recorded" in report.problem
 
 
@@ -434,7 +436,7 @@ def test_events_cannot_be_changed_or_deleted_through_the_code(session, signed):
         session.delete(svc.events(session, signed)[0])
         session.flush()
     session.rollback()
-    assert svc.verify_events(session, signed).intact
+    assert svc.verify_events(session, runtime(), signed).intact
 
 
 def test_two_events_cannot_share_a_place_in_the_chain(session, signed):
@@ -451,28 +453,28 @@ def test_two_events_cannot_share_a_place_in_the_chain(session, signed):
 # ---------------------------------------------------------------------------------------------------- verification
 
 def test_the_exact_pdf_verifies_and_one_changed_byte_does_not(session, signed):
-    result = svc.verify_pdf(session, signed.signed_pdf)
+    result = svc.verify_pdf(session, runtime(), signed.signed_pdf)
     assert result is not None and result.agreement.id == signed.id and result.pdf_match
     assert result.chain.intact and result.document_intact and result.signed
     altered = bytearray(signed.signed_pdf)
     altered[len(altered) // 2] ^= 0x01
-    assert svc.verify_pdf(session, bytes(altered)) is None
-    assert svc.verify_pdf(session, signed.signed_pdf + b"\n") is None
-    assert svc.verify_pdf(session, b"") is None
+    assert svc.verify_pdf(session, runtime(), bytes(altered)) is None
+    assert svc.verify_pdf(session, runtime(), signed.signed_pdf + b"\n") is None
+    assert svc.verify_pdf(session, runtime(), b"") is None
 
 
 def test_verification_by_reference_tolerates_how_people_type_it(session, signed):
     typed = signed.reference.lower().replace("-", " ")
-    result = svc.verify_reference(session, typed)
+    result = svc.verify_reference(session, runtime(), typed)
     assert result is not None and result.agreement.id == signed.id and result.pdf_match is None
-    assert svc.verify_reference(session, "AGR-0000-0000-0000") is None
-    assert svc.verify_reference(session, "nonsense") is None
+    assert svc.verify_reference(session, runtime(), "AGR-0000-0000-0000") is None
+    assert svc.verify_reference(session, runtime(), "nonsense") is None
 
 
 def test_a_stored_pdf_that_was_swapped_is_reported(session, signed):
     session.execute(text("UPDATE agreements SET signed_pdf = :p WHERE id = :i"), {"p": b"%PDF-forged", "i": signed.id})
     session.commit()
-    result = svc.verify_reference(session, signed.reference)
+    result = svc.verify_reference(session, runtime(), signed.reference)
     assert result is not None and not result.document_intact
 
 
@@ -483,7 +485,7 @@ def test_new_version_marks_signers_outdated_and_signing_it_supersedes_the_old(se
     terms.save_draft(session, T.TERMS, text=T.DEFAULT_TERMS_TEXT,
                      parameters={**T.DEFAULT_PARAMETERS, "governing_law": LAW, "late_fee_percent": "1"},
                      staff=w.admin)
-    terms.publish(session, T.TERMS, staff=w.admin)
+    svc.publish(session, runtime(), T.TERMS, staff=w.admin)
     session.expire_all()
     old = session.get(Agreement, signed.id)
     assert old.status == "signed" and old.outdated_at is not None and kinds(session, old)[-1] == "outdated"
@@ -491,7 +493,7 @@ def test_new_version_marks_signers_outdated_and_signing_it_supersedes_the_old(se
     assert status.status == "outdated" and status.label == "Outdated (signed v1)"
     assert svc.needs_terms(session, w.client.id)
 
-    new = svc.terms_for_contact(session, w.contact, meta=meta_for(w.contact))
+    new = svc.terms_for_contact(session, runtime(), w.contact, meta=meta_for(w.contact))
     assert new.status == "invited" and new.version.number == 2
     assert svc.previous_signed(session, new).id == old.id
     diff = evidence.line_diff(old.document_text, new.document_text)
@@ -503,10 +505,10 @@ def test_new_version_marks_signers_outdated_and_signing_it_supersedes_the_old(se
     session.expire_all()
     old = session.get(Agreement, signed.id)
     assert old.status == "superseded" and old.superseded_at is not None and old.signed_pdf is not None
-    assert svc.verify_pdf(session, old.signed_pdf).agreement.id == old.id
+    assert svc.verify_pdf(session, runtime(), old.signed_pdf).agreement.id == old.id
     assert terms.client_status(session, w.client).label == "Signed v2"
     assert not svc.needs_terms(session, w.client.id)
-    assert svc.verify_events(session, old).intact
+    assert svc.verify_events(session, runtime(), old).intact
 
 
 def test_needs_terms_only_when_published_and_not_settled(session, make):
@@ -516,12 +518,12 @@ def test_needs_terms_only_when_published_and_not_settled(session, make):
     admin = make.staff()
     terms.save_draft(session, T.TERMS, text=T.DEFAULT_TERMS_TEXT,
                      parameters={**T.DEFAULT_PARAMETERS, "governing_law": LAW}, staff=admin)
-    terms.publish(session, T.TERMS, staff=admin)
+    svc.publish(session, runtime(), T.TERMS, staff=admin)
     assert svc.needs_terms(session, client.id)
-    agreement = svc.terms_for_contact(session, contact, meta=meta_for(contact))
+    agreement = svc.terms_for_contact(session, runtime(), contact, meta=meta_for(contact))
     assert svc.needs_terms(session, client.id)  # invited is not settled
-    assert svc.terms_for_contact(session, contact, meta=meta_for(contact)).id == agreement.id
-    svc.decline(session, agreement, contact, reason="Our lawyer will call you.", meta=meta_for(contact))
+    assert svc.terms_for_contact(session, runtime(), contact, meta=meta_for(contact)).id == agreement.id
+    svc.decline(session, runtime(), agreement, contact, reason="Our lawyer will call you.", meta=meta_for(contact))
     assert not svc.needs_terms(session, client.id)
 
 
@@ -529,7 +531,7 @@ def test_needs_terms_only_when_published_and_not_settled(session, make):
 
 def test_decline_records_the_reason_and_closes_the_invitation(session, w):
     agreement = invite(session, w)
-    svc.decline(session, agreement, w.contact, reason="Clause 6 is unacceptable.", meta=meta_for(w.contact))
+    svc.decline(session, runtime(), agreement, w.contact, reason="Clause 6 is unacceptable.", meta=meta_for(w.contact))
     session.expire_all()
     agreement = session.get(Agreement, agreement.id)
     assert agreement.status == "declined" and agreement.decline_reason == "Clause 6 is unacceptable."
@@ -540,15 +542,15 @@ def test_decline_records_the_reason_and_closes_the_invitation(session, w):
 
 def test_void_an_unsigned_invitation_only(session, w, signed):
     with pytest.raises(DomainError, match="Only an unsigned invitation"):
-        svc.void(session, signed, reason="oops", meta=w.staff_meta)
+        svc.void(session, runtime(), signed, reason="oops", meta=w.staff_meta)
     assert session.get(Agreement, signed.id).status == "signed"
 
 
 def test_void_needs_a_reason_and_stops_signing(session, w):
     agreement = invite(session, w)
     with pytest.raises(DomainError, match="Say why"):
-        svc.void(session, agreement, reason="  ", meta=w.staff_meta)
-    svc.void(session, agreement, reason="Wrong contact", meta=w.staff_meta)
+        svc.void(session, runtime(), agreement, reason="  ", meta=w.staff_meta)
+    svc.void(session, runtime(), agreement, reason="Wrong contact", meta=w.staff_meta)
     session.expire_all()
     agreement = session.get(Agreement, agreement.id)
     assert agreement.status == "void" and agreement.void_reason == "Wrong contact"
@@ -556,7 +558,7 @@ def test_void_needs_a_reason_and_stops_signing(session, w):
     with pytest.raises(DomainError, match="void"):
         sign(session, agreement, w.contact)
     with pytest.raises(DomainError, match="Only an open invitation"):
-        svc.resend(session, agreement, meta=w.staff_meta)
+        svc.resend(session, runtime(), agreement, meta=w.staff_meta)
     assert invite(session, w).id != agreement.id  # a fresh invitation can follow
 
 
@@ -570,20 +572,20 @@ def test_signed_clients_cannot_be_invited_to_the_same_version(session, w, signed
 def test_reminders_go_to_clients_that_have_not_signed_and_not_too_often(session, w, make, smtp_server, clock):
     signed_client = make.client("Signed Co")
     signer = make.contact(signed_client, email="ap@signed.test")
-    a = svc.invite(session, signed_client, signer, meta=w.staff_meta)
+    a = svc.invite(session, runtime(), signed_client, signer, meta=w.staff_meta)
     sign(session, a, signer, meta=prepare(session, a, signer), full_name="Pat Signer",
          signature=svc.Signature("typed", typed="Pat Signer"))
     make.client("No Contacts Co")
     smtp_server.reset()
 
-    run = svc.remind_outstanding(session, meta=w.staff_meta)
+    run = svc.remind_outstanding(session, runtime(), meta=w.staff_meta)
     assert (run.sent, run.failed, run.skipped) == (1, 0, 1)
     [message] = smtp_server.messages
     assert message.rcpt_tos == ["dana@harbor.test"] and message.message["Subject"].startswith("Reminder:")
     open_ = svc.open_invitation(session, w.client.id, w.v1)
     assert svc.event_data(svc.events(session, open_)[-1])["purpose"] == "reminder"
 
-    again = svc.remind_outstanding(session, meta=w.staff_meta)
+    again = svc.remind_outstanding(session, runtime(), meta=w.staff_meta)
     assert (again.sent, again.skipped) == (0, 2)
     clock.advance(days=3)
-    assert svc.remind_outstanding(session, meta=w.staff_meta).sent == 1
+    assert svc.remind_outstanding(session, runtime(), meta=w.staff_meta).sent == 1

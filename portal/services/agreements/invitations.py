@@ -1,11 +1,10 @@
-"""Invitations to sign the payment terms, and what staff do with them: invite, email, remind, void, and mark
-agreements on older versions when new terms are published."""
+"""Invitations to sign the payment terms, and what staff do with them: publish new terms (marking agreements on
+older versions), invite, email, remind and void."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,16 +13,17 @@ from portal.clock import now, today
 from portal.domain import evidence
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
-from portal.gateways import email
+from portal.gateways.email import Delivery
 from portal.models import Agreement, Client, Contact, StaffUser, TermsVersion
 
+from .. import mail
 from .. import terms as terms_service
 from ..billing import net_days_for
 from ..errors import Conflict, NotFound
+from ..locking import begin_write
+from ..runtime import Runtime
 from ..settings import get_settings
-from .chain import OPEN, Meta, append, lock, refusal_rolls_back
-
-SIGN_PATH = "/agreements/{reference}"  # the contact signing page (portal.web.agreements)
+from .chain import OPEN, Meta, append, lock, step
 
 
 def _open_key(client_id: int, version: TermsVersion) -> str:
@@ -41,7 +41,7 @@ def _render(session: Session, client: Client, version: TermsVersion) -> tuple[di
     return variables, text, evidence.to_html(text)
 
 
-def _create(session: Session, client: Client, version: TermsVersion, *, contact: Contact | None,
+def _create(session: Session, rt: Runtime, client: Client, version: TermsVersion, *, contact: Contact | None,
             meta: Meta, via: str) -> Agreement:
     variables, text, html = _render(session, client, version)
     agreement = Agreement(
@@ -53,7 +53,7 @@ def _create(session: Session, client: Client, version: TermsVersion, *, contact:
     )
     session.add(agreement)
     session.flush()
-    append(session, agreement, "invited", meta, {
+    append(session, rt, agreement, "invited", meta, {
         "via": via, "version": version.number, "version_sha256": version.sha256,
         "document_sha256": agreement.document_sha256, "contact_id": contact.id if contact else None,
         "contact_email": contact.email if contact else "",
@@ -70,21 +70,29 @@ def _signed_on(session: Session, client_id: int, version: TermsVersion) -> Agree
                                                   Agreement.version_id == version.id, Agreement.status == "signed"))
 
 
-def _find_or_create(session: Session, client: Client, version: TermsVersion, *, contact: Contact | None,
-                    meta: Meta, via: str) -> tuple[Agreement, bool]:
+def _find_or_create(session: Session, rt: Runtime, client: Client, version: TermsVersion, *,
+                    contact: Contact | None, meta: Meta, via: str) -> tuple[Agreement, bool]:
     existing = open_invitation(session, client.id, version)
     if existing is not None:
         return existing, False
+    begin_write(session)
     try:
-        agreement = _create(session, client, version, contact=contact, meta=meta, via=via)
+        existing = open_invitation(session, client.id, version)  # again, now that no one else can write
+        if existing is None:
+            existing = _create(session, rt, client, version, contact=contact, meta=meta, via=via)
+            session.commit()
+            return existing, True
         session.commit()
-        return agreement, True
-    except IntegrityError:  # another request opened it a moment ago: use that one
+        return existing, False
+    except IntegrityError:  # PostgreSQL: another request opened it a moment ago: use that one
         session.rollback()
         existing = open_invitation(session, client.id, version)
         if existing is None:
             raise
         return existing, False
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def _current_terms(session: Session) -> TermsVersion:
@@ -94,7 +102,8 @@ def _current_terms(session: Session) -> TermsVersion:
     return version
 
 
-def invite(session: Session, client: Client, contact: Contact, *, meta: Meta, send: bool = True) -> Agreement:
+def invite(session: Session, rt: Runtime, client: Client, contact: Contact, *, meta: Meta,
+           send: bool = True) -> Agreement:
     """Invite ``contact`` to sign the current payment terms for ``client`` (re-uses an open invitation)."""
     if contact.client_id != client.id:
         raise DomainError("That contact belongs to another client.")
@@ -104,48 +113,51 @@ def invite(session: Session, client: Client, contact: Contact, *, meta: Meta, se
     signed = _signed_on(session, client.id, version)
     if signed is not None:
         raise Conflict(f"{client.legal_name} already signed version {version.number} ({signed.reference}).")
-    agreement, created = _find_or_create(session, client, version, contact=contact, meta=meta, via="invitation")
+    agreement, created = _find_or_create(session, rt, client, version, contact=contact, meta=meta, via="invitation")
     if not created:
-        agreement = lock(session, agreement)
-        agreement.invited_contact_id = contact.id
-        append(session, agreement, "invited", meta, {"via": "invitation", "version": version.number,
-                                                      "contact_id": contact.id, "contact_email": contact.email})
-        session.commit()
+        with step(session):
+            agreement = lock(session, agreement)
+            agreement.invited_contact_id = contact.id
+            append(session, rt, agreement, "invited", meta, {"via": "invitation", "version": version.number,
+                                                              "contact_id": contact.id, "contact_email": contact.email})
+            session.commit()
     if send:
-        _email_invitation(session, agreement, contact, meta, purpose="invitation")
+        _email_invitation(session, rt, agreement, contact, meta, purpose="invitation")
     return agreement
 
 
-def resend(session: Session, agreement: Agreement, *, meta: Meta, contact: Contact | None = None,
-           purpose: str = "reminder") -> email.Delivery:
+def resend(session: Session, rt: Runtime, agreement: Agreement, *, meta: Meta, contact: Contact | None = None,
+           purpose: str = "reminder") -> Delivery:
     """Email the invitation again (to its contact, or another contact of the same client)."""
     if agreement.status != OPEN:
         raise DomainError("Only an open invitation can be sent again.")
     contact = contact or agreement.invited_contact
     if contact is None or contact.client_id != agreement.client_id:
         raise DomainError("Choose a contact of this client to send the invitation to.")
-    return _email_invitation(session, agreement, contact, meta, purpose=purpose)
+    return _email_invitation(session, rt, agreement, contact, meta, purpose=purpose)
 
 
-def _email_invitation(session: Session, agreement: Agreement, contact: Contact, meta: Meta, *,
-                      purpose: str) -> email.Delivery:
+def _email_invitation(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, meta: Meta, *,
+                      purpose: str) -> Delivery:
+    """Send, then record what happened in a transaction of its own (no lock is held across the SMTP call)."""
     settings = get_settings(session)
-    url = current_app.config["BASE_URL"].rstrip("/") + SIGN_PATH.format(reference=agreement.reference)
+    url = rt.url("agreements.sign_page", reference=agreement.reference)
     subject = (f"Reminder: please sign the {settings.name} payment terms" if purpose == "reminder"
                else f"Please review and sign the {settings.name} payment terms")
-    delivery = email.send(to=[contact.email], subject=subject, template="agreement_invitation", context={
-        "contact": contact, "client": agreement.client, "agreement": agreement, "url": url,
-        "version": agreement.version, "reminder": purpose == "reminder",
-    })
-    agreement = lock(session, agreement)
-    if delivery.ok:
-        append(session, agreement, "email_sent", meta, {"purpose": purpose, "to": contact.email,
-                                                         "message_id": delivery.message_id})
-    else:
-        append(session, agreement, "email_failed", meta, {"purpose": purpose, "to": contact.email,
-                                                           "error": delivery.error[:500]})
-    agreement.last_emailed_at = now()
     session.commit()
+    delivery = mail.send(session, rt, to=[contact.email], subject=subject, template="agreement_invitation",
+                         context={"contact": contact, "client": agreement.client, "agreement": agreement,
+                                  "url": url, "version": agreement.version, "reminder": purpose == "reminder"})
+    with step(session):
+        agreement = lock(session, agreement)
+        if delivery.ok:
+            append(session, rt, agreement, "email_sent", meta, {"purpose": purpose, "to": contact.email,
+                                                                 "message_id": delivery.message_id})
+        else:
+            append(session, rt, agreement, "email_failed", meta, {"purpose": purpose, "to": contact.email,
+                                                                   "error": delivery.error[:500]})
+        agreement.last_emailed_at = now()
+        session.commit()
     return delivery
 
 
@@ -156,7 +168,7 @@ class ReminderRun:
     skipped: int  # no contact who can sign in, or reminded too recently
 
 
-def remind_outstanding(session: Session, *, meta: Meta, min_days_between: int = 3) -> ReminderRun:
+def remind_outstanding(session: Session, rt: Runtime, *, meta: Meta, min_days_between: int = 3) -> ReminderRun:
     """Email every client that has not signed the current terms (unsigned, invited or outdated). Clients without
     an invitation get one, addressed to their first billing contact with portal access."""
     version = _current_terms(session)
@@ -173,8 +185,9 @@ def remind_outstanding(session: Session, *, meta: Meta, min_days_between: int = 
             skipped += 1
             continue
         if open_ is None:
-            open_, _ = _find_or_create(session, status.client, version, contact=contact, meta=meta, via="reminder")
-        delivery = _email_invitation(session, open_, contact, meta, purpose="reminder")
+            open_, _ = _find_or_create(session, rt, status.client, version, contact=contact, meta=meta,
+                                       via="reminder")
+        delivery = _email_invitation(session, rt, open_, contact, meta, purpose="reminder")
         sent, failed = (sent + 1, failed) if delivery.ok else (sent, failed + 1)
     return ReminderRun(sent, failed, skipped)
 
@@ -184,7 +197,7 @@ def _billing_contact(client: Client) -> Contact | None:
     return next((c for c in eligible if c.is_billing), eligible[0] if eligible else None)
 
 
-def terms_for_contact(session: Session, contact: Contact, *, meta: Meta) -> Agreement | None:
+def terms_for_contact(session: Session, rt: Runtime, contact: Contact, *, meta: Meta) -> Agreement | None:
     """The payment-terms agreement a signed-in contact should act on: the signed current one, or an open
     invitation on the current version (opened now if there is none). None when no terms are published."""
     version = terms_service.current_version(session, T.TERMS)
@@ -193,7 +206,7 @@ def terms_for_contact(session: Session, contact: Contact, *, meta: Meta) -> Agre
     signed = _signed_on(session, contact.client_id, version)
     if signed is not None:
         return signed
-    agreement, _ = _find_or_create(session, contact.client, version, contact=contact, meta=meta, via="sign-in")
+    agreement, _ = _find_or_create(session, rt, contact.client, version, contact=contact, meta=meta, via="sign-in")
     return agreement
 
 
@@ -206,24 +219,35 @@ def needs_terms(session: Session, client_id: int) -> bool:
     return bool(session.scalar(select(current.is_not(None) & ~settled)))
 
 
-def void(session: Session, agreement: Agreement, *, reason: str, meta: Meta) -> None:
+def void(session: Session, rt: Runtime, agreement: Agreement, *, reason: str, meta: Meta) -> None:
     """Cancel an unsigned invitation. Signed agreements are evidence and are never voided."""
     reason = (reason or "").strip()[:2000]
     if not reason:
         raise DomainError("Say why the invitation is voided (it is kept with the evidence).")
-    with refusal_rolls_back(session):
+    with step(session):
         agreement = lock(session, agreement)
         if agreement.status != OPEN:
             raise DomainError("Only an unsigned invitation can be voided.")
-        append(session, agreement, "voided", meta, {"reason": reason})
+        append(session, rt, agreement, "voided", meta, {"reason": reason})
         agreement.status, agreement.open_key = "void", None
         agreement.voided_at, agreement.void_reason = now(), reason
         session.commit()
 
 
-def mark_older_versions(session: Session, version: TermsVersion, *, staff: StaffUser | None) -> None:
-    """Called by terms.publish inside its transaction: open invitations on older versions can no longer be
-    signed, and clients signed on an older version are marked outdated (they are asked to sign again)."""
+def publish(session: Session, rt: Runtime, kind: str, *, staff: StaffUser | None, summary: str = "") -> TermsVersion:
+    """Freeze the current draft as the next version. For payment terms, open invitations on older versions are
+    superseded and clients signed on an older version are marked outdated (they are asked to sign again)."""
+    with step(session):
+        version = terms_service.add_version(session, kind, staff=staff, summary=summary)
+        if kind == T.TERMS:
+            _mark_older_versions(session, rt, version, staff=staff)
+        session.commit()
+    return version
+
+
+def _mark_older_versions(session: Session, rt: Runtime, version: TermsVersion, *, staff: StaffUser | None) -> None:
+    """Open invitations on older versions can no longer be signed, and clients signed on an older version are
+    marked outdated (they are asked to sign again)."""
     meta = Meta(staff_id=staff.id if staff else None)
     older = session.scalars(select(Agreement).where(Agreement.kind == version.kind,
                                                     Agreement.version_id != version.id,
@@ -231,11 +255,11 @@ def mark_older_versions(session: Session, version: TermsVersion, *, staff: Staff
     for agreement in list(older):
         agreement = lock(session, agreement)
         if agreement.status == OPEN:
-            append(session, agreement, "superseded", meta, {"by_version": version.number})
+            append(session, rt, agreement, "superseded", meta, {"by_version": version.number})
             agreement.status, agreement.open_key, agreement.superseded_at = "superseded", None, now()
         elif agreement.outdated_at is None:
-            append(session, agreement, "outdated", meta, {"new_version": version.number,
-                                                           "new_version_sha256": version.sha256})
+            append(session, rt, agreement, "outdated", meta, {"new_version": version.number,
+                                                               "new_version_sha256": version.sha256})
             agreement.outdated_at = now()
 
 

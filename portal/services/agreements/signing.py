@@ -14,15 +14,21 @@ from portal.clock import now
 from portal.domain import evidence
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
-from portal.gateways import email
+from portal.gateways.email import Attachment
 from portal.models import Agreement, AgreementEvent, Contact, TermsVersion
 
+from .. import mail
 from .. import terms as terms_service
 from ..errors import NotFound
+from ..runtime import Runtime
 from ..scope import ClientScope
 from ..settings import get_settings
-from .chain import OPEN, Meta, append, event_data, lock, refusal_rolls_back
+from .chain import OPEN, Meta, append, event_data, lock, step
 from .documents import pdf_filename, render_signed_pdf
+
+# One wording per missing step, whichever step the contact tried (acknowledging, viewing or signing)
+NOT_CONSENTED = "Please agree to do business electronically first."
+NOT_READ = "Please read the terms first."
 
 
 @dataclass(frozen=True)
@@ -91,14 +97,14 @@ def _session_once(session: Session, agreement: Agreement, contact: Contact, kind
     return any(r.session_id == meta.session_id for r in _contact_events(session, agreement, contact, (kind,)))
 
 
-def record_open(session: Session, agreement: Agreement, contact: Contact, *, meta: Meta) -> None:
+def record_open(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, *, meta: Meta) -> None:
     if agreement.status != OPEN or contact.client_id != agreement.client_id:
         return
     if _session_once(session, agreement, contact, "opened", meta):
         return
-    with refusal_rolls_back(session):
+    with step(session):
         agreement = lock(session, agreement)
-        append(session, agreement, "opened", meta, {})
+        append(session, rt, agreement, "opened", meta, {})
         session.commit()
 
 
@@ -121,10 +127,10 @@ def consent_statement(session: Session) -> str:
     return evidence.merge(T.CONSENT_STATEMENT, {"msp_legal_name": settings.legal_name or settings.name})
 
 
-def consent(session: Session, agreement: Agreement, contact: Contact, *, disclosure_version_id: int,
+def consent(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, *, disclosure_version_id: int,
             meta: Meta) -> None:
     """The E-SIGN consent, recorded with the hash of the disclosure the contact was shown."""
-    with refusal_rolls_back(session):
+    with step(session):
         agreement = lock(session, agreement)
         _check_signable(session, agreement, contact)
         version = terms_service.current_version(session, T.DISCLOSURE)
@@ -134,7 +140,7 @@ def consent(session: Session, agreement: Agreement, contact: Contact, *, disclos
             session.rollback()
             return
         agreement.disclosure_version_id = version.id
-        append(session, agreement, "consented", meta, {
+        append(session, rt, agreement, "consented", meta, {
             "disclosure_version": version.number, "disclosure_version_sha256": version.sha256,
             "disclosure_sha256": evidence.sha256_hex(_disclosure_html(session, version)),
             "statement": consent_statement(session),
@@ -142,17 +148,17 @@ def consent(session: Session, agreement: Agreement, contact: Contact, *, disclos
         session.commit()
 
 
-def record_view(session: Session, agreement: Agreement, contact: Contact, *, meta: Meta) -> None:
+def record_view(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, *, meta: Meta) -> None:
     """The full document was displayed to this contact (after consenting). Once per browser session."""
-    with refusal_rolls_back(session):
+    with step(session):
         agreement = lock(session, agreement)
         _check_signable(session, agreement, contact)
         if not progress(session, agreement, contact).consented:
-            raise DomainError("Please agree to do business electronically first.")
+            raise DomainError(NOT_CONSENTED)
         if _session_once(session, agreement, contact, "viewed", meta):
             session.rollback()
             return
-        append(session, agreement, "viewed", meta, {"document_sha256": agreement.document_sha256})
+        append(session, rt, agreement, "viewed", meta, {"document_sha256": agreement.document_sha256})
         session.commit()
 
 
@@ -162,23 +168,23 @@ def clause_statements(agreement: Agreement) -> list[tuple[T.Clause, str]]:
     return [(c, evidence.merge(c.statement, variables)) for c in T.HIGH_RISK_CLAUSES]
 
 
-def acknowledge(session: Session, agreement: Agreement, contact: Contact, clauses: list[str], *,
+def acknowledge(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, clauses: list[str], *,
                 meta: Meta) -> None:
     """One event per acknowledged clause, recording the exact statement ticked."""
-    with refusal_rolls_back(session):
+    with step(session):
         agreement = lock(session, agreement)
         _check_signable(session, agreement, contact)
         state = progress(session, agreement, contact)
         if not state.consented:
-            raise DomainError("Please agree to do business electronically first.")
+            raise DomainError(NOT_CONSENTED)
         if not state.viewed:
-            raise DomainError("Please read the terms first.")
+            raise DomainError(NOT_READ)
         if not clauses or set(clauses) - set(T.CLAUSE_KEYS):
             raise DomainError("Tick each statement to acknowledge it.")
         statements = {c.key: text for c, text in clause_statements(agreement)}
         for key in T.CLAUSE_KEYS:
             if key in clauses and key not in state.acknowledged:
-                append(session, agreement, "clause_acknowledged", meta, {
+                append(session, rt, agreement, "clause_acknowledged", meta, {
                     "clause": key, "statement": statements[key], "document_sha256": agreement.document_sha256})
         session.commit()
 
@@ -187,28 +193,31 @@ def authority_statement(agreement: Agreement) -> str:
     return evidence.merge(T.AUTHORITY_STATEMENT, json.loads(agreement.merged_variables))
 
 
-def sign(session: Session, agreement: Agreement, contact: Contact, *, full_name: str, title: str,
+def sign(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, *, full_name: str, title: str,
          authority_confirmed: bool, signature: Signature, document_sha256: str, meta: Meta) -> Agreement:
     """Sign, if and only if every step before it was done by this contact on this exact document. Then the
-    signed PDF is rendered and stored, older signed versions are superseded and the signer gets a copy."""
-    with refusal_rolls_back(session):
-        agreement = lock(session, agreement)  # checked under the lock: a concurrent void or publish wins cleanly
-        _sign_locked(session, agreement, contact, full_name=full_name, title=title,
+    signed PDF is rendered, PAdES-signed and stored, older signed versions are superseded and the signer gets a
+    copy. Checked under the write lock: of two signatures at once, or a signature racing a void or a publish,
+    exactly one wins and the other is refused."""
+    with step(session):
+        agreement = lock(session, agreement)
+        _sign_locked(session, rt, agreement, contact, full_name=full_name, title=title,
                      authority_confirmed=authority_confirmed, signature=signature, document_sha256=document_sha256,
                      meta=meta)
         session.commit()
-    _deliver_copy(session, agreement, contact, meta)
+    _deliver_copy(session, rt, agreement, contact, meta)
     return agreement
 
 
-def _sign_locked(session: Session, agreement: Agreement, contact: Contact, *, full_name: str, title: str,
-                 authority_confirmed: bool, signature: Signature, document_sha256: str, meta: Meta) -> None:
+def _sign_locked(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, *, full_name: str,
+                 title: str, authority_confirmed: bool, signature: Signature, document_sha256: str,
+                 meta: Meta) -> None:
     _check_signable(session, agreement, contact)
     state = progress(session, agreement, contact)
     if not state.consented:
-        raise DomainError("Please agree to do business electronically before signing.")
+        raise DomainError(NOT_CONSENTED)
     if not state.viewed:
-        raise DomainError("Please read the terms before signing.")
+        raise DomainError(NOT_READ)
     missing = [c.title for c in T.HIGH_RISK_CLAUSES if c.key not in state.acknowledged]
     if missing:
         raise DomainError("Please acknowledge each of these clauses before signing: " + ", ".join(missing) + ".")
@@ -224,13 +233,13 @@ def _sign_locked(session: Session, agreement: Agreement, contact: Contact, *, fu
         raise DomainError("Confirm that you are authorized to sign for the company.")
     png, typed, signature_sha = _signature(signature, full_name)
 
-    signed_at = now()
     statement = authority_statement(agreement)
-    append(session, agreement, "signed", meta, {
+    event = append(session, rt, agreement, "signed", meta, {
         "document_sha256": agreement.document_sha256, "version_sha256": agreement.version_sha256,
         "version": agreement.version.number, "signer_name": full_name, "signer_title": title,
         "signer_email": contact.email, "authority_statement": statement, "signature_kind": signature.kind,
         "signature_sha256": signature_sha, "disclosure_version_id": agreement.disclosure_version_id,
+        "client_id": agreement.client_id,
     })
     agreement.status = "signed"
     agreement.open_key = None
@@ -238,10 +247,10 @@ def _sign_locked(session: Session, agreement: Agreement, contact: Contact, *, fu
     agreement.signer_name, agreement.signer_title, agreement.signer_email = full_name, title, contact.email
     agreement.authority_statement = statement
     agreement.signature_kind, agreement.signature_text, agreement.signature_png = signature.kind, typed, png
-    agreement.signed_at, agreement.signed_ip = signed_at, (meta.ip or "")[:64]
+    agreement.signed_at, agreement.signed_ip = event.occurred_at, event.ip  # the very values the chain holds
     agreement.signed_chain_head = agreement.chain_head
-    _supersede_older(session, agreement, meta)
-    pdf = render_signed_pdf(session, agreement)
+    _supersede_older(session, rt, agreement, meta)
+    pdf = render_signed_pdf(session, rt, agreement)
     agreement.signed_pdf, agreement.pdf_sha256 = pdf, evidence.sha256_hex(pdf)
 
 
@@ -261,41 +270,45 @@ def _signature(signature: Signature, full_name: str) -> tuple[bytes | None, str,
     raise DomainError("Choose how to sign: type your name or draw your signature.")
 
 
-def _supersede_older(session: Session, agreement: Agreement, meta: Meta) -> None:
+def _supersede_older(session: Session, rt: Runtime, agreement: Agreement, meta: Meta) -> None:
     older = session.scalars(select(Agreement).where(Agreement.client_id == agreement.client_id,
                                                     Agreement.kind == agreement.kind, Agreement.status == "signed",
                                                     Agreement.id != agreement.id))
     for old in list(older):
         old = lock(session, old)
         old.status, old.superseded_at = "superseded", now()
-        append(session, old, "superseded", meta, {"by": agreement.reference, "by_version": agreement.version.number})
+        append(session, rt, old, "superseded", meta, {"by": agreement.reference,
+                                                       "by_version": agreement.version.number})
 
 
-def _deliver_copy(session: Session, agreement: Agreement, contact: Contact, meta: Meta) -> None:
+def _deliver_copy(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, meta: Meta) -> None:
     settings = get_settings(session)
-    delivery = email.send(
-        to=[contact.email], subject=f"Your signed copy: {settings.name} payment terms ({agreement.reference})",
+    delivery = mail.send(
+        session, rt, to=[contact.email],
+        subject=f"Your signed copy: {settings.name} payment terms ({agreement.reference})",
         template="agreement_signed", context={"contact": contact, "agreement": agreement, "client": agreement.client},
-        attachments=[email.Attachment(pdf_filename(agreement), agreement.signed_pdf or b"")],
+        attachments=[Attachment(pdf_filename(agreement), agreement.signed_pdf or b"")],
     )
-    agreement = lock(session, agreement)
-    if delivery.ok:
-        append(session, agreement, "copy_delivered", meta, {"to": contact.email, "message_id": delivery.message_id,
-                                                            "pdf_sha256": agreement.pdf_sha256})
-    else:
-        append(session, agreement, "copy_delivery_failed", meta, {"to": contact.email,
-                                                                  "error": delivery.error[:500]})
-    session.commit()
+    with step(session):
+        agreement = lock(session, agreement)
+        if delivery.ok:
+            append(session, rt, agreement, "copy_delivered", meta, {
+                "to": contact.email, "message_id": delivery.message_id, "pdf_sha256": agreement.pdf_sha256})
+        else:
+            append(session, rt, agreement, "copy_delivery_failed", meta, {"to": contact.email,
+                                                                          "error": delivery.error[:500]})
+        session.commit()
 
 
-def decline(session: Session, agreement: Agreement, contact: Contact, *, reason: str, meta: Meta) -> None:
+def decline(session: Session, rt: Runtime, agreement: Agreement, contact: Contact, *, reason: str,
+            meta: Meta) -> None:
     reason = (reason or "").strip()
     if len(reason) > 2000:
         raise DomainError("Keep the reason under 2,000 characters.")
-    with refusal_rolls_back(session):
+    with step(session):
         agreement = lock(session, agreement)
         _check_signable(session, agreement, contact)
-        append(session, agreement, "declined", meta, {"reason": reason})
+        append(session, rt, agreement, "declined", meta, {"reason": reason})
         agreement.status, agreement.open_key = "declined", None
         agreement.declined_at, agreement.decline_reason = now(), reason
         session.commit()

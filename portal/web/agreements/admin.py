@@ -19,6 +19,8 @@ from portal.services import terms
 from portal.services.errors import NotFound
 from portal.services.settings import get_settings
 from portal.web.auth.identity import staff_required
+from portal.web.refusals import flash_refusal
+from portal.web.runtime import runtime
 
 from .common import pdf_response, request_meta
 from .forms import ActionForm, InviteForm, PublishForm, ResendForm, VoidForm, template_form
@@ -74,11 +76,8 @@ def admin_remind():
     if not ActionForm().validate_on_submit():
         flash("Your form expired. Please try again.", "error")
         return redirect(url_for("agreements.admin_overview"))
-    try:
-        run = svc.remind_outstanding(db.session(), meta=request_meta())
-    except DomainError as e:
-        flash(str(e), "error")
-    else:
+    with flash_refusal(db.session()):
+        run = svc.remind_outstanding(db.session(), runtime(), meta=request_meta())
         flash(f"Reminders sent: {run.sent}. Not sent: {run.failed} failed, {run.skipped} skipped "
               "(no contact with portal access, or reminded in the last 3 days).",
               "error" if run.failed else "success")
@@ -114,7 +113,8 @@ def admin_template(kind: str):
                 terms.save_draft(session, kind, text=form.body.data, parameters=parameters, staff=current_user.record)
                 flash("Draft saved. Clients see nothing until you publish it.", "success")
                 return redirect(url_for("agreements.admin_template", kind=kind))
-            except DomainError as e:
+            except DomainError as e:  # shown with the form, which keeps what was typed
+                session.rollback()
                 form.form_errors.append(str(e))
         status = 400
     preview, preview_error = _sample_preview(kind, template.draft_text, terms.draft_parameters(template))
@@ -142,13 +142,12 @@ def admin_publish(kind: str):
     if not form.validate_on_submit():
         _flash_errors(form)
         return redirect(url_for("agreements.admin_template", kind=kind))
-    try:
-        version = terms.publish(db.session(), kind, staff=current_user.record, summary=form.summary.data or "")
-    except DomainError as e:
-        flash(str(e), "error")
-        return redirect(url_for("agreements.admin_template", kind=kind))
-    flash(f"Version {version.number} published. Clients on an older version are marked outdated.", "success")
-    return redirect(url_for("agreements.admin_version", version_id=version.id))
+    with flash_refusal(db.session()):
+        version = svc.publish(db.session(), runtime(), kind, staff=current_user.record,
+                              summary=form.summary.data or "")
+        flash(f"Version {version.number} published. Clients on an older version are marked outdated.", "success")
+        return redirect(url_for("agreements.admin_version", version_id=version.id))
+    return redirect(url_for("agreements.admin_template", kind=kind))
 
 
 @bp.get(f"/admin/agreements/versions/<{ID}:version_id>")
@@ -191,18 +190,16 @@ def admin_invite(client_id: int):
         flash("Choose a contact of this client who can sign in to the portal.", "error")
         return _to_client(client)
     contact = next(c for c in client.contacts if c.id == form.contact_id.data)
-    try:
-        agreement = svc.invite(session, client, contact, meta=request_meta())
-    except DomainError as e:
-        flash(str(e), "error")
-        return _to_client(client)
-    last = svc.events(session, agreement)[-1]
-    if last.kind == "email_sent":
-        flash(f"Invitation {agreement.reference} emailed to {contact.email}.", "success")
-    else:
-        flash(f"Invitation {agreement.reference} created, but the email to {contact.email} failed: "
-              f"{svc.event_data(last).get('error', '')}", "error")
-    return _to_agreement(agreement)
+    with flash_refusal(session):
+        agreement = svc.invite(session, runtime(), client, contact, meta=request_meta())
+        last = svc.events(session, agreement)[-1]
+        if last.kind == "email_sent":
+            flash(f"Invitation {agreement.reference} emailed to {contact.email}.", "success")
+        else:
+            flash(f"Invitation {agreement.reference} created, but the email to {contact.email} failed: "
+                  f"{svc.event_data(last).get('error', '')}", "error")
+        return _to_agreement(agreement)
+    return _to_client(client)
 
 
 @bp.get(f"/admin/agreements/<{ID}:agreement_id>")
@@ -214,7 +211,8 @@ def admin_agreement(agreement_id: int):
     resend_form = ResendForm()
     contacts = [c for c in agreement.client.contacts if c.portal_access]
     return render_template("agreements/admin/agreement.html", agreement=agreement, events=rows,
-                           data_of=svc.event_data, labels=svc.EVENT_LABELS, chain=svc.verify_events(session, agreement),
+                           data_of=svc.event_data, labels=svc.EVENT_LABELS,
+                           chain=svc.verify_events(session, runtime(), agreement),
                            resend_form=resend_form, void_form=VoidForm(), contacts=contacts)
 
 
@@ -231,11 +229,8 @@ def admin_resend(agreement_id: int):
     if form.contact_id.data and contact is None:
         flash("Choose a contact of this client.", "error")
         return _to_agreement(agreement)
-    try:
-        delivery = svc.resend(session, agreement, meta=request_meta(), contact=contact)
-    except DomainError as e:
-        flash(str(e), "error")
-    else:
+    with flash_refusal(session):
+        delivery = svc.resend(session, runtime(), agreement, meta=request_meta(), contact=contact)
         if delivery.ok:
             flash(f"Invitation sent again to {', '.join(delivery.recipients)}.", "success")
         else:
@@ -252,11 +247,9 @@ def admin_void(agreement_id: int):
     if not form.validate_on_submit():
         _flash_errors(form)
         return _to_agreement(agreement)
-    try:
-        svc.void(session, agreement, reason=form.reason.data, meta=request_meta())
+    with flash_refusal(session):
+        svc.void(session, runtime(), agreement, reason=form.reason.data, meta=request_meta())
         flash(f"Invitation {agreement.reference} voided.", "success")
-    except DomainError as e:
-        flash(str(e), "error")
     return _to_agreement(agreement)
 
 

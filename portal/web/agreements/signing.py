@@ -1,6 +1,8 @@
 """The contact side: the client's agreements, and the signing flow of one agreement in steps
 (consent → read and acknowledge → sign). The page shows the step the service says the contact is at; each step
-is a POST that the service checks again, so skipping a page in the browser skips nothing.
+is a POST that the service checks again, so skipping a page in the browser skips nothing. A step the service
+refuses (out of order, or the invitation closed meanwhile) always answers the same way: 400, the page of the
+step the contact is really at, with the reason above it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from portal.models import Agreement
 from portal.services import agreements as svc
 from portal.services.scope import ClientScope
 from portal.web.auth.identity import contact_required
-from portal.web.refusals import flash_refusal
+from portal.web.runtime import runtime
 
 from .common import pdf_response, request_meta
 from .forms import AcknowledgeForm, ConsentForm, DeclineForm, SignForm
@@ -44,7 +46,7 @@ def mine():
 @bp.get("/agreements/terms")
 @contact_required
 def current_terms():
-    agreement = svc.terms_for_contact(db.session(), current_user.record, meta=request_meta())
+    agreement = svc.terms_for_contact(db.session(), runtime(), current_user.record, meta=request_meta())
     if agreement is None:
         flash("There are no payment terms to sign at the moment.", "success")
         return redirect(url_for("client.dashboard"))
@@ -63,8 +65,8 @@ def _render(agreement: Agreement, *, consent_form: ConsentForm | None = None, ac
     session, contact = db.session(), current_user.record
     context: dict = {"agreement": agreement, "decline_form": DeclineForm(), "step": agreement.status}
     if agreement.status == svc.OPEN:
-        meta = request_meta()
-        svc.record_open(session, agreement, contact, meta=meta)
+        meta, rt = request_meta(), runtime()
+        svc.record_open(session, rt, agreement, contact, meta=meta)
         state = svc.progress(session, agreement, contact)
         context["step"] = state.step
         if state.step == "consent":
@@ -74,7 +76,7 @@ def _render(agreement: Agreement, *, consent_form: ConsentForm | None = None, ac
                            consent_form=consent_form or ConsentForm(disclosure_version_id=str(disclosure.id)))
         else:
             try:
-                svc.record_view(session, agreement, contact, meta=meta)
+                svc.record_view(session, rt, agreement, contact, meta=meta)
             except DomainError as e:  # e.g. a newer version was published a moment ago
                 flash(str(e), "error")
                 return redirect(url_for("agreements.current_terms"))
@@ -92,6 +94,14 @@ def _render(agreement: Agreement, *, consent_form: ConsentForm | None = None, ac
     return render_template("agreements/sign.html", **context), status
 
 
+def _refused(agreement: Agreement, error: DomainError, **forms):
+    """One answer for every refused step: nothing recorded, 400, the reason shown above the page of the step the
+    contact is really at (a form passed in keeps what was typed)."""
+    db.session().rollback()
+    flash(str(error), "error")
+    return _render(db.session().get(Agreement, agreement.id), status=400, **forms)
+
+
 @bp.post(f"/agreements/{REF}/consent")
 @contact_required
 def consent(reference: str):
@@ -99,9 +109,11 @@ def consent(reference: str):
     form = ConsentForm()
     if not form.validate_on_submit():
         return _render(agreement, consent_form=form, status=400)
-    with flash_refusal(db.session()):
-        svc.consent(db.session(), agreement, current_user.record,
+    try:
+        svc.consent(db.session(), runtime(), agreement, current_user.record,
                     disclosure_version_id=int(form.disclosure_version_id.data), meta=request_meta())
+    except DomainError as e:
+        return _refused(agreement, e)
     return _to_sign_page(agreement)
 
 
@@ -112,8 +124,11 @@ def acknowledge(reference: str):
     form = AcknowledgeForm()
     if not form.validate_on_submit():
         return _render(agreement, ack_form=form, status=400)
-    with flash_refusal(db.session()):
-        svc.acknowledge(db.session(), agreement, current_user.record, list(CLAUSE_KEYS), meta=request_meta())
+    try:
+        svc.acknowledge(db.session(), runtime(), agreement, current_user.record, list(CLAUSE_KEYS),
+                        meta=request_meta())
+    except DomainError as e:
+        return _refused(agreement, e)
     return _to_sign_page(agreement, _anchor="sign")
 
 
@@ -132,12 +147,11 @@ def sign(reference: str):
     signature = svc.Signature(kind=form.signature_kind.data, typed=form.typed_signature.data or "",
                               drawn_data_url=form.drawn_signature.data or "")
     try:
-        svc.sign(db.session(), agreement, current_user.record, full_name=form.full_name.data, title=form.title.data,
-                 authority_confirmed=form.authority.data, signature=signature,
+        svc.sign(db.session(), runtime(), agreement, current_user.record, full_name=form.full_name.data,
+                 title=form.title.data, authority_confirmed=form.authority.data, signature=signature,
                  document_sha256=form.document_sha256.data, meta=request_meta())
     except DomainError as e:
-        flash(str(e), "error")  # shown above whichever step the contact is really at
-        return _render(db.session().get(Agreement, agreement.id), sign_form=form, status=400)
+        return _refused(agreement, e, sign_form=form)
     flash("Signed. A copy is on its way to your inbox, and you can download it here at any time.", "success")
     return _to_sign_page(agreement)
 
@@ -150,9 +164,12 @@ def decline(reference: str):
     if not form.validate_on_submit():
         flash("Keep the reason under 2,000 characters.", "error")
         return _to_sign_page(agreement)
-    with flash_refusal(db.session()):
-        svc.decline(db.session(), agreement, current_user.record, reason=form.reason.data or "", meta=request_meta())
-        flash("You declined the terms. We will be in touch to talk them through.", "success")
+    try:
+        svc.decline(db.session(), runtime(), agreement, current_user.record, reason=form.reason.data or "",
+                    meta=request_meta())
+    except DomainError as e:
+        return _refused(agreement, e)
+    flash("You declined the terms. We will be in touch to talk them through.", "success")
     return _to_sign_page(agreement)
 
 

@@ -1,7 +1,9 @@
 """The public verification page: anyone holding a signed PDF or a reference can check it, without signing in.
 
-It answers whether the file matches a stored agreement byte for byte, who signed which version and when, and
-whether the evidence chain is intact. Rate-limited: references are unguessable, and this keeps it that way.
+It answers whether the file matches a stored agreement byte for byte, who signed which version and when (as the
+evidence chain recorded it, never as the agreement row says), whether the chain is intact and vouched for by the
+portal's key, and which stored field, if any, disagrees with the chain. Rate-limited: references are
+unguessable, and this keeps it that way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from flask import render_template
 from portal import db
 from portal.extensions import limiter
 from portal.services import agreements as svc
+from portal.web.runtime import runtime
 
 from .forms import VerifyReferenceForm, VerifyUploadForm
 from .routes import bp
@@ -37,7 +40,7 @@ def verify_reference():
     form = VerifyReferenceForm()
     if not form.validate_on_submit():
         return _page(reference_form=form, status=400)
-    result = svc.verify_reference(db.session(), form.reference.data)
+    result = svc.verify_reference(db.session(), runtime(), form.reference.data)
     return _page(reference_form=form, result=result, checked="reference")
 
 
@@ -51,5 +54,5 @@ def verify_file():
     if len(data) > MAX_PDF:
         form.pdf.errors = ["That file is too large to be one of our signed agreements."]
         return _page(upload_form=form, status=400)
-    result = svc.verify_pdf(db.session(), data)
+    result = svc.verify_pdf(db.session(), runtime(), data)
     return _page(upload_form=form, result=result, checked="file")

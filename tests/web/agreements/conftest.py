@@ -16,6 +16,7 @@ from portal.models import Agreement, Client, Contact, StaffUser, TermsVersion
 from portal.services import agreements as svc
 from portal.services import terms
 from portal.services.settings import update_settings
+from portal.web.runtime import runtime
 
 LAW = "the laws of the State of Ohio"
 
@@ -33,7 +34,7 @@ class World:
 def publish_terms(session, admin, **parameters) -> TermsVersion:
     terms.save_draft(session, T.TERMS, text=T.DEFAULT_TERMS_TEXT,
                      parameters={**T.DEFAULT_PARAMETERS, "governing_law": LAW, **parameters}, staff=admin)
-    return terms.publish(session, T.TERMS, staff=admin)
+    return svc.publish(session, runtime(), T.TERMS, staff=admin)
 
 
 @pytest.fixture
@@ -49,24 +50,24 @@ def world(session, make) -> World:
 
 @pytest.fixture
 def invitation(session, world) -> Agreement:
-    return svc.invite(session, world.client, world.contact, meta=svc.Meta(staff_id=world.admin.id))
+    return svc.invite(session, runtime(), world.client, world.contact, meta=svc.Meta(staff_id=world.admin.id))
 
 
 def walk(session, agreement, contact) -> svc.Meta:
     """Consent, view and acknowledge through the service (for tests about what comes after)."""
     meta = svc.Meta(ip="203.0.113.9", user_agent="test", session_id="walk", contact_id=contact.id)
     disclosure, _ = svc.disclosure_document(session)
-    svc.consent(session, agreement, contact, disclosure_version_id=disclosure.id, meta=meta)
-    svc.record_view(session, agreement, contact, meta=meta)
-    svc.acknowledge(session, agreement, contact, list(T.CLAUSE_KEYS), meta=meta)
+    svc.consent(session, runtime(), agreement, contact, disclosure_version_id=disclosure.id, meta=meta)
+    svc.record_view(session, runtime(), agreement, contact, meta=meta)
+    svc.acknowledge(session, runtime(), agreement, contact, list(T.CLAUSE_KEYS), meta=meta)
     return meta
 
 
 def sign_typed(session, agreement, contact, name="Dana Whitfield") -> Agreement:
     meta = walk(session, agreement, contact)
-    return svc.sign(session, agreement, contact, full_name=name, title="Office Manager", authority_confirmed=True,
-                    signature=svc.Signature("typed", typed=name), document_sha256=agreement.document_sha256,
-                    meta=meta)
+    return svc.sign(session, runtime(), agreement, contact, full_name=name, title="Office Manager",
+                    authority_confirmed=True, signature=svc.Signature("typed", typed=name),
+                    document_sha256=agreement.document_sha256, meta=meta)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from portal.domain import terms as T
 from portal.models import Agreement, TermsVersion
 from portal.services import agreements as svc
 from portal.services import terms
+from portal.web.runtime import runtime
 from tests.conftest import sign_in
 
 from .conftest import LAW, assert_clean, publish_terms, sign_typed
@@ -81,7 +82,7 @@ def test_publishing_needs_the_law_check_and_a_change(admin, session, world):
 
 
 def test_publishing_a_new_version_shows_its_changes_and_marks_signers_outdated(admin, session, world):
-    agreement = svc.invite(session, world.client, world.contact, meta=svc.Meta())
+    agreement = svc.invite(session, runtime(), world.client, world.contact, meta=svc.Meta())
     sign_typed(session, agreement, world.contact)
     admin.post("/admin/agreements/templates/terms",
                data={"body": T.DEFAULT_TERMS_TEXT.replace("Collection costs", "Costs of collection"),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
 from portal.domain import terms as T
 from portal.models import Agreement
 from portal.services import agreements as svc
+from portal.web.runtime import runtime
 from tests.conftest import sign_in
 
 from .conftest import assert_clean, png_data_url, publish_terms, sign_typed, walk
@@ -133,9 +136,26 @@ def test_posting_the_signature_straight_away_is_refused_by_the_service(portal, s
     before = kinds(session, invitation)
     response = portal.post(f"{url}/sign", data=sign_data(invitation))
     assert response.status_code == 400
-    assert "agree to do business electronically before signing" in response.get_data(as_text=True)
+    assert "agree to do business electronically first" in response.get_data(as_text=True)
     assert fresh(session, invitation).status == "invited"
     assert kinds(session, invitation) == before + ["opened"]  # re-showing the page recorded only the visit
+
+
+def _refusal(response) -> tuple[int, str, bool]:
+    """What a refused step answers: its status, the reason shown, and whether it is the consent page again."""
+    body = response.get_data(as_text=True)
+    reason = re.search(r'class="flash[^"]*error[^"]*"[^>]*>\s*([^<]+?)\s*<', body)
+    return response.status_code, reason.group(1) if reason else "", 'name="disclosure_version_id"' in body
+
+
+def test_acknowledging_and_signing_before_consent_are_refused_the_same_way(portal, session, invitation):
+    url = f"/agreements/{invitation.reference}"
+    portal.get(url)
+    before = kinds(session, invitation)
+    acknowledged = _refusal(portal.post(f"{url}/acknowledge", data=ALL_ACKS))
+    signed = _refusal(portal.post(f"{url}/sign", data=sign_data(invitation)))
+    assert acknowledged == signed == (400, "Please agree to do business electronically first.", True)
+    assert kinds(session, invitation) == before and fresh(session, invitation).status == "invited"
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -278,7 +298,7 @@ def test_list_and_re_consent_with_a_readable_diff(portal, session, world, signed
 
 def test_superseded_agreements_stay_downloadable(portal, session, world, signed):
     publish_terms(session, world.admin, late_fee_percent="1")
-    new = svc.terms_for_contact(session, world.contact, meta=svc.Meta())
+    new = svc.terms_for_contact(session, runtime(), world.contact, meta=svc.Meta())
     sign_typed(session, new, world.contact)
     assert fresh(session, signed).status == "superseded"
     page = portal.get(f"/agreements/{signed.reference}").get_data(as_text=True)
