@@ -142,6 +142,7 @@ def demo_command(reset: bool, no_serve: bool, port: int) -> None:
     from flask import current_app
 
     from portal.domain.errors import DomainError
+    from portal.migrate import upgrade
     from portal.services import demo
 
     app = current_app._get_current_object()
@@ -153,9 +154,9 @@ def demo_command(reset: bool, no_serve: bool, port: int) -> None:
         app.config["BASE_URL"] = base_url
     try:
         if reset:
-            demo.reset_database(app)
-        demo.ensure_schema(app)
-        summary = demo.seed_demo(db.session())
+            demo.reset_database(app.extensions["db_engine"])
+        upgrade(app)
+        summary = demo.seed_demo(db.session(), app.extensions["runtime"])
     except DomainError as e:
         raise click.ClickException(str(e)) from None
     state = "seeded" if summary.seeded else "kept (use --reset to start again)"
