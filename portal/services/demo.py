@@ -1,8 +1,9 @@
 """`portal demo`: a believable MSP with two dozen clients and half a year of invoices, payments and credit.
 
 Seeding is deterministic (one ``random.Random(seed)``) and relative to ``clock.today()``, so every aging bucket
-has money in it whatever the date. Everything goes through the real services, like a billing clerk would.
-A database that holds anything but the demo's own data is never touched.
+has money in it whatever the date. Everything goes through the real services, like a billing clerk would: the
+MSP publishes its payment terms (two versions) and some clients sign them, one stays on the older version, one
+declines and one is still invited. A database that holds anything but the demo's own data is never touched.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from flask import Flask
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.clock import today
+from portal.domain import terms as T
 from portal.domain.errors import DomainError
 from portal.domain.invoices import LineInput
-from portal.migrate import MIGRATIONS
-from portal.models import Base, Client, Invoice, Payment, StaffUser
+from portal.models import Base, Client, Contact, Invoice, Payment, StaffUser
 
-from . import billing, clients, payments, settings, staff
+from . import agreements, billing, clients, payments, settings, staff, terms
+from .runtime import Runtime
 
 ADMIN_EMAIL = "admin@demo.test"
 # Fixed and printed: it is a demo, and a re-run must not lock anyone out.
@@ -124,6 +125,17 @@ HABITS = {
 }
 
 
+# Payment terms: version 1, then version 2 with a lower late fee. Who signed what shows every status on
+# the agreements page: signed the current version, signed only the older one (outdated), declined, invited.
+TERMS_V1 = {**T.DEFAULT_PARAMETERS, "governing_law": "the laws of the State of Idaho; courts of Ada County, Idaho"}
+TERMS_V2 = {**TERMS_V1, "late_fee_percent": "1", "grace_days": "10"}
+SIGNED_V1 = ("Harbor Dental Group, PC", "Alder Creek Family Medicine")  # Alder Creek signs v2 as well
+SIGNED_V2 = ("Alder Creek Family Medicine", "Tidewater Logistics", "Evergreen Chiropractic")
+DECLINED = ("Copperline Construction, Inc.",)
+INVITED = ("Foothill Orthodontics",)
+DEMO_AGENT = "Mozilla/5.0 (demo data; signed by the seeding script)"
+
+
 @dataclass(frozen=True)
 class DemoSummary:
     admin_email: str
@@ -137,20 +149,9 @@ class DemoSummary:
 
 # --- the database --------------------------------------------------------------------------------------------
 
-def ensure_schema(app: Flask) -> None:
-    """Bring the database to the latest schema with the migrations, like `portal db upgrade`."""
-    if any((MIGRATIONS / "versions").glob("*.py")):
-        from portal.migrate import upgrade
-
-        upgrade(app)
-    else:
-        # Until the first migration is generated there is nothing to run; build the tables from the models.
-        Base.metadata.create_all(app.extensions["db_engine"])
-
-
-def reset_database(app: Flask) -> None:
-    """Drop every table so the demo starts again. Refuses a database that holds anything but demo data."""
-    engine = app.extensions["db_engine"]
+def reset_database(engine: Engine) -> None:
+    """Drop every table so the demo starts again (`portal demo` then runs the migrations, like
+    `portal db upgrade`). Refuses a database that holds anything but demo data."""
     if inspect(engine).has_table(Client.__tablename__):
         with sessionmaker(bind=engine)() as session:
             _refuse_foreign_data(session)
@@ -173,12 +174,12 @@ def _refuse_foreign_data(session: Session) -> None:
 
 # --- seeding ------------------------------------------------------------------------------------------------
 
-def seed_demo(session: Session, seed: int = DEFAULT_SEED) -> DemoSummary:
+def seed_demo(session: Session, rt: Runtime, seed: int = DEFAULT_SEED) -> DemoSummary:
     """Seed an empty database; a demo database is left as it is (re-running keeps the data)."""
     _refuse_foreign_data(session)
     existed = _is_demo(session)
     if not existed:
-        _Seeder(session, random.Random(seed), today()).run()
+        _Seeder(session, rt, random.Random(seed), today()).run()
     # The contact to try the portal as: a client that is behind, so there are overdue and part-paid invoices to pay
     showcase = next(i for i, row in enumerate(CLIENTS) if row[7] == "late")
     client = session.scalar(select(Client).where(Client.external_id == _external_id(showcase)))
@@ -205,12 +206,12 @@ class _PlannedInvoice:
 
 
 class _Seeder:
-    def __init__(self, session: Session, rng: random.Random, today: date):
-        self.session, self.rng, self.today = session, rng, today
+    def __init__(self, session: Session, rt: Runtime, rng: random.Random, today: date):
+        self.session, self.rt, self.rng, self.today = session, rt, rng, today
 
     def run(self) -> None:
         settings.update_settings(self.session, **MSP)
-        staff.create_staff(self.session, email=ADMIN_EMAIL, name="Morgan Avery", password=ADMIN_PASSWORD)
+        admin = staff.create_staff(self.session, email=ADMIN_EMAIL, name="Morgan Avery", password=ADMIN_PASSWORD)
         demo_clients = [self._client(i, *row[:7]) for i, row in enumerate(CLIENTS)]
         self.session.commit()
         plan = [inv for i, row in enumerate(CLIENTS) for inv in self._plan_invoices(i, row[6])]
@@ -229,6 +230,50 @@ class _Seeder:
         for index, row in enumerate(CLIENTS):
             own = [(p, inv) for p, inv in invoices if p.client_index == index]
             self._payments(demo_clients[index], own, row[7])
+        self._payment_terms(admin, demo_clients)
+
+    def _payment_terms(self, admin: StaffUser, demo_clients: list[Client]) -> None:
+        """Two published versions of the payment terms and clients at every stage of signing them."""
+        by_name = {c.legal_name: c for c in demo_clients}
+        self._publish(admin, TERMS_V1, "First published payment terms.")
+        for name in SIGNED_V1:
+            self._sign(by_name[name])
+        self._publish(admin, TERMS_V2, "Late fee lowered to 1% per month; 10 days' grace instead of 5.")
+        for name in SIGNED_V2:
+            self._sign(by_name[name])
+        for name in DECLINED:
+            agreement, contact, meta = self._walk(by_name[name], steps=False)
+            agreements.decline(self.session, self.rt, agreement, contact, meta=meta,
+                               reason="Our lawyer wants to discuss the remote-disable clause before we sign.")
+        for name in INVITED:
+            self._walk(by_name[name], steps=False)
+
+    def _publish(self, admin: StaffUser, parameters: dict[str, str], summary: str) -> None:
+        terms.save_draft(self.session, T.TERMS, text=T.DEFAULT_TERMS_TEXT, parameters=parameters, staff=admin)
+        agreements.publish(self.session, self.rt, T.TERMS, staff=admin, summary=summary)
+
+    def _walk(self, client: Client, *, steps: bool = True) -> tuple:
+        """Invite the billing contact (the invitation email goes to the outbox like any other) and, with
+        ``steps``, consent, read and acknowledge as that contact would in the browser."""
+        contact: Contact = next(c for c in client.contacts if c.is_billing)
+        agreement = agreements.invite(self.session, self.rt, client, contact,
+                                      meta=agreements.Meta(staff_id=None, ip="198.51.100.20", user_agent=DEMO_AGENT))
+        meta = agreements.Meta(ip=f"203.0.113.{10 + client.id}", user_agent=DEMO_AGENT,
+                               session_id=f"demo{client.id:04d}", contact_id=contact.id)
+        if steps:
+            disclosure, _ = agreements.disclosure_document(self.session)
+            agreements.consent(self.session, self.rt, agreement, contact, disclosure_version_id=disclosure.id,
+                               meta=meta)
+            agreements.record_view(self.session, self.rt, agreement, contact, meta=meta)
+            agreements.acknowledge(self.session, self.rt, agreement, contact, list(T.CLAUSE_KEYS), meta=meta)
+        return agreement, contact, meta
+
+    def _sign(self, client: Client) -> None:
+        agreement, contact, meta = self._walk(client)
+        agreements.sign(self.session, self.rt, agreement, contact, full_name=contact.name,
+                        title=contact.title or "Owner", authority_confirmed=True,
+                        signature=agreements.Signature("typed", typed=contact.name),
+                        document_sha256=agreement.document_sha256, meta=meta)
 
     def _client(self, index, name, domain, street, city, region, postal, users) -> Client:
         client = clients.create_client(

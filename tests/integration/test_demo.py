@@ -11,17 +11,19 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from portal import cli
+from portal.domain import terms as T
 from portal.domain.aging import BUCKETS
-from portal.models import Client, Contact, Invoice, MspSettings, Payment, StaffUser
-from portal.services import demo, ledger, staff
+from portal.migrate import upgrade
+from portal.models import Agreement, Client, Contact, Invoice, MspSettings, Payment, StaffUser
+from portal.services import agreements, demo, ledger, staff, terms
 
 
 def count(session, model) -> int:
     return session.scalar(select(func.count()).select_from(model))
 
 
-def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(session, clock):
-    summary = demo.seed_demo(session)
+def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(session, rt, clock):
+    summary = demo.seed_demo(session, rt)
 
     today = clock.today()
     report = ledger.receivables(session, today)
@@ -53,15 +55,35 @@ def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(
     assert (summary.clients, summary.invoices, summary.payments, summary.seeded) == (
         len(clients), len(invoices), count(session, Payment), True)
 
-    again = demo.seed_demo(session)  # re-running keeps the demo as it is
+    again = demo.seed_demo(session, rt)  # re-running keeps the demo as it is
     assert (again.seeded, again.invoices, again.payments) == (False, summary.invoices, summary.payments)
     assert count(session, StaffUser) == 1
 
 
-def test_seed_refuses_a_database_that_is_not_the_demos(session, make):
+def test_seed_publishes_payment_terms_with_clients_at_every_stage(session, rt):
+    demo.seed_demo(session, rt)
+    current = terms.current_version(session, T.TERMS)
+    assert current is not None and current.number == 2 and current.summary
+    by_status: dict[str, list[str]] = {}
+    for row in terms.client_statuses(session):
+        by_status.setdefault(row.status, []).append(row.client.legal_name)
+    assert set(by_status["signed"]) == set(demo.SIGNED_V2)
+    assert by_status["outdated"] == ["Harbor Dental Group, PC"]  # signed version 1 only
+    assert by_status["declined"] == list(demo.DECLINED) and by_status["invited"] == list(demo.INVITED)
+    assert len(by_status["unsigned"]) == len(demo.CLIENTS) - 6
+    signed = session.scalars(select(Agreement).where(Agreement.signed_at.is_not(None))).all()
+    assert sorted(a.status for a in signed) == ["signed"] * 4 + ["superseded"]  # Alder Creek signed v1, then v2
+    for agreement in signed:  # real signatures: the chain, the row and the PAdES-signed PDF all verify
+        result = agreements.verify_reference(session, rt, agreement.reference)
+        assert result.intact and result.signed and agreement.signed_pdf.startswith(b"%PDF")
+    declined = session.scalar(select(Agreement).where(Agreement.status == "declined"))
+    assert "remote-disable" in declined.decline_reason
+
+
+def test_seed_refuses_a_database_that_is_not_the_demos(session, rt, make):
     make.client(name="A Real Client LLC")
     with pytest.raises(demo.DomainError, match="holds data that is not the demo's"):
-        demo.seed_demo(session)
+        demo.seed_demo(session, rt)
     assert count(session, Client) == 1 and count(session, Invoice) == 0
 
 
@@ -101,7 +123,7 @@ def test_demo_command_seeds_prints_sign_in_and_keeps_data_on_rerun(own_database,
 
 
 def test_demo_command_will_not_reset_real_data(own_database, app, session, make):
-    demo.ensure_schema(app)
+    upgrade(app)
     make.client(name="A Real Client LLC")
     result = app.test_cli_runner().invoke(args=["demo", "--no-serve", "--reset"])
     assert result.exit_code == 1
