@@ -335,3 +335,17 @@ def test_error_page_after_a_database_error_is_the_portals_own(app_config, _schem
     finally:
         application.extensions["db_engine"].dispose()
         _empty_tables(_schema)
+
+
+def test_invoice_quantity_and_dates_beyond_bounds_are_form_errors(walk):
+    new_invoice = "/admin/clients/1/invoices/new"
+    line = [("lines-0-description", "Servers"), ("lines-0-unit_price", "999999999999.99"), ("save_issue", "y")]
+    before = walk.counts()
+    too_many = _send(walk, "staff", "POST", new_invoice, [*line, ("lines-0-quantity", "1e20")])
+    assert too_many.status_code == 200
+    assert "A quantity cannot be more than 1,000,000." in too_many.get_data(as_text=True)
+    too_much = _send(walk, "staff", "POST", new_invoice, [*line, ("lines-0-quantity", "1000")])
+    assert "A line amount cannot be more than $999,999,999,999.99." in html.unescape(too_much.get_data(as_text=True))
+    far = _send(walk, "staff", "POST", new_invoice, [*line, ("lines-0-quantity", "1"), ("issue_date", "9999-12-31")])
+    assert "The date must be between 1900 and 2199." in far.get_data(as_text=True)
+    assert walk.counts() == before
