@@ -96,7 +96,7 @@ def check_issue(status: str) -> None:
 
 def check_editable(status: str) -> None:
     if status != DRAFT:
-        raise InvalidTransition("An issued invoice cannot be edited; void it and issue a new one.")
+        raise InvalidTransition("Only a draft invoice can be edited; void it and issue a new one.")
 
 
 def check_void(status: str, paid_cents: int) -> None:

@@ -6,6 +6,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import AllocationError
+from .invoices import DRAFT, VOID
+
+#: Invoices that owe nothing whatever was applied to them: a draft is not owed yet, a void one no longer.
+NO_BALANCE = (DRAFT, VOID)
+
+
+def invoice_balance(status: str, total_cents: int, paid_cents: int) -> int:
+    """What is still owed on an invoice: its total less the money applied to it (net of reversals).
+
+    The one statement of the rule; services.ledger.balance_expr is the same rule in SQL for grouped queries."""
+    return 0 if status in NO_BALANCE else total_cents - paid_cents
 
 
 @dataclass(frozen=True)

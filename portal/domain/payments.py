@@ -60,6 +60,14 @@ def advance(current: str, reported: str) -> str:
     return reported if _RANK[reported] >= _RANK[current] else current
 
 
+def payment_credit(status: str, amount_cents: int, applied_cents: int, refunded_cents: int) -> int:
+    """The part of a ledger payment that is the client's credit: money that arrived and is neither applied to an
+    invoice nor refunded. Money that has not arrived (pending ACH) is nobody's credit yet.
+
+    The one statement of the rule; services.ledger.credit_expr is the same rule in SQL."""
+    return amount_cents - applied_cents - refunded_cents if status == SUCCEEDED else 0
+
+
 def payment_status_for(attempt_status: str) -> str | None:
     """The ledger Payment status for an attempt, or None while no money has started to move (nothing charged yet,
     or waiting for the client to approve it with their bank): the ledger hears of a payment once it is on its way."""

@@ -47,9 +47,8 @@ def create_invoice(
     source: str = "manual",
     commit: bool = True,
 ) -> Invoice:
-    """A new draft (or, with ``issue``, an open invoice). Due date defaults to issue date + the client's net days."""
-    issue_date = issue_date or today()
-    due_date = due_date or rules.default_due_date(issue_date, net_days_for(session, client))
+    """A new draft (or, with ``issue``, an open invoice). Dates default as in ``invoice_dates``."""
+    issue_date, due_date = invoice_dates(session, client, issue_date, due_date)
     number = (number or "").strip() or next_invoice_number(session)
     if session.scalar(select(Invoice.id).where(Invoice.number == number)):
         raise Conflict(f"Invoice number {number} is already used.")
@@ -71,18 +70,30 @@ def create_invoice(
     return invoice
 
 
+def invoice_dates(session: Session, client: Client, issue_date: date | None,
+                  due_date: date | None) -> tuple[date, date]:
+    """A missing issue date is today; a missing due date means the client's usual terms (issue date + net days)."""
+    issue_date = issue_date or today()
+    return issue_date, due_date or rules.default_due_date(issue_date, net_days_for(session, client))
+
+
 def update_draft(
     session: Session,
     invoice: Invoice,
     *,
     lines: Sequence[LineInput],
-    issue_date: date,
-    due_date: date,
+    issue_date: date | None = None,
+    due_date: date | None = None,
     tax_rate: Decimal,
     memo: str = "",
+    issue: bool = False,
 ) -> Invoice:
+    """Save a draft's edits and, with ``issue``, issue it: one commit, so a refusal leaves the draft as it was."""
     rules.check_editable(invoice.status)
+    issue_date, due_date = invoice_dates(session, invoice.client, issue_date, due_date)
     _fill(invoice, lines=lines, issue_date=issue_date, due_date=due_date, tax_rate=tax_rate, memo=memo)
+    if issue:
+        issue_draft(invoice)
     session.commit()
     return invoice
 
@@ -105,10 +116,15 @@ def _fill(invoice: Invoice, *, lines, issue_date, due_date, tax_rate, memo) -> N
 
 
 def issue_invoice(session: Session, invoice: Invoice) -> Invoice:
-    rules.check_issue(invoice.status)
-    _issue(invoice)
+    issue_draft(invoice)
     session.commit()
     return invoice
+
+
+def issue_draft(invoice: Invoice) -> None:
+    """Issue inside the caller's transaction (the caller commits): for actions that issue and do more."""
+    rules.check_issue(invoice.status)
+    _issue(invoice)
 
 
 def _issue(invoice: Invoice) -> None:

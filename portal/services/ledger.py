@@ -1,4 +1,9 @@
-"""Read side of the ledger: what is paid, owed and in credit. Everything is derived from allocation rows."""
+"""Read side of the ledger: what is paid, owed and in credit. Everything is derived from allocation rows.
+
+The rules themselves live in the domain (domain.ledger.invoice_balance, domain.payments.payment_credit); this
+module applies them to rows, and states each once in SQL (balance_expr, credit_expr) for the grouped queries that
+aging, client lists and credit need, so no page or report computes a balance its own way.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,57 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Subquery, case, func, select
 from sqlalchemy.orm import Session
 
 from portal.domain import aging
-from portal.domain.ledger import OpenItem
+from portal.domain.invoices import OPEN, display_status
+from portal.domain.ledger import NO_BALANCE, OpenItem, invoice_balance
+from portal.domain.payments import FAILED, SUCCEEDED
 from portal.models import Allocation, Invoice, Payment, Refund
 
-OWING = ("open",)  # statuses that can carry a balance
+OWING = (OPEN,)  # statuses that can carry a balance
+
+
+# --- the rules in SQL ----------------------------------------------------------------------------------------
+
+
+def applied_by_invoice(*where: ColumnElement[bool]) -> Subquery:
+    """Net money applied per invoice (allocations minus reversals), as (invoice_id, cents). ``where`` filters the
+    invoices summed (joined in), e.g. only open ones: paid invoices hold most allocation rows."""
+    query = select(Allocation.invoice_id, func.sum(Allocation.amount_cents).label("cents"))
+    if where:
+        query = query.join(Invoice, Invoice.id == Allocation.invoice_id).where(*where)
+    return query.group_by(Allocation.invoice_id).subquery()
+
+
+def balance_expr(applied: Subquery) -> ColumnElement[int]:
+    """domain.ledger.invoice_balance in SQL, for a query over Invoice outer-joined to ``applied_by_invoice()``."""
+    return case((Invoice.status.in_(NO_BALANCE), 0),
+                else_=Invoice.total_cents - func.coalesce(applied.c.cents, 0))
+
+
+def applied_by_payment() -> Subquery:
+    """Net money applied per payment, as (payment_id, cents)."""
+    return (select(Allocation.payment_id, func.sum(Allocation.amount_cents).label("cents"))
+            .group_by(Allocation.payment_id).subquery())
+
+
+def refunded_by_payment() -> Subquery:
+    """Money refunded per payment, as (payment_id, cents): every refund but a failed one."""
+    return (select(Refund.payment_id, func.sum(Refund.amount_cents).label("cents"))
+            .where(Refund.status != FAILED).group_by(Refund.payment_id).subquery())
+
+
+def credit_expr(applied: Subquery, refunded: Subquery) -> ColumnElement[int]:
+    """domain.payments.payment_credit in SQL, for a query over Payment outer-joined to ``applied_by_payment()``
+    and ``refunded_by_payment()``."""
+    return case((Payment.status == SUCCEEDED,
+                 Payment.amount_cents - func.coalesce(applied.c.cents, 0) - func.coalesce(refunded.c.cents, 0)),
+                else_=0)
+
+
+# --- per invoice / per payment -------------------------------------------------------------------------------
 
 
 def paid_cents(session: Session, invoice_ids: Iterable[int]) -> dict[int, int]:
@@ -32,9 +80,43 @@ def paid_cents(session: Session, invoice_ids: Iterable[int]) -> dict[int, int]:
 
 
 def balance_of(session: Session, invoice: Invoice) -> int:
-    if invoice.status in ("draft", "void"):
-        return 0
-    return invoice.total_cents - paid_cents(session, [invoice.id])[invoice.id]
+    return invoice_balance(invoice.status, invoice.total_cents, paid_cents(session, [invoice.id])[invoice.id])
+
+
+@dataclass(frozen=True)
+class InvoiceFigures:
+    """What every page, PDF and email shows about one invoice."""
+
+    paid_cents: int
+    balance_cents: int
+    status: str  # what a person sees: draft, open, partially paid, overdue, paid, void
+
+
+def figures_for(invoice: Invoice, paid: int, today: date) -> InvoiceFigures:
+    return InvoiceFigures(paid, invoice_balance(invoice.status, invoice.total_cents, paid),
+                          display_status(invoice.status, invoice.total_cents, paid, invoice.due_date, today))
+
+
+def invoice_figures(session: Session, invoice: Invoice, today: date) -> InvoiceFigures:
+    return figures_for(invoice, paid_cents(session, [invoice.id])[invoice.id], today)
+
+
+def applied_and_refunded(session: Session, payment_ids: Iterable[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """Per payment: net money applied to invoices, and money refunded (what payment_credit needs)."""
+    ids = list(payment_ids)
+    if not ids:
+        return {}, {}
+    applied, refunded = applied_by_payment(), refunded_by_payment()
+    rows = session.execute(
+        select(Payment.id, applied.c.cents, refunded.c.cents)
+        .outerjoin(applied, applied.c.payment_id == Payment.id)
+        .outerjoin(refunded, refunded.c.payment_id == Payment.id)
+        .where(Payment.id.in_(ids))
+    )
+    by_applied, by_refunded = {}, {}
+    for payment_id, applied_cents, refunded_cents in rows:
+        by_applied[payment_id], by_refunded[payment_id] = int(applied_cents or 0), int(refunded_cents or 0)
+    return by_applied, by_refunded
 
 
 def open_items(session: Session, client_id: int, *, lock: bool = False) -> list[OpenItem]:
@@ -48,32 +130,19 @@ def open_items(session: Session, client_id: int, *, lock: bool = False) -> list[
         query = query.with_for_update()
     invoices = session.scalars(query).all()
     paid = paid_cents(session, [i.id for i in invoices])
-    return [
-        OpenItem(i.id, i.total_cents - paid[i.id], i.number)
-        for i in invoices
-        if i.total_cents - paid[i.id] > 0
-    ]
+    items = [OpenItem(i.id, invoice_balance(i.status, i.total_cents, paid[i.id]), i.number) for i in invoices]
+    return [item for item in items if item.balance_cents > 0]
 
 
 def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payment, int]]:
-    """Succeeded payments with money not yet applied nor refunded (the client's credit), oldest first."""
-    allocated = (
-        select(Allocation.payment_id, func.sum(Allocation.amount_cents).label("cents"))
-        .group_by(Allocation.payment_id)
-        .subquery()
-    )
-    refunded = (
-        select(Refund.payment_id, func.sum(Refund.amount_cents).label("cents"))
-        .where(Refund.status != "failed")
-        .group_by(Refund.payment_id)
-        .subquery()
-    )
-    free = Payment.amount_cents - func.coalesce(allocated.c.cents, 0) - func.coalesce(refunded.c.cents, 0)
+    """Payments with money not yet applied nor refunded (the client's credit), oldest first."""
+    applied, refunded = applied_by_payment(), refunded_by_payment()
+    free = credit_expr(applied, refunded)
     rows = session.execute(
         select(Payment, free)
-        .outerjoin(allocated, allocated.c.payment_id == Payment.id)
+        .outerjoin(applied, applied.c.payment_id == Payment.id)
         .outerjoin(refunded, refunded.c.payment_id == Payment.id)
-        .where(Payment.client_id == client_id, Payment.status == "succeeded", free > 0)
+        .where(Payment.client_id == client_id, free > 0)
         .order_by(Payment.received_on, Payment.id)
     )
     return [(payment, int(cents)) for payment, cents in rows]
@@ -99,7 +168,8 @@ def client_summary(session: Session, client_id: int, today: date) -> ClientSumma
         select(Invoice).where(Invoice.client_id == client_id, Invoice.status.in_(OWING))
     ).all()
     paid = paid_cents(session, [i.id for i in invoices])
-    owing = [(i.due_date, i.total_cents - paid[i.id]) for i in invoices if i.total_cents > paid[i.id]]
+    balances = [(i.due_date, invoice_balance(i.status, i.total_cents, paid[i.id])) for i in invoices]
+    owing = [(due, cents) for due, cents in balances if cents > 0]
     report = aging.age(owing, today)
     upcoming = sorted(due for due, _ in owing if due >= today)
     return ClientSummary(
@@ -115,12 +185,8 @@ def client_summary(session: Session, client_id: int, today: date) -> ClientSumma
 
 def receivables(session: Session, today: date, client_id: int | None = None) -> aging.AgingReport:
     """A/R aging across all clients (or one), grouped in the database so it scales to many invoices."""
-    applied = (
-        select(Allocation.invoice_id, func.sum(Allocation.amount_cents).label("cents"))
-        .group_by(Allocation.invoice_id)
-        .subquery()
-    )
-    owed = Invoice.total_cents - func.coalesce(applied.c.cents, 0)
+    applied = applied_by_invoice(Invoice.status.in_(OWING))
+    owed = balance_expr(applied)
     query = (
         select(Invoice.due_date, func.sum(owed), func.count())
         .outerjoin(applied, applied.c.invoice_id == Invoice.id)

@@ -15,9 +15,11 @@ from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.domain.invoices import display_status
-from portal.models import Allocation, Client, Invoice, Payment, Refund
+from portal.domain.ledger import invoice_balance
+from portal.domain.payments import payment_credit
+from portal.models import Allocation, Client, Invoice, Payment
 
-from .ledger import OWING, paid_cents
+from .ledger import OWING, applied_and_refunded, applied_by_invoice, balance_expr, paid_cents
 
 INVOICE_FILTERS = ("draft", "open", "overdue", "paid", "void")
 CLIENT_SORTS = ("name", "balance", "overdue")
@@ -73,14 +75,8 @@ def owing_by_client(today: date, client_ids: list[int] | None = None):
     owing_invoice = Invoice.status.in_(OWING)
     if client_ids is not None:
         owing_invoice = owing_invoice & Invoice.client_id.in_(client_ids)
-    applied = (
-        select(Allocation.invoice_id, func.sum(Allocation.amount_cents).label("cents"))
-        .join(Invoice, Invoice.id == Allocation.invoice_id)
-        .where(owing_invoice)  # paid invoices hold most allocation rows; skip them
-        .group_by(Allocation.invoice_id)
-        .subquery()
-    )
-    owed = Invoice.total_cents - func.coalesce(applied.c.cents, 0)
+    applied = applied_by_invoice(owing_invoice)  # paid invoices hold most allocation rows; skip them
+    owed = balance_expr(applied)
     late = Invoice.due_date < today
     return (
         select(
@@ -177,9 +173,7 @@ class InvoiceRow:
 
     @property
     def balance_cents(self) -> int:
-        if self.invoice.status in ("draft", "void"):
-            return 0
-        return self.invoice.total_cents - self.paid_cents
+        return invoice_balance(self.invoice.status, self.invoice.total_cents, self.paid_cents)
 
     def display_status(self, today: date) -> str:
         i = self.invoice
@@ -254,10 +248,9 @@ class PaymentRow:
 
     @property
     def unapplied_cents(self) -> int:
-        """The part that is the client's credit. Money that has not arrived (pending ACH) is nobody's credit yet."""
-        if self.payment.status != "succeeded":
-            return 0
-        return self.payment.amount_cents - self.applied_cents - self.refunded_cents
+        """The part that is the client's credit."""
+        return payment_credit(self.payment.status, self.payment.amount_cents, self.applied_cents,
+                              self.refunded_cents)
 
     @property
     def display_status(self) -> str:
@@ -268,16 +261,7 @@ class PaymentRow:
 
 
 def _payment_rows(session: Session, rows) -> list[PaymentRow]:
-    ids = [payment.id for payment, _ in rows]
-    applied: dict[int, int] = {}
-    refunded: dict[int, int] = {}
-    if ids:
-        applied = {pid: int(c) for pid, c in session.execute(
-            select(Allocation.payment_id, func.sum(Allocation.amount_cents))
-            .where(Allocation.payment_id.in_(ids)).group_by(Allocation.payment_id))}
-        refunded = {pid: int(c) for pid, c in session.execute(
-            select(Refund.payment_id, func.sum(Refund.amount_cents))
-            .where(Refund.payment_id.in_(ids), Refund.status != "failed").group_by(Refund.payment_id))}
+    applied, refunded = applied_and_refunded(session, [payment.id for payment, _ in rows])
     return [PaymentRow(p, name, applied.get(p.id, 0), refunded.get(p.id, 0)) for p, name in rows]
 
 

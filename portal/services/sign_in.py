@@ -9,20 +9,23 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 
-from flask import Response, after_this_request, current_app, has_request_context, url_for
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.clock import now
 from portal.domain.errors import DomainError
-from portal.gateways import email
+from portal.gateways.email import Mailer
 from portal.models import Contact, SignInLink
 
+from . import mail
 from .clients import find_contact_by_email
+from .locking import begin_write
+from .runtime import Runtime
 from .settings import get_settings
 from .staff import hash_password, verify_password
 
@@ -41,31 +44,48 @@ class InvalidSignInLink(DomainError):
         super().__init__(message)
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+def _serializer(rt: Runtime) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(rt.secret_key, salt=SALT)
 
 
-def _lifetime() -> timedelta:
-    return timedelta(minutes=int(current_app.config["SIGN_IN_LINK_MINUTES"]))
+def _minutes(rt: Runtime) -> int:
+    return int(rt.config["SIGN_IN_LINK_MINUTES"])
 
 
-def link_url(token: str, next_path: str = "") -> str:
+def link_url(rt: Runtime, token: str, next_path: str = "") -> str:
     """The absolute URL of the landing page, on the public BASE_URL (a request's Host header is not trusted).
     ``next_path`` (a local path the caller has already checked) brings the contact back to where they were going;
     it is checked again when the link is used, since anyone can edit a URL."""
     extra = {"next": next_path} if next_path else {}
-    return current_app.config["BASE_URL"].rstrip("/") + url_for("auth.sign_in_link", token=token, **extra)
+    return rt.url("auth.sign_in_link", token=token, **extra)
 
 
-def request_link(session: Session, email_address: str, ip: str, next_path: str = "") -> None:
-    """Email a sign-in link if the address belongs to a contact with portal access; otherwise do nothing.
+@dataclass(frozen=True)
+class LinkEmail:
+    """A sign-in link email, built and not yet sent. An SMTP round trip is long enough to time: sent before
+    answering, a known address would answer measurably slower than an unknown one. So the web layer sends it once
+    the response has gone out; a command or a test calls ``send()`` itself."""
 
-    Callers always answer the same way, so the form cannot be used to find out which addresses exist. Inside a
-    request the email leaves after the response (see _deliver_after_response); outside one, at once.
+    message: EmailMessage
+    contact_id: int
+    mailer: Mailer
+
+    def send(self) -> None:
+        delivery = self.mailer.deliver(self.message)  # never raises for a delivery problem
+        if not delivery.ok:
+            log.warning("sign-in link email to contact %s failed: %s", self.contact_id, delivery.error)
+
+
+def request_link(session: Session, rt: Runtime, email_address: str, ip: str, next_path: str = "") -> LinkEmail | None:
+    """A sign-in link email to send if the address belongs to a contact with portal access; otherwise None.
+
+    Callers always answer the same way, so the form cannot be used to find out which addresses exist, and send
+    the email after answering (see LinkEmail).
     """
+    begin_write(session)  # links are counted, then one is written: two requests must not both pass the limit
     contact = find_contact_by_email(session, email_address)
     if contact is None or not contact.portal_access:
-        return
+        return None
     at = now()
     recent = session.scalar(
         select(func.count(SignInLink.id)).where(
@@ -74,48 +94,24 @@ def request_link(session: Session, email_address: str, ip: str, next_path: str =
     )
     if (recent or 0) >= MAX_LINKS_PER_EMAIL:
         log.info("sign-in link not sent to contact %s: %s links in the last 15 minutes", contact.id, recent)
-        return
+        return None
     msp = get_settings(session)
     link = SignInLink(contact_id=contact.id, nonce=secrets.token_urlsafe(32), created_at=at,
-                      expires_at=at + _lifetime(), requested_ip=(ip or "")[:64])
+                      expires_at=at + timedelta(minutes=_minutes(rt)), requested_ip=(ip or "")[:64])
     session.add(link)
     session.commit()
-    token = _serializer().dumps({"l": link.id, "n": link.nonce})
-    text, html = email.render("sign_in_link", contact=contact, url=link_url(token, next_path), msp=msp,
-                              minutes=current_app.config["SIGN_IN_LINK_MINUTES"])
-    message = email.build(to=[contact.email], subject=f"Your sign-in link for {msp.name}", text=text, html=html,
-                          reply_to=msp.reply_to or None)
-    _deliver_after_response(message, contact.id)
+    token = _serializer(rt).dumps({"l": link.id, "n": link.nonce})
+    text, html = rt.mailer.render("sign_in_link", contact=contact, url=link_url(rt, token, next_path), msp=msp,
+                                  minutes=_minutes(rt))
+    message = rt.mailer.build(sender=mail.sender(session), to=[contact.email],
+                              subject=f"Your sign-in link for {msp.name}", text=text, html=html)
+    return LinkEmail(message, contact.id, rt.mailer)
 
 
-def _deliver_after_response(message: EmailMessage, contact_id: int) -> None:
-    """An SMTP round trip is long enough to time: sent before answering, a known address would answer measurably
-    slower than an unknown one. So the message goes out once the response has been sent (WSGI close)."""
-    transport = email.transport()
-
-    def deliver() -> None:
-        try:
-            delivery = transport.deliver(message)
-        except OSError as e:  # an unwritable outbox folder
-            log.warning("sign-in link email to contact %s failed: %s", contact_id, e)
-            return
-        if not delivery.ok:
-            log.warning("sign-in link email to contact %s failed: %s", contact_id, delivery.error)
-
-    if not has_request_context():  # a command or a test calling the service directly
-        deliver()
-        return
-
-    @after_this_request
-    def _send_when_closed(response: Response) -> Response:
-        response.call_on_close(deliver)
-        return response
-
-
-def _open(session: Session, token: str) -> tuple[SignInLink, Contact]:
+def _open(session: Session, rt: Runtime, token: str) -> tuple[SignInLink, Contact]:
     """The link and contact a token names, if it is genuine, unused and unexpired. Changes nothing."""
     try:
-        data = _serializer().loads(token, max_age=int(_lifetime().total_seconds()))
+        data = _serializer(rt).loads(token, max_age=_minutes(rt) * 60)
     except BadData:
         raise InvalidSignInLink() from None
     if not (isinstance(data, dict) and isinstance(data.get("l"), int) and isinstance(data.get("n"), str)):
@@ -131,14 +127,15 @@ def _open(session: Session, token: str) -> tuple[SignInLink, Contact]:
     return link, contact
 
 
-def check(session: Session, token: str) -> Contact:
+def check(session: Session, rt: Runtime, token: str) -> Contact:
     """Validate without using the link: the landing page's GET, which mail scanners may prefetch."""
-    return _open(session, token)[1]
+    return _open(session, rt, token)[1]
 
 
-def consume(session: Session, token: str) -> Contact:
+def consume(session: Session, rt: Runtime, token: str) -> Contact:
     """Use the link once and return its contact. Raises InvalidSignInLink for every kind of bad link."""
-    link, contact = _open(session, token)
+    begin_write(session)  # a read snapshot from before another click used the link could not write on SQLite
+    link, contact = _open(session, rt, token)
     at = now()
     # The conditional UPDATE is the real guard: of two simultaneous clicks only one changes the row.
     used = session.execute(

@@ -20,3 +20,14 @@ def flash_refusal(session: Session) -> Iterator[None]:
     except DomainError as e:
         session.rollback()
         flash(str(e), "error")
+
+
+@contextmanager
+def form_refusal(session: Session, errors: list[str], refusal: type[DomainError] = DomainError) -> Iterator[None]:
+    """The same, for a view that shows the form again: the refusal joins ``errors`` (the form's or one field's)
+    so the person sees it beside what they typed. ``refusal`` narrows which refusals go there."""
+    try:
+        yield
+    except refusal as e:
+        session.rollback()
+        errors.append(str(e))

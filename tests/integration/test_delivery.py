@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from portal.domain import links as rules
 from portal.domain.errors import DomainError
-from portal.gateways import email
 from portal.models import Invoice, InvoiceDelivery, InvoiceEvent, InvoiceLink
 from portal.services import billing, clients, delivery
 from portal.services.settings import update_settings
@@ -63,8 +62,8 @@ def path_in(message) -> str:
 # --- what arrives ------------------------------------------------------------------------------------------------
 
 def test_each_billing_contact_receives_the_invoice_with_pdf_and_own_working_link(app, session, smtp_server,
-                                                                                  invoice, http):
-    sent = delivery.send_invoice(session, invoice, actor=None)
+                                                                                  invoice, http, rt):
+    sent = delivery.send_invoice(session, rt, invoice, actor=None)
 
     assert [d.status for d in sent] == ["accepted", "accepted"]
     assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == ["kim@northwind.test", "pat@northwind.test"]
@@ -113,40 +112,41 @@ def test_each_billing_contact_receives_the_invoice_with_pdf_and_own_working_link
         "sent", "sent", "opened"]
 
 
-def test_chosen_contacts_only_and_the_non_billing_one_when_asked(app, session, smtp_server, invoice):
+def test_chosen_contacts_only_and_the_non_billing_one_when_asked(app, session, smtp_server, invoice, rt):
     it = contact(session, "it@northwind.test")
 
-    delivery.send_invoice(session, invoice, contacts=[it], actor=None)
+    delivery.send_invoice(session, rt, invoice, contacts=[it], actor=None)
 
     assert [m.rcpt_tos for m in smtp_server.messages] == [["it@northwind.test"]]
 
 
-def test_the_sending_staff_member_is_recorded(app, session, smtp_server, invoice, make):
+def test_the_sending_staff_member_is_recorded(app, session, smtp_server, invoice, make, rt):
     admin = make.staff()
 
-    [first, _] = delivery.send_invoice(session, invoice, actor=admin)
+    [first, _] = delivery.send_invoice(session, rt, invoice, actor=admin)
 
     assert first.sent_by_id == admin.id
 
 
-def test_a_paid_invoice_can_be_sent_as_a_copy(app, session, smtp_server, make, northwind):
+def test_a_paid_invoice_can_be_sent_as_a_copy(app, session, smtp_server, make, northwind, rt):
     paid = make.invoice(northwind, 5_000)
     make.payment(northwind, 5_000)
     session.refresh(paid)
     assert paid.status == "paid"
 
-    delivery.send_invoice(session, paid, actor=None)
+    delivery.send_invoice(session, rt, paid, actor=None)
 
     assert smtp_server.messages[0].message["Subject"] == f"Invoice {paid.number} from Acme IT (paid)"
 
 
 def test_without_smtp_the_message_is_written_to_the_outbox(app_config, request, smtp_server):
     app_config["SMTP_URL"] = None  # before the app is built
+    rt = request.getfixturevalue("rt")
     outbox = request.getfixturevalue("outbox")
     session = request.getfixturevalue("session")
     invoice = request.getfixturevalue("invoice")
 
-    sent = delivery.send_invoice(session, invoice, actor=None)
+    sent = delivery.send_invoice(session, rt, invoice, actor=None)
 
     assert [(d.status, d.transport) for d in sent] == [("accepted", "outbox")] * 2
     assert len(list(outbox.glob("*.eml"))) == 2
@@ -156,13 +156,13 @@ def test_without_smtp_the_message_is_written_to_the_outbox(app_config, request, 
 # --- refusals ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("status_change", "message"), [("draft", "Issue the invoice"), ("void", "void invoice")])
-def test_drafts_and_void_invoices_are_not_sent(app, session, smtp_server, make, northwind, status_change, message):
+def test_drafts_and_void_invoices_are_not_sent(app, session, smtp_server, make, northwind, status_change, message, rt):
     inv = make.invoice(northwind, 1_000, issue=status_change != "draft")
     if status_change == "void":
         billing.void_invoice(session, inv, "Billed twice")
 
     with pytest.raises(DomainError, match=message):
-        delivery.send_invoice(session, inv, actor=None)
+        delivery.send_invoice(session, rt, inv, actor=None)
     session.rollback()
 
     assert smtp_server.attempts == 0
@@ -170,42 +170,42 @@ def test_drafts_and_void_invoices_are_not_sent(app, session, smtp_server, make, 
     assert session.scalar(select(func.count(InvoiceDelivery.id))) == 0
 
 
-def test_a_client_without_billing_contacts_is_told_and_nothing_is_written(app, session, smtp_server, make, msp):
+def test_a_client_without_billing_contacts_is_told_and_nothing_is_written(app, session, smtp_server, make, msp, rt):
     lonely = make.client("Lonely LLC")
     make.contact(lonely, "tech@lonely.test", is_billing=False)
     inv = make.invoice(lonely, 1_000)
 
     with pytest.raises(rules.NoRecipients, match="Lonely LLC has no billing contact"):
-        delivery.send_invoice(session, inv, actor=None)
+        delivery.send_invoice(session, rt, inv, actor=None)
     session.rollback()
 
     assert smtp_server.attempts == 0
     assert session.scalar(select(func.count(InvoiceLink.id))) == 0
 
 
-def test_a_contact_of_another_client_or_without_access_is_refused(app, session, smtp_server, make, invoice):
+def test_a_contact_of_another_client_or_without_access_is_refused(app, session, smtp_server, make, invoice, rt):
     other = make.contact(make.client("Contoso"), "ap@contoso.test")
     kim = contact(session, "kim@northwind.test")
     clients.update_contact(session, kim, portal_access=False)
 
     with pytest.raises(DomainError, match="ap@contoso.test is not a contact of Northwind Traders"):
-        delivery.send_invoice(session, invoice, contacts=[other], actor=None)
+        delivery.send_invoice(session, rt, invoice, contacts=[other], actor=None)
     session.rollback()
     with pytest.raises(DomainError, match="kim@northwind.test has no portal access"):
-        delivery.send_invoice(session, invoice, contacts=[kim], actor=None)
+        delivery.send_invoice(session, rt, invoice, contacts=[kim], actor=None)
     session.rollback()
     with pytest.raises(DomainError, match="Choose at least one contact"):
-        delivery.send_invoice(session, invoice, contacts=[], actor=None)
+        delivery.send_invoice(session, rt, invoice, contacts=[], actor=None)
     session.rollback()
 
     assert smtp_server.attempts == 0
     assert session.scalar(select(func.count(InvoiceDelivery.id))) == 0
 
 
-def test_default_recipients_skip_contacts_without_portal_access(app, session, smtp_server, invoice):
+def test_default_recipients_skip_contacts_without_portal_access(app, session, smtp_server, invoice, rt):
     clients.update_contact(session, contact(session, "kim@northwind.test"), portal_access=False)
 
-    delivery.send_invoice(session, invoice, actor=None)
+    delivery.send_invoice(session, rt, invoice, actor=None)
 
     assert [m.rcpt_tos for m in smtp_server.messages] == [["pat@northwind.test"]]
 
@@ -213,11 +213,11 @@ def test_default_recipients_skip_contacts_without_portal_access(app, session, sm
 # --- failures and retries -------------------------------------------------------------------------------------------
 
 def test_a_refused_message_is_recorded_as_failed_and_keeps_the_invoice_and_link(app, session, smtp_server,
-                                                                                  invoice, http):
+                                                                                  invoice, http, rt):
     pat = contact(session, "pat@northwind.test")
     smtp_server.reply_next("550 5.1.1 Mailbox unavailable")
 
-    [failed] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    [failed] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
 
     assert (failed.status, failed.error) == ("failed", "550 5.1.1 Mailbox unavailable")
     assert failed.finished_at is not None
@@ -226,83 +226,83 @@ def test_a_refused_message_is_recorded_as_failed_and_keeps_the_invoice_and_link(
     assert session.get(Invoice, invoice.id).status == "open"
     [link] = links_of(session, invoice)
     assert delivery.link_state(link) == rules.ACTIVE
-    assert http.get(delivery.link_url(link).removeprefix("http://localhost")).status_code == 200
+    assert http.get(delivery.link_url(rt, link).removeprefix("http://localhost")).status_code == 200
     [event] = session.scalars(select(InvoiceEvent).where(InvoiceEvent.kind != "opened")).all()
     assert (event.kind, event.delivery_id) == ("send_failed", failed.id)
     assert "550 5.1.1 Mailbox unavailable" in event.detail
 
 
-def test_a_failed_email_can_be_retried_with_the_same_link(app, session, smtp_server, invoice, make):
+def test_a_failed_email_can_be_retried_with_the_same_link(app, session, smtp_server, invoice, make, rt):
     admin = make.staff()
     pat = contact(session, "pat@northwind.test")
     smtp_server.reply_next("550 5.7.1 Relaying denied")
-    [failed] = delivery.send_invoice(session, invoice, contacts=[pat], actor=admin)
+    [failed] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=admin)
 
-    retry = delivery.retry_delivery(session, failed, actor=admin)
+    retry = delivery.retry_delivery(session, rt, failed, actor=admin)
 
     assert (retry.status, retry.retry_of_id, retry.link_id) == ("accepted", failed.id, failed.link_id)
     [received] = smtp_server.messages
     assert received.rcpt_tos == ["pat@northwind.test"]
-    assert path_in(received.message) == delivery.link_url(failed.link).removeprefix("http://localhost")
+    assert path_in(received.message) == delivery.link_url(rt, failed.link).removeprefix("http://localhost")
     with pytest.raises(DomainError, match="already sent again"):
-        delivery.retry_delivery(session, failed, actor=admin)
+        delivery.retry_delivery(session, rt, failed, actor=admin)
     with pytest.raises(DomainError, match="Only an email that failed"):
-        delivery.retry_delivery(session, retry, actor=admin)
+        delivery.retry_delivery(session, rt, retry, actor=admin)
     assert session.scalar(select(func.count(InvoiceDelivery.id))) == 2
 
 
-def test_a_temporary_refusal_is_retried_by_the_gateway_and_delivered(app, session, smtp_server, invoice):
+def test_a_temporary_refusal_is_retried_by_the_gateway_and_delivered(app, session, smtp_server, invoice, rt):
     pat = contact(session, "pat@northwind.test")
     smtp_server.reply_next("451 4.3.0 Try again later")
 
-    [sent] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    [sent] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
 
     assert sent.status == "accepted"
     assert smtp_server.attempts == 2 and len(smtp_server.messages) == 1
 
 
-def test_retrying_after_the_link_was_revoked_sends_a_new_link(app, session, smtp_server, invoice):
+def test_retrying_after_the_link_was_revoked_sends_a_new_link(app, session, smtp_server, invoice, rt):
     pat = contact(session, "pat@northwind.test")
     smtp_server.reply_next("550 no")
-    [failed] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    [failed] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     delivery.revoke_link(session, failed.link, actor=None)
 
-    retry = delivery.retry_delivery(session, failed, actor=None)
+    retry = delivery.retry_delivery(session, rt, failed, actor=None)
 
     assert retry.link_id != failed.link_id
     assert delivery.link_state(retry.link) == rules.ACTIVE
 
 
-def test_a_failed_email_superseded_by_a_newer_send_is_not_retried(app, session, smtp_server, invoice):
+def test_a_failed_email_superseded_by_a_newer_send_is_not_retried(app, session, smtp_server, invoice, rt):
     pat = contact(session, "pat@northwind.test")
     smtp_server.reply_next("550 no")
-    [failed] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
-    [newer] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    [failed] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
+    [newer] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
 
     with pytest.raises(DomainError, match="newer email"):
-        delivery.retry_delivery(session, failed, actor=None)
+        delivery.retry_delivery(session, rt, failed, actor=None)
     assert delivery.link_state(newer.link) == rules.ACTIVE
     assert [r.retryable for r in delivery.overview(session, invoice).deliveries] == [False, False]
 
 
-def test_a_retry_to_a_contact_who_lost_access_is_refused(app, session, smtp_server, invoice):
+def test_a_retry_to_a_contact_who_lost_access_is_refused(app, session, smtp_server, invoice, rt):
     pat = contact(session, "pat@northwind.test")
     smtp_server.reply_next("550 no")
-    [failed] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    [failed] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     clients.update_contact(session, pat, portal_access=False)
 
     with pytest.raises(DomainError, match="no longer has portal access"):
-        delivery.retry_delivery(session, failed, actor=None)
+        delivery.retry_delivery(session, rt, failed, actor=None)
 
 
 def test_a_template_error_still_leaves_the_delivery_failed_not_stuck(app, session, smtp_server, invoice,
-                                                                     monkeypatch):
-    def broken(**_kw):
+                                                                     monkeypatch, rt):
+    def broken(template, **_context):
         raise RuntimeError("template exploded")
 
-    monkeypatch.setattr(email, "send", broken)
+    monkeypatch.setattr(rt.mailer, "render", broken)
 
-    sent = delivery.send_invoice(session, invoice, actor=None)
+    sent = delivery.send_invoice(session, rt, invoice, actor=None)
 
     assert [(d.status, d.error) for d in sent] == [("failed", "RuntimeError: template exploded")] * 2
     assert len(links_of(session, invoice)) == 2
@@ -310,12 +310,12 @@ def test_a_template_error_still_leaves_the_delivery_failed_not_stuck(app, sessio
 
 # --- resend, reminders, revocation ----------------------------------------------------------------------------------
 
-def test_sending_again_replaces_the_old_link(app, session, smtp_server, invoice, http):
+def test_sending_again_replaces_the_old_link(app, session, smtp_server, invoice, http, rt):
     pat = contact(session, "pat@northwind.test")
-    delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     old_path = path_in(smtp_server.messages[0].message)
 
-    delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     new_path = path_in(smtp_server.messages[1].message)
 
     assert new_path != old_path
@@ -325,12 +325,12 @@ def test_sending_again_replaces_the_old_link(app, session, smtp_server, invoice,
     assert http.get(new_path).status_code == 200
 
 
-def test_a_reminder_travels_the_same_path_and_keeps_the_live_link(app, session, smtp_server, invoice, clock):
+def test_a_reminder_travels_the_same_path_and_keeps_the_live_link(app, session, smtp_server, invoice, clock, rt):
     pat = contact(session, "pat@northwind.test")
-    delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     clock.set(date(2026, 4, 20))  # now overdue
 
-    [reminder] = delivery.send_reminder(session, invoice, contacts=[pat])
+    [reminder] = delivery.send_reminder(session, rt, invoice, contacts=[pat])
 
     first, second = (r.message for r in smtp_server.messages)
     assert reminder.kind == "reminder" and reminder.status == "accepted"
@@ -341,9 +341,9 @@ def test_a_reminder_travels_the_same_path_and_keeps_the_live_link(app, session, 
     assert len(links_of(session, invoice)) == 1
 
 
-def test_revoking_a_link_kills_it_and_is_on_the_timeline(app, session, smtp_server, invoice, make, http):
+def test_revoking_a_link_kills_it_and_is_on_the_timeline(app, session, smtp_server, invoice, make, http, rt):
     admin = make.staff()
-    delivery.send_invoice(session, invoice, actor=admin)
+    delivery.send_invoice(session, rt, invoice, actor=admin)
     pat_link, kim_link = links_of(session, invoice)
 
     delivery.revoke_link(session, pat_link, actor=admin)
@@ -351,7 +351,7 @@ def test_revoking_a_link_kills_it_and_is_on_the_timeline(app, session, smtp_serv
     assert pat_link.revoked_at is not None and pat_link.revoked_by_id == admin.id
     assert delivery.link_state(pat_link) == rules.REVOKED
     assert delivery.link_state(kim_link) == rules.ACTIVE
-    assert http.get(delivery.link_url(pat_link).removeprefix("http://localhost")).status_code == 410
+    assert http.get(delivery.link_url(rt, pat_link).removeprefix("http://localhost")).status_code == 410
     event = session.scalars(select(InvoiceEvent).where(InvoiceEvent.kind == "link_revoked")).one()
     assert (event.link_id, event.actor_id) == (pat_link.id, admin.id)
     with pytest.raises(DomainError, match="already revoked"):
@@ -359,10 +359,10 @@ def test_revoking_a_link_kills_it_and_is_on_the_timeline(app, session, smtp_serv
 
 
 def test_sign_out_everywhere_revokes_every_link_of_the_contact_and_ends_sessions(app, session, smtp_server,
-                                                                                   make, northwind, invoice):
+                                                                                   make, northwind, invoice, rt):
     second = make.invoice(northwind, 2_000)
-    delivery.send_invoice(session, invoice, actor=None)
-    delivery.send_invoice(session, second, actor=None)
+    delivery.send_invoice(session, rt, invoice, actor=None)
+    delivery.send_invoice(session, rt, second, actor=None)
     pat = contact(session, "pat@northwind.test")
     epoch = pat.session_epoch
 
@@ -381,30 +381,30 @@ def test_sign_out_everywhere_revokes_every_link_of_the_contact_and_ends_sessions
 
 def test_the_link_lifetime_follows_the_configured_days(app_config, request):
     app_config["INVOICE_LINK_DAYS_AFTER_DUE"] = 5
-    request.getfixturevalue("app")
+    rt = request.getfixturevalue("rt")
     session = request.getfixturevalue("session")
     inv = request.getfixturevalue("invoice")
 
-    delivery.send_invoice(session, inv, actor=None)
+    delivery.send_invoice(session, rt, inv, actor=None)
 
     assert {lk.expires_at for lk in links_of(session, inv)} == {datetime(2026, 4, 21, tzinfo=UTC)}
 
 
 # --- fresh links ----------------------------------------------------------------------------------------------------
 
-def expired_link(session, smtp_server, invoice, clock):
+def expired_link(session, smtp_server, invoice, clock, rt):
     pat = contact(session, "pat@northwind.test")
-    [sent] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    [sent] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     clock.set(date(2026, 6, 1))
     assert delivery.link_state(sent.link) == rules.EXPIRED
     smtp_server.reset()
     return sent.link
 
 
-def test_a_fresh_link_goes_to_the_address_on_file_and_works(app, session, smtp_server, invoice, clock, http):
-    old = expired_link(session, smtp_server, invoice, clock)
+def test_a_fresh_link_goes_to_the_address_on_file_and_works(app, session, smtp_server, invoice, clock, http, rt):
+    old = expired_link(session, smtp_server, invoice, clock, rt)
 
-    outcome = delivery.request_fresh_link(session, delivery.link_token(old))
+    outcome = delivery.request_fresh_link(session, rt, delivery.link_token(rt, old))
 
     assert outcome == "sent"
     [received] = smtp_server.messages
@@ -417,36 +417,36 @@ def test_a_fresh_link_goes_to_the_address_on_file_and_works(app, session, smtp_s
     assert "fresh_link_requested" in {e.kind for e in session.scalars(select(InvoiceEvent))}
 
 
-def test_fresh_links_are_capped_per_link(app, session, smtp_server, invoice, clock):
-    old = expired_link(session, smtp_server, invoice, clock)
-    token = delivery.link_token(old)
+def test_fresh_links_are_capped_per_link(app, session, smtp_server, invoice, clock, rt):
+    old = expired_link(session, smtp_server, invoice, clock, rt)
+    token = delivery.link_token(rt, old)
 
-    outcomes = [delivery.request_fresh_link(session, token) for _ in range(rules.FRESH_LINKS_PER_LINK + 2)]
+    outcomes = [delivery.request_fresh_link(session, rt, token) for _ in range(rules.FRESH_LINKS_PER_LINK + 2)]
 
     assert outcomes == ["sent"] * rules.FRESH_LINKS_PER_LINK + ["limited", "limited"]
     assert len(smtp_server.messages) == rules.FRESH_LINKS_PER_LINK
     clock.advance(hours=25)
-    assert delivery.request_fresh_link(session, token) == "sent"
+    assert delivery.request_fresh_link(session, rt, token) == "sent"
 
 
-def test_a_fresh_link_for_a_revoked_link_reuses_the_contacts_live_link_if_any(app, session, smtp_server, invoice):
+def test_a_fresh_link_for_a_revoked_link_reuses_the_contacts_live_link_if_any(app, session, smtp_server, invoice, rt):
     pat = contact(session, "pat@northwind.test")
-    delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
-    delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
+    delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     old, live = links_of(session, invoice)
     smtp_server.reset()
 
-    assert delivery.request_fresh_link(session, delivery.link_token(old)) == "sent"
+    assert delivery.request_fresh_link(session, rt, delivery.link_token(rt, old)) == "sent"
 
-    assert path_in(smtp_server.messages[0].message) == delivery.link_url(live).removeprefix("http://localhost")
+    assert path_in(smtp_server.messages[0].message) == delivery.link_url(rt, live).removeprefix("http://localhost")
     assert len(links_of(session, invoice)) == 2
 
 
 @pytest.mark.parametrize("spoil", ["tamper", "left_client", "lost_access", "void"])
 def test_no_fresh_link_for_bad_tokens_removed_contacts_or_void_invoices(app, session, smtp_server, invoice,
-                                                                         clock, make, spoil):
-    old = expired_link(session, smtp_server, invoice, clock)
-    token = delivery.link_token(old)
+                                                                         clock, make, spoil, rt):
+    old = expired_link(session, smtp_server, invoice, clock, rt)
+    token = delivery.link_token(rt, old)
     pat = contact(session, "pat@northwind.test")
     if spoil == "tamper":
         token = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
@@ -458,41 +458,41 @@ def test_no_fresh_link_for_bad_tokens_removed_contacts_or_void_invoices(app, ses
     else:
         billing.void_invoice(session, invoice, "Sent in error")
 
-    assert delivery.request_fresh_link(session, token) == "ignored"
+    assert delivery.request_fresh_link(session, rt, token) == "ignored"
     assert smtp_server.attempts == 0
 
 
 # --- tokens and opens -----------------------------------------------------------------------------------------------
 
 def test_a_token_for_another_invoice_or_with_the_wrong_nonce_resolves_to_nothing(app, session, smtp_server,
-                                                                                  invoice, make, northwind):
+                                                                                  invoice, make, northwind, rt):
     other = make.invoice(northwind, 999)
-    delivery.send_invoice(session, invoice, actor=None)
+    delivery.send_invoice(session, rt, invoice, actor=None)
     link = links_of(session, invoice)[0]
-    serializer = delivery.tokens._serializer()
+    serializer = delivery.tokens._serializer(rt)
 
-    assert delivery.resolve_link(session, delivery.link_token(link)).ok
+    assert delivery.resolve_link(session, rt, delivery.link_token(rt, link)).ok
     for payload in ([link.id, other.id, link.nonce], [link.id, invoice.id, "x" * 32], [link.id, invoice.id],
                     {"l": link.id}, [str(link.id), invoice.id, link.nonce], [link.id + 99, invoice.id, link.nonce]):
-        access = delivery.resolve_link(session, serializer.dumps(payload))
+        access = delivery.resolve_link(session, rt, serializer.dumps(payload))
         assert (access.state, access.link, access.invoice) == (delivery.UNKNOWN, None, None), payload
-    for junk in ("", "abc", "x" * 1000, delivery.link_token(link) + "x"):
-        assert delivery.resolve_link(session, junk).state == delivery.UNKNOWN
+    for junk in ("", "abc", "x" * 1000, delivery.link_token(rt, link) + "x"):
+        assert delivery.resolve_link(session, rt, junk).state == delivery.UNKNOWN
 
 
-def test_a_token_signed_for_another_purpose_does_not_open_an_invoice(app, session, smtp_server, invoice):
+def test_a_token_signed_for_another_purpose_does_not_open_an_invoice(app, session, smtp_server, invoice, rt):
     from itsdangerous import URLSafeSerializer
 
-    delivery.send_invoice(session, invoice, actor=None)
+    delivery.send_invoice(session, rt, invoice, actor=None)
     link = links_of(session, invoice)[0]
     other_purpose = URLSafeSerializer(app.config["SECRET_KEY"], salt="sign-in").dumps(
         [link.id, invoice.id, link.nonce])
 
-    assert delivery.resolve_link(session, other_purpose).state == delivery.UNKNOWN
+    assert delivery.resolve_link(session, rt, other_purpose).state == delivery.UNKNOWN
 
 
-def test_opens_are_counted_but_not_head_scanners_or_staff(app, session, smtp_server, invoice, clock):
-    delivery.send_invoice(session, invoice, actor=None)
+def test_opens_are_counted_but_not_head_scanners_or_staff(app, session, smtp_server, invoice, clock, rt):
+    delivery.send_invoice(session, rt, invoice, actor=None)
     link = links_of(session, invoice)[0]
 
     assert not delivery.record_open(session, link, method="HEAD", user_agent=BROWSER)
@@ -514,12 +514,12 @@ def test_opens_are_counted_but_not_head_scanners_or_staff(app, session, smtp_ser
 
 # --- bulk and the admin overview -------------------------------------------------------------------------------------
 
-def test_bulk_send_reports_each_invoice(app, session, smtp_server, make, northwind, msp, invoice):
+def test_bulk_send_reports_each_invoice(app, session, smtp_server, make, northwind, msp, invoice, rt):
     second = make.invoice(northwind, 2_000)
     nobody = make.client("Nobody Home")
     orphan = make.invoice(nobody, 3_000)
 
-    result = delivery.send_many(session, [invoice.id, second.id, orphan.id, 987654, invoice.id], actor=None)
+    result = delivery.send_many(session, rt, [invoice.id, second.id, orphan.id, 987654, invoice.id], actor=None)
 
     assert result.sent == [invoice.number, second.number]
     assert result.failed == [(orphan.number, "Nobody Home has no billing contact with portal access. Add one, "
@@ -527,20 +527,20 @@ def test_bulk_send_reports_each_invoice(app, session, smtp_server, make, northwi
     assert len(smtp_server.messages) == 4
 
 
-def test_unsent_open_invoices_are_offered_for_bulk_send(app, session, smtp_server, make, northwind, invoice):
+def test_unsent_open_invoices_are_offered_for_bulk_send(app, session, smtp_server, make, northwind, invoice, rt):
     second = make.invoice(northwind, 2_000)
     make.invoice(northwind, 3_000, issue=False)
-    delivery.send_invoice(session, invoice, actor=None)
+    delivery.send_invoice(session, rt, invoice, actor=None)
 
     assert [i.id for i in delivery.unsent_open_invoices(session)] == [second.id]
     assert [i.id for i in delivery.unsent_open_invoices(session, include_sent=True)] == [invoice.id, second.id]
 
 
-def test_overview_lists_links_deliveries_and_timeline(app, session, smtp_server, invoice):
+def test_overview_lists_links_deliveries_and_timeline(app, session, smtp_server, invoice, rt):
     pat = contact(session, "pat@northwind.test")
     smtp_server.reply_next("550 nope")
-    [failed] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
-    retry = delivery.retry_delivery(session, failed, actor=None)
+    [failed] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
+    retry = delivery.retry_delivery(session, rt, failed, actor=None)
 
     view = delivery.overview(session, invoice)
 

@@ -48,8 +48,8 @@ def invoice(make, session, msp):
     return inv
 
 
-def test_invoice_pdf_reads_like_an_invoice(session, invoice):
-    data = documents.invoice_pdf(session, invoice)
+def test_invoice_pdf_reads_like_an_invoice(session, invoice, rt):
+    data = documents.invoice_pdf(session, rt, invoice)
     assert data.startswith(b"%PDF")
     text = _text(data)
     # 12 x $45.00 + 2.5 x $22.00 = $595.00 taxed (8.25% = $49.09), + $150.00 untaxed
@@ -67,46 +67,46 @@ def test_invoice_pdf_reads_like_an_invoice(session, invoice):
     assert _images(data) == 0  # no logo uploaded
 
 
-def test_logo_from_the_uploads_folder(session, invoice, app):
+def test_logo_from_the_uploads_folder(session, invoice, app, rt):
     logo = Path(app.instance_path) / "uploads" / "logo.png"
     Image.new("RGB", (120, 40), (31, 95, 191)).save(logo)
     update_settings(session, logo_filename="logo.png")
-    assert _images(documents.invoice_pdf(session, invoice)) == 1
+    assert _images(documents.invoice_pdf(session, rt, invoice)) == 1
 
 
 @pytest.mark.parametrize("name", ["../../../etc/hostname", "missing.png", "/etc/hostname"])
-def test_a_logo_outside_uploads_or_missing_is_left_out(session, invoice, name):
+def test_a_logo_outside_uploads_or_missing_is_left_out(session, invoice, name, rt):
     update_settings(session, logo_filename=name)
-    data = documents.invoice_pdf(session, invoice)
+    data = documents.invoice_pdf(session, rt, invoice)
     assert _images(data) == 0
     assert "INV-004217" in _text(data)
 
 
-def test_paid_invoice_shows_nothing_to_pay(session, invoice):
+def test_paid_invoice_shows_nothing_to_pay(session, invoice, rt):
     payments.record_payment(session, invoice.client, amount_cents=59_409, method="wire",
                             allocations={invoice.id: 59_409})
-    text = _text(documents.invoice_pdf(session, invoice))
+    text = _text(documents.invoice_pdf(session, rt, invoice))
     assert "PAID" in text and "Nothing to pay" in text
     assert "Balance due\n$0.00" in text or "Balance due $0.00" in text
     assert "routing 011000015" not in text  # no payment instructions when nothing is owed
 
 
-def test_void_and_draft_invoices_are_marked(session, make, msp):
+def test_void_and_draft_invoices_are_marked(session, make, msp, rt):
     client = make.client()
     draft = make.invoice(client, 12_345, issue=False, number="INV-DRAFT-1")
-    assert "DRAFT" in _text(documents.invoice_pdf(session, draft))
+    assert "DRAFT" in _text(documents.invoice_pdf(session, rt, draft))
     void = make.invoice(client, 5_000, number="INV-VOID-1")
     billing.void_invoice(session, void, "Duplicate of INV-000001")
-    text = _text(documents.invoice_pdf(session, void))
+    text = _text(documents.invoice_pdf(session, rt, void))
     assert "VOID" in text and "This invoice is void." in text and "Duplicate of INV-000001" in text
     assert "$0.00" in text
 
 
-def test_many_lines_flow_onto_more_pages(session, make, msp):
+def test_many_lines_flow_onto_more_pages(session, make, msp, rt):
     client = make.client()
     lines = [LineInput(f"Endpoint agent #{i}", Decimal(1), 1_000) for i in range(80)]
     inv = make.invoice(client, lines=lines, number="INV-LONG")
-    data = documents.invoice_pdf(session, inv)
+    data = documents.invoice_pdf(session, rt, inv)
     reader = PdfReader(io.BytesIO(data))
     assert len(reader.pages) > 1
     text = _text(data)
@@ -114,9 +114,9 @@ def test_many_lines_flow_onto_more_pages(session, make, msp):
     assert "Page 2 of" in text
 
 
-def test_statement_pdf(session, invoice):
+def test_statement_pdf(session, invoice, rt):
     statement = client_statement(session, invoice.client_id, date(2026, 1, 1), date(2026, 3, 16))
-    text = _text(documents.statement_pdf(session, invoice.client, statement))
+    text = _text(documents.statement_pdf(session, rt, invoice.client, statement))
     for expected in ["STATEMENT", "Acme Dental & Ortho LLC", "Invoice INV-004217", "Opening balance",
                      "Closing balance", "$794.09", "$594.09"]:
         assert expected in text, expected

@@ -29,7 +29,9 @@ from .overview import (
 from .sending import (
     TEMPLATES,
     BulkResult,
+    IssuedAndSent,
     email_context,
+    issue_and_send,
     retry_delivery,
     send_invoice,
     send_many,
@@ -37,7 +39,7 @@ from .sending import (
     subject_for,
 )
 from .tokens import (
-    LINK_PATH,
+    LINK_ENDPOINT,
     LINK_SALT,
     MAX_TOKEN_CHARS,
     UNKNOWN,
@@ -49,9 +51,9 @@ from .tokens import (
 )
 
 __all__ = [
-    "LINK_PATH", "LINK_SALT", "MAX_TOKEN_CHARS", "TEMPLATES", "UNKNOWN", "BulkResult", "DeliveryOverview",
-    "DeliveryRow", "LinkAccess", "LinkRow", "contacts_by_id", "email_context", "get_contact", "get_delivery",
-    "get_invoice", "get_link", "link_state", "link_token", "link_url", "overview", "record_open",
-    "request_fresh_link", "resolve_link", "retry_delivery", "revoke_link", "send_invoice", "send_many",
-    "send_reminder", "sign_out_everywhere", "subject_for", "unsent_open_invoices",
+    "LINK_ENDPOINT", "LINK_SALT", "MAX_TOKEN_CHARS", "TEMPLATES", "UNKNOWN", "BulkResult", "DeliveryOverview",
+    "DeliveryRow", "IssuedAndSent", "LinkAccess", "LinkRow", "contacts_by_id", "email_context", "get_contact",
+    "get_delivery", "get_invoice", "get_link", "issue_and_send", "link_state", "link_token", "link_url", "overview",
+    "record_open", "request_fresh_link", "resolve_link", "retry_delivery", "revoke_link", "send_invoice",
+    "send_many", "send_reminder", "sign_out_everywhere", "subject_for", "unsent_open_invoices",
 ]

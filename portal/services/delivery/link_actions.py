@@ -11,7 +11,9 @@ from portal.domain import links as rules
 from portal.domain.errors import DomainError
 from portal.models import Contact, InvoiceDelivery, InvoiceLink, StaffUser
 
-from .sending import contact_label, record_event, send_invoice
+from ..locking import begin_write
+from ..runtime import Runtime
+from .sending import contact_label, record_event, send_in_transaction
 from .tokens import link_for_token, link_state
 
 
@@ -39,6 +41,8 @@ def record_open(session: Session, link: InvoiceLink, *, method: str, user_agent:
 
 
 def revoke_link(session: Session, link: InvoiceLink, *, actor: StaffUser | None) -> None:
+    begin_write(session)
+    session.refresh(link)  # what another request did to it before we took the lock
     if link.revoked_at is not None:
         raise DomainError("That link is already revoked.")
     link.revoked_at, link.revoked_by_id = now(), actor.id if actor else None
@@ -65,11 +69,12 @@ def sign_out_everywhere(session: Session, contact: Contact, *, actor: StaffUser 
     return len(live)
 
 
-def request_fresh_link(session: Session, token: str) -> str:
+def request_fresh_link(session: Session, rt: Runtime, token: str) -> str:
     """A visitor holding a dead link asks for a new one. It goes only to the link's contact, at the address on
     file, at most FRESH_LINKS_PER_LINK times a day per link. Returns what happened ("sent", "limited",
     "ignored") for logs and tests; the visitor is always told the same thing."""
-    link = link_for_token(session, token)
+    begin_write(session)  # the daily limit is counted and then written: two requests must not both pass it
+    link = link_for_token(session, rt, token)
     if link is None:
         return "ignored"
     state = link_state(link)
@@ -83,7 +88,8 @@ def request_fresh_link(session: Session, token: str) -> str:
     record_event(session, link.invoice, "fresh_link_requested",
                  f"A fresh link was requested from a {state} link of {contact_label(link.contact)}.", link=link)
     try:
-        send_invoice(session, link.invoice, contacts=[link.contact], kind=rules.FRESH_LINK, requested_via=link)
+        send_in_transaction(session, rt, link.invoice, contacts=[link.contact], actor=None, kind=rules.FRESH_LINK,
+                            requested_via=link)
     except DomainError:
         session.rollback()
         return "ignored"

@@ -12,18 +12,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.clock import now, today
 from portal.domain import links as rules
 from portal.domain.errors import DomainError
+from portal.domain.invoices import OPEN, PAID
 from portal.domain.money import format_money
-from portal.gateways import email
+from portal.gateways.email import Attachment
 from portal.models import Contact, Invoice, InvoiceDelivery, InvoiceEvent, InvoiceLink, StaffUser
 
-from .. import ledger
+from .. import billing, ledger, mail
+from ..documents import invoice_pdf
+from ..locking import begin_write
+from ..runtime import Runtime
 from ..settings import get_settings
 from .tokens import link_state, link_url
 
@@ -34,6 +37,7 @@ TEMPLATES = {rules.INVOICE: "invoice", rules.REMINDER: "reminder", rules.FRESH_L
 
 def send_invoice(
     session: Session,
+    rt: Runtime,
     invoice: Invoice,
     *,
     contacts: Sequence[Contact] | None = None,
@@ -44,30 +48,43 @@ def send_invoice(
     """Email the invoice to each contact (default: the client's billing contacts with portal access), each with
     their own link and the invoice PDF attached. ``kind="invoice"`` replaces the contacts' earlier links (the old
     emails' links stop working); a reminder or a fresh link reuses a contact's live link."""
+    begin_write(session)
+    return send_in_transaction(session, rt, invoice, contacts=contacts, actor=actor, kind=kind,
+                               requested_via=requested_via)
+
+
+def send_in_transaction(session: Session, rt: Runtime, invoice: Invoice, *, contacts: Sequence[Contact] | None,
+                        actor: StaffUser | None, kind: str,
+                        requested_via: InvoiceLink | None) -> list[InvoiceDelivery]:
+    """send_invoice inside a write transaction the caller began (it may have changed the invoice first)."""
     _lock(session, invoice)
     rules.check_sendable(invoice.status, kind)
     recipients = _recipients(session, invoice, contacts)
-    pdf = _invoice_pdf(session, invoice)  # before any row is written: a rendering error leaves nothing half-done
+    # the same document as on the portal and the magic-link page, rendered before any row is written: a rendering
+    # error leaves nothing half-done
+    pdf = invoice_pdf(session, rt, invoice)
     at = now()
     deliveries = []
     for contact in recipients:
-        link = _new_link(session, invoice, contact, at) if kind == rules.INVOICE else _live_or_new_link(
-            session, invoice, contact, at)
+        link = _new_link(session, rt, invoice, contact, at) if kind == rules.INVOICE else _live_or_new_link(
+            session, rt, invoice, contact, at)
         deliveries.append(_new_delivery(session, invoice, contact, link, kind, actor, at, requested_via))
     session.commit()
     for delivery in deliveries:
-        _deliver(session, delivery, pdf)
+        _deliver(session, rt, delivery, pdf)
     return deliveries
 
 
-def send_reminder(session: Session, invoice: Invoice, *, contacts: Sequence[Contact] | None = None,
+def send_reminder(session: Session, rt: Runtime, invoice: Invoice, *, contacts: Sequence[Contact] | None = None,
                   actor: StaffUser | None = None) -> list[InvoiceDelivery]:
     """For the collections work: the same path, the reminder template, and the contacts' links kept."""
-    return send_invoice(session, invoice, contacts=contacts, actor=actor, kind=rules.REMINDER)
+    return send_invoice(session, rt, invoice, contacts=contacts, actor=actor, kind=rules.REMINDER)
 
 
-def retry_delivery(session: Session, delivery: InvoiceDelivery, *, actor: StaffUser | None) -> InvoiceDelivery:
+def retry_delivery(session: Session, rt: Runtime, delivery: InvoiceDelivery, *,
+                   actor: StaffUser | None) -> InvoiceDelivery:
     """Send a failed email again, to the same contact, with the same link while it is still live."""
+    begin_write(session)
     invoice = _lock(session, delivery.invoice)
     already = session.scalar(select(InvoiceDelivery.id).where(InvoiceDelivery.retry_of_id == delivery.id))
     rules.check_retryable(delivery.status, delivery.created_at, already is not None, superseded(delivery), now())
@@ -75,16 +92,37 @@ def retry_delivery(session: Session, delivery: InvoiceDelivery, *, actor: StaffU
     contact = delivery.contact
     if contact is None or not _eligible(contact, invoice):
         raise DomainError("That contact no longer has portal access at this client; send the invoice instead.")
-    pdf = _invoice_pdf(session, invoice)
+    pdf = invoice_pdf(session, rt, invoice)
     at = now()
     link = delivery.link
     if link is None or link_state(link) != rules.ACTIVE:
-        link = _new_link(session, invoice, contact, at)
+        link = _new_link(session, rt, invoice, contact, at)
     retry = _new_delivery(session, invoice, contact, link, delivery.kind, actor, at, delivery.requested_via_link_id)
     retry.retry_of_id = delivery.id
     session.commit()
-    _deliver(session, retry, pdf)
+    _deliver(session, rt, retry, pdf)
     return retry
+
+
+@dataclass(frozen=True)
+class IssuedAndSent:
+    deliveries: list[InvoiceDelivery]
+    not_sent: str = ""  # why no email left, when the invoice was issued without one
+
+
+def issue_and_send(session: Session, rt: Runtime, invoice: Invoice, *, actor: StaffUser | None) -> IssuedAndSent:
+    """A draft's "Issue and email" button. Issuing is what the MSP asked for first: an invoice nobody can be
+    emailed about (no billing contact with portal access) is still issued, and the answer says why no email left.
+    Otherwise the issue is committed with the link and delivery rows, in one transaction, before the emails go."""
+    begin_write(session)
+    billing.issue_draft(invoice)  # a draft only; refused before anything changed
+    try:
+        recipients = _recipients(session, invoice, None)
+    except DomainError as e:
+        session.commit()
+        return IssuedAndSent([], str(e))
+    return IssuedAndSent(send_in_transaction(session, rt, invoice, contacts=recipients, actor=actor,
+                                             kind=rules.INVOICE, requested_via=None))
 
 
 @dataclass
@@ -93,7 +131,7 @@ class BulkResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (invoice number or id, why)
 
 
-def send_many(session: Session, invoice_ids: Iterable[int], *, actor: StaffUser | None) -> BulkResult:
+def send_many(session: Session, rt: Runtime, invoice_ids: Iterable[int], *, actor: StaffUser | None) -> BulkResult:
     """Bulk send from the invoice list. Each invoice is its own transaction: one bad invoice stops no other."""
     result = BulkResult()
     for invoice_id in dict.fromkeys(invoice_ids):
@@ -102,7 +140,7 @@ def send_many(session: Session, invoice_ids: Iterable[int], *, actor: StaffUser 
             result.failed.append((f"#{invoice_id}", "No such invoice."))
             continue
         try:
-            deliveries = send_invoice(session, invoice, actor=actor)
+            deliveries = send_invoice(session, rt, invoice, actor=actor)
         except DomainError as e:
             session.rollback()
             result.failed.append((invoice.number, str(e)))
@@ -147,9 +185,9 @@ def _recipients(session: Session, invoice: Invoice, contacts: Sequence[Contact] 
     return picked
 
 
-def _new_link(session: Session, invoice: Invoice, contact: Contact, at: datetime) -> InvoiceLink:
+def _new_link(session: Session, rt: Runtime, invoice: Invoice, contact: Contact, at: datetime) -> InvoiceLink:
     """A fresh link for the contact; every earlier link of theirs to this invoice now points at it and is dead."""
-    days = int(current_app.config["INVOICE_LINK_DAYS_AFTER_DUE"])
+    days = int(rt.config["INVOICE_LINK_DAYS_AFTER_DUE"])
     link = InvoiceLink(
         invoice_id=invoice.id, contact_id=contact.id, nonce=secrets.token_urlsafe(24), created_at=at,
         expires_at=rules.link_expires_at(invoice.due_date, at, days), open_count=0,
@@ -165,14 +203,15 @@ def _new_link(session: Session, invoice: Invoice, contact: Contact, at: datetime
     return link
 
 
-def _live_or_new_link(session: Session, invoice: Invoice, contact: Contact, at: datetime) -> InvoiceLink:
+def _live_or_new_link(session: Session, rt: Runtime, invoice: Invoice, contact: Contact,
+                      at: datetime) -> InvoiceLink:
     live = session.scalars(
         select(InvoiceLink)
         .where(InvoiceLink.invoice_id == invoice.id, InvoiceLink.contact_id == contact.id,
                InvoiceLink.revoked_at.is_(None), InvoiceLink.replaced_by_id.is_(None), InvoiceLink.expires_at > at)
         .order_by(InvoiceLink.id.desc())
     ).first()
-    return live or _new_link(session, invoice, contact, at)
+    return live or _new_link(session, rt, invoice, contact, at)
 
 
 def _new_delivery(session: Session, invoice: Invoice, contact: Contact, link: InvoiceLink, kind: str,
@@ -189,21 +228,16 @@ def _new_delivery(session: Session, invoice: Invoice, contact: Contact, link: In
     return delivery
 
 
-def _invoice_pdf(session: Session, invoice: Invoice) -> bytes:
-    from ..documents import invoice_pdf  # the same document as on the portal and the magic-link page
-
-    return invoice_pdf(session, invoice)
-
-
-def _deliver(session: Session, delivery: InvoiceDelivery, pdf: bytes) -> None:
+def _deliver(session: Session, rt: Runtime, delivery: InvoiceDelivery, pdf: bytes) -> None:
     invoice = delivery.invoice
     try:
-        result = email.send(
+        result = mail.send(
+            session, rt,
             to=[delivery.to_email],
             subject=subject_for(session, invoice, delivery.kind),
             template=TEMPLATES[delivery.kind],
-            context=email_context(session, invoice, delivery),
-            attachments=[email.Attachment(f"{invoice.number}.pdf", pdf)],
+            context=email_context(session, rt, invoice, delivery),
+            attachments=[Attachment(f"{invoice.number}.pdf", pdf)],
         )
         ok, error, transport, message_id = result.ok, result.error, result.transport, result.message_id
     except Exception as e:  # a bug in rendering must still leave the delivery on record as failed, not "sending"
@@ -234,23 +268,23 @@ def subject_for(session: Session, invoice: Invoice, kind: str) -> str:
         return f"Reminder: invoice {invoice.number} from {msp} {state} ({balance})"
     if kind == rules.FRESH_LINK:
         return f"Your new link to invoice {invoice.number} from {msp}"
-    if invoice.status == "paid":
+    if invoice.status == PAID:
         return f"Invoice {invoice.number} from {msp} (paid)"
     return f"Invoice {invoice.number} from {msp}: {balance} due {due}"
 
 
-def email_context(session: Session, invoice: Invoice, delivery: InvoiceDelivery) -> dict:
-    paid = ledger.paid_cents(session, [invoice.id])[invoice.id]
+def email_context(session: Session, rt: Runtime, invoice: Invoice, delivery: InvoiceDelivery) -> dict:
+    figures = ledger.invoice_figures(session, invoice, today())
     return {
         "kind": delivery.kind,
         "invoice": invoice,
         "client": invoice.client,
         "contact_name": delivery.to_name,
-        "link_url": link_url(delivery.link) if delivery.link else "",
+        "link_url": link_url(rt, delivery.link) if delivery.link else "",
         "link_expires_at": delivery.link.expires_at if delivery.link else None,
-        "paid_cents": paid,
-        "balance_cents": ledger.balance_of(session, invoice),
-        "overdue": invoice.status == "open" and invoice.due_date < today(),
+        "paid_cents": figures.paid_cents,
+        "balance_cents": figures.balance_cents,
+        "overdue": invoice.status == OPEN and invoice.due_date < today(),
         "msp": get_settings(session),
     }
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy.orm import Session
 
@@ -17,22 +16,26 @@ from portal.clock import now
 from portal.domain import links as rules
 from portal.models import Invoice, InvoiceLink
 
+from ..runtime import Runtime
+
 LINK_SALT = "invoice-link"  # itsdangerous salt: a token of another purpose never verifies here
-LINK_PATH = "/i/{token}"  # the public route in portal/web/links/routes.py; emails need it without a request
+LINK_ENDPOINT = "links.invoice"  # the public page a token opens (portal/web/links/routes.py)
 UNKNOWN = "unknown"  # a token that is tampered with or names no link: nothing may be said about it
 MAX_TOKEN_CHARS = 400
 
 
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=LINK_SALT)
+def _serializer(rt: Runtime) -> URLSafeSerializer:
+    return URLSafeSerializer(rt.secret_key, salt=LINK_SALT)
 
 
-def link_token(link: InvoiceLink) -> str:
-    return _serializer().dumps([link.id, link.invoice_id, link.nonce])
+def link_token(rt: Runtime, link: InvoiceLink) -> str:
+    return _serializer(rt).dumps([link.id, link.invoice_id, link.nonce])
 
 
-def link_url(link: InvoiceLink) -> str:
-    return current_app.config["BASE_URL"].rstrip("/") + LINK_PATH.format(token=link_token(link))
+def link_url(rt: Runtime, link: InvoiceLink) -> str:
+    """The link's absolute address on the public BASE_URL, built from the real route (emails leave from commands
+    too, where there is no request)."""
+    return rt.url(LINK_ENDPOINT, token=link_token(rt, link))
 
 
 @dataclass(frozen=True)
@@ -49,19 +52,19 @@ class LinkAccess:
         return self.state == rules.ACTIVE
 
 
-def resolve_link(session: Session, token: str) -> LinkAccess:
-    link = link_for_token(session, token)
+def resolve_link(session: Session, rt: Runtime, token: str) -> LinkAccess:
+    link = link_for_token(session, rt, token)
     if link is None:
         return LinkAccess(UNKNOWN)
     state = rules.link_state(link_facts(link), now())
     return LinkAccess(state, link, link.invoice if state == rules.ACTIVE else None)
 
 
-def link_for_token(session: Session, token: str) -> InvoiceLink | None:
+def link_for_token(session: Session, rt: Runtime, token: str) -> InvoiceLink | None:
     if not token or len(token) > MAX_TOKEN_CHARS:
         return None
     try:
-        payload = _serializer().loads(token)
+        payload = _serializer(rt).loads(token)
     except BadData:
         return None
     if not (isinstance(payload, list) and len(payload) == 3):

@@ -9,14 +9,14 @@ from flask import flash, redirect, render_template, request, url_for
 from portal import db
 from portal.clock import today
 from portal.domain.aging import BUCKETS
-from portal.domain.errors import DomainError
 from portal.domain.statements import Statement
 from portal.models import Client, Contact
 from portal.services import clients as client_service
 from portal.services import ledger, payments, reports, statements
 from portal.services.errors import Conflict, NotFound
 from portal.web.auth.identity import staff_required
-from portal.web.refusals import flash_refusal
+from portal.web.refusals import flash_refusal, form_refusal
+from portal.web.runtime import runtime
 
 from .common import PAGE_SIZE, get_or_404, money_text, page_arg, pdf_available, pdf_documents, send_pdf
 from .forms import STATUS_LABELS, ClientForm, ConfirmForm, ContactForm, StatementForm
@@ -81,16 +81,11 @@ def client_edit(client_id: int):
 def _save_client(form: ClientForm, client: Client | None) -> Client | None:
     """Create or update; a rule the service refuses becomes a form error and nothing is saved."""
     session = db.session()
-    try:
+    # the only clash on a client is its external id: shown on that field; any other refusal above the form
+    with form_refusal(session, form.form_errors), form_refusal(session, form.external_id.errors, Conflict):
         if client is None:
             return client_service.create_client(session, **form.values())
         return client_service.update_client(session, client, **form.values())
-    except Conflict as e:  # the only clash on a client is its external id
-        session.rollback()
-        form.external_id.errors.append(str(e))
-    except DomainError as e:
-        session.rollback()
-        form.form_errors.append(str(e))
     return None
 
 
@@ -123,16 +118,11 @@ def contact_edit(client_id: int, contact_id: int):
 
 def _save_contact(form: ContactForm, client: Client, contact: Contact | None) -> Contact | None:
     session = db.session()
-    try:
+    # the only clash on a contact is its email: shown on that field; any other refusal above the form
+    with form_refusal(session, form.form_errors), form_refusal(session, form.email.errors, Conflict):
         if contact is None:
             return client_service.add_contact(session, client, **form.values())
         return client_service.update_contact(session, contact, **form.values())
-    except Conflict as e:  # the only clash on a contact is its email
-        session.rollback()
-        form.email.errors.append(str(e))
-    except DomainError as e:
-        session.rollback()
-        form.form_errors.append(str(e))
     return None
 
 
@@ -168,7 +158,7 @@ def client_statement_pdf(client_id: int):
     client = get_or_404(Client, client_id)
     documents = pdf_documents()
     _form, statement = _statement(client)
-    pdf = documents.statement_pdf(db.session(), client, statement)
+    pdf = documents.statement_pdf(db.session(), runtime(), client, statement)
     return send_pdf(pdf, f"statement-{client.id}-{statement.start:%Y%m%d}-{statement.end:%Y%m%d}.pdf")
 
 

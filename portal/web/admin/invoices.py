@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 from flask import flash, redirect, render_template, request, url_for
 
 from portal import db
 from portal.clock import today
-from portal.domain.errors import DomainError
-from portal.domain.invoices import DRAFT, display_status
+from portal.domain.invoices import DRAFT, check_editable
 from portal.domain.money import to_decimal
 from portal.models import Client, Invoice
 from portal.services import billing, ledger, payments, reports
 from portal.web.auth.identity import staff_required
-from portal.web.refusals import flash_refusal
+from portal.web.refusals import flash_refusal, form_refusal
+from portal.web.runtime import runtime
 
 from .common import (
     PAGE_SIZE,
@@ -63,15 +62,11 @@ def invoice_new(client_id: int):
     if form.validate_on_submit() and (parsed := form.parsed()):
         lines, tax_rate = parsed
         issue = bool(form.save_issue.data)
-        try:
+        with form_refusal(session, form.form_errors):
             invoice = billing.create_invoice(
                 session, client, lines=lines, tax_rate=tax_rate, issue_date=form.issue_date.data,
                 due_date=form.due_date.data, memo=(form.memo.data or "").strip(), issue=issue,
             )
-        except DomainError as e:
-            session.rollback()
-            form.form_errors.append(str(e))
-        else:
             flash(f"Invoice {invoice.number} {'issued' if issue else 'saved as a draft'}.", "success")
             return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
     return render_template("admin/invoices/form.html", form=form, client=client, invoice=None,
@@ -83,8 +78,9 @@ def invoice_new(client_id: int):
 def invoice_edit(invoice_id: int):
     session = db.session()
     invoice = get_or_404(Invoice, invoice_id)
-    if invoice.status != DRAFT:
-        flash("Only a draft invoice can be edited; void it and issue a new one.", "error")
+    if invoice.status != DRAFT:  # say why on the invoice's page instead of showing a form that cannot be saved
+        with flash_refusal(session):
+            check_editable(invoice.status)
         return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
     form = InvoiceForm() if request.method == "POST" else InvoiceForm(data=_form_data(invoice))
     if request.method == "GET":
@@ -92,18 +88,11 @@ def invoice_edit(invoice_id: int):
     if form.validate_on_submit() and (parsed := form.parsed()):
         lines, tax_rate = parsed
         issue = bool(form.save_issue.data)
-        issue_date = form.issue_date.data or today()
-        # a cleared due date means "the client's usual terms", as when creating
-        due_date = form.due_date.data or issue_date + timedelta(days=billing.net_days_for(session, invoice.client))
-        try:
-            billing.update_draft(session, invoice, lines=lines, issue_date=issue_date, due_date=due_date,
-                                 tax_rate=tax_rate, memo=(form.memo.data or "").strip())
-            if issue:
-                billing.issue_invoice(session, invoice)
-        except DomainError as e:
-            session.rollback()
-            form.form_errors.append(str(e))
-        else:
+        with form_refusal(session, form.form_errors):
+            # cleared dates mean "today" and "the client's usual terms", as when creating
+            billing.update_draft(session, invoice, lines=lines, issue_date=form.issue_date.data,
+                                 due_date=form.due_date.data, tax_rate=tax_rate, memo=(form.memo.data or "").strip(),
+                                 issue=issue)
             flash(f"Invoice {invoice.number} {'issued' if issue else 'saved'}.", "success")
             return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
     return render_template("admin/invoices/form.html", form=form, client=invoice.client, invoice=invoice,
@@ -131,13 +120,13 @@ def invoice_detail(invoice_id: int):
 
 def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
     session = db.session()
-    paid = ledger.paid_cents(session, [invoice.id])[invoice.id]
+    figures = ledger.invoice_figures(session, invoice, today())
     return render_template(
         "admin/invoices/detail.html",
         invoice=invoice,
-        paid_cents=paid,
-        balance_cents=ledger.balance_of(session, invoice),
-        status=display_status(invoice.status, invoice.total_cents, paid, invoice.due_date, today()),
+        paid_cents=figures.paid_cents,
+        balance_cents=figures.balance_cents,
+        status=figures.status,
         allocations=reports.invoice_allocations(session, invoice.id),
         void_form=void_form or VoidForm(formdata=None),
         confirm=ConfirmForm(),
@@ -164,12 +153,8 @@ def invoice_void(invoice_id: int):
     invoice = get_or_404(Invoice, invoice_id)
     form = VoidForm()
     if form.validate_on_submit():
-        try:
+        with form_refusal(session, form.form_errors):  # e.g. money is applied: the service says what to do first
             billing.void_invoice(session, invoice, form.reason.data)
-        except DomainError as e:  # e.g. money is applied: the service says what to do first
-            session.rollback()
-            form.form_errors.append(str(e))
-        else:
             flash(f"Invoice {invoice.number} voided.", "success")
             return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
     return _render_detail(invoice, void_form=form)
@@ -194,5 +179,5 @@ def invoice_unapply(invoice_id: int):
 @staff_required
 def invoice_pdf(invoice_id: int):
     invoice = get_or_404(Invoice, invoice_id)
-    pdf = pdf_documents().invoice_pdf(db.session(), invoice)
+    pdf = pdf_documents().invoice_pdf(db.session(), runtime(), invoice)
     return send_pdf(pdf, f"{invoice.number}.pdf")

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, after_this_request, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from portal import db
 from portal.extensions import limiter
 from portal.services import sign_in, staff
 from portal.services.clients import normalize_email
-from portal.services.sign_in import InvalidSignInLink
+from portal.services.sign_in import InvalidSignInLink, LinkEmail
+from portal.web.runtime import runtime
 
 from .forms import ContactPasswordLoginForm, LinkRequestForm, StaffLoginForm, UseLinkForm
 from .identity import Identity
@@ -71,10 +72,22 @@ def contact_login():
         return redirect(safe_next(request.args.get("next"), url_for("client.dashboard")))
     form = LinkRequestForm()
     if form.validate_on_submit():
-        sign_in.request_link(db.session(), form.email.data, request.remote_addr or "",
-                             next_path=safe_next(request.args.get("next"), ""))
+        email = sign_in.request_link(db.session(), runtime(), form.email.data, request.remote_addr or "",
+                                     next_path=safe_next(request.args.get("next"), ""))
+        if email is not None:
+            _send_after_response(email)
         return redirect(url_for("auth.link_sent"))
     return _login_page(form, ContactPasswordLoginForm(prefix="pw", formdata=None))
+
+
+def _send_after_response(email: LinkEmail) -> None:
+    """Known and unknown addresses must answer equally fast, so the email leaves once the response has been sent
+    (WSGI close), never while the visitor waits."""
+
+    @after_this_request
+    def _send_when_closed(response: Response) -> Response:
+        response.call_on_close(email.send)
+        return response
 
 
 @bp.get("/login/sent")
@@ -110,11 +123,11 @@ def sign_in_link(token: str):
     form = UseLinkForm()
     try:
         if form.validate_on_submit():
-            contact = sign_in.consume(db.session(), token)
+            contact = sign_in.consume(db.session(), runtime(), token)
             _start_session(Identity(contact))
             flash(f"Welcome, {contact.name}. You are signed in.", "success")
             return redirect(safe_next(request.args.get("next"), url_for("client.dashboard")))
-        contact = sign_in.check(db.session(), token)
+        contact = sign_in.check(db.session(), runtime(), token)
     except InvalidSignInLink as e:
         return render_template("auth/link_invalid.html", message=str(e)), 400
     return render_template("auth/link_confirm.html", form=form, contact=contact)

@@ -13,15 +13,15 @@ from flask_login import current_user
 
 from portal import db
 from portal.clock import today
-from portal.domain.errors import DomainError
-from portal.services import documents, ledger, sign_in
+from portal.services import client_portal, documents, ledger, sign_in
 from portal.services.scope import ClientScope
 from portal.services.settings import get_settings
 from portal.services.statements import client_statement
 from portal.web.auth.identity import contact_required
+from portal.web.refusals import form_refusal
+from portal.web.runtime import runtime
 from portal.web.params import page_arg
 
-from . import queries
 from .forms import PasswordForm, StatementRangeForm
 
 bp = Blueprint("client", __name__)
@@ -51,7 +51,7 @@ def _pdf(data: bytes, name: str) -> Response:
 def dashboard():
     scope = _scope()
     summary = ledger.client_summary(scope.session, scope.client_id, today())
-    return render_template("client/dashboard.html", summary=summary, recent=queries.recent_open(scope, today()),
+    return render_template("client/dashboard.html", summary=summary, recent=client_portal.recent_open(scope, today()),
                            client=current_user.record.client)
 
 
@@ -59,13 +59,13 @@ def dashboard():
 @contact_required
 def invoices():
     status = request.args.get("status", "all")
-    if status not in queries.INVOICE_FILTERS:
+    if status not in client_portal.INVOICE_FILTERS:
         status = "all"
     number = request.args.get("q", "").strip()[:50]
-    page = queries.invoice_page(_scope(), status=status, page=_page_number(), number=number,
+    page = client_portal.invoice_page(_scope(), status=status, page=_page_number(), number=number,
                                 page_size=current_app.config["INVOICE_PAGE_SIZE"], today=today())
     return render_template("client/invoices.html", page=page, status=status, q=number,
-                           filters=list(queries.INVOICE_FILTERS))
+                           filters=list(client_portal.INVOICE_FILTERS))
 
 
 @bp.get(f"/invoices/<{ID}:invoice_id>")
@@ -73,29 +73,29 @@ def invoices():
 def invoice(invoice_id: int):
     scope = _scope()
     found = scope.invoice(invoice_id)
-    row = queries.invoice_rows(scope, [found], today())[0]
+    row = client_portal.invoice_rows(scope, [found], today())[0]
     return render_template("client/invoice.html", row=row, invoice=found,
-                           applied=queries.payments_on_invoice(scope, found), num=documents.number_text)
+                           applied=client_portal.payments_on_invoice(scope, found), num=documents.number_text)
 
 
 @bp.get(f"/invoices/<{ID}:invoice_id>.pdf")
 @contact_required
 def invoice_pdf(invoice_id: int):
     found = _scope().invoice(invoice_id)
-    return _pdf(documents.invoice_pdf(db.session(), found), f"{found.number}.pdf")
+    return _pdf(documents.invoice_pdf(db.session(), runtime(), found), f"{found.number}.pdf")
 
 
 @bp.get("/payments")
 @contact_required
 def payments():
-    page = queries.payment_page(_scope(), page=_page_number(), page_size=current_app.config["INVOICE_PAGE_SIZE"])
+    page = client_portal.payment_page(_scope(), page=_page_number(), page_size=current_app.config["INVOICE_PAGE_SIZE"])
     return render_template("client/payments.html", page=page)
 
 
 @bp.get(f"/payments/<{ID}:payment_id>")
 @contact_required
 def payment(payment_id: int):
-    return render_template("client/payment.html", row=queries.payment_row(_scope(), payment_id))
+    return render_template("client/payment.html", row=client_portal.payment_row(_scope(), payment_id))
 
 
 def _statement_range() -> tuple[StatementRangeForm, date, date]:
@@ -125,7 +125,7 @@ def statement():
 def statement_pdf():
     _form, start, end = _statement_range()
     scope = _scope()
-    data = documents.statement_pdf(scope.session, current_user.record.client,
+    data = documents.statement_pdf(scope.session, runtime(), current_user.record.client,
                                    client_statement(scope.session, scope.client_id, start, end))
     return _pdf(data, f"statement-{start.isoformat()}-{end.isoformat()}.pdf")
 
@@ -135,11 +135,8 @@ def statement_pdf():
 def password():
     form = PasswordForm()
     if form.validate_on_submit():
-        try:
+        with form_refusal(db.session(), form.password.errors):
             sign_in.set_password(db.session(), current_user.record, form.password.data)
-        except DomainError as e:
-            form.password.errors.append(str(e))
-        else:
             flash("Your password is saved. You can sign in with it or with an emailed link.", "success")
             return redirect(url_for("client.password"))
     return render_template("client/password.html", form=form, has_password=bool(current_user.record.password_hash))

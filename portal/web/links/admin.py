@@ -7,12 +7,12 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from portal import db
-from portal.domain.errors import DomainError
 from portal.models import Invoice, InvoiceDelivery
-from portal.services import billing, delivery
+from portal.services import delivery
 from portal.web.auth.identity import staff_required
 from portal.web.auth.routes import safe_next
 from portal.web.refusals import flash_refusal
+from portal.web.runtime import runtime
 
 from .forms import ActionForm, BulkSendForm, SendInvoiceForm
 from .routes import bp
@@ -42,7 +42,7 @@ def send(invoice_id: int):
         return _back(form, invoice)
     with flash_refusal(session):
         contacts = delivery.contacts_by_id(session, form.contact_ids.data)
-        sent = delivery.send_invoice(session, invoice, contacts=contacts, actor=current_user.record)
+        sent = delivery.send_invoice(session, runtime(), invoice, contacts=contacts, actor=current_user.record)
         _flash_outcome(invoice, sent)
     return _back(form, invoice)
 
@@ -57,19 +57,12 @@ def issue_and_send(invoice_id: int):
     if not form.validate_on_submit():
         _flash_form_errors(form)
         return _back(form, invoice)
-    try:
-        billing.issue_invoice(session, invoice)
-    except DomainError as e:
-        session.rollback()
-        flash(str(e), "error")
-        return _back(form, invoice)
-    try:
-        sent = delivery.send_invoice(session, invoice, actor=current_user.record)
-    except DomainError as e:
-        session.rollback()
-        flash(f"Invoice {invoice.number} issued, but not emailed: {e}", "error")
-    else:
-        _flash_outcome(invoice, sent)
+    with flash_refusal(session):
+        done = delivery.issue_and_send(session, runtime(), invoice, actor=current_user.record)
+        if done.not_sent:
+            flash(f"Invoice {invoice.number} issued, but not emailed: {done.not_sent}", "error")
+        else:
+            _flash_outcome(invoice, done.deliveries)
     return _back(form, invoice)
 
 
@@ -81,7 +74,7 @@ def retry(delivery_id: int):
     form = ActionForm()
     if form.validate_on_submit():
         with flash_refusal(session):
-            again = delivery.retry_delivery(session, failed, actor=current_user.record)
+            again = delivery.retry_delivery(session, runtime(), failed, actor=current_user.record)
             _flash_outcome(failed.invoice, [again])
     return _back(form, failed.invoice)
 
@@ -119,7 +112,7 @@ def send_bulk():
     include_sent = request.args.get("all") == "1"
     form = BulkSendForm()
     if form.validate_on_submit():
-        result = delivery.send_many(session, form.invoice_ids.data, actor=current_user.record)
+        result = delivery.send_many(session, runtime(), form.invoice_ids.data, actor=current_user.record)
         if result.sent:
             flash(f"Emailed {len(result.sent)} invoice{'s' if len(result.sent) != 1 else ''}: "
                   f"{', '.join(result.sent)}.", "success")

@@ -15,9 +15,9 @@ from flask_login import current_user
 from portal import db
 from portal.clock import today
 from portal.domain import links as rules
-from portal.domain.invoices import display_status
 from portal.extensions import limiter
 from portal.services import delivery, documents, ledger
+from portal.web.runtime import runtime
 
 from .forms import FreshLinkForm
 
@@ -34,28 +34,26 @@ def _keep_out_of_search(response):
 @bp.get("/i/<token>")
 def invoice(token: str):
     session = db.session()
-    access = delivery.resolve_link(session, token)
+    access = delivery.resolve_link(session, runtime(), token)
     if not access.ok:
         return _unavailable(token, access.state)
     delivery.record_open(session, access.link, method=request.method, user_agent=request.user_agent.string,
                          by_staff=current_user.is_authenticated and current_user.is_staff)
-    found = access.invoice
-    paid = ledger.paid_cents(session, [found.id])[found.id]
-    balance = ledger.balance_of(session, found)
+    figures = ledger.invoice_figures(session, access.invoice, today())
     return render_template(
-        "links/invoice.html", invoice=found, token=token, paid_cents=paid, balance_cents=balance,
-        status=display_status(found.status, found.total_cents, paid, found.due_date, today()),
-        num=documents.number_text,
+        "links/invoice.html", invoice=access.invoice, token=token, paid_cents=figures.paid_cents,
+        balance_cents=figures.balance_cents, status=figures.status, num=documents.number_text,
     )
 
 
 @bp.get("/i/<token>/pdf")
 def invoice_pdf(token: str):
     session = db.session()
-    access = delivery.resolve_link(session, token)
+    rt = runtime()
+    access = delivery.resolve_link(session, rt, token)
     if not access.ok:
         return _unavailable(token, access.state)
-    pdf = documents.invoice_pdf(session, access.invoice)
+    pdf = documents.invoice_pdf(session, rt, access.invoice)
     return send_file(BytesIO(pdf), mimetype="application/pdf", as_attachment=True,
                      download_name=f"{access.invoice.number}.pdf")
 
@@ -65,7 +63,7 @@ def invoice_pdf(token: str):
 def new_link(token: str):
     form = FreshLinkForm()
     if form.validate_on_submit():
-        delivery.request_fresh_link(db.session(), token)
+        delivery.request_fresh_link(db.session(), runtime(), token)
     # The same answer whatever happened: it must not tell a visitor whether the link or the address exists.
     return render_template("links/fresh_link_sent.html")
 

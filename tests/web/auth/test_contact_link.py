@@ -192,16 +192,16 @@ def test_removing_access_ends_an_open_session(http, session, contact, emailed_li
     assert not is_signed_in_as_contact(http)
 
 
-def test_two_simultaneous_clicks_cannot_both_sign_in(app, session, emailed_link):
+def test_two_simultaneous_clicks_cannot_both_sign_in(app, rt, session, emailed_link):
     """The second browser read the link while it was still unused; the conditional UPDATE still stops it."""
     token = emailed_link.rsplit("/", 1)[1]
     first = app.extensions["db_sessionmaker"]()
     second = app.extensions["db_sessionmaker"]()
     try:
         second.get(SignInLink, _links(session)[0].id)  # loaded as unused into the second session
-        assert sign_in.consume(first, token).email == "pat@acme-dental.test"
+        assert sign_in.consume(first, rt, token).email == "pat@acme-dental.test"
         with pytest.raises(InvalidSignInLink):
-            sign_in.consume(second, token)
+            sign_in.consume(second, rt, token)
     finally:
         first.close()
         second.close()
@@ -221,9 +221,9 @@ def test_signing_in_replaces_whoever_was_signed_in(http, make, client_co, sessio
         assert s["_user_id"].startswith(f"contact:{other.id}:")
 
 
-def test_the_service_refuses_an_unknown_token(app):
+def test_the_service_refuses_an_unknown_token(app, rt):
     with pytest.raises(InvalidSignInLink, match="invalid or has expired"):
-        sign_in.consume(db.session(), "garbage")
+        sign_in.consume(db.session(), rt, "garbage")
 
 
 def test_the_email_leaves_after_the_response(http, contact, outbox):

@@ -10,6 +10,7 @@ import pytest
 from portal.domain.invoices import LineInput
 from portal.services import clients, delivery
 from portal.services.settings import update_settings
+from portal.web.runtime import runtime
 
 
 @pytest.fixture
@@ -39,14 +40,14 @@ def pat(session, northwind):
 
 
 @pytest.fixture
-def link(session, invoice, pat):
+def link(session, invoice, pat, rt):
     """Pat's link to the invoice, emailed through the outbox."""
-    [sent] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+    [sent] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     return sent.link
 
 
 def path_of(link) -> str:
-    return delivery.link_url(link).removeprefix("http://localhost")
+    return delivery.link_url(runtime(), link).removeprefix("http://localhost")
 
 
 def assert_shows_nothing_of(response, invoice) -> None:

@@ -132,8 +132,8 @@ def test_a_failed_email_shows_as_failed_and_can_be_retried(staff_http, session, 
     assert len(smtp_server.messages) == 1
 
 
-def test_the_delivery_page_shows_opens_and_the_timeline(staff_http, http, session, smtp_server, invoice, pat, app):
-    [sent] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+def test_the_delivery_page_shows_opens_and_the_timeline(staff_http, http, session, smtp_server, invoice, pat, app, rt):
+    [sent] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     visitor = app.test_client()
     for _ in range(3):
         visitor.get(path_of(sent.link), headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Firefox/128.0"})
@@ -146,8 +146,8 @@ def test_the_delivery_page_shows_opens_and_the_timeline(staff_http, http, sessio
     assert "Mar 16, 2026 15:00 UTC" in page
 
 
-def test_revoking_a_link_from_the_admin(staff_http, session, smtp_server, invoice, pat, http):
-    [sent] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+def test_revoking_a_link_from_the_admin(staff_http, session, smtp_server, invoice, pat, http, rt):
+    [sent] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
 
     response = staff_http.post(f"/admin/links/{sent.link_id}/revoke", data={"next": page_of(invoice)},
                                follow_redirects=True)
@@ -160,8 +160,8 @@ def test_revoking_a_link_from_the_admin(staff_http, session, smtp_server, invoic
     assert http.get(path_of(sent.link)).status_code == 410
 
 
-def test_sign_out_everywhere_from_the_admin(staff_http, session, smtp_server, invoice, pat, northwind):
-    delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+def test_sign_out_everywhere_from_the_admin(staff_http, session, smtp_server, invoice, pat, northwind, rt):
+    delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     epoch = pat.session_epoch
 
     response = staff_http.post(f"/admin/contacts/{pat.id}/sign-out-everywhere")
@@ -210,8 +210,8 @@ ADMIN_ROUTES = [
 
 
 @pytest.mark.parametrize(("method", "url"), ADMIN_ROUTES)
-def test_admin_routes_need_a_staff_sign_in(http, session, smtp_server, invoice, pat, method, url):
-    [sent] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+def test_admin_routes_need_a_staff_sign_in(http, session, smtp_server, invoice, pat, method, url, rt):
+    [sent] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
     target = url.format(invoice=invoice.id, delivery=sent.id, link=sent.link_id, contact=pat.id)
 
     anonymous = getattr(http, method)(target)
@@ -231,8 +231,8 @@ def test_unknown_ids_are_404(staff_http, method, url, msp):
 
 
 def test_the_admin_pages_carry_the_delivery_panel_and_buttons(staff_http, session, smtp_server, invoice, pat,
-                                                              northwind):
-    delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+                                                              northwind, rt):
+    delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
 
     detail = staff_http.get(f"/admin/invoices/{invoice.id}")
     assert detail.status_code == 200

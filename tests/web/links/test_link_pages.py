@@ -73,8 +73,8 @@ def tampered(token: str) -> str:
     return f"{body}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
 
 
-def test_a_tampered_signature_gets_the_generic_page(http, link, invoice):
-    token = delivery.link_token(link)
+def test_a_tampered_signature_gets_the_generic_page(http, link, invoice, rt):
+    token = delivery.link_token(rt, link)
 
     for bad in (tampered(token), token[:-3], "not-a-token", token.split(".")[0]):
         for suffix in ("", "/pdf"):
@@ -123,8 +123,8 @@ def test_a_revoked_link_is_rejected(http, session, link, invoice):
     assert http.get(path_of(link) + "/pdf").status_code == 410
 
 
-def test_a_link_replaced_by_a_resend_is_dead_and_the_new_one_works(http, session, link, invoice, pat):
-    [again] = delivery.send_invoice(session, invoice, contacts=[pat], actor=None)
+def test_a_link_replaced_by_a_resend_is_dead_and_the_new_one_works(http, session, link, invoice, pat, rt):
+    [again] = delivery.send_invoice(session, rt, invoice, contacts=[pat], actor=None)
 
     old = http.get(path_of(link))
     assert old.status_code == 410 and "A newer email was sent" in old.text

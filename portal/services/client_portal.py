@@ -1,5 +1,6 @@
-"""Read models for the client portal pages. Every query starts from ClientScope, so a contact only ever sees
-its own client's records; balances for a page of rows come from one grouped query, not one per row.
+"""What a signed-in contact sees of its own client's account: pages of invoices and payments. Every query starts
+from ClientScope, so a contact only ever sees its own client's records; balances for a page of rows come from one
+grouped query, not one per row, and follow the ledger's rules (domain.ledger, domain.payments).
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import func, select
 
-from portal.domain.invoices import display_status
-from portal.models import Allocation, Invoice, Payment, Refund
-from portal.services import ledger
-from portal.services.scope import ClientScope
+from portal.domain.invoices import OPEN, PAID
+from portal.domain.payments import payment_credit
+from portal.models import Allocation, Invoice, Payment
+
+from . import ledger
+from .scope import ClientScope
 
 INVOICE_FILTERS = {
     "all": None,  # every invoice the client can see (open, paid, void)
-    "open": ("open",),  # money still owing, whether current, partially paid or overdue
-    "paid": ("paid",),
+    "open": (OPEN,),  # money still owing, whether current, partially paid or overdue
+    "paid": (PAID,),
 }
 
 
@@ -51,9 +54,8 @@ def invoice_rows(scope: ClientScope, invoices: list[Invoice], today: date) -> li
 
 
 def _row(invoice: Invoice, paid: int, today: date) -> InvoiceRow:
-    balance = 0 if invoice.status in ("draft", "void") else invoice.total_cents - paid
-    return InvoiceRow(invoice, paid, balance,
-                      display_status(invoice.status, invoice.total_cents, paid, invoice.due_date, today))
+    figures = ledger.figures_for(invoice, paid, today)
+    return InvoiceRow(invoice, figures.paid_cents, figures.balance_cents, figures.status)
 
 
 def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, today: date,
@@ -72,7 +74,7 @@ def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, 
 
 
 def recent_open(scope: ClientScope, today: date, limit: int = 5) -> list[InvoiceRow]:
-    query = (scope.invoices().where(Invoice.status == "open")
+    query = (scope.invoices().where(Invoice.status == OPEN)
              .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit))
     return invoice_rows(scope, list(scope.session.scalars(query)), today)
 
@@ -117,10 +119,9 @@ class PaymentRow:
 
     @property
     def unapplied_cents(self) -> int:
-        """Held as the client's credit (only money that actually arrived counts)."""
-        if self.payment.status != "succeeded":
-            return 0
-        return self.payment.amount_cents - self.refunded_cents - self.applied_cents
+        """Held as the client's credit."""
+        return payment_credit(self.payment.status, self.payment.amount_cents, self.applied_cents,
+                              self.refunded_cents)
 
 
 def _payment_rows(scope: ClientScope, payments: list[Payment]) -> list[PaymentRow]:
@@ -138,13 +139,9 @@ def _payment_rows(scope: ClientScope, payments: list[Payment]) -> list[PaymentRo
     )
     for payment_id, invoice_id, number, total in allocated:
         rows[payment_id].invoices.append(PaidInvoice(invoice_id, number, int(total)))
-    refunded = scope.session.execute(
-        select(Refund.payment_id, func.sum(Refund.amount_cents))
-        .where(Refund.payment_id.in_(rows), Refund.status != "failed")
-        .group_by(Refund.payment_id)
-    )
-    for payment_id, total in refunded:
-        rows[payment_id].refunded_cents = int(total)
+    _applied, refunded = ledger.applied_and_refunded(scope.session, rows)
+    for payment_id, total in refunded.items():
+        rows[payment_id].refunded_cents = total
     return list(rows.values())
 
 
