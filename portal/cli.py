@@ -185,12 +185,13 @@ def payments_group() -> None:
                                           "cron. Exits 1 when the gateway could not be asked about some of them.")
 @with_appcontext
 def payments_reconcile() -> None:
-    from portal.services.online_payments import get_gateway
-    from portal.services.payment_reconcile import reconcile
+    from portal.services.payments import reconcile
+    from portal.web.runtime import runtime
 
-    gateway = get_gateway()
+    rt = runtime()
+    gateway = rt.gateway
     click.echo(f"Reconciling online payments with {'the SANDBOX gateway' if gateway.is_sandbox else gateway.name}")
-    report = reconcile(db.session(), gateway,
+    report = reconcile(db.session(), rt,
                        on_progress=lambda n, total: click.echo(f"  {n}/{total} checked", err=True) if n % 50 == 0
                        else None)
     for problem in report.problems:

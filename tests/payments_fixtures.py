@@ -7,7 +7,7 @@ Stripe server in tests/fake_stripe over loopback; the sandbox gateway runs on th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -19,13 +19,13 @@ from sqlalchemy import func, select
 from portal.gateways.payments import SandboxGateway
 from portal.gateways.payments.stripe_gateway import StripeGateway
 from portal.models import Client, Contact, Invoice
-from portal.services import ledger, online_payments
+from portal.services import ledger, payments
 from tests.fake_stripe import FakeStripe
 from tests.fake_stripe.fixtures import fake_stripe, fake_stripe_server, make_stripe_gateway
 
 __all__ = [
-    "Shop", "count", "fake_stripe", "fake_stripe_server", "invoice_state", "read_outbox", "sandbox_gateway", "shop",
-    "stripe_config", "stripe_gateway",
+    "Shop", "count", "fake_stripe", "fake_stripe_server", "invoice_state", "read_outbox", "runtime_for",
+    "sandbox_gateway", "shop", "stripe_config", "stripe_gateway",
 ]
 
 
@@ -39,7 +39,7 @@ def stripe_config(fake: FakeStripe) -> dict:
 def stripe_gateway(app, fake_stripe) -> Iterator[StripeGateway]:
     """The app's gateway: Stripe (real SDK) against the fake, without SDK retries so an injected outage shows."""
     gateway = make_stripe_gateway(fake_stripe)
-    app.extensions["payment_gateway"] = gateway
+    use_gateway(app, gateway)
     yield gateway
     gateway.close()
 
@@ -47,8 +47,21 @@ def stripe_gateway(app, fake_stripe) -> Iterator[StripeGateway]:
 @pytest.fixture
 def sandbox_gateway(app, clock) -> SandboxGateway:
     gateway = SandboxGateway(now=clock.now, ach_settle_seconds=60)
-    app.extensions["payment_gateway"] = gateway
+    use_gateway(app, gateway)
     return gateway
+
+
+def runtime_for(gateway):
+    """The app's Runtime on this gateway, for tests that call the payment services directly."""
+    from flask import current_app
+
+    return replace(current_app.extensions["runtime"], gateway=gateway)
+
+
+def use_gateway(app, gateway) -> None:
+    """Put the app (and the Runtime its views and services get) on this gateway."""
+    app.extensions["payment_gateway"] = gateway
+    app.extensions["runtime"] = replace(app.extensions["runtime"], gateway=gateway)
 
 
 @dataclass
@@ -90,4 +103,4 @@ def read_outbox(outbox: Path) -> list[EmailMessage]:
 
 def new_request(session, shop_: Shop, amounts: dict[int, int] | None = None):
     amounts = amounts or {shop_.first.id: shop_.first.total_cents}
-    return online_payments.create_request(session, client=shop_.client, contact=shop_.contact, amounts=amounts)
+    return payments.create_request(session, client=shop_.client, contact=shop_.contact, amounts=amounts)

@@ -24,21 +24,21 @@ from portal.models import (
     PaymentRequest,
     Refund,
 )
-from portal.services import online_payments, online_refunds, online_reports, payment_reconcile, webhooks
-from portal.services.payments import record_payment
+from portal.services import payments
+from portal.services.payments import charging
 from tests.payments_fixtures import *  # noqa: F403
-from tests.payments_fixtures import count, invoice_state, new_request, read_outbox
+from tests.payments_fixtures import count, invoice_state, new_request, read_outbox, runtime_for
 
 
 def pay(session, gateway, request, token, number=1, accepted=None):
-    return online_payments.pay(session, gateway, request, token=token, attempt_number=number,
-                               accepted_surcharge_cents=accepted)
+    return payments.pay(session, runtime_for(gateway), request, token=token, attempt_number=number,
+                        accepted_surcharge_cents=accepted)
 
 
 def deliver(session, gateway, fake, event_type, intent_id):
     """A signed webhook for the intent as it is now, verified and handled like the endpoint does."""
     payload, header = fake.payment_intent_event(event_type, intent_id)
-    return webhooks.handle_event(session, "stripe", gateway.parse_webhook(payload, header), payload)
+    return payments.handle_event(session, runtime_for(gateway), gateway.parse_webhook(payload, header), payload)
 
 
 def outage_at_charge(monkeypatch, gateway, fake, status, *, after_processing=False):
@@ -60,7 +60,7 @@ def payment_of(session, attempt) -> Payment | None:
 
 
 def set_surcharge(session, rate="3", blocked=""):
-    online_payments.update_payment_settings(session, surcharge_percent=Decimal(rate), blocked_regions=blocked,
+    payments.update_payment_settings(session, surcharge_percent=Decimal(rate), blocked_regions=blocked,
                                             partial_minimum_cents=1_000)
 
 
@@ -165,7 +165,7 @@ def test_ach_that_fails_after_processing_leaves_the_invoice_open_and_tells_the_c
     text = notice.get_body(("plain",)).get_content()
     assert "insufficient funds" in text and f"Invoice {shop.first.number}: $100.00 is still open." in text
     # and the balance is payable again
-    assert online_payments.payable(session, shop.client.id)[0].balance_cents == 10_000
+    assert payments.payable(session, shop.client.id)[0].balance_cents == 10_000
 
 
 # --- amounts --------------------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def test_money_on_its_way_cannot_be_paid_twice(session, shop, stripe_gateway, fa
 
     with pytest.raises(DomainError, match="cannot be paid online now"):
         new_request(session, shop)
-    with pytest.raises(online_payments.PaymentUnavailable, match="no longer owes that much"):
+    with pytest.raises(payments.PaymentUnavailable, match="no longer owes that much"):
         pay(session, stripe_gateway, stale, fake_stripe.confirmation_token("pm_card_visa"))
     assert fake_stripe.payment_intent_count == 1
 
@@ -216,7 +216,8 @@ def test_a_payment_that_arrives_after_the_invoice_was_paid_otherwise_becomes_cre
         session, shop, stripe_gateway, fake_stripe):
     attempt = pay(session, stripe_gateway, new_request(session, shop),
                   fake_stripe.confirmation_token("pm_usBankAccount_success"))
-    record_payment(session, shop.client, amount_cents=10_000, method="check", allocations={shop.first.id: 10_000})
+    payments.record_payment(session, shop.client, amount_cents=10_000, method="check",
+                            allocations={shop.first.id: 10_000})
 
     fake_stripe.settle(attempt.gateway_id)
     deliver(session, stripe_gateway, fake_stripe, "payment_intent.succeeded", attempt.gateway_id)
@@ -249,7 +250,7 @@ def test_a_credit_card_surcharge_needs_consent_and_is_its_own_line(session, shop
     request = new_request(session, shop)
     token = fake_stripe.confirmation_token("pm_card_visa")
 
-    with pytest.raises(online_payments.SurchargeConsentNeeded) as asked:
+    with pytest.raises(payments.SurchargeConsentNeeded) as asked:
         pay(session, stripe_gateway, request, token)
     assert (asked.value.quote.surcharge.cents, asked.value.quote.total_cents) == (300, 10_300)
     assert fake_stripe.payment_intent_count == 0 and count(session, ChargeAttempt) == 0
@@ -266,7 +267,7 @@ def test_a_credit_card_surcharge_needs_consent_and_is_its_own_line(session, shop
 
 def test_consent_to_another_surcharge_amount_does_not_count(session, shop, stripe_gateway, fake_stripe):
     set_surcharge(session, "3")
-    with pytest.raises(online_payments.SurchargeConsentNeeded):
+    with pytest.raises(payments.SurchargeConsentNeeded):
         pay(session, stripe_gateway, new_request(session, shop), fake_stripe.confirmation_token("pm_card_visa"),
             accepted=200)
 
@@ -291,7 +292,7 @@ def test_no_surcharge_for_a_client_billed_in_a_blocked_state(session, shop, stri
 def test_surcharge_settings_are_capped(session):
     with pytest.raises(DomainError, match="capped at 3%"):
         set_surcharge(session, "3.5")
-    assert online_payments.payment_settings(session).surcharge_percent == 0
+    assert payments.payment_settings(session).surcharge_percent == 0
 
 
 # --- refunds --------------------------------------------------------------------------------------------------
@@ -303,32 +304,32 @@ def test_refund_in_part_then_in_full_through_stripe(session, shop, stripe_gatewa
     token = fake_stripe.confirmation_token("pm_card_visa")
     attempt = pay(session, stripe_gateway, new_request(session, shop), token, accepted=300)
 
-    partial = online_refunds.refund(session, stripe_gateway, attempt, amount_cents=2_500, reason="Duplicate line",
-                                    staff=staff, form_nonce="form-1")
+    partial = payments.refund(session, runtime_for(stripe_gateway), attempt, amount_cents=2_500,
+                              reason="Duplicate line", staff=staff, form_nonce="form-1")
     assert (partial.status, partial.amount_cents, partial.surcharge_cents) == ("succeeded", 2_500, 75)
     assert fake_stripe.charge(attempt.gateway_id)["amount_refunded"] == 2_575
     assert invoice_state(session, shop.first) == ("open", 2_500)
     ledger_refund = session.get(Refund, partial.refund_id)
     assert ledger_refund.gateway_ref == partial.gateway_refund_id and ledger_refund.amount_cents == 2_500
 
-    rest = online_refunds.refund(session, stripe_gateway, attempt, amount_cents=7_500, reason="Cancelled",
+    rest = payments.refund(session, runtime_for(stripe_gateway), attempt, amount_cents=7_500, reason="Cancelled",
                                  staff=staff, form_nonce="form-2")
     assert rest.surcharge_cents == 225
     assert fake_stripe.charge(attempt.gateway_id)["amount_refunded"] == 10_300  # every cent, surcharge included
     assert invoice_state(session, shop.first) == ("open", 10_000)
-    row = online_reports.attempt_row(session, session.get(ChargeAttempt, attempt.id))
+    row = payments.attempt_row(session, session.get(ChargeAttempt, attempt.id))
     assert row.state == "refunded"
 
     with pytest.raises(DomainError, match="more than is left"):
-        online_refunds.refund(session, stripe_gateway, attempt, amount_cents=1, reason="x", staff=staff,
+        payments.refund(session, runtime_for(stripe_gateway), attempt, amount_cents=1, reason="x", staff=staff,
                               form_nonce="form-3")
 
 
 def test_a_resubmitted_refund_form_refunds_once(session, shop, stripe_gateway, fake_stripe):
     attempt = pay(session, stripe_gateway, new_request(session, shop), fake_stripe.confirmation_token("pm_card_visa"))
-    first = online_refunds.refund(session, stripe_gateway, attempt, amount_cents=1_000, reason="r", staff=None,
+    first = payments.refund(session, runtime_for(stripe_gateway), attempt, amount_cents=1_000, reason="r", staff=None,
                                   form_nonce="same")
-    again = online_refunds.refund(session, stripe_gateway, attempt, amount_cents=1_000, reason="r", staff=None,
+    again = payments.refund(session, runtime_for(stripe_gateway), attempt, amount_cents=1_000, reason="r", staff=None,
                                   form_nonce="same")
 
     assert first.id == again.id
@@ -341,7 +342,8 @@ def test_a_refund_made_in_the_stripe_dashboard_reaches_the_ledger(session, shop,
     stripe_gateway.refund(idempotency_key="dashboard-1", gateway_id=attempt.gateway_id, amount_cents=4_000)
 
     payload, header = fake_stripe.charge_refunded_event(attempt.gateway_id)
-    outcome = webhooks.handle_event(session, "stripe", stripe_gateway.parse_webhook(payload, header), payload)
+    outcome = payments.handle_event(session, runtime_for(stripe_gateway),
+                                    stripe_gateway.parse_webhook(payload, header), payload)
 
     assert outcome == "recorded a dashboard refund of 4000 cents"
     assert invoice_state(session, shop.first) == ("open", 4_000)
@@ -351,10 +353,11 @@ def test_a_refund_made_in_the_stripe_dashboard_reaches_the_ledger(session, shop,
 
 def test_refunds_of_our_own_are_not_counted_twice_by_the_refund_event(session, shop, stripe_gateway, fake_stripe):
     attempt = pay(session, stripe_gateway, new_request(session, shop), fake_stripe.confirmation_token("pm_card_visa"))
-    online_refunds.refund(session, stripe_gateway, attempt, amount_cents=1_000, reason="r", staff=None,
+    payments.refund(session, runtime_for(stripe_gateway), attempt, amount_cents=1_000, reason="r", staff=None,
                           form_nonce="n")
     payload, header = fake_stripe.charge_refunded_event(attempt.gateway_id)
-    outcome = webhooks.handle_event(session, "stripe", stripe_gateway.parse_webhook(payload, header), payload)
+    outcome = payments.handle_event(session, runtime_for(stripe_gateway),
+                                    stripe_gateway.parse_webhook(payload, header), payload)
 
     assert outcome.startswith("no change")
     assert count(session, Refund) == 1 and invoice_state(session, shop.first) == ("open", 1_000)
@@ -365,7 +368,7 @@ def test_refunds_of_our_own_are_not_counted_twice_by_the_refund_event(session, s
 
 def dispute_event(session, gateway, fake, event_type, dispute):
     payload, header = fake.event(event_type, dispute)
-    return webhooks.handle_event(session, "stripe", gateway.parse_webhook(payload, header), payload)
+    return payments.handle_event(session, runtime_for(gateway), gateway.parse_webhook(payload, header), payload)
 
 
 def test_a_lost_dispute_takes_the_money_back_off_the_invoice(session, shop, stripe_gateway, fake_stripe):
@@ -374,14 +377,14 @@ def test_a_lost_dispute_takes_the_money_back_off_the_invoice(session, shop, stri
 
     assert dispute_event(session, stripe_gateway, fake_stripe, "charge.dispute.created", dispute) == (
         "dispute needs_response")
-    row = online_reports.attempt_row(session, session.get(ChargeAttempt, attempt.id))
+    row = payments.attempt_row(session, session.get(ChargeAttempt, attempt.id))
     assert row.state == "disputed"
     assert invoice_state(session, shop.first) == ("paid", 0)  # the bank has not decided yet
     with pytest.raises(DomainError, match="disputed"):
-        online_refunds.refund(session, stripe_gateway, attempt, amount_cents=100, reason="r", staff=None,
+        payments.refund(session, runtime_for(stripe_gateway), attempt, amount_cents=100, reason="r", staff=None,
                               form_nonce="n")
-    assert [d.dispute_id for d in online_reports.disputes_for(session, invoice_id=shop.first.id)] == [dispute["id"]]
-    assert [d.dispute_id for d in online_reports.disputes_for(session, client_id=shop.client.id)] == [dispute["id"]]
+    assert [d.dispute_id for d in payments.disputes_for(session, invoice_id=shop.first.id)] == [dispute["id"]]
+    assert [d.dispute_id for d in payments.disputes_for(session, client_id=shop.client.id)] == [dispute["id"]]
 
     closed = fake_stripe.close_dispute(dispute["id"], "lost")
     dispute_event(session, stripe_gateway, fake_stripe, "charge.dispute.closed", closed)
@@ -404,7 +407,7 @@ def test_a_won_dispute_changes_nothing_in_the_books(session, shop, stripe_gatewa
 
     assert invoice_state(session, shop.first) == ("paid", 0)
     assert count(session, Refund) == 0
-    assert online_reports.attempt_row(session, session.get(ChargeAttempt, attempt.id)).state == "succeeded"
+    assert payments.attempt_row(session, session.get(ChargeAttempt, attempt.id)).state == "succeeded"
 
 
 # --- reconciliation -------------------------------------------------------------------------------------------
@@ -415,19 +418,19 @@ def test_reconcile_fixes_a_missed_webhook(session, shop, stripe_gateway, fake_st
                   fake_stripe.confirmation_token("pm_usBankAccount_success"))
     fake_stripe.settle(attempt.gateway_id)  # Stripe sent payment_intent.succeeded; it never arrived
 
-    report = payment_reconcile.reconcile(session, stripe_gateway)
+    report = payments.reconcile(session, runtime_for(stripe_gateway))
 
     assert (report.checked, report.settled, report.still_open, report.problems) == (1, 1, 0, [])
     assert invoice_state(session, shop.first) == ("paid", 0)
     assert len(read_outbox(outbox)) == 1
     # safe to run again: nothing left to do
-    again = payment_reconcile.reconcile(session, stripe_gateway)
+    again = payments.reconcile(session, runtime_for(stripe_gateway))
     assert (again.checked, again.changed) == (0, 0)
 
 
 def test_reconcile_leaves_a_still_processing_debit_alone(session, shop, stripe_gateway, fake_stripe):
     pay(session, stripe_gateway, new_request(session, shop), fake_stripe.confirmation_token("pm_usBankAccount_success"))
-    report = payment_reconcile.reconcile(session, stripe_gateway)
+    report = payments.reconcile(session, runtime_for(stripe_gateway))
 
     assert (report.checked, report.changed, report.still_open) == (1, 0, 1)
     assert invoice_state(session, shop.first) == ("open", 10_000)
@@ -444,10 +447,10 @@ def test_a_lost_response_is_unknown_until_reconcile_replays_the_same_key(session
     # while unknown, the amount is held: the client cannot start a second payment of the same invoice
     with pytest.raises(DomainError):
         new_request(session, shop)
-    assert payment_reconcile.reconcile(session, stripe_gateway).checked == 0  # too fresh: maybe still in flight
+    assert payments.reconcile(session, runtime_for(stripe_gateway)).checked == 0  # too fresh: maybe still in flight
 
     clock.advance(minutes=5)
-    report = payment_reconcile.reconcile(session, stripe_gateway)
+    report = payments.reconcile(session, runtime_for(stripe_gateway))
 
     assert report.settled == 1
     assert fake_stripe.payment_intent_count == 1  # the replay returned the first charge; nothing charged twice
@@ -462,10 +465,10 @@ def test_an_outage_before_stripe_saw_the_request_is_charged_once_by_reconcile(se
 
     clock.advance(minutes=5)
     fake_stripe.fail_next(503)
-    report = payment_reconcile.reconcile(session, stripe_gateway)
+    report = payments.reconcile(session, runtime_for(stripe_gateway))
     assert report.problems and report.still_open == 1  # still down: reported, nothing changed
 
-    report = payment_reconcile.reconcile(session, stripe_gateway)
+    report = payments.reconcile(session, runtime_for(stripe_gateway))
     assert report.settled == 1 and fake_stripe.payment_intent_count == 1
     assert invoice_state(session, shop.first) == ("paid", 0)
 
@@ -486,7 +489,7 @@ def test_a_card_that_needs_authentication_waits_for_the_client(session, shop, st
     assert count(session, Payment) == 0  # nothing on the ledger until the bank approves it
 
     fake_stripe.authenticate(attempt.gateway_id)
-    attempt = online_payments.refresh_attempt(session, stripe_gateway, attempt)  # back on our status page
+    attempt = payments.refresh_attempt(session, runtime_for(stripe_gateway), attempt)  # back on our status page
     assert attempt.status == "succeeded"
     assert invoice_state(session, shop.first) == ("paid", 0)
 
@@ -510,24 +513,24 @@ def test_two_simultaneous_submissions_of_the_same_form_charge_once(app, session,
     Both are held until each is about to write its attempt row, so the unique constraint really decides."""
     request = new_request(session, shop)
     token = fake_stripe.confirmation_token("pm_card_visa")
-    write_attempt = online_payments._write_attempt
+    write_attempt = charging._write_attempt
     together = threading.Barrier(2, timeout=30)
     written: list[bool] = []
 
     def write_together(*args, **kwargs):
         together.wait()
-        attempt, wrote = write_attempt(*args, **kwargs)
+        attempt, call, wrote = write_attempt(*args, **kwargs)
         written.append(wrote)
-        return attempt, wrote
+        return attempt, call, wrote
 
-    monkeypatch.setattr(online_payments, "_write_attempt", write_together)
+    monkeypatch.setattr(charging, "_write_attempt", write_together)
     outcomes: list[object] = []
 
     def submit():
         with app.app_context():
             own = db.session()  # each thread has its own session and connection, like a separate process
             try:
-                attempt = online_payments.pay(own, stripe_gateway, own.get(PaymentRequest, request.id),
+                attempt = payments.pay(own, runtime_for(stripe_gateway), own.get(PaymentRequest, request.id),
                                               token=token, attempt_number=1)
                 outcomes.append(attempt.id)
             except Exception as e:  # noqa: BLE001 - reported by the assertion below
@@ -591,9 +594,9 @@ def test_reconcile_cancels_an_authentication_step_abandoned_for_an_hour(session,
     with pytest.raises(DomainError):
         new_request(session, shop)  # the amount is held while the client may still approve it
 
-    assert payment_reconcile.reconcile(session, stripe_gateway).still_open == 1  # a fresh one is left alone
+    assert payments.reconcile(session, runtime_for(stripe_gateway)).still_open == 1  # a fresh one is left alone
     clock.advance(minutes=61)
-    report = payment_reconcile.reconcile(session, stripe_gateway)
+    report = payments.reconcile(session, runtime_for(stripe_gateway))
 
     assert report.settled == 1
     assert fake_stripe.payment_intent(attempt.gateway_id)["status"] == "canceled"

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from portal.models import Allocation, ChargeAttempt, Payment, WebhookEvent
-from portal.services import online_payments
+from portal.services import payments
 from tests.payments_fixtures import *  # noqa: F403
-from tests.payments_fixtures import count, invoice_state, new_request, read_outbox, stripe_config
+from tests.payments_fixtures import count, invoice_state, new_request, read_outbox, runtime_for, stripe_config
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def post(http, payload: bytes, header: str | None):
 @pytest.fixture
 def ach(session, shop, stripe_gateway, fake_stripe):
     """A bank payment of the first invoice, processing at Stripe."""
-    attempt = online_payments.pay(session, stripe_gateway, new_request(session, shop), attempt_number=1,
+    attempt = payments.pay(session, runtime_for(stripe_gateway), new_request(session, shop), attempt_number=1,
                                   token=fake_stripe.confirmation_token("pm_usBankAccount_success"))
     assert attempt.status == "processing"
     return attempt
@@ -110,7 +110,7 @@ def test_succeeded_arriving_before_processing_is_not_undone(http, session, shop,
 
 def test_failed_then_a_late_processing_event_keeps_the_failure(http, session, shop, stripe_gateway, fake_stripe,
                                                                outbox):
-    attempt = online_payments.pay(session, stripe_gateway, new_request(session, shop), attempt_number=1,
+    attempt = payments.pay(session, runtime_for(stripe_gateway), new_request(session, shop), attempt_number=1,
                                   token=fake_stripe.confirmation_token("pm_usBankAccount_insufficientFunds"))
     processing = fake_stripe.payment_intent_event("payment_intent.processing", attempt.gateway_id)
     fake_stripe.settle(attempt.gateway_id)
@@ -138,7 +138,7 @@ def test_the_webhook_can_beat_the_browser_back(http, session, shop, stripe_gatew
 
     monkeypatch.setattr(stripe_gateway, "charge", charge)
     request = new_request(session, shop)
-    attempt = online_payments.pay(session, stripe_gateway, request, attempt_number=1,
+    attempt = payments.pay(session, runtime_for(stripe_gateway), request, attempt_number=1,
                                   token=fake_stripe.confirmation_token("pm_card_visa"))
     assert (attempt.status, attempt.gateway_id) == ("unknown", None)
     [intent_id] = fake_stripe.ledger.payment_intents
@@ -157,7 +157,7 @@ def test_the_webhook_can_beat_the_browser_back(http, session, shop, stripe_gatew
 
 def test_metadata_naming_an_attempt_without_its_key_is_ignored(http, session, shop, stripe_gateway, fake_stripe):
     request = new_request(session, shop)
-    attempt = online_payments.pay(session, stripe_gateway, request, attempt_number=1,
+    attempt = payments.pay(session, runtime_for(stripe_gateway), request, attempt_number=1,
                                   token=fake_stripe.confirmation_token("pm_usBankAccount_success"))
     intent = fake_stripe.payment_intent(attempt.gateway_id)
     intent.update(id="pi_from_another_install", status="succeeded")

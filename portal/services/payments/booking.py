@@ -1,4 +1,9 @@
-"""Recording money received and applying it to invoices; refunds. Every change is a new row."""
+"""The ledger side of payments: money received (offline, or an online payment that arrived) applied to invoices,
+client credit, and refunds. Every change is a new row.
+
+Each public function that checks what is owed (or what is left to refund) and then writes starts with
+``begin_write`` and takes the client's invoices before the payment rows (the order in ``portal.services.locking``).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from sqlalchemy.orm import Session
 from portal.clock import now, today
 from portal.domain.errors import AllocationError, DomainError, InvalidAmount
 from portal.domain.ledger import allocate_oldest_first, check_allocation, reversal_plan
-from portal.models import Allocation, Client, Invoice, Payment, Refund, StaffUser
+from portal.models import Allocation, ChargeAttempt, Client, Invoice, Payment, Refund, StaffUser
 
-from . import ledger
-from .billing import refresh_status
-from .settings import get_settings
+from .. import ledger
+from ..billing import refresh_status
+from ..locking import begin_write
+from ..settings import get_settings
+from .locks import lock_client_invoices, lock_payment
 
 OFFLINE_METHODS = ("check", "wire", "cash", "ach", "card", "other")
 
@@ -43,6 +50,7 @@ def record_payment(
     received_on = received_on or today()
     if received_on > today():
         raise DomainError("A payment cannot be received in the future.")
+    begin_write(session)
     items = ledger.open_items(session, client.id, lock=True)
     plan = allocate_oldest_first(amount_cents, items) if allocations is None else _clean(allocations)
     check_allocation(amount_cents, plan, items)
@@ -69,6 +77,7 @@ def apply_arrived_payment(session: Session, payment: Payment, allocations: Mappi
 
 def apply_credit(session: Session, client: Client, allocations: Mapping[int, int] | None = None) -> int:
     """Apply the client's unallocated money to open invoices; returns the cents applied."""
+    begin_write(session)
     items = ledger.open_items(session, client.id, lock=True)  # lock first: concurrent callers queue here
     sources = ledger.unallocated_by_payment(session, client.id)
     available = sum(cents for _, cents in sources)
@@ -95,6 +104,8 @@ def apply_credit(session: Session, client: Client, allocations: Mapping[int, int
 
 def unapply_invoice(session: Session, invoice: Invoice, note: str = "unapplied") -> int:
     """Move every payment applied to an invoice back to the client's credit (e.g. before voiding it)."""
+    begin_write(session)
+    lock_client_invoices(session, invoice.client_id)  # two unapplies at once must not both reverse the same money
     per_payment = session.execute(
         select(Allocation.payment_id, func.sum(Allocation.amount_cents))
         .where(Allocation.invoice_id == invoice.id)
@@ -117,9 +128,13 @@ def refund_payment(
     status: str = "succeeded", gateway_ref: str = "", commit: bool = True,
 ) -> Refund:
     """Return money to the client: first from the payment's unapplied part, then by reversing its newest
-    allocations (those invoices reopen)."""
+    allocations (those invoices reopen). ``commit=False``: part of the caller's transaction, which has already
+    taken the write lock and the client's invoices."""
+    if commit:
+        begin_write(session)
+        lock_client_invoices(session, payment.client_id)
     # row lock: two refunds of one payment at once (two admins, two nodes) must not both see the same free money
-    session.refresh(payment, with_for_update=True)
+    lock_payment(session, payment)
     if payment.status != "succeeded":
         raise DomainError("Only a completed payment can be refunded.")
     if amount_cents <= 0:
@@ -148,8 +163,6 @@ def refund_offline(
 ) -> Refund:
     """A refund the MSP paid back outside the portal (a check, a wire). A payment taken online must be refunded
     through the gateway instead, or the books would show money returned that never left."""
-    from portal.models import ChargeAttempt
-
     if session.scalar(select(ChargeAttempt.id).where(ChargeAttempt.payment_id == payment.id)):
         raise DomainError("This payment was made online. Refund it from its online payment page so the money "
                           "goes back to the card or bank account.")

@@ -1,20 +1,23 @@
 """Emails about online payments: the receipt when money arrives, a notice when a payment fails after the client
-left the page (a bank debit returned days later). Sent after the change is committed; a refused email is logged
-and never undoes the payment."""
+left the page (a bank debit returned days later). Sent after the payment is booked. Nothing here ever raises into
+the caller: a refused email, or a failure to note that it went, is logged and left for reconciliation to retry
+(``reconciliation.finish``), because the client has paid whatever happens to the email."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from portal.clock import now
 from portal.domain.money import format_money
-from portal.gateways import email
 from portal.models import ChargeAttempt, Contact
 
-from .settings import get_settings
+from .. import mail
+from ..runtime import Runtime
+from ..settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,40 +40,51 @@ def describe_method(attempt: ChargeAttempt) -> str:
     return f"{brand}{funding} card ending {attempt.last4 or '????'}"
 
 
-def _context(session: Session, attempt: ChargeAttempt) -> dict:
-    base = current_app.config["BASE_URL"].rstrip("/")
+def _context(session: Session, rt: Runtime, attempt: ChargeAttempt) -> dict:
     return {
         "msp": get_settings(session),
         "client": attempt.request.client,
         "attempt": attempt,
         "items": [(item.invoice.number, item.amount_cents) for item in attempt.request.items],
         "method": describe_method(attempt),
-        "portal_url": base + "/",
+        "portal_url": rt.url("client.dashboard"),
     }
 
 
-def send_receipt(session: Session, attempt: ChargeAttempt) -> None:
-    _send(session, attempt, template="receipt", stamp="receipt_sent_at",
-          subject=f"Payment received: {_money(attempt)} to {get_settings(session).name}")
+def send_receipt(session: Session, rt: Runtime, attempt: ChargeAttempt) -> None:
+    _send(session, rt, attempt, template="receipt", stamp="receipt_sent_at",
+          subject=lambda: f"Payment received: {_money(attempt)} to {get_settings(session).name}")
 
 
-def send_failure_notice(session: Session, attempt: ChargeAttempt) -> None:
-    _send(session, attempt, template="payment_failed", stamp="failure_notice_sent_at",
-          subject=f"Your payment of {_money(attempt)} to {get_settings(session).name} did not go through")
+def send_failure_notice(session: Session, rt: Runtime, attempt: ChargeAttempt) -> None:
+    _send(session, rt, attempt, template="payment_failed", stamp="failure_notice_sent_at",
+          subject=lambda: f"Your payment of {_money(attempt)} to {get_settings(session).name} did not go through")
 
 
 def _money(attempt: ChargeAttempt) -> str:
     return format_money(attempt.charged_cents, attempt.currency)
 
 
-def _send(session: Session, attempt: ChargeAttempt, *, template: str, stamp: str, subject: str) -> None:
-    to = recipients(attempt)
-    if not to:
-        log.warning("no one to email about charge attempt %s", attempt.id)
+def _send(session: Session, rt: Runtime, attempt: ChargeAttempt, *, template: str, stamp: str,
+          subject: Callable[[], str]) -> None:
+    try:
+        to = recipients(attempt)
+        if not to:
+            log.warning("no one to email about charge attempt %s", attempt.id)
+            return
+        delivery = mail.send(session, rt, to=to, subject=subject(), template=template,
+                             context=_context(session, rt, attempt))
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("%s email for charge attempt %s not sent; reconciliation retries it", template, attempt.id)
         return
-    delivery = email.send(to=to, subject=subject, template=template, context=_context(session, attempt))
     if not delivery.ok:
         log.error("%s email for charge attempt %s was refused: %s", template, attempt.id, delivery.error)
         return
-    setattr(attempt, stamp, now())
-    session.commit()
+    try:
+        setattr(attempt, stamp, now())
+        session.commit()
+    except SQLAlchemyError:
+        # the email went; at worst reconciliation sends it again, which beats an error page after paying
+        session.rollback()
+        log.exception("could not note the %s email for charge attempt %s", template, attempt.id)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from portal.domain import payments as rules
 from portal.models import ChargeAttempt, Client, Dispute, PaymentRequest, PaymentRequestItem, Refund
 
-from .reports import Page
+from ..reports import Page
 
 STATE_FILTERS = ("all", "succeeded", "processing", "failed", "attention", "disputed", "refunded")
 ATTENTION = (rules.CREATED, rules.UNKNOWN)  # the outcome is not known yet: reconcile, or look at the gateway

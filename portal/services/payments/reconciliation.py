@@ -1,8 +1,9 @@
 """``portal payments reconcile``: ask the gateway about everything still unfinished and settle it.
 
-For when a webhook never arrived (endpoint down, misconfigured secret) or a request died between the gateway call
-and our commit. Safe to run at any time and on several nodes: every answer goes through ``apply_result`` (locked,
-forward-only) and every repeated call reuses its idempotency key.
+For when a webhook never arrived (endpoint down, misconfigured secret), a request died between the gateway call
+and our commit, or an answer was recorded but its booking or email failed (``finish``). Safe to run at any time and
+on several nodes: every answer goes through ``apply_result`` (locked, forward-only), every booking checks under
+lock that it is still owed, and every repeated call reuses its idempotency key.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
 from portal.domain import payments as rules
 from portal.domain.errors import DomainError
-from portal.gateways.payments import GatewayError, PaymentGateway
-from portal.models import ChargeAttempt, GatewayRefund
+from portal.gateways.payments import GatewayError
+from portal.models import ChargeAttempt, GatewayRefund, Payment
 
-from . import online_payments, online_refunds
+from ..runtime import Runtime
+from . import refunds, results
+from .charging import replay_charge
+from .locks import end_reads
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,9 @@ class ReconcileReport:
     problems: list[str] = field(default_factory=list)
 
 
-def reconcile(session: Session, gateway: PaymentGateway, *, grace: timedelta = GRACE,
+def reconcile(session: Session, rt: Runtime, *, grace: timedelta = GRACE,
               on_progress: Callable[[int, int], None] | None = None) -> ReconcileReport:
+    gateway = rt.gateway
     report = ReconcileReport()
     cutoff = now() - grace
     ids = session.scalars(
@@ -60,13 +65,16 @@ def reconcile(session: Session, gateway: PaymentGateway, *, grace: timedelta = G
         before = attempt.status
         try:
             if attempt.gateway_id:
-                attempt = online_payments.apply_result(session, attempt.id, gateway.retrieve(attempt.gateway_id),
-                                                       source="reconcile")
+                gateway_id = attempt.gateway_id
+                end_reads(session)
+                attempt = results.apply_result(session, rt, attempt_id, gateway.retrieve(gateway_id),
+                                               source="reconcile")
                 if attempt.status == rules.REQUIRES_ACTION and attempt.created_at <= now() - ABANDONED_AFTER:
-                    attempt = online_payments.apply_result(session, attempt.id, gateway.cancel(attempt.gateway_id),
-                                                           source="reconcile")
+                    end_reads(session)
+                    attempt = results.apply_result(session, rt, attempt_id, gateway.cancel(gateway_id),
+                                                   source="reconcile")
             else:
-                attempt = online_payments.replay_charge(session, gateway, attempt)
+                attempt = replay_charge(session, rt, attempt)
         except GatewayError as e:
             session.rollback()
             report.problems.append(f"charge attempt {attempt_id}: {e}")
@@ -74,8 +82,38 @@ def reconcile(session: Session, gateway: PaymentGateway, *, grace: timedelta = G
         _count(report, before, attempt.status)
         if on_progress:
             on_progress(n, len(ids))
-    _retry_refunds(session, gateway, report)
+    _retry_refunds(session, rt, report)
+    finish(session, rt, report, grace=grace)
     return report
+
+
+def finish(session: Session, rt: Runtime, report: ReconcileReport, *, grace: timedelta = GRACE) -> None:
+    """Answers already recorded whose booking or email did not happen (the database failed after the gateway's
+    answer was saved): book them and send what the client is owed."""
+    cutoff = now() - grace
+    unbooked = session.scalars(
+        select(ChargeAttempt.id).outerjoin(Payment, Payment.id == ChargeAttempt.payment_id)
+        .where(ChargeAttempt.status.in_((rules.PROCESSING, rules.SUCCEEDED, rules.FAILED, rules.CANCELED)),
+               or_(Payment.id.is_(None) & ChargeAttempt.status.in_((rules.PROCESSING, rules.SUCCEEDED)),
+                   Payment.status != ChargeAttempt.status))
+        .order_by(ChargeAttempt.id)).all()
+    for attempt_id in unbooked:
+        report.checked += 1
+        if results.book_safely(session, attempt_id):
+            report.changed += 1
+    unsent = session.scalars(
+        select(ChargeAttempt.id).join(Payment, Payment.id == ChargeAttempt.payment_id)
+        .where(ChargeAttempt.updated_at <= cutoff, Payment.status == ChargeAttempt.status,
+               or_((ChargeAttempt.status == rules.SUCCEEDED) & ChargeAttempt.receipt_sent_at.is_(None),
+                   (ChargeAttempt.status == rules.FAILED) & ChargeAttempt.failure_notice_sent_at.is_(None)))
+        .order_by(ChargeAttempt.id)).all()
+    for attempt_id in [*unbooked, *unsent]:
+        results.finish_notices(session, rt, attempt_id)
+    for row_id in session.scalars(select(GatewayRefund.id).where(
+            GatewayRefund.status.in_(("pending", "succeeded")), GatewayRefund.refund_id.is_(None),
+            GatewayRefund.amount_cents > 0).order_by(GatewayRefund.id)).all():
+        report.checked += 1
+        refunds.book_safely(session, row_id)
 
 
 def _count(report: ReconcileReport, before: str, after: str) -> None:
@@ -87,18 +125,18 @@ def _count(report: ReconcileReport, before: str, after: str) -> None:
         report.still_open += 1
 
 
-def _retry_refunds(session: Session, gateway: PaymentGateway, report: ReconcileReport) -> None:
+def _retry_refunds(session: Session, rt: Runtime, report: ReconcileReport) -> None:
     """Refunds whose gateway call ended without an answer: ask again with the same idempotency key."""
     rows = session.scalars(
         select(GatewayRefund).join(ChargeAttempt, ChargeAttempt.id == GatewayRefund.attempt_id)
         .where(GatewayRefund.status.in_(("requested", "unknown")), GatewayRefund.created_at <= now() - GRACE,
-               ChargeAttempt.gateway == gateway.name)
+               ChargeAttempt.gateway == rt.gateway.name)
         .order_by(GatewayRefund.id)
     ).all()
     for row in rows:
         report.checked += 1
         try:
-            online_refunds.send_refund(session, gateway, row)
+            refunds.send_refund(session, rt, row)
         except DomainError as e:
             report.problems.append(f"refund {row.id}: {e}")
         else:

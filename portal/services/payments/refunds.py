@@ -1,5 +1,10 @@
-"""Money going back on an online payment: refunds sent through the gateway, refunds made in the gateway's own
-dashboard, and disputes (chargebacks). Each ends as a ledger Refund row, so invoices reopen the usual way.
+"""Money going back on an online payment: refunds sent through the gateway and refunds made in the gateway's own
+dashboard. Each ends as a ledger Refund row, so invoices reopen the usual way (disputes: ``disputes.py``).
+
+Like a charge: the GatewayRefund row is committed before the gateway call (its id makes the idempotency key), the
+gateway's answer is committed on that row on its own, and only then is the refund put on the ledger, under the lock
+order (the client's invoices, then the attempt, then the refund row). A booking that fails is finished by
+reconciliation; the knowledge that money went back is never rolled back with it.
 
 Amounts: staff refund *invoice money*; the matching share of any card surcharge goes back with it. What the
 gateway reports (refunded totals, dispute amounts) is in charged cents and is split back the same way.
@@ -11,23 +16,21 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from portal.clock import now
 from portal.domain import payments as rules
 from portal.domain.errors import DomainError, InvalidAmount
-from portal.gateways.payments import (
-    DisputeUpdate,
-    GatewayRequestError,
-    GatewayUnavailable,
-    PaymentGateway,
-    RefundUpdate,
-)
+from portal.gateways.payments import GatewayRequestError, GatewayUnavailable, RefundUpdate
 from portal.models import ChargeAttempt, Dispute, GatewayRefund, Refund, StaffUser
 
-from . import payments as ledger_payments
-from .idempotency import commit_with_key
-from .online_payments import payment_of
+from ..idempotency import commit_with_key
+from ..locking import begin_write
+from ..runtime import Runtime
+from .booking import refund_payment
+from .locks import client_of_attempt, end_reads, lock_attempt, lock_client_invoices
+from .results import payment_of
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +69,11 @@ def _gateway_refunded_base(session: Session, attempt: ChargeAttempt) -> int:
         GatewayRefund.attempt_id == attempt.id, GatewayRefund.status.in_(LIVE_REFUND_STATUSES))))
 
 
-def _lock(session: Session, attempt: ChargeAttempt) -> ChargeAttempt:
-    locked = session.get(ChargeAttempt, attempt.id, with_for_update=True, populate_existing=True)
-    assert locked is not None
-    return locked
-
-
-def disputes_of(session: Session, attempt: ChargeAttempt) -> list[Dispute]:
-    return list(session.scalars(select(Dispute).where(Dispute.attempt_id == attempt.id).order_by(Dispute.id)))
+def lock_for_money_back(session: Session, attempt_id: int) -> ChargeAttempt:
+    """Begin a write transaction and take its locks in the one order: the client's invoices, then the attempt."""
+    begin_write(session)
+    lock_client_invoices(session, client_of_attempt(session, attempt_id))
+    return lock_attempt(session, attempt_id)
 
 
 def refunds_of(session: Session, attempt: ChargeAttempt) -> list[GatewayRefund]:
@@ -82,20 +82,22 @@ def refunds_of(session: Session, attempt: ChargeAttempt) -> list[GatewayRefund]:
 
 
 def has_open_dispute(session: Session, attempt: ChargeAttempt) -> bool:
-    return any(rules.is_open_dispute(d.status) for d in disputes_of(session, attempt))
+    disputes = session.scalars(select(Dispute.status).where(Dispute.attempt_id == attempt.id))
+    return any(rules.is_open_dispute(status) for status in disputes)
 
 
-def refund(session: Session, gateway: PaymentGateway, attempt: ChargeAttempt, *, amount_cents: int, reason: str,
+def refund(session: Session, rt: Runtime, attempt: ChargeAttempt, *, amount_cents: int, reason: str,
            staff: StaffUser | None, form_nonce: str) -> GatewayRefund:
     """Send invoice money (and its share of the surcharge) back to the client's card or bank account.
 
-    The GatewayRefund row is committed before the gateway call and its id makes the idempotency key; submitting
-    the same form twice (same ``form_nonce``) returns the first refund instead of refunding again.
+    Submitting the same form twice (same ``form_nonce``) returns the first refund instead of refunding again.
     """
     existing = session.scalar(select(GatewayRefund).where(GatewayRefund.form_nonce == form_nonce))
     if existing is not None:
         return existing
-    attempt = _lock(session, attempt)
+    if amount_cents <= 0:
+        raise InvalidAmount("A refund must be more than zero.")
+    attempt = lock_for_money_back(session, attempt.id)
     if attempt.status != rules.SUCCEEDED or attempt.payment_id is None or not attempt.gateway_id:
         session.rollback()
         raise DomainError("Only a completed online payment can be refunded.")
@@ -103,9 +105,6 @@ def refund(session: Session, gateway: PaymentGateway, attempt: ChargeAttempt, *,
         session.rollback()
         raise DomainError("This payment is disputed: the card network decides where the money goes. "
                           "Respond to the dispute instead of refunding.")
-    if amount_cents <= 0:
-        session.rollback()
-        raise InvalidAmount("A refund must be more than zero.")
     room = refundable(session, attempt)
     if amount_cents > room.left_cents:
         session.rollback()
@@ -119,39 +118,80 @@ def refund(session: Session, gateway: PaymentGateway, attempt: ChargeAttempt, *,
     )
     row, new = commit_with_key(session, row, "portal-refund", lambda: session.scalar(
         select(GatewayRefund).where(GatewayRefund.form_nonce == form_nonce)))
-    return send_refund(session, gateway, row) if new else row
+    return send_refund(session, rt, row) if new else row
 
 
-def send_refund(session: Session, gateway: PaymentGateway, row: GatewayRefund) -> GatewayRefund:
-    """Call the gateway for a refund row (first time, or again after an unknown outcome: same key)."""
+def send_refund(session: Session, rt: Runtime, row: GatewayRefund) -> GatewayRefund:
+    """Call the gateway for a refund row (first time, or again after an unknown outcome: same key), record its
+    answer, then put it on the ledger."""
+    row_id, key, cents = row.id, row.idempotency_key or "", row.gateway_cents
+    gateway_id = session.scalar(select(ChargeAttempt.gateway_id).where(ChargeAttempt.id == row.attempt_id)) or ""
+    end_reads(session)
     try:
-        result = gateway.refund(idempotency_key=row.idempotency_key or "", gateway_id=row.attempt.gateway_id or "",
-                                amount_cents=row.gateway_cents)
+        result = rt.gateway.refund(idempotency_key=key, gateway_id=gateway_id, amount_cents=cents)
     except GatewayUnavailable as e:
-        row.status = "unknown"
-        session.commit()
+        _record(session, row_id, status="unknown")
         raise RefundOutcomeUnknown("The payment service did not answer, so the refund may or may not have gone "
                                    "out. `portal payments reconcile` will find out; do not refund again.") from e
     except GatewayRequestError as e:
-        row.status, row.error = "failed", str(e)
-        session.commit()
+        _record(session, row_id, status="failed", error=str(e))
         raise DomainError(f"The payment service refused the refund: {e}") from e
-    row.gateway_refund_id = result.refund_id
-    row.status = result.status if result.status in ("succeeded", "pending", "failed") else "pending"
-    if row.status != "failed":
-        _book(session, row, reason=row.reason or "Refunded online", status=row.status, ref=result.refund_id)
+    status = result.status if result.status in ("succeeded", "pending", "failed") else "pending"
+    row = _record(session, row_id, status=status, gateway_refund_id=result.refund_id)
+    if status != "failed":
+        book_safely(session, row_id)
+    session.refresh(row)
+    return row
+
+
+def _record(session: Session, row_id: int, *, status: str, error: str | None = None,
+            gateway_refund_id: str | None = None) -> GatewayRefund:
+    """The gateway's answer about a refund, committed on its own before any booking."""
+    begin_write(session)
+    row = session.get(GatewayRefund, row_id, with_for_update=True, populate_existing=True)
+    assert row is not None
+    row.status = status
+    if error is not None:
+        row.error = error
+    if gateway_refund_id:
+        row.gateway_refund_id = gateway_refund_id
     session.commit()
     return row
 
 
+def needs_booking(row: GatewayRefund) -> bool:
+    return row.status in ("pending", "succeeded") and row.refund_id is None and row.amount_cents > 0
+
+
+def book_safely(session: Session, row_id: int) -> None:
+    try:
+        book(session, row_id)
+    except (SQLAlchemyError, DomainError):
+        session.rollback()
+        log.exception("gateway refund %s: recorded but not booked yet; `portal payments reconcile` will finish it",
+                      row_id)
+
+
+def book(session: Session, row_id: int) -> None:
+    """Put a gateway refund on the ledger (once): the money leaves the payment, invoices it paid reopen."""
+    attempt_id = session.scalar(select(GatewayRefund.attempt_id).where(GatewayRefund.id == row_id))
+    assert attempt_id is not None
+    lock_for_money_back(session, attempt_id)
+    row = session.get(GatewayRefund, row_id, with_for_update=True, populate_existing=True)
+    assert row is not None
+    if needs_booking(row):
+        _book(session, row, reason=row.reason or "Refunded online", status=row.status,
+              ref=row.gateway_refund_id or "")
+    session.commit()
+
+
 def _book(session: Session, row: GatewayRefund, *, reason: str, status: str, ref: str) -> None:
-    """Put a gateway refund on the ledger: the money leaves the payment, invoices it paid reopen."""
     payment = payment_of(session, row.attempt)
     if payment is None or row.amount_cents <= 0 or row.refund_id is not None:
         return
     ledger_status = "succeeded" if status == "succeeded" else "pending"
-    refund_row = ledger_payments.refund_payment(session, payment, amount_cents=row.amount_cents, reason=reason,
-                                                status=ledger_status, gateway_ref=ref[:100], commit=False)
+    refund_row = refund_payment(session, payment, amount_cents=row.amount_cents, reason=reason,
+                                status=ledger_status, gateway_ref=ref[:100], commit=False)
     row.refund_id = refund_row.id
 
 
@@ -169,7 +209,7 @@ def record_gateway_refund(session: Session, update: RefundUpdate) -> str:
     attempt = attempt_for_gateway_id(session, update.payment_intent_id)
     if attempt is None:
         return "ignored: not a portal payment"
-    attempt = _lock(session, attempt)
+    attempt = lock_for_money_back(session, attempt.id)
     known = session.scalars(select(GatewayRefund).where(GatewayRefund.attempt_id == attempt.id,
                                                         GatewayRefund.status.in_(LIVE_REFUND_STATUSES))).all()
     known_gateway_cents = sum(r.gateway_cents for r in known)
@@ -187,36 +227,3 @@ def record_gateway_refund(session: Session, update: RefundUpdate) -> str:
     _book(session, row, reason=row.reason, status="succeeded", ref=update.charge_id)
     session.commit()
     return f"recorded a dashboard refund of {extra} cents"
-
-
-def record_dispute(session: Session, update: DisputeUpdate) -> str:
-    """``charge.dispute.*``: keep the dispute's latest state. When the MSP loses, the money is gone for good: the
-    ledger reverses it like a refund (the invoices it paid reopen). Winning changes nothing."""
-    attempt = attempt_for_gateway_id(session, update.payment_intent_id)
-    if attempt is None:
-        return "ignored: not a portal payment"
-    attempt = _lock(session, attempt)
-    dispute = session.scalar(select(Dispute).where(Dispute.dispute_id == update.dispute_id))
-    stamp = now()
-    if dispute is None:
-        dispute = Dispute(dispute_id=update.dispute_id, attempt_id=attempt.id, status=update.status,
-                          reason=update.reason or "", amount_cents=update.amount_cents, currency=update.currency,
-                          opened_at=stamp, updated_at=stamp)
-        session.add(dispute)
-    dispute.status = rules.advance_dispute(dispute.status, update.status)
-    dispute.updated_at = stamp
-    if not rules.is_open_dispute(dispute.status) and dispute.closed_at is None:
-        dispute.closed_at = stamp
-    session.flush()
-    payment = payment_of(session, attempt)
-    if dispute.status == "lost" and dispute.reversal_refund_id is None and payment is not None:
-        base = rules.base_part_of_charge(charged_cents=attempt.charged_cents, base_cents=attempt.amount_cents,
-                                         gateway_cents=dispute.amount_cents)
-        base = min(base, refundable(session, attempt).left_cents)
-        if base > 0:
-            reversal = ledger_payments.refund_payment(
-                session, payment, amount_cents=base, reason=f"Dispute lost ({dispute.reason or 'no reason'})",
-                gateway_ref=dispute.dispute_id[:100], commit=False)
-            dispute.reversal_refund_id = reversal.id
-    session.commit()
-    return f"dispute {dispute.status}"

@@ -1,8 +1,9 @@
 """Gateway webhooks, already verified by the gateway adapter: store each event once, then act on it.
 
-The event row and its effects commit together, so a redelivered event (same id) finds its row and does nothing,
-and an event that failed half-way is not stored and will be processed when the gateway retries. Events carry the
-object's full current state and every handler moves things only forward, so any order is fine.
+The event row is stored *after* its effects: a redelivered event (same id) finds its row and does nothing, and an
+event whose handling failed is not stored and is handled again when the gateway retries. Handling an event twice
+(two deliveries at once) is harmless: events carry the object's full current state, every handler moves things only
+forward under locks, and the second event row is refused by its unique key. Handlers own their transactions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from portal.gateways.payments import WebhookEvent
 from portal.models import ChargeAttempt
 from portal.models import WebhookEvent as StoredEvent
 
-from . import online_payments, online_refunds
+from ..locking import begin_write
+from ..runtime import Runtime
+from .disputes import record_dispute
+from .refunds import record_gateway_refund
+from .results import apply_result
 
 log = logging.getLogger(__name__)
 
@@ -29,40 +34,40 @@ CHARGE_EVENTS = frozenset({
 })
 
 
-def handle_event(session: Session, gateway_name: str, event: WebhookEvent, payload: bytes = b"") -> str:
-    """Process one verified event exactly once; returns what was done (for the log and the response)."""
-    stored = StoredEvent(gateway=gateway_name, event_id=event.id, type=event.type, object_id=event.object_id,
-                         event_created_at=event.created, received_at=now())
-    session.add(stored)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
+def handle_event(session: Session, rt: Runtime, event: WebhookEvent, payload: bytes = b"") -> str:
+    """Process one verified event once; returns what was done (for the log and the response)."""
+    gateway_name = rt.gateway.name
+    seen = select(StoredEvent.id).where(StoredEvent.gateway == gateway_name, StoredEvent.event_id == event.id)
+    if session.scalar(seen) is not None:
         return "duplicate: already processed"
     try:
-        outcome = _dispatch(session, event, payload)
+        outcome = _dispatch(session, rt, event, payload)
     except Exception:
         session.rollback()  # not stored: the gateway retries and we try again
         raise
-    # handlers commit their own changes (which included the event row); note what happened on it
-    stored = session.merge(stored)
-    stored.outcome = outcome[:255]
-    session.commit()
+    begin_write(session)
+    session.add(StoredEvent(gateway=gateway_name, event_id=event.id, type=event.type, object_id=event.object_id,
+                            event_created_at=event.created, received_at=now(), outcome=outcome[:255]))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return "duplicate: processed by a delivery at the same time"
     log.info("webhook %s %s: %s", event.type, event.id, outcome)
     return outcome
 
 
-def _dispatch(session: Session, event: WebhookEvent, payload: bytes) -> str:
+def _dispatch(session: Session, rt: Runtime, event: WebhookEvent, payload: bytes) -> str:
     if event.type in CHARGE_EVENTS and event.charge is not None:
         attempt = _attempt_for(session, event.charge.gateway_id, payload)
         if attempt is None:
             return "ignored: not a portal payment"
-        attempt = online_payments.apply_result(session, attempt.id, event.charge, source="webhook")
+        attempt = apply_result(session, rt, attempt.id, event.charge, source="webhook")
         return f"charge attempt {attempt.id} is {attempt.status}"
     if event.type == "charge.refunded" and event.refund is not None:
-        return online_refunds.record_gateway_refund(session, event.refund)
+        return record_gateway_refund(session, event.refund)
     if event.type.startswith("charge.dispute.") and event.dispute is not None:
-        return online_refunds.record_dispute(session, event.dispute)
+        return record_dispute(session, event.dispute)
     return "ignored: event type not used"
 
 

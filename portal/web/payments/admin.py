@@ -13,10 +13,11 @@ from portal import db
 from portal.domain.errors import DomainError
 from portal.domain.money import format_money, to_decimal
 from portal.models import ChargeAttempt
-from portal.services import online_payments, online_refunds, online_reports
+from portal.services import payments
 from portal.services.errors import NotFound
 from portal.web.auth.identity import staff_required
 from portal.web.params import page_arg
+from portal.web.runtime import runtime
 
 from .forms import OnlineRefundForm, PaymentSettingsForm
 from .routes import bp
@@ -35,12 +36,12 @@ def _attempt_or_404(attempt_id: int) -> ChargeAttempt:
 @staff_required
 def admin_list():
     state = request.args.get("state", "all")
-    if state not in online_reports.STATE_FILTERS:
+    if state not in payments.STATE_FILTERS:
         state = "all"
-    page = online_reports.attempt_page(db.session(), state=state, page=page_arg(),
+    page = payments.attempt_page(db.session(), state=state, page=page_arg(),
                                        per_page=PAGE_SIZE)
-    return render_template("payments/admin/list.html", page=page, state=state, states=online_reports.STATE_FILTERS,
-                           gateway=online_payments.get_gateway())
+    return render_template("payments/admin/list.html", page=page, state=state, states=payments.STATE_FILTERS,
+                           gateway=runtime().gateway)
 
 
 @bp.get("/admin/online-payments/<int:attempt_id>")
@@ -51,16 +52,16 @@ def admin_detail(attempt_id: int):
 
 def _render_detail(attempt: ChargeAttempt, form: OnlineRefundForm | None = None, status: int = 200):
     session = db.session()
-    room = online_refunds.refundable(session, attempt)
+    room = payments.refundable(session, attempt)
     if form is None:
         form = OnlineRefundForm(formdata=None)
         form.amount.data = str(to_decimal(max(0, room.left_cents)))
     form.nonce.data = form.nonce.data or secrets.token_urlsafe(24)  # one refund per rendered form
     return render_template(
-        "payments/admin/detail.html", attempt=attempt, row=online_reports.attempt_row(session, attempt), form=form,
-        room=room, open_dispute=online_refunds.has_open_dispute(session, attempt),
-        refunds=online_refunds.refunds_of(session, attempt),
-        method=online_payments.describe_method(attempt),
+        "payments/admin/detail.html", attempt=attempt, row=payments.attempt_row(session, attempt), form=form,
+        room=room, open_dispute=payments.has_open_dispute(session, attempt),
+        refunds=payments.refunds_of(session, attempt),
+        method=payments.describe_method(attempt),
     ), status
 
 
@@ -74,10 +75,10 @@ def admin_refund(attempt_id: int):
         cents = form.amount_cents()
         if cents is not None:
             try:
-                refund = online_refunds.refund(session, online_payments.get_gateway(), attempt, amount_cents=cents,
+                refund = payments.refund(session, runtime(), attempt, amount_cents=cents,
                                                reason=form.reason.data, staff=current_user.record,
                                                form_nonce=form.nonce.data)
-            except online_refunds.RefundOutcomeUnknown as e:
+            except payments.RefundOutcomeUnknown as e:
                 flash(str(e), "warning")
                 return redirect(url_for("payments.admin_detail", attempt_id=attempt.id))
             except DomainError as e:
@@ -96,7 +97,7 @@ def admin_refund(attempt_id: int):
 @staff_required
 def admin_settings():
     session = db.session()
-    settings = online_payments.payment_settings(session)
+    settings = payments.payment_settings(session)
     form = PaymentSettingsForm()
     if request.method == "GET":
         form.surcharge_percent.data = str(settings.surcharge_percent.normalize() if settings.surcharge_percent
@@ -107,7 +108,7 @@ def admin_settings():
         rate, minimum = form.surcharge(), form.minimum_cents()
         if rate is not None and minimum is not None:
             try:
-                online_payments.update_payment_settings(session, surcharge_percent=rate,
+                payments.update_payment_settings(session, surcharge_percent=rate,
                                                         blocked_regions=form.blocked_regions.data or "",
                                                         partial_minimum_cents=minimum)
             except DomainError as e:
@@ -116,19 +117,19 @@ def admin_settings():
             else:
                 flash("Online payment settings saved.", "success")
                 return redirect(url_for("payments.admin_settings"))
-    return render_template("payments/admin/settings.html", form=form, gateway=online_payments.get_gateway())
+    return render_template("payments/admin/settings.html", form=form, gateway=runtime().gateway)
 
 
 @bp.app_template_global("online_payments_panel")
 def online_payments_panel(*, client_id: int | None = None, invoice_id: int | None = None) -> dict:
     """For the staff client and invoice pages: recent online payments and any disputes on them."""
     session = db.session()
-    page = online_reports.attempt_page(session, client_id=client_id, invoice_id=invoice_id, per_page=10)
+    page = payments.attempt_page(session, client_id=client_id, invoice_id=invoice_id, per_page=10)
     return {"rows": page.items, "total": page.total,
-            "disputes": online_reports.disputes_for(session, client_id=client_id, invoice_id=invoice_id)}
+            "disputes": payments.disputes_for(session, client_id=client_id, invoice_id=invoice_id)}
 
 
 @bp.app_template_global("online_attempt_for")
 def online_attempt_for(payment_id: int) -> ChargeAttempt | None:
     """The online charge behind a ledger payment, if it was paid online (its refunds go through the gateway)."""
-    return online_reports.attempt_for_payment(db.session(), payment_id)
+    return payments.attempt_for_payment(db.session(), payment_id)

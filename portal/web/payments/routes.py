@@ -21,10 +21,11 @@ from portal.domain.money import percent_of
 from portal.extensions import csrf, limiter
 from portal.gateways.payments import InvalidWebhook, PaymentGateway, sandbox_token
 from portal.models import PaymentRequest
-from portal.services import delivery, online_payments, webhooks
+from portal.services import delivery, payments
 from portal.services.errors import NotFound
 from portal.web.auth.identity import contact_required
 from portal.web.params import id_arg
+from portal.web.runtime import runtime
 
 from .forms import ChooseForm, PayForm, amount_field, parse_choice, pick_field
 
@@ -42,10 +43,6 @@ TEST_BANK_ACCOUNTS = (
 )
 
 
-def _gateway() -> PaymentGateway:
-    return online_payments.get_gateway()
-
-
 # --- choose what to pay --------------------------------------------------------------------------------------------
 
 @bp.route("/pay", methods=["GET", "POST"])
@@ -53,7 +50,7 @@ def _gateway() -> PaymentGateway:
 def choose():
     """The signed-in contact picks any of its client's open invoices and how much of each to pay."""
     client = current_user.record.client
-    rows = online_payments.payable_invoices(db.session(), client.id)
+    rows = payments.payable_invoices(db.session(), client.id)
     preselect = id_arg("invoice")
     return _choose(client=client, contact=current_user.record, rows=rows, link=None,
                    preselect={preselect} if preselect else {r.invoice.id for r in rows},
@@ -66,16 +63,16 @@ def choose():
 def link_choose(token: str):
     """From an emailed invoice link: this one invoice, in full or in part."""
     session = db.session()
-    access = delivery.resolve_link(session, token)
+    access = delivery.resolve_link(session, runtime(), token)
     if not access.ok:
         raise NotFound()
     invoice = access.invoice
-    rows = online_payments.payable_invoices(session, invoice.client_id, invoice_id=invoice.id)
+    rows = payments.payable_invoices(session, invoice.client_id, invoice_id=invoice.id)
     return _choose(client=invoice.client, contact=access.link.contact, rows=rows, link=access.link,
                    preselect={invoice.id}, cancel_url=url_for("links.invoice", token=token))
 
 
-def _choose(*, client, contact, rows: list[online_payments.PayableInvoice], link, preselect: set[int],
+def _choose(*, client, contact, rows: list[payments.PayableInvoice], link, preselect: set[int],
             cancel_url: str):
     session = db.session()
     form = ChooseForm()
@@ -90,7 +87,7 @@ def _choose(*, client, contact, rows: list[online_payments.PayableInvoice], link
         chosen, errors = parse_choice(request.form, items)
         if not errors:
             try:
-                payment_request = online_payments.create_request(session, client=client, contact=contact,
+                payment_request = payments.create_request(session, client=client, contact=contact,
                                                                  amounts=chosen, link=link)
             except DomainError as e:
                 session.rollback()
@@ -100,7 +97,7 @@ def _choose(*, client, contact, rows: list[online_payments.PayableInvoice], link
     return render_template(
         "payments/choose.html", form=form, rows=rows, picked=picked, typed=typed, errors=errors,
         pick_field=pick_field, amount_field=amount_field, link=link, cancel_url=cancel_url,
-        settings=online_payments.payment_settings(session),
+        settings=payments.payment_settings(session),
     )
 
 
@@ -109,7 +106,7 @@ def _choose(*, client, contact, rows: list[online_payments.PayableInvoice], link
 def _payment_request(public_id: str) -> PaymentRequest:
     """The request, if this visitor may see it: its own client's signed-in contact, or the holder of an invoice
     link that still opens the invoice. Anyone else gets the same 404 as for an id that does not exist."""
-    found = online_payments.request_by_public_id(db.session(), public_id)
+    found = payments.request_by_public_id(db.session(), public_id)
     if found is None:
         raise NotFound()
     signed_in_here = (current_user.is_authenticated and current_user.is_contact
@@ -123,7 +120,7 @@ def _payment_request(public_id: str) -> PaymentRequest:
 
 def _back_url(payment_request: PaymentRequest) -> str:
     if payment_request.link is not None and not (current_user.is_authenticated and current_user.is_contact):
-        return url_for("links.invoice", token=delivery.link_token(payment_request.link))
+        return url_for("links.invoice", token=delivery.link_token(runtime(), payment_request.link))
     return url_for("client.invoices")
 
 
@@ -132,9 +129,10 @@ def _back_url(payment_request: PaymentRequest) -> str:
 def checkout(public_id: str):
     session = db.session()
     payment_request = _payment_request(public_id)
-    gateway = _gateway()
+    rt = runtime()
+    gateway = rt.gateway
     form = PayForm()
-    if online_payments.blocking_attempt(session, payment_request) is not None and request.method == "GET":
+    if payments.blocking_attempt(session, payment_request) is not None and request.method == "GET":
         return redirect(url_for("payments.status", public_id=public_id))
     if form.validate_on_submit():
         token = _token(form, gateway)
@@ -143,9 +141,9 @@ def checkout(public_id: str):
             form.form_errors.append("This payment form is out of date. Please check your payment's status.")
         elif token:
             try:
-                attempt = online_payments.pay(session, gateway, payment_request, token=token, attempt_number=number,
-                                              accepted_surcharge_cents=form.accepted_surcharge_cents())
-            except online_payments.SurchargeConsentNeeded as e:
+                attempt = payments.pay(session, rt, payment_request, token=token, attempt_number=number,
+                                       accepted_surcharge_cents=form.accepted_surcharge_cents())
+            except payments.SurchargeConsentNeeded as e:
                 return _review(payment_request, e.quote, token, number)
             except DomainError as e:
                 session.rollback()
@@ -180,11 +178,11 @@ def _token(form: PayForm, gateway: PaymentGateway) -> str | None:
 def _render_checkout(payment_request: PaymentRequest, form: PayForm, gateway: PaymentGateway):
     session = db.session()
     form.nonce.data = payment_request.public_id
-    form.attempt.data = str(online_payments.next_attempt_number(session, payment_request))
+    form.attempt.data = str(payments.next_attempt_number(session, payment_request))
     form.confirmation_token.data = ""
     form.accepted_surcharge.data = ""
     form.card_cvc.data = ""  # never echoed back into the page
-    rate, blocked = online_payments.surcharge_terms(session, payment_request.client)
+    rate, blocked = payments.surcharge_terms(session, payment_request.client)
     credit_surcharge_cents = percent_of(payment_request.amount_cents, rate) if rate and not blocked else 0
     return render_template(
         "payments/checkout.html", form=form, payment_request=payment_request, gateway=gateway,
@@ -195,7 +193,7 @@ def _render_checkout(payment_request: PaymentRequest, form: PayForm, gateway: Pa
     )
 
 
-def _review(payment_request: PaymentRequest, quote: online_payments.Quote, token: str, number: int):
+def _review(payment_request: PaymentRequest, quote: payments.Quote, token: str, number: int):
     """The card carries a surcharge: show it as its own line and ask the client to confirm the new total."""
     form = PayForm(formdata=None)
     form.nonce.data = payment_request.public_id
@@ -220,13 +218,13 @@ def status(public_id: str):
     """The receipt once paid; otherwise where the payment stands (processing, failed, waiting on the bank)."""
     session = db.session()
     payment_request = _payment_request(public_id)
-    attempt = online_payments.latest_attempt(session, payment_request)
+    attempt = payments.latest_attempt(session, payment_request)
     if attempt is None:
         return redirect(url_for("payments.checkout", public_id=public_id))
-    attempt = online_payments.refresh_attempt(session, _gateway(), attempt)
+    attempt = payments.refresh_attempt(session, runtime(), attempt)
     return render_template("payments/status.html", payment_request=payment_request, attempt=attempt,
                            back_url=_back_url(payment_request),
-                           method=online_payments.describe_method(attempt))
+                           method=payments.describe_method(attempt))
 
 
 # --- the gateway's webhooks -----------------------------------------------------------------------------------
@@ -235,7 +233,8 @@ def status(public_id: str):
 @csrf.exempt
 def stripe_webhook():
     """Stripe's events. The signature is checked on the raw body; a bad or stale one changes nothing (400)."""
-    gateway = _gateway()
+    rt = runtime()
+    gateway = rt.gateway
     if gateway.is_sandbox:
         abort(404)
     payload = request.get_data(cache=False)
@@ -243,7 +242,7 @@ def stripe_webhook():
         event = gateway.parse_webhook(payload, request.headers.get("Stripe-Signature", ""))
     except InvalidWebhook:
         return jsonify(error="invalid signature"), 400
-    outcome = webhooks.handle_event(db.session(), gateway.name, event, payload)
+    outcome = payments.handle_event(db.session(), rt, event, payload)
     return jsonify(received=True, outcome=outcome)
 
 

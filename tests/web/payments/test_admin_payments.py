@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from portal.gateways.payments import sandbox_token
 from portal.models import ChargeAttempt, GatewayRefund, PaymentSettings, Refund
-from portal.services import online_payments
+from portal.services import payments
 from tests.conftest import sign_in
-from tests.payments_fixtures import count, invoice_state, new_request
+from tests.payments_fixtures import count, invoice_state, new_request, runtime_for
 
 from .conftest import location, row, text, value_of, words
 
@@ -23,15 +23,15 @@ def staff_http(http, make, sandbox_gateway):
 
 
 def paid(session, shop, gateway, *, number="4242424242424242", kind="card", amounts=None, accepted=None):
-    return online_payments.pay(session, gateway, new_request(session, shop, amounts), attempt_number=1,
+    return payments.pay(session, runtime_for(gateway), new_request(session, shop, amounts), attempt_number=1,
                                token=sandbox_token(kind, number), accepted_surcharge_cents=accepted)
 
 
 def test_the_list_shows_state_and_gateway_reference(staff_http, session, shop, sandbox_gateway):
     card = paid(session, shop, sandbox_gateway)
-    declined = online_payments.pay(session, sandbox_gateway, new_request(session, shop, {shop.second.id: 25_000}),
+    declined = payments.pay(session, runtime_for(sandbox_gateway), new_request(session, shop, {shop.second.id: 25_000}),
                                    attempt_number=1, token=sandbox_token("card", "4000000000000002"))
-    bank = online_payments.pay(session, sandbox_gateway, declined.request, attempt_number=2,
+    bank = payments.pay(session, runtime_for(sandbox_gateway), declined.request, attempt_number=2,
                                token=sandbox_token("us_bank_account", "000123456789"))
 
     page = text(staff_http.get("/admin/online-payments"))
@@ -68,7 +68,7 @@ def test_the_detail_page_and_a_full_refund(staff_http, session, shop, sandbox_ga
 
 
 def test_a_partial_refund_with_its_share_of_the_surcharge(staff_http, session, shop, sandbox_gateway):
-    online_payments.update_payment_settings(session, surcharge_percent=Decimal("3"), blocked_regions="",
+    payments.update_payment_settings(session, surcharge_percent=Decimal("3"), blocked_regions="",
                                             partial_minimum_cents=1_000)
     attempt = paid(session, shop, sandbox_gateway, accepted=300)
     nonce = _nonce(text(staff_http.get(f"/admin/online-payments/{attempt.id}")))
@@ -154,7 +154,7 @@ def test_saving_the_settings(staff_http, session):
     response = staff_http.post("/admin/payment-settings", data={"surcharge_percent": "2.5",
                                                                 "blocked_regions": "ma; ct", "partial_minimum": "25"})
     assert location(response) == "/admin/payment-settings"
-    settings = online_payments.payment_settings(session)
+    settings = payments.payment_settings(session)
     session.refresh(settings)
     assert (settings.surcharge_percent, settings.surcharge_blocked_regions, settings.partial_minimum_cents) == (
         Decimal("2.5"), "CT, MA", 2_500)
@@ -175,7 +175,7 @@ def test_bad_settings_are_refused(staff_http, session, field, value, message):
     assert response.status_code == 200
     assert message in text(response)
     assert session.get(PaymentSettings, 1) is None  # nothing was saved
-    settings = online_payments.payment_settings(session)
+    settings = payments.payment_settings(session)
     assert settings.surcharge_percent == 0 and settings.partial_minimum_cents == 1_000
 
 

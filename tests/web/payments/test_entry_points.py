@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from portal.gateways.payments import sandbox_token
 from portal.models import InvoiceLink, Refund
-from portal.services import delivery, online_payments, webhooks
+from portal.services import delivery, payments
 from tests.conftest import sign_in
-from tests.payments_fixtures import count, invoice_state, new_request, stripe_config
+from tests.payments_fixtures import count, invoice_state, new_request, runtime_for, stripe_config
 
 from .conftest import row, text, words
 
@@ -26,9 +26,9 @@ def test_the_client_portal_invoice_and_overview_pages_link_to_paying(http, shop,
     assert 'href="/pay">Pay online</a>' in text(http.get("/"))
 
 
-def test_the_invoice_link_page_links_to_paying_its_invoice(http, session, shop, stripe_gateway):
-    delivery.send_invoice(session, shop.first, contacts=[shop.contact])
-    token = delivery.link_token(session.scalar(select(InvoiceLink)))
+def test_the_invoice_link_page_links_to_paying_its_invoice(http, session, rt, shop, stripe_gateway):
+    delivery.send_invoice(session, rt, shop.first, contacts=[shop.contact])
+    token = delivery.link_token(rt, session.scalar(select(InvoiceLink)))
     page = text(http.get(f"/i/{token}"))
     assert f'href="/i/{token}/pay">Pay online</a>' in page
     assert "SANDBOX" not in page  # Stripe mode
@@ -36,11 +36,11 @@ def test_the_invoice_link_page_links_to_paying_its_invoice(http, session, shop, 
 
 @pytest.fixture
 def disputed(session, shop, stripe_gateway, fake_stripe):
-    attempt = online_payments.pay(session, stripe_gateway, new_request(session, shop), attempt_number=1,
+    attempt = payments.pay(session, runtime_for(stripe_gateway), new_request(session, shop), attempt_number=1,
                                   token=fake_stripe.confirmation_token("pm_card_visa"))
     dispute = fake_stripe.create_dispute(attempt.gateway_id, reason="duplicate")
     payload, header = fake_stripe.event("charge.dispute.created", dispute)
-    webhooks.handle_event(session, "stripe", stripe_gateway.parse_webhook(payload, header), payload)
+    payments.handle_event(session, runtime_for(stripe_gateway), stripe_gateway.parse_webhook(payload, header), payload)
     return attempt, dispute
 
 
@@ -60,7 +60,7 @@ def test_staff_see_disputes_on_the_client_and_the_invoice(http, make, shop, disp
 
 def test_the_ledger_payment_page_sends_refunds_of_online_payments_to_the_gateway(http, make, session, shop,
                                                                                  stripe_gateway, fake_stripe):
-    attempt = online_payments.pay(session, stripe_gateway, new_request(session, shop), attempt_number=1,
+    attempt = payments.pay(session, runtime_for(stripe_gateway), new_request(session, shop), attempt_number=1,
                                   token=fake_stripe.confirmation_token("pm_card_visa"))
     sign_in(http, make.staff())
 
@@ -74,7 +74,7 @@ def test_the_ledger_payment_page_sends_refunds_of_online_payments_to_the_gateway
 
 def test_an_offline_refund_of_an_online_payment_is_refused_and_changes_nothing(http, make, session, shop,
                                                                                sandbox_gateway):
-    attempt = online_payments.pay(session, sandbox_gateway, new_request(session, shop), attempt_number=1,
+    attempt = payments.pay(session, runtime_for(sandbox_gateway), new_request(session, shop), attempt_number=1,
                                   token=sandbox_token("card", "4242424242424242"))
     sign_in(http, make.staff())
 

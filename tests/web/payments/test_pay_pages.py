@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.models import ChargeAttempt, InvoiceLink, Payment, PaymentRequest
-from portal.services import delivery, online_payments
+from portal.services import delivery, payments
 from tests.conftest import sign_in
 from tests.payments_fixtures import count, invoice_state, read_outbox
 
@@ -225,7 +225,7 @@ def test_a_sandbox_bank_payment_that_fails_after_processing(contact_http, sessio
 
 @pytest.fixture
 def surcharge(session):
-    online_payments.update_payment_settings(session, surcharge_percent=Decimal("3"), blocked_regions="",
+    payments.update_payment_settings(session, surcharge_percent=Decimal("3"), blocked_regions="",
                                             partial_minimum_cents=1_000)
 
 
@@ -272,7 +272,7 @@ def test_a_bank_payment_pays_without_surcharge(contact_http, session, shop, surc
 
 
 def test_no_surcharge_is_disclosed_where_it_is_blocked(contact_http, session, shop):
-    online_payments.update_payment_settings(session, surcharge_percent=Decimal("3"), blocked_regions="CT",
+    payments.update_payment_settings(session, surcharge_percent=Decimal("3"), blocked_regions="CT",
                                             partial_minimum_cents=1_000)
     public_id = start_payment(contact_http, {shop.first.id: "100.00"})
     assert "surcharge" not in words(contact_http.get(f"/pay/{public_id}")).lower()
@@ -284,10 +284,10 @@ def test_no_surcharge_is_disclosed_where_it_is_blocked(contact_http, session, sh
 
 
 @pytest.fixture
-def link_token(session, shop, sandbox_gateway) -> str:
-    delivery.send_invoice(session, shop.second, contacts=[shop.contact])
+def link_token(session, rt, shop, sandbox_gateway) -> str:
+    delivery.send_invoice(session, rt, shop.second, contacts=[shop.contact])
     link = session.scalar(select(InvoiceLink).where(InvoiceLink.invoice_id == shop.second.id))
-    return delivery.link_token(link)
+    return delivery.link_token(rt, link)
 
 
 def test_paying_from_an_invoice_link_without_signing_in(http, session, shop, link_token):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.models import ChargeAttempt
-from portal.services import online_payments
+from portal.services import payments
 from tests.conftest import sign_in
 from tests.payments_fixtures import count, invoice_state, stripe_config
 
@@ -106,7 +106,7 @@ def test_the_bank_authentication_step_redirects_and_comes_back(browser, session,
 
 
 def test_a_credit_card_surcharge_is_reviewed_first(browser, session, shop, fake_stripe):
-    online_payments.update_payment_settings(session, surcharge_percent=Decimal("2.5"), blocked_regions="",
+    payments.update_payment_settings(session, surcharge_percent=Decimal("2.5"), blocked_regions="",
                                             partial_minimum_cents=1_000)
     public_id = start_payment(browser, {shop.first.id: "100.00"})
     token = fake_stripe.confirmation_token("pm_card_visa")

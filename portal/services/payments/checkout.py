@@ -1,0 +1,166 @@
+"""A checkout: what the client may pay now, the payment request that stores what it chose, and the quote (the
+surcharge, if any) for the payment method it entered."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.clock import now
+from portal.domain import payments as rules
+from portal.domain.errors import DomainError
+from portal.domain.ledger import OpenItem
+from portal.gateways.payments import GatewayRequestError, GatewayUnavailable, MethodPreview, PaymentGateway
+from portal.models import ChargeAttempt, Client, Contact, Invoice, InvoiceLink, PaymentRequest, PaymentRequestItem
+
+from .. import ledger
+from ..locking import begin_write
+from ..settings import get_settings
+from .locks import end_reads
+from .settings import payment_settings
+
+NOT_ANSWERING = "The payment service is not answering. Nothing was charged; please try again."
+
+
+class SurchargeConsentNeeded(DomainError):
+    """The method carries a surcharge the client has not yet agreed to: show it and ask again."""
+
+    def __init__(self, quote: Quote):
+        super().__init__("Please review the card surcharge before paying.")
+        self.quote = quote
+
+
+class PaymentUnavailable(DomainError):
+    """The request cannot be paid (already paid, a payment in progress, or the amounts no longer fit)."""
+
+
+# --- what can be paid ---------------------------------------------------------------------------------------------
+
+def in_flight_by_invoice(session: Session, client_id: int, *, besides: int | None = None) -> dict[int, int]:
+    """Cents per invoice already on their way: attempts that may still turn into money (``besides``: leave out
+    that payment request's own attempts)."""
+    busy = select(ChargeAttempt.request_id).where(ChargeAttempt.status.in_(rules.IN_FLIGHT))
+    query = (
+        select(PaymentRequestItem.invoice_id, func.sum(PaymentRequestItem.amount_cents))
+        .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
+        .where(PaymentRequest.client_id == client_id, PaymentRequest.id.in_(busy))
+        .group_by(PaymentRequestItem.invoice_id)
+    )
+    if besides is not None:
+        query = query.where(PaymentRequest.id != besides)
+    return {invoice_id: int(cents) for invoice_id, cents in session.execute(query)}
+
+
+def payable(session: Session, client_id: int, *, lock: bool = False, besides: int | None = None) -> list[OpenItem]:
+    """The client's open invoices and what is left to pay on each once money in flight is counted."""
+    items = ledger.open_items(session, client_id, lock=lock)
+    return rules.payable_items(items, in_flight_by_invoice(session, client_id, besides=besides))
+
+
+@dataclass(frozen=True)
+class PayableInvoice:
+    invoice: Invoice
+    payable_cents: int  # what may be paid now
+    in_flight_cents: int  # already on its way (a bank payment clearing, a charge not finished)
+
+
+def payable_invoices(session: Session, client_id: int, *, invoice_id: int | None = None) -> list[PayableInvoice]:
+    """Open invoices for the pay page, oldest due first, including those whose balance is all on its way."""
+    in_flight = in_flight_by_invoice(session, client_id)
+    items = [i for i in ledger.open_items(session, client_id) if invoice_id is None or i.invoice_id == invoice_id]
+    invoices = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.id.in_([i.invoice_id for i in items])))}
+    return [PayableInvoice(invoices[item.invoice_id], max(0, item.balance_cents - in_flight.get(item.invoice_id, 0)),
+                           in_flight.get(item.invoice_id, 0)) for item in items]
+
+
+def create_request(session: Session, *, client: Client, contact: Contact | None, amounts: Mapping[int, int],
+                   link: InvoiceLink | None = None) -> PaymentRequest:
+    """Store what the client chose to pay. A magic link pays only its own invoice."""
+    if link is not None and set(amounts) - {link.invoice_id}:
+        raise DomainError("This link can pay only its own invoice.")
+    begin_write(session)  # what is still payable is checked, then the request written
+    settings = payment_settings(session)
+    items = payable(session, client.id, lock=True)
+    currencies = set(session.scalars(select(Invoice.currency).where(Invoice.id.in_(list(amounts)))))
+    if len(currencies) > 1:
+        raise DomainError("Invoices in different currencies must be paid separately.")
+    currency = currencies.pop() if currencies else get_settings(session).currency
+    chosen = rules.choose_amounts(amounts, items, partial_minimum_cents=settings.partial_minimum_cents,
+                                  currency=currency)
+    request = PaymentRequest(
+        public_id=secrets.token_urlsafe(24), client_id=client.id, contact_id=contact.id if contact else None,
+        link_id=link.id if link else None, currency=currency, amount_cents=sum(chosen.values()), status="open",
+        created_at=now(),
+        items=[PaymentRequestItem(invoice_id=invoice_id, amount_cents=cents) for invoice_id, cents in chosen.items()],
+    )
+    session.add(request)
+    session.commit()
+    return request
+
+
+def request_by_public_id(session: Session, public_id: str) -> PaymentRequest | None:
+    if not public_id or len(public_id) > 64:
+        return None
+    return session.scalar(select(PaymentRequest).where(PaymentRequest.public_id == public_id))
+
+
+def attempts_of(session: Session, request: PaymentRequest) -> list[ChargeAttempt]:
+    # queried, not read from request.attempts: a loaded collection can be stale within a long-lived session
+    return list(session.scalars(select(ChargeAttempt).where(ChargeAttempt.request_id == request.id)
+                                .order_by(ChargeAttempt.attempt_number)))
+
+
+def latest_attempt(session: Session, request: PaymentRequest) -> ChargeAttempt | None:
+    attempts = attempts_of(session, request)
+    return attempts[-1] if attempts else None
+
+
+def next_attempt_number(session: Session, request: PaymentRequest) -> int:
+    return len(attempts_of(session, request)) + 1
+
+
+def blocking_attempt(session: Session, request: PaymentRequest) -> ChargeAttempt | None:
+    """An attempt that paid, or may still pay, this request: no new attempt may start while it exists."""
+    for attempt in attempts_of(session, request):
+        if attempt.status == rules.SUCCEEDED or (attempt.status in rules.IN_FLIGHT
+                                                 and attempt.status != rules.REQUIRES_ACTION):
+            return attempt
+    return None
+
+
+# --- quoting ------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Quote:
+    """What the client will be charged with this method: the invoice money plus any surcharge."""
+
+    preview: MethodPreview
+    base_cents: int
+    surcharge: rules.SurchargeQuote
+    currency: str
+
+    @property
+    def total_cents(self) -> int:
+        return self.base_cents + self.surcharge.cents
+
+
+def quote(session: Session, gateway: PaymentGateway, request: PaymentRequest, token: str) -> Quote:
+    settings = payment_settings(session)
+    region = request.client.region  # loaded before the call: nothing reads the database while the gateway answers
+    end_reads(session)
+    try:
+        preview = gateway.preview_payment_method(token)
+    except GatewayRequestError as e:
+        raise DomainError("Those payment details could not be used. Please enter them again.") from e
+    except GatewayUnavailable as e:
+        raise DomainError(NOT_ANSWERING) from e
+    surcharge = rules.surcharge_for(
+        request.amount_cents, settings.surcharge_percent, method_type=preview.method_type,
+        card_funding=preview.card_funding, client_region=region,
+        blocked_regions=rules.parse_regions(settings.surcharge_blocked_regions),
+    )
+    return Quote(preview, request.amount_cents, surcharge, request.currency)

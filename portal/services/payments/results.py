@@ -1,0 +1,195 @@
+"""The one place a gateway's answer about a charge changes our books, whoever brings it (the paying browser's
+request, a webhook, reconciliation). Safe to call again, late, or out of order: states only move forward.
+
+Three steps, each on its own so that nothing after the first can undo the knowledge that money moved:
+
+1. ``record``: the answer (status, the gateway's id, method details) in one short transaction on the attempt row.
+2. ``book``: the ledger brought in step with the attempt (a Payment while the money is on its way, allocated to the
+   invoices once the gateway says it *succeeded*: a bank debit stays "processing" and the invoice stays open). It
+   takes the locks in the one order: the client's invoices, then the attempt. If it fails (a deadlock, the
+   database restarting) the attempt already says what happened, and ``reconciliation.finish`` books it later.
+3. the email to the client (a receipt, or a failure the client did not see happen). A refused or failed email is
+   logged and retried by reconciliation; it never turns a payment into an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from portal.clock import now, today
+from portal.domain import payments as rules
+from portal.domain.errors import DomainError
+from portal.gateways.payments import ChargeResult
+from portal.models import ChargeAttempt, Payment
+
+from .. import ledger
+from ..locking import begin_write
+from ..runtime import Runtime
+from . import notices
+from .booking import apply_arrived_payment
+from .locks import client_of_attempt, lock_attempt, lock_client_invoices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    before: str
+    after: str
+
+
+def payment_of(session: Session, attempt: ChargeAttempt) -> Payment | None:
+    return session.get(Payment, attempt.payment_id) if attempt.payment_id else None
+
+
+def apply_result(session: Session, rt: Runtime, attempt_id: int, result: ChargeResult, *,
+                 source: str) -> ChargeAttempt:
+    """Record what the gateway says about an attempt, book it, and tell the client when they are not looking.
+
+    ``source`` is "browser" when the paying client is looking at the outcome right now; failures learned any other
+    way (a bank debit returned days later, a webhook, reconciliation) are emailed to the client.
+    """
+    change = record(session, attempt_id, result)
+    if change is None:
+        return _get(session, attempt_id)
+    if needs_booking(session, _get(session, attempt_id)):
+        book_safely(session, attempt_id)
+    attempt = _get(session, attempt_id)
+    if change.after == change.before or needs_booking(session, attempt):
+        return attempt  # an unbooked payment's email goes out when reconciliation books it
+    if change.after == rules.SUCCEEDED:
+        notices.send_receipt(session, rt, attempt)
+    elif change.after == rules.FAILED and (change.before == rules.PROCESSING or source != "browser"):
+        notices.send_failure_notice(session, rt, attempt)
+    return attempt
+
+
+def _get(session: Session, attempt_id: int) -> ChargeAttempt:
+    attempt = session.get(ChargeAttempt, attempt_id)
+    if attempt is None:
+        raise LookupError(f"no charge attempt {attempt_id}")
+    return attempt
+
+
+def record(session: Session, attempt_id: int, result: ChargeResult) -> Change | None:
+    """Step 1: the gateway's answer on the attempt row, committed at once. None: the answer is about another charge."""
+    begin_write(session)
+    attempt = lock_attempt(session, attempt_id)  # only the attempt: no invoice lock is held or wanted
+    if result.gateway_id and attempt.gateway_id and result.gateway_id != attempt.gateway_id:
+        log.error("charge attempt %s is %s, ignoring a result for %s", attempt.id, attempt.gateway_id,
+                  result.gateway_id)
+        session.rollback()
+        return None
+    before = attempt.status
+    after = rules.advance(before, rules.attempt_status_for(result.status))
+    if result.gateway_id and not attempt.gateway_id:
+        attempt.gateway_id = result.gateway_id
+    if not (after == before and before in rules.FINAL):
+        _copy_method_details(attempt, result)
+        attempt.status = after
+        attempt.updated_at = now()
+        if after == rules.REQUIRES_ACTION:
+            attempt.next_action_url = result.next_action_url
+        if after in (rules.FAILED, rules.CANCELED) and before != after:
+            attempt.failure_code = result.failure_code or result.decline_code or after
+            attempt.failure_message = result.failure_message or (
+                "The payment was canceled." if after == rules.CANCELED else "The payment could not be completed.")
+        if after in rules.FINAL and before not in rules.FINAL:
+            attempt.settled_at = now()
+    session.commit()  # keeps a newly learnt gateway id even when the state did not move
+    return Change(before, after)
+
+
+def _copy_method_details(attempt: ChargeAttempt, result: ChargeResult) -> None:
+    if result.method_type in ("card", "us_bank_account"):
+        attempt.method_type = result.method_type
+    attempt.card_funding = result.card_funding or attempt.card_funding
+    attempt.brand = result.brand or attempt.brand
+    attempt.last4 = result.last4 or attempt.last4
+
+
+def needs_booking(session: Session, attempt: ChargeAttempt | None) -> bool:
+    """Does the ledger lag behind what the gateway said (no Payment yet, or one in another state)?"""
+    if attempt is None:
+        return False
+    status = rules.payment_status_for(attempt.status)
+    if status is None:
+        return False
+    payment = payment_of(session, attempt)
+    if payment is None:
+        return status not in (rules.FAILED, rules.CANCELED)  # a decline on the spot: no money ever moved
+    return payment.status != status
+
+
+def book_safely(session: Session, attempt_id: int) -> bool:
+    """``book``, where a database failure is logged and left for reconciliation (the answer is already recorded).
+    True when this call brought the ledger in step; False when it failed or another request had already done it."""
+    try:
+        return book(session, attempt_id)
+    except (SQLAlchemyError, DomainError):
+        session.rollback()
+        log.exception("charge attempt %s: recorded but not booked yet; `portal payments reconcile` will finish it",
+                      attempt_id)
+        return False
+
+
+def book(session: Session, attempt_id: int) -> bool:
+    """Step 2: keep the ledger Payment in step with the attempt; allocate it to the invoices when the money arrived.
+    False when there was nothing left to do (a twin request booked it first)."""
+    begin_write(session)
+    lock_client_invoices(session, client_of_attempt(session, attempt_id))
+    attempt = lock_attempt(session, attempt_id)
+    changed = _sync_payment(session, attempt)
+    session.commit()
+    return changed
+
+
+def finish_notices(session: Session, rt: Runtime, attempt_id: int) -> None:
+    """The email a booking owes the client when it was not booked by the request that learnt the outcome."""
+    attempt = session.get(ChargeAttempt, attempt_id)
+    if attempt is None:
+        return
+    payment = payment_of(session, attempt)
+    if attempt.status == rules.SUCCEEDED and payment is not None and attempt.receipt_sent_at is None:
+        notices.send_receipt(session, rt, attempt)
+    elif attempt.status == rules.FAILED and payment is not None and attempt.failure_notice_sent_at is None:
+        notices.send_failure_notice(session, rt, attempt)  # money had been on its way: the client left long ago
+
+
+def _sync_payment(session: Session, attempt: ChargeAttempt) -> bool:
+    status = rules.payment_status_for(attempt.status)
+    if status is None:
+        return False
+    payment = payment_of(session, attempt)
+    if payment is None:
+        if status in (rules.FAILED, rules.CANCELED):
+            return False
+        payment = Payment(
+            client_id=attempt.request.client_id, method="ach" if attempt.method_type == "us_bank_account" else "card",
+            status=status, amount_cents=attempt.amount_cents, currency=attempt.currency, received_on=today(),
+            reference=(attempt.gateway_id or "")[:100], memo=f"Online payment: {notices.describe_method(attempt)}",
+            created_at=now(),
+        )
+        session.add(payment)
+        session.flush()
+        attempt.payment_id = payment.id
+        arrived = status == rules.SUCCEEDED
+    else:
+        session.refresh(payment, with_for_update=True)
+        if payment.status == status:
+            return False
+        arrived = status == rules.SUCCEEDED
+    payment.status = status
+    if payment.reference == "" and attempt.gateway_id:
+        payment.reference = attempt.gateway_id[:100]
+    if arrived:
+        payment.received_on = today()  # a bank debit arrives days after the client paid
+        chosen = {item.invoice_id: item.amount_cents for item in attempt.request.items}
+        plan = rules.allocation_on_arrival(chosen, ledger.open_items(session, payment.client_id, lock=True))
+        apply_arrived_payment(session, payment, plan)
+        attempt.request.status = "paid"
+    return True
