@@ -21,12 +21,13 @@ def emailed_link(outbox) -> str:
     return re.search(r"(http://127\.0\.0\.1:\d+/i/\S+)", text).group(1)
 
 
-def test_pay_an_invoice_by_card_from_its_emailed_link(page, live_server, session, make, outbox, browser_errors):
+def test_pay_an_invoice_by_card_from_its_emailed_link(page, live_server, session, make, outbox, browser_errors,
+                                                    rt):
     staff = make.staff(email="billing@msp.test", password="correct horse battery")
     client = make.client("Acme Dental LLC", region="NY")
     contact = make.contact(client, email="pat@acme-dental.test", name="Pat Doe")
     invoice = make.invoice(client, 48_000, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 31))
-    delivery.send_invoice(session, invoice, contacts=[contact])
+    delivery.send_invoice(session, rt, invoice, contacts=[contact])
 
     page.goto(emailed_link(outbox))
     expect(page.locator("h1")).to_contain_text(f"Invoice {invoice.number}")
