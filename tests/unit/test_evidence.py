@@ -113,6 +113,44 @@ def test_empty_chain_is_intact_at_genesis():
     assert report.intact and report.count == 0 and report.head == evidence.GENESIS
 
 
+# ---------------------------------------------------------------------------------------------------- anchor
+
+def test_the_anchor_needs_the_key_and_covers_reference_count_and_head():
+    key, head = b"k" * 32, "ab" * 32
+    stored = evidence.anchor(key, "AGR-AAAA-BBBB-CCCC", 3, head)
+    assert evidence.anchor_matches(key, "AGR-AAAA-BBBB-CCCC", 3, head, stored)
+    assert not evidence.anchor_matches(b"x" * 32, "AGR-AAAA-BBBB-CCCC", 3, head, stored)
+    assert not evidence.anchor_matches(key, "AGR-AAAA-BBBB-CCCD", 3, head, stored)
+    assert not evidence.anchor_matches(key, "AGR-AAAA-BBBB-CCCC", 2, head, stored)
+    assert not evidence.anchor_matches(key, "AGR-AAAA-BBBB-CCCC", 3, "cd" * 32, stored)
+    assert not evidence.anchor_matches(key, "AGR-AAAA-BBBB-CCCC", 3, head, "")  # never anchored
+
+
+# ---------------------------------------------------------------------------------------------------- the record
+
+def test_the_signed_record_is_rebuilt_from_the_signers_own_events_before_signing():
+    signed = {"signer_name": "Dana Whitfield", "document_sha256": "ab" * 32}
+    chain = evidence.build_chain([
+        facts(1, "invited", contact_id=None, staff_id=1),
+        facts(2, "consented", contact_id=9),  # another contact: not the signer's consent
+        facts(3, "consented"),
+        facts(4, "clause_acknowledged", data={"clause": "autopay"}),
+        facts(5, "signed", data=signed, ip="198.51.100.4"),
+        facts(6, "clause_acknowledged", data={"clause": "late_fees"}),  # after signing: not part of it
+        facts(7, "superseded", contact_id=None),
+    ])
+    record = evidence.signed_record(chain)
+    assert record["signer_name"] == "Dana Whitfield" and record.ip == "198.51.100.4"
+    assert record.signed_at == AT + timedelta(seconds=5) and record.head == chain[4].hash
+    assert record.consent.seq == 3 and [a["clause"] for a in record.acknowledgments] == ["autopay"]
+    assert evidence.chain_status(chain) == "superseded" and evidence.chain_status(chain[:5]) == "signed"
+
+
+def test_a_chain_without_a_signed_event_has_no_record():
+    chain = evidence.build_chain([facts(1, "invited"), facts(2, "consented"), facts(3, "declined")])
+    assert evidence.signed_record(chain) is None and evidence.chain_status(chain) == "declined"
+
+
 # ---------------------------------------------------------------------------------------------------- references
 
 def test_references_have_the_public_shape_and_do_not_repeat():

@@ -123,6 +123,11 @@ def test_the_disclosure_is_versioned_the_same_way(admin, session, world):
 def test_overview_lists_every_client_with_its_status(admin, session, world, signed):
     body = admin.get("/admin/agreements/").get_data(as_text=True)
     assert "Signed v1" in body and "Bayside Law PC" in body and "Unsigned" in body
+    bayside = body[body.index("Bayside Law PC"):]
+    bayside = bayside[:bayside.index("</tr>")]
+    assert bayside.count("Unsigned") == 1  # once, not "Unsigned Unsigned"
+    harbor = body[body.index("Harbor Dental Group LLC"):]
+    assert harbor[:harbor.index("</tr>")].count("Signed") == 1
     assert "Remind everyone who has not signed v1" in body
     assert_clean(body, "/admin/agreements/")
 
