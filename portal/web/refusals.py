@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from flask import flash
-from sqlalchemy.orm import Session
 
 from portal.domain.errors import DomainError
+
+
+class Session(Protocol):
+    """All a refusal needs of the database session (the web layer does not import SQLAlchemy)."""
+
+    def rollback(self) -> None: ...
 
 
 @contextmanager

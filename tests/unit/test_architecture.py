@@ -1,5 +1,8 @@
-"""Layering and time rules, checked on the source: the domain is pure standard library, and only portal/clock.py
-reads the wall clock (everything else asks portal.clock, so tests and `run-due` control "now")."""
+"""Layering and time rules, checked on the source: the domain is pure standard library; services, gateways, models
+and domain never import Flask (what they need from the web is handed to them: portal/services/runtime.py);
+gateways never import services; the web layer reaches the database only through services (the health check is the
+one exception); and only portal/clock.py reads the wall clock (everything else asks portal.clock, so tests and
+`run-due` control "now")."""
 
 from __future__ import annotations
 
@@ -58,6 +61,37 @@ def domain_violations(source: str, module: str, is_package: bool = False) -> lis
     return bad
 
 
+FLASK_FREE = ("domain", "models", "services", "gateways")  # packages under portal/ that must not import Flask
+WEB_DATABASE_DOOR = "portal/web/health.py"  # SELECT 1: the only web module that talks to the database itself
+
+
+def _top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def flask_violations(source: str, module: str, is_package: bool = False) -> list[str]:
+    """Imports of Flask or a Flask extension (flask_login, flask_wtf ...), and dynamic imports (which could be)."""
+    return [f"{module}:{line} imports {name}" for line, name in imported_modules(ast.parse(source), module, is_package)
+            if _top(name) == "flask" or _top(name).startswith("flask_") or name == "<dynamic import>"]
+
+
+def gateway_violations(source: str, module: str, is_package: bool = False) -> list[str]:
+    """Gateways adapt the outside world; the use cases (services) build on them, never the other way round."""
+    return [f"{module}:{line} imports {name}" for line, name in imported_modules(ast.parse(source), module, is_package)
+            if name == "portal.services" or name.startswith("portal.services.")]
+
+
+def sqlalchemy_violations(source: str, module: str, is_package: bool = False) -> list[str]:
+    return [f"{module}:{line} imports {name}" for line, name in imported_modules(ast.parse(source), module, is_package)
+            if _top(name) == "sqlalchemy"]
+
+
+def _check(folder: Path, rule, skip: tuple[Path, ...] = ()) -> list[str]:
+    files = [p for p in sources(folder) if p not in skip]
+    assert files, f"{folder} moved: update this test"
+    return [v for path in files for v in rule(path.read_text(), module_name(path), path.name == "__init__.py")]
+
+
 def clock_violations(source: str, where: str) -> list[str]:
     """References to datetime.now / utcnow / today and date.today, however datetime was imported. A reference
     without a call counts too: `default=datetime.utcnow` is the classic frozen-timestamp bug."""
@@ -91,6 +125,21 @@ def test_the_domain_imports_only_the_standard_library_and_itself():
     assert problems == []
 
 
+@pytest.mark.parametrize("package", FLASK_FREE)
+def test_only_the_web_layer_imports_flask(package):
+    assert _check(PORTAL / package, flask_violations) == []
+
+
+def test_gateways_do_not_import_services():
+    assert _check(PORTAL / "gateways", gateway_violations) == []
+
+
+def test_the_web_layer_reaches_the_database_only_through_services():
+    health = PORTAL.parent / WEB_DATABASE_DOOR
+    assert health.exists(), "the health check moved: update this test"
+    assert _check(PORTAL / "web", sqlalchemy_violations, skip=(health,)) == []
+
+
 def test_only_the_clock_module_reads_the_wall_clock():
     files = [p for p in sources(PORTAL) if p != PORTAL / "clock.py"]
     problems = [v for path in files for v in clock_violations(path.read_text(), str(path.relative_to(PORTAL.parent)))]
@@ -110,6 +159,54 @@ def test_the_clock_module_is_the_one_place_that_does():
 ])
 def test_the_domain_rule_catches(source):
     assert domain_violations(source, "portal.domain.invoices")
+
+
+@pytest.mark.parametrize("source", [
+    "import flask", "from flask import current_app", "from flask import Response, url_for",
+    "from flask_login import current_user", "import flask_wtf", "from flask.cli import with_appcontext",
+    "def f():\n    from flask import has_request_context", "importlib.import_module('flask')",
+])
+def test_the_flask_rule_catches(source):
+    # a dynamic import counts too: the checker cannot tell what it loads
+    assert flask_violations(source, "portal.services.sign_in")
+
+
+@pytest.mark.parametrize("source", [
+    "from sqlalchemy.orm import Session", "from werkzeug.security import check_password_hash", "import itsdangerous",
+    "from portal.services.runtime import Runtime", "from portal.gateways.email import Mailer",
+])
+def test_the_flask_rule_allows(source):
+    assert flask_violations(source, "portal.services.sign_in") == []
+
+
+@pytest.mark.parametrize("source", [
+    "from portal.services.settings import get_settings", "import portal.services", "from portal import services",
+    "from ... import services", "from ...services.settings import get_settings",
+    "def f():\n    from portal.services.settings import get_settings",
+])
+def test_the_gateway_rule_catches(source):
+    assert gateway_violations(source, "portal.gateways.payments.stripe_gateway")
+
+
+@pytest.mark.parametrize("source", [
+    "from portal.clock import now", "from .base import PaymentGateway", "from portal.domain.money import Money",
+    "import stripe",
+])
+def test_the_gateway_rule_allows(source):
+    assert gateway_violations(source, "portal.gateways.payments.stripe_gateway") == []
+
+
+@pytest.mark.parametrize("source", [
+    "from sqlalchemy import select", "import sqlalchemy", "from sqlalchemy.orm import Session",
+    "from sqlalchemy.exc import SQLAlchemyError", "def f():\n    from sqlalchemy import func",
+])
+def test_the_web_database_rule_catches(source):
+    assert sqlalchemy_violations(source, "portal.web.client.routes")
+
+
+@pytest.mark.parametrize("source", ["from portal import db", "from portal.services import ledger", "import flask"])
+def test_the_web_database_rule_allows(source):
+    assert sqlalchemy_violations(source, "portal.web.client.routes") == []
 
 
 @pytest.mark.parametrize("source", [
