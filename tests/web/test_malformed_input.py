@@ -278,7 +278,7 @@ def walk(app, session, make, http, outbox) -> Walk:
     invoice = make.invoice(client, lines=lines, due_date=date(2026, 4, 15))
     make.invoice(client, issue=False)
     make.payment(client, 2_500)
-    delivery.send_invoice(session, invoice, contacts=[contact], actor=None)
+    delivery.send_invoice(session, app.extensions["runtime"], invoice, contacts=[contact], actor=None)
     session.commit()
     result = Walk(http, session, {"staff": staff, "contact": contact})
     _learn_outbox(result, outbox)
