@@ -7,7 +7,9 @@ Typical use (the fixtures in fixtures.py keep one per session and call ``reset()
                                 webhook_secret=fake.webhook_secret, api_base=fake.url)
         token = fake.confirmation_token("pm_card_visa")
         result = gateway.charge(..., confirmation_token=token)
-        fake.settle(pi_id) / fake.fail(pi_id)       # decide a processing bank debit
+        fake.settle(pi_id) / fake.fail(pi_id)       # decide a processing bank debit (a scripted return fails)
+        fake.charges_by("invoice_id")               # Counter of PaymentIntents created per invoice
+        fake.latency_seconds = 0.1                  # every answer takes 100 ms (outside the lock)
         fake.fail_next(500)                         # the next request hits an outage
         payload, signature = fake.payment_intent_event("payment_intent.succeeded", pi_id)
 """

@@ -11,7 +11,19 @@ import secrets
 import time
 from typing import Any
 
-from .catalog import ACH_FAILURE_MESSAGES, DECLINE_MESSAGES, TEST_METHODS, TestMethod, method_details
+from .catalog import (
+    ACH_FAILURE_MESSAGES,
+    ACH_RETURNS,
+    DECLINE_MESSAGES,
+    OWN_CODE_DECLINES,
+    TEST_METHODS,
+    TestMethod,
+    method_details,
+)
+from .errors import ApiError, invalid, missing, new_id
+from .setups import PAYMENT_ELEMENT_ACCEPTANCE, SetupIntents
+
+__all__ = ["ApiError", "Ledger", "invalid", "missing", "new_id"]
 
 MINIMUM_AMOUNT = 50  # Stripe's minimum charge for USD, in cents
 CONFIRMATION_TOKEN_TTL = 12 * 3600
@@ -22,36 +34,8 @@ _CURRENCIES = {"us_bank_account": {"usd"}}  # types limited to some currencies; 
 _CANCELABLE = {"requires_payment_method", "requires_capture", "requires_confirmation", "requires_action"}
 
 
-class ApiError(Exception):
-    """An error response: ``status`` and Stripe's ``{"error": {...}}`` payload."""
-
-    def __init__(self, status: int, error: dict[str, Any]) -> None:
-        super().__init__(error.get("message"))
-        self.status = status
-        self.error = error
-
-
-def invalid(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
-    error: dict[str, Any] = {"type": "invalid_request_error", "message": message}
-    if param:
-        error["param"] = param
-    if code:
-        error["code"] = code
-    return ApiError(400, error)
-
-
-def missing(kind: str, object_id: str, *, param: str = "id") -> ApiError:
-    error = invalid(f"No such {kind}: '{object_id}'", param=param, code="resource_missing")
-    error.status = 404 if param == "id" else 400
-    return error
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-class Ledger:
-    """The fake's state. ``base_url`` is used for the fake 3-D Secure redirect page address."""
+class Ledger(SetupIntents):
+    """The fake's state. ``base_url`` is used for the fake 3-D Secure and microdeposit page addresses."""
 
     def __init__(self, base_url: str = "") -> None:
         self.base_url = base_url
@@ -65,6 +49,11 @@ class Ledger:
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.disputes: dict[str, dict[str, Any]] = {}
+        self.setup_intents: dict[str, dict[str, Any]] = {}
+        self.mandates: dict[str, dict[str, Any]] = {}
+        self.detached: set[str] = set()  # detached methods can never be used again
+        self.unverified: set[str] = set()  # bank accounts whose microdeposits are not verified yet
+        self.microdeposit_type = "amounts"  # what the next microdeposit verification asks for
 
     # --- customers ----------------------------------------------------------------------------
 
@@ -129,13 +118,20 @@ class Ledger:
         else:
             raise missing("PaymentMethod", source, param="payment_method")
         now = int(time.time())
+        # The Payment Element shows the ACH mandate text and puts the client's acceptance in the token.
+        mandate_data = (
+            {"customer_acceptance": copy.deepcopy(PAYMENT_ELEMENT_ACCEPTANCE)}
+            if details["type"] == "us_bank_account"
+            else None
+        )
         token = {
             "id": new_id("ctoken"),
             "object": "confirmation_token",
             "created": now,
             "expires_at": now + CONFIRMATION_TOKEN_TTL,
             "livemode": False,
-            "mandate_data": None,
+            "mandate_data": mandate_data,
+            "metadata": {},
             "payment_intent": None,
             "payment_method_options": None,
             "payment_method_preview": {
@@ -179,6 +175,14 @@ class Ledger:
         if future_usage and not customer:
             raise invalid("A customer is required to save a payment method.", param="customer")
         method = self._method_for_intent(params, customer, future_usage)
+        bank = method is not None and method["type"] == "us_bank_account"
+        if off_session and bank and method is not None and self.active_mandate(method["id"]) is None:
+            raise invalid(
+                "A mandate is required to debit this bank account off-session. Set it up with a SetupIntent "
+                "and mandate_data first.",
+                param="mandate",
+                code="mandate_required",
+            )
         allowed = _payment_method_types(params, currency.lower())
         if method is not None and method["type"] not in allowed:
             raise invalid(
@@ -264,7 +268,14 @@ class Ledger:
             owner = method.get("customer")
             if owner is not None and owner != customer:
                 raise invalid("The provided PaymentMethod belongs to another customer.", param="payment_method")
-            if owner is None and method_id not in TEST_METHODS and self._was_used(method["id"]):
+            if method["id"] in self.unverified:
+                raise invalid(
+                    "The PaymentMethod cannot be used until its microdeposits are verified.",
+                    param="payment_method",
+                    code="payment_method_unactivated",
+                )
+            used = self._was_used(method["id"]) or method["id"] in self.detached
+            if owner is None and method_id not in TEST_METHODS and used:
                 raise invalid(
                     "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
                     "attachment, or was detached from a Customer. It may not be used again.",
@@ -272,6 +283,10 @@ class Ledger:
                 )
             return method
         return None
+
+    def _allowed_types(self, params: dict[str, Any]) -> list[str]:
+        """A SetupIntent's ``payment_method_types``: it has no currency, so nothing is dropped for one."""
+        return _payment_method_types(params, "usd")
 
     def _was_used(self, method_id: str) -> bool:
         return any(pi["payment_method"] == method_id for pi in self.payment_intents.values())
@@ -287,6 +302,8 @@ class Ledger:
             intent["amount_received"] = 0 if pending else intent["amount"]
             if intent["setup_future_usage"]:
                 method["customer"] = intent["customer"]
+                if pending:  # saved for later debits: the token carried the Payment Element's mandate
+                    self.create_mandate(method, {"customer_acceptance": PAYMENT_ELEMENT_ACCEPTANCE})
         elif behavior.behavior == "decline" or (behavior.behavior == "authenticate" and off_session):
             code = "authentication_required" if behavior.behavior == "authenticate" else behavior.decline_code
             self._decline(intent, method, code or "generic_decline")
@@ -337,7 +354,7 @@ class Ledger:
 
     def _decline(self, intent: dict[str, Any], method: dict[str, Any], decline_code: str) -> None:
         charge = self._new_charge(intent, "failed")
-        code = "authentication_required" if decline_code == "authentication_required" else "card_declined"
+        code = decline_code if decline_code in OWN_CODE_DECLINES else "card_declined"
         error = {
             "type": "card_error",
             "code": code,
@@ -369,15 +386,25 @@ class Ledger:
     def settle(self, intent_id: str) -> dict[str, Any]:
         """Let the (fake) bank decide a processing debit: succeeds unless scripted to fail."""
         intent = self.get_payment_intent(intent_id)
-        if self.behaviors[intent["payment_method"]].behavior == "ach_fail":
-            return self.fail(intent_id)
+        behavior = self.behaviors[intent["payment_method"]]
+        if behavior.behavior == "ach_fail":
+            return self.fail(intent_id, behavior.decline_code or "insufficient_funds")
         return self._succeed(intent)
 
     def fail(self, intent_id: str, code: str = "insufficient_funds") -> dict[str, Any]:
-        """Fail a processing debit, as a bank return does days later."""
+        """Fail a processing debit, as a bank return does days later.
+
+        A return that makes the account unusable (R02 closed, R03 no account ...) also blocks the PaymentMethod
+        with its NACHA code, which is the only place Stripe shows the R code.
+        """
         intent = self.get_payment_intent(intent_id)
         self._require_processing(intent)
         method = self.payment_methods[intent["payment_method"]]
+        network_code, blocked_reason = ACH_RETURNS.get(code, (None, None))
+        if blocked_reason is not None:
+            method["us_bank_account"]["status_details"] = {
+                "blocked": {"network_code": network_code, "reason": blocked_reason}
+            }
         message = ACH_FAILURE_MESSAGES.get(code, "The payment failed.")
         intent["last_payment_error"] = {
             "type": "card_error",  # Stripe reports bank debit failures in the same structure
@@ -498,6 +525,7 @@ class Ledger:
             "latest_charge": self.charges,
             "customer": self.customers,
             "payment_intent": self.payment_intents,
+            "mandate": self.mandates,
         }
         for field in fields:
             store = stores.get(field)

@@ -14,7 +14,7 @@ import re
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -99,6 +99,44 @@ ROUTES: tuple[Route, ...] = (
         lambda led, ids, p: led.cancel_payment_intent(ids["intent"], p),
     ),
     Route("POST", "/v1/refunds", lambda led, ids, p: led.create_refund(p)),
+    Route("POST", "/v1/setup_intents", lambda led, ids, p: led.create_setup_intent(p)),
+    Route("GET", "/v1/setup_intents/{intent}", lambda led, ids, p: led.get_setup_intent(ids["intent"])),
+    Route(
+        "POST",
+        "/v1/setup_intents/{intent}/confirm",
+        lambda led, ids, p: led.confirm_setup_intent(ids["intent"], p),
+    ),
+    Route(
+        "POST",
+        "/v1/setup_intents/{intent}/verify_microdeposits",
+        lambda led, ids, p: led.verify_microdeposits(ids["intent"], p),
+    ),
+    Route(
+        "GET",
+        "/v1/payment_methods/{payment_method}",
+        lambda led, ids, p: led.get_payment_method(ids["payment_method"]),
+    ),
+    Route(
+        "POST",
+        "/v1/payment_methods/{payment_method}/attach",
+        lambda led, ids, p: led.attach_payment_method(ids["payment_method"], p),
+    ),
+    Route(
+        "POST",
+        "/v1/payment_methods/{payment_method}/detach",
+        lambda led, ids, p: led.detach_payment_method(ids["payment_method"]),
+    ),
+    Route(
+        "GET",
+        "/v1/customers/{customer}/payment_methods",
+        lambda led, ids, p: led.customer_payment_methods(ids["customer"], p),
+    ),
+    Route(
+        "GET",
+        "/v1/customers/{customer}/payment_methods/{payment_method}",
+        lambda led, ids, p: led.customer_payment_method(ids["customer"], ids["payment_method"]),
+    ),
+    Route("GET", "/v1/mandates/{mandate}", lambda led, ids, p: led.get_mandate(ids["mandate"])),
 )
 
 
@@ -164,6 +202,8 @@ class FakeStripe:
             self._idempotent: dict[str, tuple[str, _Response]] = {}
             self._outages: deque[_Outage] = deque()
             self._log: list[RecordedRequest] = []
+            #: Added to every answer, outside the lock, so concurrent clients overlap as they would against Stripe.
+            self.latency_seconds = 0.0
 
     # --- inspection ---------------------------------------------------------------------------
 
@@ -182,6 +222,31 @@ class FakeStripe:
     def payment_intent_count(self) -> int:
         with self._lock:
             return len(self.ledger.payment_intents)
+
+    def charges_by(self, metadata_key: str) -> Counter[str]:
+        """How many PaymentIntents were created per value of ``metadata[metadata_key]`` (e.g. per invoice).
+
+        Replays and refused requests create none, so a count above 1 is a real double charge.
+        """
+        with self._lock:
+            return Counter(
+                str(pi["metadata"][metadata_key])
+                for pi in self.ledger.payment_intents.values()
+                if metadata_key in pi["metadata"]
+            )
+
+    def setup_intent(self, intent_id: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self.ledger.get_setup_intent(intent_id))
+
+    def payment_method(self, method_id: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self.ledger.get_payment_method(method_id))
+
+    def mandate_for(self, method_id: str) -> dict[str, Any] | None:
+        """The PaymentMethod's active mandate, if any."""
+        with self._lock:
+            return copy.deepcopy(self.ledger.active_mandate(method_id))
 
     def payment_intent(self, intent_id: str) -> dict[str, Any]:
         with self._lock:
@@ -213,6 +278,18 @@ class FakeStripe:
         """The client passes 3-D Secure on a requires_action intent."""
         with self._lock:
             return copy.deepcopy(self.ledger.authenticate(intent_id))
+
+    def authenticate_setup(self, intent_id: str) -> dict[str, Any]:
+        """The client passes 3-D Secure while saving a card (a requires_action SetupIntent)."""
+        with self._lock:
+            return copy.deepcopy(self.ledger.authenticate_setup(intent_id))
+
+    def use_microdeposit_type(self, microdeposit_type: str) -> None:
+        """How the next microdeposit verifications are done: ``amounts`` (32 and 45) or ``descriptor_code`` (SM11AA)."""
+        if microdeposit_type not in ("amounts", "descriptor_code"):
+            raise ValueError(microdeposit_type)
+        with self._lock:
+            self.ledger.microdeposit_type = microdeposit_type
 
     def delete_customer(self, customer_id: str) -> None:
         with self._lock:
@@ -410,6 +487,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length).decode() if length else ""
         headers = {name.lower(): value for name, value in self.headers.items()}
         fake: FakeStripe = self.server.fake  # type: ignore[attr-defined]
+        if fake.latency_seconds:
+            time.sleep(fake.latency_seconds)
         response = fake.handle(method, self.path, body, headers)
         if response is None:  # simulated network failure: hang up without a word
             self.close_connection = True

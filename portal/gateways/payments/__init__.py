@@ -15,6 +15,7 @@ from portal import clock
 
 from .base import (
     FINAL_CHARGE_STATUSES,
+    BankVerification,
     ChargeResult,
     ChargeStatus,
     DisputeUpdate,
@@ -23,16 +24,21 @@ from .base import (
     GatewayUnavailable,
     IdempotencyConflict,
     InvalidWebhook,
+    MandateAcceptance,
     MethodPreview,
     PaymentGateway,
     RefundResult,
     RefundUpdate,
+    SavedMethodDetails,
+    SetupResult,
+    SetupStatus,
     WebhookEvent,
 )
 from .sandbox import DEFAULT_ACH_SETTLE_SECONDS, SandboxGateway, sandbox_token
 
 __all__ = [
     "FINAL_CHARGE_STATUSES",
+    "BankVerification",
     "ChargeResult",
     "ChargeStatus",
     "DisputeUpdate",
@@ -41,11 +47,15 @@ __all__ = [
     "GatewayUnavailable",
     "IdempotencyConflict",
     "InvalidWebhook",
+    "MandateAcceptance",
     "MethodPreview",
     "PaymentGateway",
     "RefundResult",
     "RefundUpdate",
     "SandboxGateway",
+    "SavedMethodDetails",
+    "SetupResult",
+    "SetupStatus",
     "WebhookEvent",
     "gateway_from_config",
     "sandbox_token",

@@ -6,7 +6,10 @@ details, the amount and the creation time, so :meth:`SandboxGateway.retrieve` ca
 current state from the id and the injected clock alone (a bank debit is "processing" until
 ``ach_settle_seconds`` after creation, then succeeds or fails).
 
-Ids look like ``sbx_pi_achok_none_bank_6789_usd_1250_1700000000_<sha256(key)[:16]>``.
+Ids look like ``sbx_pi_achok_none_bank_6789_usd_1250_1700000000_<sha256(key)[:16]>``; saved methods and
+setups carry their state the same way (see sandbox_methods.py). One consequence: a verification is recorded in
+the new ids :meth:`SandboxGateway.verify_microdeposits` returns, not in the old ones, and a detached method is
+forgotten only by the portal, which removes its record.
 
 Idempotency: a replay of the same key *within one process* returns the identical result (a small
 in-process cache). Across processes the creation time differs, so the id would too; the services
@@ -18,13 +21,12 @@ Test numbers mirror Stripe's, so the demo teaches the same numbers production te
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import cast
 
 from .base import (
@@ -36,149 +38,96 @@ from .base import (
     IdempotencyConflict,
     InvalidWebhook,
     MethodPreview,
+    MicrodepositType,
     PaymentGateway,
     RefundResult,
+    SavedMethodDetails,
+    SetupRequest,
+    SetupResult,
     WebhookEvent,
     client_failure_message,
 )
+from .sandbox_methods import (
+    OUTCOMES,
+    SANDBOX_BANK_NAME,
+    SandboxMethod,
+    SavedMethod,
+    owner_hash,
+    parse_method,
+    parse_token,
+    sandbox_token,
+    short_hash,
+)
+
+__all__ = ["DEFAULT_ACH_SETTLE_SECONDS", "SandboxGateway", "sandbox_token"]
 
 DEFAULT_ACH_SETTLE_SECONDS = 60
-SANDBOX_BANK_NAME = "SANDBOX TEST BANK"
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    method_type: str  # "card" or "us_bank_account"
-    settled_status: ChargeStatus  # the state once the (simulated) network has decided
-    failure_code: str | None = None
-    decline_code: str | None = None
-    settles_later: bool = False  # bank debits sit in "processing" first
-
-
-_OUTCOMES: dict[str, _Outcome] = {
-    "ok": _Outcome("card", "succeeded"),
-    "declined": _Outcome("card", "failed", "card_declined", "generic_decline"),
-    "nsf": _Outcome("card", "failed", "card_declined", "insufficient_funds"),
-    "badnumber": _Outcome("card", "failed", "incorrect_number"),
-    "achok": _Outcome("us_bank_account", "succeeded", settles_later=True),
-    "achnsf": _Outcome("us_bank_account", "failed", "insufficient_funds", settles_later=True),
-    # A real bank would return this days later; the demo says so at once.
-    "achinvalid": _Outcome("us_bank_account", "failed", "invalid_account_number"),
-}
-
-#: Stripe's test card numbers: number -> (outcome, funding).
-TEST_CARDS: dict[str, tuple[str, CardFunding]] = {
-    "4242424242424242": ("ok", "credit"),
-    "4000056655665556": ("ok", "debit"),
-    "4000000000000002": ("declined", "credit"),
-    "4000000000009995": ("nsf", "credit"),
-}
-#: Stripe's test US bank account numbers: number -> outcome.
-TEST_BANK_ACCOUNTS: dict[str, str] = {
-    "000123456789": "achok",
-    "000222222227": "achnsf",
-}
-_FUNDINGS = frozenset({"credit", "debit", "prepaid", "unknown"})
-_NO_FUNDING = "none"  # placeholder field for bank accounts, keeps ids a fixed shape
-
-
-@dataclass(frozen=True)
-class SandboxMethod:
-    """A sandbox payment method, as encoded in tokens, method ids and charge ids."""
-
-    outcome: str
-    funding: str
-    brand: str
-    last4: str
-
-    @property
-    def method_type(self) -> str:
-        return _OUTCOMES[self.outcome].method_type
-
-    def fields(self) -> str:
-        return f"{self.outcome}_{self.funding}_{self.brand}_{self.last4}"
-
-    @classmethod
-    def from_fields(cls, parts: list[str]) -> SandboxMethod:
-        outcome, funding, brand, last4 = parts
-        method = cls(outcome, funding, brand, last4)  # method_type raises KeyError on a bad outcome
-        allowed = {_NO_FUNDING} if method.method_type == "us_bank_account" else _FUNDINGS
-        if funding not in allowed:
-            raise ValueError(funding)
-        if len(last4) != 4 or not last4.isdigit() or not brand.isalpha():
-            raise ValueError(last4)
-        return method
-
-
-def sandbox_token(kind: str, number: str, funding: str | None = None) -> str:
-    """Build the sandbox "confirmation token" for what a client typed into the sandbox form.
-
-    ``kind`` is "card" or "us_bank_account". Unknown card numbers decline as ``incorrect_number``;
-    unknown account numbers fail as ``invalid_account_number``. ``funding`` overrides a card's
-    funding so the demo can show prepaid or unknown cards. Raises ValueError for input that is not a
-    number at all (the form shows it as a field error).
-    """
-    digits = "".join(ch for ch in number if ch not in " -")
-    if not digits.isdigit() or len(digits) < 4:
-        raise ValueError("enter the number using digits only")
-    if kind == "card":
-        outcome, default_funding = TEST_CARDS.get(digits, ("badnumber", "credit"))
-        if funding is not None and funding not in _FUNDINGS:
-            raise ValueError(f"unknown card funding {funding!r}")
-        method = SandboxMethod(outcome, funding or default_funding, _card_brand(digits), digits[-4:])
-    elif kind == "us_bank_account":
-        if funding is not None:
-            raise ValueError("funding applies to cards only")
-        outcome = TEST_BANK_ACCOUNTS.get(digits, "achinvalid")
-        method = SandboxMethod(outcome, _NO_FUNDING, "bank", digits[-4:])
-    else:
-        raise ValueError(f"unknown payment method kind {kind!r}")
-    return f"sbx_ctok_{method.fields()}"
-
-
-def parse_sandbox_method(value: str, *, prefix: str) -> SandboxMethod:
-    """Parse a sandbox token (prefix ``sbx_ctok_``) or method id (``sbx_pm_``)."""
-    if value.startswith(prefix):
-        try:
-            return SandboxMethod.from_fields(value.removeprefix(prefix).split("_"))
-        except (KeyError, ValueError):
-            pass
-    raise GatewayRequestError("Unknown sandbox payment details; please enter them again.", code="resource_missing")
-
-
-def _card_brand(digits: str) -> str:
-    if digits.startswith("4"):
-        return "visa"
-    if digits[:2] in {"51", "52", "53", "54", "55"} or digits[:2] == "22":
-        return "mastercard"
-    if digits[:2] in {"34", "37"}:
-        return "amex"
-    if digits.startswith("6"):
-        return "discover"
-    return "unknown"
+#: Stripe's test microdeposits: the amounts 32 and 45 cents, or the descriptor code SM11AA.
+TEST_MICRODEPOSIT_AMOUNTS = (32, 45)
+TEST_DESCRIPTOR_CODE = "SM11AA"
 
 
 @dataclass(frozen=True)
 class _SandboxCharge:
     method: SandboxMethod
+    saved: str | None  # the saved method's id suffix (expiry, state, owner), when a saved method was charged
     currency: str
     amount_cents: int
     created: int
 
     def gateway_id(self, key_hash: str) -> str:
-        return f"sbx_pi_{self.method.fields()}_{self.currency}_{self.amount_cents}_{self.created}_{key_hash}"
+        saved = f"_{self.saved}" if self.saved else ""
+        return f"sbx_pi_{self.method.fields()}{saved}_{self.currency}_{self.amount_cents}_{self.created}_{key_hash}"
+
+    @property
+    def payment_method_id(self) -> str:
+        saved = f"_{self.saved}" if self.saved else ""
+        return f"sbx_pm_{self.method.own_fields()}{saved}"
 
     @classmethod
     def parse(cls, gateway_id: str) -> _SandboxCharge:
         parts = gateway_id.removeprefix("sbx_pi_").split("_") if gateway_id.startswith("sbx_pi_") else []
         try:
             method = SandboxMethod.from_fields(parts[:4])
-            currency, amount, created, key_hash = parts[4:]
+            saved = None
+            if len(parts) == 11:
+                saved = SavedMethod.from_parts(parts[:7]).suffix
+            elif len(parts) != 8:
+                raise ValueError(gateway_id)
+            currency, amount, created, key_hash = parts[-4:]
             if not (currency.isalpha() and amount.isdigit() and created.isdigit() and len(key_hash) == 16):
                 raise ValueError(gateway_id)
-            return cls(method, currency, int(amount), int(created))
+            return cls(method, saved, currency, int(amount), int(created))
         except (KeyError, ValueError):
             raise GatewayRequestError(f"No such sandbox payment: {gateway_id!r}", code="resource_missing") from None
+
+
+@dataclass(frozen=True)
+class _SandboxSetup:
+    """``sbx_seti_<saved method>_<created>_<key hash>_<customer id>``: its status follows from the method alone."""
+
+    saved: SavedMethod
+    created: int
+    key_hash: str
+    customer_id: str
+
+    @property
+    def id(self) -> str:
+        fields = f"{self.saved.method.fields()}_{self.saved.suffix}"
+        return f"sbx_seti_{fields}_{self.created}_{self.key_hash}_{self.customer_id}"
+
+    @classmethod
+    def parse(cls, setup_id: str) -> _SandboxSetup:
+        parts = setup_id.removeprefix("sbx_seti_").split("_") if setup_id.startswith("sbx_seti_") else []
+        try:
+            if len(parts) < 10 or not parts[7].isdigit() or len(parts[8]) != 16:
+                raise ValueError(setup_id)
+            setup = cls(SavedMethod.from_parts(parts[:7]), int(parts[7]), parts[8], "_".join(parts[9:]))
+            if owner_hash(setup.customer_id) != setup.saved.owner:
+                raise ValueError(setup_id)
+            return setup
+        except (KeyError, ValueError):
+            raise GatewayRequestError(f"No such sandbox setup: {setup_id!r}", code="resource_missing") from None
 
 
 class SandboxGateway(PaymentGateway):
@@ -193,11 +142,13 @@ class SandboxGateway(PaymentGateway):
         now: Callable[[], datetime],
         ach_settle_seconds: int = DEFAULT_ACH_SETTLE_SECONDS,
         replay_cache_size: int = 10_000,
+        microdeposit_type: MicrodepositType = "amounts",
     ) -> None:
         self._now = now
         self._ach_settle_seconds = ach_settle_seconds
-        self._replays: OrderedDict[str, tuple[str, ChargeResult]] = OrderedDict()
+        self._replays: OrderedDict[str, tuple[str, ChargeResult | SetupResult]] = OrderedDict()
         self._replay_cache_size = replay_cache_size
+        self._microdeposit_type: MicrodepositType = microdeposit_type
         self._lock = threading.Lock()
 
     @property
@@ -207,10 +158,10 @@ class SandboxGateway(PaymentGateway):
     def ensure_customer(self, *, client_ref: str, name: str, email: str | None, existing_id: str | None) -> str:
         if existing_id:
             return existing_id
-        return "sbx_cus_" + _hash(client_ref)
+        return "sbx_cus_" + short_hash(client_ref)
 
     def preview_payment_method(self, token: str) -> MethodPreview:
-        method = parse_sandbox_method(token, prefix="sbx_ctok_")
+        method, _ = parse_token(token)
         if method.method_type == "card":
             return MethodPreview(
                 token=token,
@@ -224,27 +175,28 @@ class SandboxGateway(PaymentGateway):
         )
 
     def _charge(self, request: ChargeRequest) -> ChargeResult:
+        saved: SavedMethod | None
         if request.confirmation_token is not None:
-            method = parse_sandbox_method(request.confirmation_token, prefix="sbx_ctok_")
+            method, expiry = parse_token(request.confirmation_token)
+            outcome = OUTCOMES[method.outcome]
+            # As at Stripe, only a payment that went through (or a bank debit on its way) leaves the method saved.
+            kept = request.save_method and (outcome.settles_later or outcome.settled_status == "succeeded")
+            saved = SavedMethod(method, expiry, True, owner_hash(request.customer_id)) if kept else None
         else:
-            method = parse_sandbox_method(request.payment_method or "", prefix="sbx_pm_")
-        idempotency_key = request.idempotency_key
+            method, saved = parse_method(request.payment_method or "")
+            refusal = _refuse_saved(saved, request.customer_id)
+            if refusal is not None:
+                return refusal
+        if request.off_session:
+            method = method.off_session()
         fingerprint = json.dumps(dataclasses.asdict(request), sort_keys=True)
-        with self._lock:
-            replay = self._replays.get(idempotency_key)
-            if replay is not None:
-                if replay[0] != fingerprint:
-                    raise IdempotencyConflict(
-                        f"Sandbox idempotency key reused with different parameters: {idempotency_key!r}"
-                    )
-                return replay[1]
-            created = int(self._clock().timestamp())
-            charge = _SandboxCharge(method, request.currency.lower(), request.amount_cents, created)
-            result = self._result(charge, charge.gateway_id(_hash(idempotency_key)))
-            self._replays[idempotency_key] = (fingerprint, result)
-            while len(self._replays) > self._replay_cache_size:
-                self._replays.popitem(last=False)
-            return result
+
+        def create(created: int) -> ChargeResult:
+            suffix = saved.suffix if saved is not None else None
+            charge = _SandboxCharge(method, suffix, request.currency.lower(), request.amount_cents, created)
+            return self._result(charge, charge.gateway_id(short_hash(request.idempotency_key)))
+
+        return cast(ChargeResult, self._once("charge:" + request.idempotency_key, fingerprint, create))
 
     def retrieve(self, gateway_id: str) -> ChargeResult:
         return self._result(_SandboxCharge.parse(gateway_id), gateway_id)
@@ -265,10 +217,85 @@ class SandboxGateway(PaymentGateway):
         if amount_cents > charge.amount_cents:
             # Stateless, so only the original amount is known; the ledger guards cumulative refunds.
             raise GatewayRequestError("Refund amount is greater than the payment.", code="amount_too_large")
-        return RefundResult(status="succeeded", refund_id="sbx_re_" + _hash(idempotency_key), amount_cents=amount_cents)
+        return RefundResult(
+            status="succeeded", refund_id="sbx_re_" + short_hash(idempotency_key), amount_cents=amount_cents
+        )
 
     def parse_webhook(self, payload: bytes, signature_header: str) -> WebhookEvent:
         raise InvalidWebhook("The sandbox gateway sends no webhooks; its state comes from retrieve().")
+
+    # --- saved methods ---------------------------------------------------------------------------
+
+    def _save_method(self, request: SetupRequest) -> SetupResult:
+        method, expiry = parse_token(request.confirmation_token)
+        # No online banking to link in the sandbox: "automatic" and "instant" verify at once, as Stripe's test
+        # accounts do; "microdeposits" waits for the client to read back Stripe's test amounts.
+        pending = method.method_type == "us_bank_account" and request.bank_verification == "microdeposits"
+        saved = SavedMethod(method, expiry, not pending, owner_hash(request.customer_id))
+        fingerprint = json.dumps(dataclasses.asdict(request), sort_keys=True, default=str)
+
+        def create(created: int) -> SetupResult:
+            key_hash = short_hash(request.idempotency_key)
+            return self._setup_result(_SandboxSetup(saved, created, key_hash, request.customer_id))
+
+        return cast(SetupResult, self._once("setup:" + request.idempotency_key, fingerprint, create))
+
+    def retrieve_setup(self, setup_id: str) -> SetupResult:
+        return self._setup_result(_SandboxSetup.parse(setup_id))
+
+    def _verify_microdeposits(
+        self, setup_id: str, *, amounts: tuple[int, int] | None, descriptor_code: str | None
+    ) -> SetupResult:
+        setup = _SandboxSetup.parse(setup_id)
+        if setup.saved.verified or not OUTCOMES[setup.saved.method.outcome].saves:
+            raise GatewayRequestError(
+                "This setup is not awaiting microdeposit verification.", code="setup_intent_unexpected_state"
+            )
+        if self._microdeposit_type == "amounts":
+            if amounts is None:
+                raise GatewayRequestError("Enter the two deposit amounts.", code="parameter_missing")
+            matched, mismatch = tuple(sorted(amounts)) == TEST_MICRODEPOSIT_AMOUNTS, "amounts_mismatch"
+        else:
+            if descriptor_code is None:
+                raise GatewayRequestError("Enter the code from the deposit's description.", code="parameter_missing")
+            matched, mismatch = descriptor_code == TEST_DESCRIPTOR_CODE, "descriptor_code_mismatch"
+        if not matched:
+            # Stateless: the sandbox cannot count wrong tries, so it never locks the account out.
+            raise GatewayRequestError(
+                "The verification values do not match what was sent to the bank account.",
+                code=f"payment_method_microdeposit_verification_{mismatch}",
+            )
+        return self._setup_result(replace(setup, saved=replace(setup.saved, verified=True)))
+
+    def saved_method(self, method_id: str, *, customer_id: str) -> SavedMethodDetails:
+        _, saved = parse_method(method_id)
+        if saved is None or _refuse_saved(saved, customer_id) is not None:
+            # Another customer's method, one used once, a card that failed to save or an account still
+            # unverified: none is on this customer.
+            raise GatewayRequestError(f"No such PaymentMethod: '{method_id}'", code="resource_missing")
+        return _details(saved, customer_id)
+
+    def detach_method(self, method_id: str, *, customer_id: str) -> None:
+        # Stateless: nothing to forget here. The portal stops using the method because it removes its own record.
+        self.saved_method(method_id, customer_id=customer_id)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _once(
+        self, key: str, fingerprint: str, create: Callable[[int], ChargeResult | SetupResult]
+    ) -> ChargeResult | SetupResult:
+        """Idempotency: a replay of the same key *within one process* returns the identical result."""
+        with self._lock:
+            replay = self._replays.get(key)
+            if replay is not None:
+                if replay[0] != fingerprint:
+                    raise IdempotencyConflict(f"Sandbox idempotency key reused with different parameters: {key!r}")
+                return replay[1]
+            result = create(int(self._clock().timestamp()))
+            self._replays[key] = (fingerprint, result)
+            while len(self._replays) > self._replay_cache_size:
+                self._replays.popitem(last=False)
+            return result
 
     def _clock(self) -> datetime:
         now = self._now()
@@ -278,14 +305,14 @@ class SandboxGateway(PaymentGateway):
         return now
 
     def _status(self, charge: _SandboxCharge) -> ChargeStatus:
-        outcome = _OUTCOMES[charge.method.outcome]
+        outcome = OUTCOMES[charge.method.outcome]
         if outcome.settles_later and self._clock().timestamp() < charge.created + self._ach_settle_seconds:
             return "processing"
         return outcome.settled_status
 
     def _result(self, charge: _SandboxCharge, gateway_id: str) -> ChargeResult:
         method = charge.method
-        outcome = _OUTCOMES[method.outcome]
+        outcome = OUTCOMES[method.outcome]
         status = self._status(charge)
         failed = status == "failed"
         is_card = method.method_type == "card"
@@ -303,13 +330,86 @@ class SandboxGateway(PaymentGateway):
             )
             if failed
             else None,
-            payment_method_id=f"sbx_pm_{method.fields()}",
+            payment_method_id=charge.payment_method_id,
             method_type=method.method_type,
             card_funding=method.funding if is_card else None,
             last4=method.last4,
             brand=method.brand if is_card else None,
         )
 
+    def _setup_result(self, setup: _SandboxSetup) -> SetupResult:
+        saved = setup.saved
+        outcome = OUTCOMES[saved.method.outcome]
+        if not outcome.saves:
+            return SetupResult(
+                status="requires_payment_method",
+                setup_id=setup.id,
+                method=_details(saved, None),
+                payment_method_id=saved.id,
+                failure_code=outcome.failure_code,
+                decline_code=outcome.decline_code,
+                failure_message=client_failure_message(
+                    method_type=saved.method.method_type,
+                    failure_code=outcome.failure_code,
+                    decline_code=outcome.decline_code,
+                ),
+            )
+        is_bank = saved.method.method_type == "us_bank_account"
+        if not saved.verified:
+            return SetupResult(
+                status="requires_action",
+                setup_id=setup.id,
+                payment_method_id=saved.id,
+                method=_details(saved, None),
+                microdeposit_type=self._microdeposit_type,
+                microdeposits_arrive=datetime.fromtimestamp(setup.created, UTC),  # the sandbox's arrive at once
+            )
+        return SetupResult(
+            status="succeeded",
+            setup_id=setup.id,
+            payment_method_id=saved.id,
+            method=_details(saved, setup.customer_id),
+            mandate_id="sbx_mandate_" + short_hash(setup.id) if is_bank else None,
+        )
 
-def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+def _refuse_saved(saved: SavedMethod | None, customer_id: str) -> ChargeResult | None:
+    """A saved method charged for another customer, or before its bank account is verified, is refused the way
+    Stripe refuses it: before any charge exists (a failed result without a gateway id)."""
+    if saved is None:
+        return None
+    if saved.owner != owner_hash(customer_id) or not OUTCOMES[saved.method.outcome].saves:
+        code, message = "resource_missing", "The payment method does not belong to this customer."
+    elif not saved.verified:
+        code, message = "payment_method_unactivated", "The bank account has not been verified yet."
+    else:
+        return None
+    return ChargeResult(
+        status="failed",
+        gateway_id=None,
+        failure_code=code,
+        failure_message=message,
+        method_type=saved.method.method_type,
+    )
+
+
+def _details(saved: SavedMethod, customer_id: str | None) -> SavedMethodDetails:
+    method = saved.method
+    if method.method_type == "card":
+        return SavedMethodDetails(
+            method_id=saved.id,
+            method_type="card",
+            customer_id=customer_id,
+            brand=method.brand,
+            last4=method.last4,
+            exp_month=saved.exp_month,
+            exp_year=saved.exp_year,
+            card_funding=cast(CardFunding, method.funding),
+        )
+    return SavedMethodDetails(
+        method_id=saved.id,
+        method_type="us_bank_account",
+        customer_id=customer_id,
+        last4=method.last4,
+        bank_name=SANDBOX_BANK_NAME,
+    )

@@ -30,12 +30,21 @@ from .base import (
     PaymentGateway,
     RefundResult,
     RefundUpdate,
+    SavedMethodDetails,
+    SetupRequest,
+    SetupResult,
+    SetupStatus,
     WebhookEvent,
     client_failure_message,
 )
 
 if TYPE_CHECKING:
-    from stripe.params import CustomerCreateParams, PaymentIntentCreateParams
+    from stripe.params import (
+        CustomerCreateParams,
+        PaymentIntentCreateParams,
+        SetupIntentCreateParams,
+        SetupIntentVerifyMicrodepositsParams,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,17 @@ _STATUS_MAP: dict[str, ChargeStatus] = {
     "requires_capture": "processing",
 }
 _FUNDING = frozenset({"credit", "debit", "prepaid", "unknown"})
+_SETUP_STATUS_MAP: dict[str, SetupStatus] = {
+    "succeeded": "succeeded",
+    "processing": "processing",
+    "requires_action": "requires_action",
+    "requires_payment_method": "requires_payment_method",
+    "canceled": "canceled",
+    # Not expected: we create with confirm=true. Pending keeps the caller asking again rather than deciding.
+    "requires_confirmation": "processing",
+}
+#: Too many wrong microdeposit answers end the setup: an outcome the client is shown, not a refused request.
+_MICRODEPOSITS_EXHAUSTED = "payment_method_microdeposit_verification_attempts_exceeded"
 
 
 class StripeGateway(PaymentGateway):
@@ -176,6 +196,94 @@ class StripeGateway(PaymentGateway):
             raise _translate(exc) from exc
         return charge_result_from_intent(intent.to_dict())
 
+    # --- saved methods ---------------------------------------------------------------------------
+
+    def _save_method(self, request: SetupRequest) -> SetupResult:
+        acceptance = request.mandate
+        params: SetupIntentCreateParams = {
+            "customer": request.customer_id,
+            "confirm": True,
+            "confirmation_token": request.confirmation_token,
+            "usage": "off_session",
+            "allowed_payment_method_types": list(ALLOWED_PAYMENT_METHOD_TYPES),
+            "payment_method_options": {"us_bank_account": {"verification_method": request.bank_verification}},
+            # The acceptance the client gave when signing the portal's authorization, so Stripe's mandate and
+            # our signed agreement describe the same event. Stripe only makes a mandate where one is needed.
+            "mandate_data": {
+                "customer_acceptance": {
+                    "type": "online",
+                    "accepted_at": int(acceptance.accepted_at.timestamp()),
+                    "online": {"ip_address": acceptance.ip_address, "user_agent": acceptance.user_agent},
+                }
+            },
+            "metadata": dict(request.metadata),
+            "expand": ["payment_method"],
+        }
+        if request.return_url:
+            params["return_url"] = request.return_url
+        try:
+            intent = self._client.v1.setup_intents.create(params, options={"idempotency_key": request.idempotency_key})
+        except stripe.CardError as exc:
+            # The card was declined while being validated: nothing saved, and a replay returns the same decline.
+            return setup_result_from_error(_error_body(exc))
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return setup_result_from_intent(intent.to_dict())
+
+    def retrieve_setup(self, setup_id: str) -> SetupResult:
+        try:
+            intent = self._client.v1.setup_intents.retrieve(setup_id, params={"expand": ["payment_method"]})
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return setup_result_from_intent(intent.to_dict())
+
+    def _verify_microdeposits(
+        self, setup_id: str, *, amounts: tuple[int, int] | None, descriptor_code: str | None
+    ) -> SetupResult:
+        params: SetupIntentVerifyMicrodepositsParams = {"expand": ["payment_method"]}
+        if amounts is not None:
+            params["amounts"] = list(amounts)
+        if descriptor_code is not None:
+            params["descriptor_code"] = descriptor_code
+        try:
+            intent = self._client.v1.setup_intents.verify_microdeposits(setup_id, params)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == _MICRODEPOSITS_EXHAUSTED:
+                return self.retrieve_setup(setup_id)
+            raise _translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return setup_result_from_intent(intent.to_dict())
+
+    def saved_method(self, method_id: str, *, customer_id: str) -> SavedMethodDetails:
+        # The customer-scoped lookup answers "no such method" for another customer's id, so ownership is checked
+        # by Stripe itself rather than by comparing ids here.
+        try:
+            method = self._client.v1.customers.payment_methods.retrieve(customer_id, method_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return saved_method_from_dict(method.to_dict())
+
+    def detach_method(self, method_id: str, *, customer_id: str) -> None:
+        try:
+            method = self._client.v1.payment_methods.retrieve(method_id).to_dict()
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        owner = _as_id(method.get("customer"))
+        if owner is None:
+            return  # already detached (a retried removal)
+        if owner != customer_id:
+            raise GatewayRequestError(f"No such PaymentMethod: '{method_id}'", code="resource_missing")
+        try:
+            self._client.v1.payment_methods.detach(method_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "payment_method_unexpected_state":  # detached meanwhile by a concurrent removal
+                raise _translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    # --- charges -----------------------------------------------------------------------------------
+
     def retrieve(self, gateway_id: str) -> ChargeResult:
         try:
             intent = self._client.v1.payment_intents.retrieve(gateway_id, params={"expand": ["payment_method"]})
@@ -279,6 +387,10 @@ def charge_result_from_intent(intent: Mapping[str, Any], *, error: Mapping[str, 
     if status == "failed":
         failure_code = last_error.get("code") or "payment_failed"
         decline_code = last_error.get("decline_code")
+        if method_type == "us_bank_account":
+            # Stripe names an ACH return (account_closed); its NACHA code shows only where the return blocked
+            # the account. It is the bank's own word, so it is what the decline rules read first.
+            decline_code = decline_code or _blocked_code(bank)
         failure_message = client_failure_message(
             method_type=method_type, failure_code=failure_code, decline_code=decline_code
         )
@@ -322,6 +434,85 @@ def charge_result_from_error(error: Mapping[str, Any]) -> ChargeResult:
         ),
         payment_method_id=method.get("id"),
         method_type=method.get("type"),
+    )
+
+
+def saved_method_from_dict(method: Mapping[str, Any]) -> SavedMethodDetails:
+    """Normalize a PaymentMethod."""
+    method_type = method.get("type")
+    customer = _as_id(method.get("customer"))
+    if method_type == "card":
+        card = method.get("card") or {}
+        return SavedMethodDetails(
+            method_id=method["id"],
+            method_type="card",
+            customer_id=customer,
+            brand=card.get("brand"),
+            last4=card.get("last4"),
+            exp_month=card.get("exp_month"),
+            exp_year=card.get("exp_year"),
+            card_funding=_funding(card.get("funding")),
+        )
+    if method_type == "us_bank_account":
+        bank = method.get("us_bank_account") or {}
+        return SavedMethodDetails(
+            method_id=method["id"],
+            method_type="us_bank_account",
+            customer_id=customer,
+            last4=bank.get("last4"),
+            bank_name=bank.get("bank_name"),
+            blocked_code=_blocked_code(bank),
+        )
+    raise GatewayRequestError(f"unsupported payment method type {method_type!r}", code="unsupported_type")
+
+
+def setup_result_from_intent(intent: Mapping[str, Any], *, error: Mapping[str, Any] | None = None) -> SetupResult:
+    """Normalize a SetupIntent (from a response or a card error raised while saving)."""
+    status = _SETUP_STATUS_MAP.get(intent.get("status") or "", "processing")
+    last_error = error or intent.get("last_setup_error") or {}
+    method = _as_dict(intent.get("payment_method")) or _as_dict(last_error.get("payment_method"))
+    details = saved_method_from_dict(method) if method and method.get("type") in ALLOWED_PAYMENT_METHOD_TYPES else None
+    failure_code = decline_code = failure_message = None
+    if status == "requires_payment_method" and last_error:
+        failure_code = last_error.get("code") or "setup_failed"
+        decline_code = last_error.get("decline_code")
+        failure_message = client_failure_message(
+            method_type=details.method_type if details else None, failure_code=failure_code, decline_code=decline_code
+        )
+    next_action = intent.get("next_action") or {}
+    microdeposits = next_action.get("verify_with_microdeposits") if status == "requires_action" else None
+    arrival = (microdeposits or {}).get("arrival_date")
+    kind = (microdeposits or {}).get("microdeposit_type")
+    return SetupResult(
+        status=status,
+        setup_id=intent.get("id"),
+        payment_method_id=details.method_id if details else _as_id(intent.get("payment_method")),
+        method=details,
+        mandate_id=_as_id(intent.get("mandate")),
+        microdeposit_type=(kind if kind in ("amounts", "descriptor_code") else "amounts") if microdeposits else None,
+        microdeposits_arrive=datetime.fromtimestamp(int(arrival), UTC) if arrival else None,
+        verification_url=(microdeposits or {}).get("hosted_verification_url"),
+        failure_code=failure_code,
+        decline_code=decline_code,
+        failure_message=failure_message,
+        client_secret=intent.get("client_secret") if status == "requires_action" and not microdeposits else None,
+    )
+
+
+def setup_result_from_error(error: Mapping[str, Any]) -> SetupResult:
+    """Normalize a refused setup; Stripe embeds the SetupIntent in a card error raised while saving."""
+    intent = _as_dict(error.get("setup_intent"))
+    if intent is not None:
+        return setup_result_from_intent(intent, error=error)
+    failure_code = error.get("code") or "setup_failed"
+    return SetupResult(
+        status="requires_payment_method",
+        setup_id=None,
+        failure_code=failure_code,
+        decline_code=error.get("decline_code"),
+        failure_message=client_failure_message(
+            method_type=None, failure_code=failure_code, decline_code=error.get("decline_code")
+        ),
     )
 
 
@@ -386,6 +577,14 @@ def _as_id(value: Any) -> str | None:
     if isinstance(value, dict):
         return value.get("id")
     return value if isinstance(value, str) else None
+
+
+def _blocked_code(bank: Mapping[str, Any]) -> str | None:
+    """The NACHA code of the return that made Stripe block a bank account (``status_details.blocked``)."""
+    blocked = (bank.get("status_details") or {}).get("blocked")
+    if not blocked:
+        return None
+    return str(blocked.get("network_code") or blocked.get("reason") or "blocked")
 
 
 def _funding(value: Any) -> CardFunding:
