@@ -26,6 +26,9 @@ RESOURCES: dict[str, type[StripeObject]] = {
     "refund": stripe.Refund,
     "dispute": stripe.Dispute,
     "event": stripe.Event,
+    "setup_intent": stripe.SetupIntent,
+    "mandate": stripe.Mandate,
+    "list": stripe.ListObject,
 }
 
 
@@ -111,6 +114,20 @@ def objects_from_a_day_of_payments(fake: FakeStripe) -> list[dict[str, Any]]:
     objects.append(dispute)
     payload, _ = fake.event("charge.dispute.created", dispute)
     objects.append(json.loads(payload))
+    # Saving methods for autopay: a card, and a bank account verified by microdeposits (its mandate, the list).
+    card_token = post("/v1/test_helpers/confirmation_tokens", "payment_method=pm_card_visa")
+    post("/v1/setup_intents", f"customer={customer['id']}&confirm=true&confirmation_token={card_token['id']}")
+    bank_token = post("/v1/test_helpers/confirmation_tokens", "payment_method=pm_usBankAccount_success")
+    microdeposits = "payment_method_options[us_bank_account][verification_method]=microdeposits"
+    pending = post(
+        "/v1/setup_intents",
+        f"customer={customer['id']}&confirm=true&confirmation_token={bank_token['id']}&{microdeposits}",
+    )
+    verified = post(f"/v1/setup_intents/{pending['id']}/verify_microdeposits", "amounts[0]=32&amounts[1]=45")
+    for path in (f"/v1/mandates/{verified['mandate']}", f"/v1/customers/{customer['id']}/payment_methods"):
+        status, obj, _ = call(fake, "GET", path)
+        assert status == 200, obj
+        objects.append(obj)
     status, deleted, _ = call(fake, "DELETE", f"/v1/customers/{customer['id']}")
     assert status == 200 and deleted == {"id": customer["id"], "object": "customer", "deleted": True}
     return objects
