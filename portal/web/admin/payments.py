@@ -1,4 +1,6 @@
-"""Money received offline: record a payment and apply it, list payments, refund one."""
+"""Payments in the ledger: record money received offline and apply it, list payments, and refund one: the admin
+area's one refund action, for offline and online payments alike (an online payment's refund goes back through the
+gateway: ``online_payments.refund_online``)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from portal.web.params import id_arg
 
 from .common import PAGE_SIZE, client_arg, current_staff, get_or_404, money_text, page_arg, render_pick_client
 from .forms import PaymentForm, RefundForm, allocation_field, parse_allocations
+from .online_payments import refund_online
 from .routes import bp
 
 
@@ -122,6 +125,9 @@ def _render_detail(payment: Payment, refund_form: RefundForm | None = None):
 def payment_refund(payment_id: int):
     session = db.session()
     payment = get_or_404(Payment, payment_id)
+    online = payment_service.attempt_for_payment(session, payment.id)
+    if online is not None:
+        return refund_online(online)
     form = RefundForm()
     if form.validate_on_submit():
         try:

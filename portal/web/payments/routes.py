@@ -3,7 +3,7 @@
 Reached two ways: a signed-in contact from the client portal (``/pay``), or anyone holding an emailed invoice link
 (``/i/<token>/pay``). Both lead to the same checkout, ``/pay/<public id>``, which checks again at every step that
 the visitor may pay it (the same signed-in client, or a link that still opens the invoice).
-The staff pages of this feature register on the same blueprint from ``admin.py``.
+The staff pages of online payments are in the admin area (``portal/web/admin/online_payments.py``).
 """
 
 from __future__ import annotations
@@ -244,6 +244,3 @@ def stripe_webhook():
         return jsonify(error="invalid signature"), 400
     outcome = payments.handle_event(db.session(), rt, event, payload)
     return jsonify(received=True, outcome=outcome)
-
-
-from . import admin  # noqa: E402, F401  (staff views register on bp)

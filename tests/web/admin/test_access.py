@@ -8,24 +8,29 @@ from pathlib import Path
 import pytest
 from flask import url_for
 
-from portal.gateways import email
+from portal.gateways.payments import sandbox_token
+from portal.services import mail, payments
 from tests.conftest import sign_in
 
 PUBLIC = {"admin.logo"}  # the logo shows on sign-in pages and PDFs
 
 
 @pytest.fixture
-def records(app, make):
+def records(app, make, rt, session):
     client = make.client("Acme Dental")
     contact = make.contact(client, email="office@acme.test")
     invoice = make.invoice(client, 50_000)
     draft = make.invoice(client, 20_000, issue=False)
     payment = make.payment(client, 10_000, reference="1001")
-    delivery = email.transport().deliver(email.build(to=["office@acme.test"], subject="Invoice", text="Hello"))
+    delivery = rt.mailer.deliver(rt.mailer.build(sender=mail.sender(session), to=["office@acme.test"],
+                                                 subject="Invoice", text="Hello"))
     assert delivery.ok
     name = next((Path(app.instance_path) / "outbox").glob("*.eml")).name
+    online = payments.pay(session, rt, payments.create_request(session, client=client, contact=contact,
+                                                               amounts={invoice.id: 5_000}),
+                          token=sandbox_token("card", "4242424242424242"), attempt_number=1)
     return {"client_id": client.id, "contact_id": contact.id, "invoice_id": invoice.id, "payment_id": payment.id,
-            "name": name, "_draft": draft, "_contact": contact}
+            "attempt_id": online.id, "name": name, "_draft": draft, "_contact": contact}
 
 
 def admin_urls(app, records) -> list[tuple[str, str, str]]:

@@ -54,7 +54,7 @@ def test_the_detail_page_and_a_full_refund(staff_http, session, shop, sandbox_ga
     assert value_of(page, "amount") == "100.00"  # a full refund unless the staff types less
 
     nonce = _nonce(page)
-    response = staff_http.post(f"/admin/online-payments/{attempt.id}/refund",
+    response = staff_http.post(f"/admin/payments/{attempt.payment_id}/refund",
                                data={"nonce": nonce, "amount": "100.00", "reason": "Client cancelled"})
 
     assert location(response) == f"/admin/online-payments/{attempt.id}"
@@ -73,7 +73,7 @@ def test_a_partial_refund_with_its_share_of_the_surcharge(staff_http, session, s
     attempt = paid(session, shop, sandbox_gateway, accepted=300)
     nonce = _nonce(text(staff_http.get(f"/admin/online-payments/{attempt.id}")))
 
-    staff_http.post(f"/admin/online-payments/{attempt.id}/refund",
+    staff_http.post(f"/admin/payments/{attempt.payment_id}/refund",
                     data={"nonce": nonce, "amount": "50", "reason": "Half the work"})
 
     refund = session.scalar(select(GatewayRefund))
@@ -91,7 +91,7 @@ def test_bad_refunds_are_refused_and_change_nothing(staff_http, session, shop, s
     attempt = paid(session, shop, sandbox_gateway)
     nonce = _nonce(text(staff_http.get(f"/admin/online-payments/{attempt.id}")))
 
-    response = staff_http.post(f"/admin/online-payments/{attempt.id}/refund",
+    response = staff_http.post(f"/admin/payments/{attempt.payment_id}/refund",
                                data={"nonce": nonce, "amount": amount, "reason": "r"})
 
     assert response.status_code == 400
@@ -102,7 +102,7 @@ def test_bad_refunds_are_refused_and_change_nothing(staff_http, session, shop, s
 
 def test_a_refund_needs_a_reason(staff_http, session, shop, sandbox_gateway):
     attempt = paid(session, shop, sandbox_gateway)
-    response = staff_http.post(f"/admin/online-payments/{attempt.id}/refund",
+    response = staff_http.post(f"/admin/payments/{attempt.payment_id}/refund",
                                data={"nonce": "n1", "amount": "10", "reason": ""})
     assert response.status_code == 400 and "Say why the money is refunded." in text(response)
     assert count(session, GatewayRefund) == 0
@@ -113,8 +113,8 @@ def test_the_same_refund_form_posted_twice_refunds_once(staff_http, session, sho
     form = {"nonce": _nonce(text(staff_http.get(f"/admin/online-payments/{attempt.id}"))), "amount": "40",
             "reason": "Overbilled"}
 
-    staff_http.post(f"/admin/online-payments/{attempt.id}/refund", data=form)
-    staff_http.post(f"/admin/online-payments/{attempt.id}/refund", data=form)
+    staff_http.post(f"/admin/payments/{attempt.payment_id}/refund", data=form)
+    staff_http.post(f"/admin/payments/{attempt.payment_id}/refund", data=form)
 
     assert count(session, GatewayRefund) == 1 and count(session, Refund) == 1
     assert invoice_state(session, shop.first) == ("open", 4_000)
@@ -123,7 +123,7 @@ def test_the_same_refund_form_posted_twice_refunds_once(staff_http, session, sho
 def test_a_processing_bank_payment_cannot_be_refunded_yet(staff_http, session, shop, sandbox_gateway):
     attempt = paid(session, shop, sandbox_gateway, kind="us_bank_account", number="000123456789")
     assert 'id="refund"' not in text(staff_http.get(f"/admin/online-payments/{attempt.id}"))
-    response = staff_http.post(f"/admin/online-payments/{attempt.id}/refund",
+    response = staff_http.post(f"/admin/payments/{attempt.payment_id}/refund",
                                data={"nonce": "n", "amount": "10", "reason": "r"})
     assert "Only a completed online payment can be refunded." in text(response)
     assert count(session, GatewayRefund) == 0

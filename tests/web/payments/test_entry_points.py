@@ -72,16 +72,32 @@ def test_the_ledger_payment_page_sends_refunds_of_online_payments_to_the_gateway
     assert 'href="/admin/payment-settings"' in text(http.get("/admin/settings"))
 
 
-def test_an_offline_refund_of_an_online_payment_is_refused_and_changes_nothing(http, make, session, shop,
-                                                                               sandbox_gateway):
+def test_the_offline_refund_form_sent_for_an_online_payment_is_refused_and_changes_nothing(http, make, session,
+                                                                                          shop, sandbox_gateway):
+    """The admin area has one refund action; for an online payment it refunds through the gateway, once per
+    rendered online refund form. The ledger page's offline form (no form nonce, a refund date) refunds nothing."""
     attempt = payments.pay(session, runtime_for(sandbox_gateway), new_request(session, shop), attempt_number=1,
-                                  token=sandbox_token("card", "4242424242424242"))
+                           token=sandbox_token("card", "4242424242424242"))
     sign_in(http, make.staff())
 
     response = http.post(f"/admin/payments/{attempt.payment_id}/refund",
                          data={"amount": "100.00", "reason": "client asked", "refunded_on": "2026-03-16"})
 
-    assert response.status_code == 200
-    assert "This payment was made online. Refund it from its online payment page" in text(response)
+    assert response.status_code == 400
+    assert "This form is incomplete. Please reload the page." in text(response), text(response)
+    assert count(session, Refund) == 0
+    assert invoice_state(session, shop.first) == ("paid", 0)
+
+
+def test_an_offline_refund_of_an_online_payment_is_refused_by_the_service(session, shop, sandbox_gateway):
+    from portal.domain.errors import DomainError
+    from portal.models import Payment
+
+    attempt = payments.pay(session, runtime_for(sandbox_gateway), new_request(session, shop), attempt_number=1,
+                           token=sandbox_token("card", "4242424242424242"))
+
+    with pytest.raises(DomainError, match="This payment was made online. Refund it from its online payment page"):
+        payments.refund_offline(session, session.get(Payment, attempt.payment_id), amount_cents=10_000, reason="x")
+    session.rollback()
     assert count(session, Refund) == 0
     assert invoice_state(session, shop.first) == ("paid", 0)

@@ -1,5 +1,7 @@
-"""Staff pages of online payments: the list with each payment's state and gateway reference, refunds through the
-gateway (full or partial), disputes, and the MSP's surcharge and part-payment settings."""
+"""Staff pages of online payments: the list with each payment's state and gateway reference, the detail page with
+its refunds and disputes, and the MSP's surcharge and part-payment settings. A refund is posted to the one refund
+action of the admin area (``payments.payment_refund``), which sends it through the gateway; ``refund_online`` is
+its online half."""
 
 from __future__ import annotations
 
@@ -17,9 +19,9 @@ from portal.services import payments
 from portal.services.errors import NotFound
 from portal.web.auth.identity import staff_required
 from portal.web.params import page_arg
+from portal.web.payments.forms import OnlineRefundForm, PaymentSettingsForm
 from portal.web.runtime import runtime
 
-from .forms import OnlineRefundForm, PaymentSettingsForm
 from .routes import bp
 
 PAGE_SIZE = 25
@@ -32,21 +34,20 @@ def _attempt_or_404(attempt_id: int) -> ChargeAttempt:
     return attempt
 
 
-@bp.get("/admin/online-payments")
+@bp.get("/online-payments")
 @staff_required
-def admin_list():
+def online_payments():
     state = request.args.get("state", "all")
     if state not in payments.STATE_FILTERS:
         state = "all"
-    page = payments.attempt_page(db.session(), state=state, page=page_arg(),
-                                       per_page=PAGE_SIZE)
+    page = payments.attempt_page(db.session(), state=state, page=page_arg(), per_page=PAGE_SIZE)
     return render_template("payments/admin/list.html", page=page, state=state, states=payments.STATE_FILTERS,
                            gateway=runtime().gateway)
 
 
-@bp.get("/admin/online-payments/<int:attempt_id>")
+@bp.get("/online-payments/<int:attempt_id>")
 @staff_required
-def admin_detail(attempt_id: int):
+def online_payment(attempt_id: int):
     return _render_detail(_attempt_or_404(attempt_id))
 
 
@@ -65,22 +66,20 @@ def _render_detail(attempt: ChargeAttempt, form: OnlineRefundForm | None = None,
     ), status
 
 
-@bp.post("/admin/online-payments/<int:attempt_id>/refund")
-@staff_required
-def admin_refund(attempt_id: int):
+def refund_online(attempt: ChargeAttempt):
+    """A refund of an online payment, posted to the admin area's one refund action: through the gateway, once per
+    rendered form (its nonce)."""
     session = db.session()
-    attempt = _attempt_or_404(attempt_id)
     form = OnlineRefundForm()
     if form.validate_on_submit():
         cents = form.amount_cents()
         if cents is not None:
             try:
-                refund = payments.refund(session, runtime(), attempt, amount_cents=cents,
-                                               reason=form.reason.data, staff=current_user.record,
-                                               form_nonce=form.nonce.data)
+                refund = payments.refund(session, runtime(), attempt, amount_cents=cents, reason=form.reason.data,
+                                         staff=current_user.record, form_nonce=form.nonce.data)
             except payments.RefundOutcomeUnknown as e:
                 flash(str(e), "warning")
-                return redirect(url_for("payments.admin_detail", attempt_id=attempt.id))
+                return redirect(url_for("admin.online_payment", attempt_id=attempt.id))
             except DomainError as e:
                 session.rollback()
                 form.form_errors.append(str(e))
@@ -89,13 +88,14 @@ def admin_refund(attempt_id: int):
                 if refund.surcharge_cents:
                     message += f" (plus {format_money(refund.surcharge_cents, attempt.currency)} of the surcharge)"
                 flash(message + f": {refund.status}.", "success")
-                return redirect(url_for("payments.admin_detail", attempt_id=attempt.id))
+                return redirect(url_for("admin.online_payment", attempt_id=attempt.id))
+    form.form_errors.extend(form.nonce.errors)  # a hidden field: its error is shown with the form's own
     return _render_detail(attempt, form, status=400)
 
 
-@bp.route("/admin/payment-settings", methods=["GET", "POST"])
+@bp.route("/payment-settings", methods=["GET", "POST"])
 @staff_required
-def admin_settings():
+def payment_settings():
     session = db.session()
     settings = payments.payment_settings(session)
     form = PaymentSettingsForm()
@@ -109,14 +109,14 @@ def admin_settings():
         if rate is not None and minimum is not None:
             try:
                 payments.update_payment_settings(session, surcharge_percent=rate,
-                                                        blocked_regions=form.blocked_regions.data or "",
-                                                        partial_minimum_cents=minimum)
+                                                 blocked_regions=form.blocked_regions.data or "",
+                                                 partial_minimum_cents=minimum)
             except DomainError as e:
                 session.rollback()
                 form.form_errors.append(str(e))
             else:
                 flash("Online payment settings saved.", "success")
-                return redirect(url_for("payments.admin_settings"))
+                return redirect(url_for("admin.payment_settings"))
     return render_template("payments/admin/settings.html", form=form, gateway=runtime().gateway)
 
 
