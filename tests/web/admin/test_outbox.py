@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from portal.gateways import email
+from portal import db
+from portal.gateways.email import Attachment
+from portal.services import mail
+from portal.web.runtime import runtime
 
 from .conftest import page
 
 
 def write(to: str, subject: str, text: str, attachments=()) -> str:
-    delivery = email.transport().deliver(email.build(to=[to], subject=subject, text=text, attachments=attachments))
+    """A message written to the outbox the way the app writes one (no SMTP server configured)."""
+    mailer = runtime().mailer
+    delivery = mailer.deliver(mailer.build(sender=mail.sender(db.session()), to=[to], subject=subject, text=text,
+                                           attachments=attachments))
     assert delivery.ok
     return delivery.message_id
 
@@ -19,7 +25,7 @@ def test_list_newest_first_and_view(admin, outbox, clock):
     write("first@client.test", "Invoice INV-000001", "Older")
     clock.advance(hours=2)
     write("second@client.test", "Payment received", "Thanks for paying <b>on time</b>.",
-          attachments=[email.Attachment("INV-000002.pdf", b"%PDF-1.7 fake")])
+          attachments=[Attachment("INV-000002.pdf", b"%PDF-1.7 fake")])
 
     listing = page(admin.get("/admin/outbox"))
     assert listing.index("Payment received") < listing.index("Invoice INV-000001")
