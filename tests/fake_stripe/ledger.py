@@ -245,16 +245,9 @@ class Ledger(SetupIntents):
     def _method_for_intent(
         self, params: dict[str, Any], customer: str | None, future_usage: str | None
     ) -> dict[str, Any] | None:
-        token_id = params.get("confirmation_token")
-        method_id = params.get("payment_method")
-        if token_id and method_id:
-            raise invalid("You cannot provide both confirmation_token and payment_method.")
+        token_id, method_id = self._method_source(params)
         if token_id:
-            token = self.tokens.get(token_id)
-            if token is None:
-                raise missing("confirmation_token", token_id, param="confirmation_token")
-            if token_id in self.used_tokens:
-                raise invalid("This ConfirmationToken has already been used.", param="confirmation_token")
+            token = self._unused_token(token_id)
             if token["setup_future_usage"] != future_usage:
                 raise invalid(
                     f"The provided setup_future_usage ({future_usage}) does not match the "

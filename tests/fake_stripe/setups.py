@@ -171,16 +171,9 @@ class SetupIntents:
     def _setup_method(
         self, intent: dict[str, Any], params: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        token_id = params.get("confirmation_token")
-        method_id = params.get("payment_method")
-        if token_id and method_id:
-            raise invalid("You cannot provide both confirmation_token and payment_method.")
+        token_id, method_id = self._method_source(params)
         if token_id:
-            token = self.tokens.get(token_id)
-            if token is None:
-                raise missing("confirmation_token", token_id, param="confirmation_token")
-            if token_id in self.used_tokens:
-                raise invalid("This ConfirmationToken has already been used.", param="confirmation_token")
+            token = self._unused_token(token_id)
             self.used_tokens.add(token_id)
             token["setup_intent"] = intent["id"]
             return self._instantiate(self.token_methods[token_id]), token
@@ -199,6 +192,24 @@ class SetupIntents:
         if owner is not None and owner != intent["customer"]:
             raise invalid("The provided PaymentMethod belongs to another customer.", param="payment_method")
         return method, None
+
+    # --- shared with PaymentIntents ---------------------------------------------------------------
+
+    @staticmethod
+    def _method_source(params: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The ``confirmation_token`` and ``payment_method`` of a confirmation: at most one of them."""
+        token_id, method_id = params.get("confirmation_token"), params.get("payment_method")
+        if token_id and method_id:
+            raise invalid("You cannot provide both confirmation_token and payment_method.")
+        return token_id, method_id
+
+    def _unused_token(self, token_id: str) -> dict[str, Any]:
+        token = self.tokens.get(token_id)
+        if token is None:
+            raise missing("confirmation_token", token_id, param="confirmation_token")
+        if token_id in self.used_tokens:
+            raise invalid("This ConfirmationToken has already been used.", param="confirmation_token")
+        return token
 
     def _setup_succeeded(self, intent: dict[str, Any], method: dict[str, Any]) -> None:
         intent.update(status="succeeded", next_action=None)

@@ -9,6 +9,8 @@ import pytest
 import stripe
 from stripe.params.test_helpers import ConfirmationTokenCreateParams
 
+from portal.domain import declines
+from portal.gateways.payments import ChargeResult, PaymentGateway
 from portal.gateways.payments.sandbox import SandboxGateway
 from portal.gateways.payments.stripe_gateway import PINNED_API_VERSION, StripeGateway
 from tests.fake_stripe import FakeStripe
@@ -72,3 +74,24 @@ def clock() -> FakeClock:
 @pytest.fixture
 def sandbox(clock: FakeClock) -> SandboxGateway:
     return SandboxGateway(now=clock, ach_settle_seconds=60)
+
+
+def charge_saved(gateway: PaymentGateway, customer_id: str, method_id: str | None, **overrides: object) -> ChargeResult:
+    """Autopay's charge: a saved method, off-session, for invoice 42."""
+    arguments: dict[str, object] = {
+        "idempotency_key": "autopay-1",
+        "customer_id": customer_id,
+        "payment_method": method_id,
+        "amount_cents": 25_000,
+        "currency": "usd",
+        "metadata": {"invoice_id": "42"},
+        **overrides,
+    }
+    return gateway.charge_saved_method(**arguments)  # type: ignore[arg-type]
+
+
+def classify(result: ChargeResult) -> declines.Decline:
+    """What the autopay decline rules make of a failed charge."""
+    return declines.classify(
+        method_type=result.method_type, failure_code=result.failure_code, decline_code=result.decline_code
+    )

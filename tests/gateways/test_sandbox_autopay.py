@@ -16,7 +16,7 @@ from portal.gateways.payments import (
     sandbox_token,
 )
 
-from .conftest import FakeClock
+from .conftest import FakeClock, charge_saved, classify
 
 CUSTOMER = "sbx_cus_0123456789abcdef"
 OTHER_CUSTOMER = "sbx_cus_fedcba9876543210"
@@ -35,25 +35,6 @@ def save(sandbox: SandboxGateway, token: str, **overrides: object) -> SetupResul
         **overrides,
     }
     return sandbox.save_method(**arguments)  # type: ignore[arg-type]
-
-
-def charge_saved(sandbox: SandboxGateway, method_id: str, **overrides: object):
-    arguments: dict[str, object] = {
-        "idempotency_key": "autopay-1",
-        "customer_id": CUSTOMER,
-        "payment_method": method_id,
-        "amount_cents": 25_000,
-        "currency": "usd",
-        "metadata": {"invoice_id": "42"},
-        **overrides,
-    }
-    return sandbox.charge_saved_method(**arguments)  # type: ignore[arg-type]
-
-
-def classify(result) -> declines.Decline:
-    return declines.classify(
-        method_type=result.method_type, failure_code=result.failure_code, decline_code=result.decline_code
-    )
 
 
 def test_a_saved_card_shows_its_details_and_belongs_to_its_customer(sandbox: SandboxGateway) -> None:
@@ -136,7 +117,7 @@ def test_saved_cards_charged_off_session(
     saved = save(sandbox, token)
     assert saved.saved and saved.payment_method_id is not None
 
-    result = charge_saved(sandbox, saved.payment_method_id)
+    result = charge_saved(sandbox, CUSTOMER, saved.payment_method_id)
 
     assert result.status == status
     assert (result.failure_code, result.decline_code) == (failure_code, decline_code)
@@ -171,7 +152,7 @@ def test_a_card_needing_authentication_passes_with_the_client_present(sandbox: S
 def test_stripe_test_ids_charged_directly_off_session_give_hard_declines(
     sandbox: SandboxGateway, method: str, failure_code: str, decline_code: str
 ) -> None:
-    result = charge_saved(sandbox, method)
+    result = charge_saved(sandbox, CUSTOMER, method)
     assert (result.status, result.failure_code, result.decline_code) == ("failed", failure_code, decline_code)
     assert classify(result).kind is declines.HARD
 
@@ -198,7 +179,7 @@ def test_saved_bank_accounts_debit_off_session_then_settle_or_return(
     assert saved.saved and saved.mandate_id is not None and saved.mandate_id.startswith("sbx_mandate_")
     assert saved.method is not None and saved.method.bank_name == "SANDBOX TEST BANK" and saved.method.usable
 
-    debit = charge_saved(sandbox, saved.payment_method_id)
+    debit = charge_saved(sandbox, CUSTOMER, saved.payment_method_id)
     assert debit.status == "processing" and debit.failure_code is None
 
     clock.advance(60)
@@ -223,7 +204,7 @@ def test_microdeposits_pending_then_verified(sandbox: SandboxGateway, clock: Fak
     with pytest.raises(GatewayRequestError) as not_yet:
         sandbox.saved_method(pending.payment_method_id, customer_id=CUSTOMER)
     assert not_yet.value.code == "resource_missing"
-    refused = charge_saved(sandbox, pending.payment_method_id)
+    refused = charge_saved(sandbox, CUSTOMER, pending.payment_method_id)
     assert (refused.status, refused.gateway_id, refused.failure_code) == ("failed", None, "payment_method_unactivated")
 
     with pytest.raises(GatewayRequestError) as wrong:
@@ -239,7 +220,7 @@ def test_microdeposits_pending_then_verified(sandbox: SandboxGateway, clock: Fak
     assert verified.payment_method_id != pending.payment_method_id  # the stateless sandbox's new ids
     assert sandbox.retrieve_setup(verified.setup_id) == verified
     assert sandbox.saved_method(verified.payment_method_id, customer_id=CUSTOMER) == verified.method
-    assert charge_saved(sandbox, verified.payment_method_id).status == "processing"
+    assert charge_saved(sandbox, CUSTOMER, verified.payment_method_id).status == "processing"
     with pytest.raises(GatewayRequestError) as again:
         sandbox.verify_microdeposits(verified.setup_id, amounts=(32, 45))
     assert again.value.code == "setup_intent_unexpected_state"
@@ -269,7 +250,7 @@ def test_another_customers_method_is_refused_everywhere(sandbox: SandboxGateway)
         sandbox.saved_method(method_id, customer_id=OTHER_CUSTOMER)
     with pytest.raises(GatewayRequestError) as detach:
         sandbox.detach_method(method_id, customer_id=OTHER_CUSTOMER)
-    charged = charge_saved(sandbox, method_id, customer_id=OTHER_CUSTOMER)
+    charged = charge_saved(sandbox, OTHER_CUSTOMER, method_id)
 
     assert lookup.value.code == detach.value.code == "resource_missing"
     assert (charged.status, charged.gateway_id, charged.failure_code) == ("failed", None, "resource_missing")
@@ -322,15 +303,15 @@ def test_setup_replay_and_conflict(sandbox: SandboxGateway, clock: FakeClock) ->
     with pytest.raises(IdempotencyConflict):
         save(sandbox, "pm_card_mastercard")
     # A setup key and a charge key live apart: the same string may name one of each.
-    assert charge_saved(sandbox, first.payment_method_id, idempotency_key="setup-1").status == "succeeded"
+    assert charge_saved(sandbox, CUSTOMER, first.payment_method_id, idempotency_key="setup-1").status == "succeeded"
 
 
 def test_off_session_charge_replay_and_conflict(sandbox: SandboxGateway) -> None:
     saved = save(sandbox, "pm_card_visa")
-    first = charge_saved(sandbox, saved.payment_method_id)
-    assert charge_saved(sandbox, saved.payment_method_id) == first
+    first = charge_saved(sandbox, CUSTOMER, saved.payment_method_id)
+    assert charge_saved(sandbox, CUSTOMER, saved.payment_method_id) == first
     with pytest.raises(IdempotencyConflict):
-        charge_saved(sandbox, saved.payment_method_id, amount_cents=1)
+        charge_saved(sandbox, CUSTOMER, saved.payment_method_id, amount_cents=1)
 
 
 @pytest.mark.parametrize(

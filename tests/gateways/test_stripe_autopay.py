@@ -18,6 +18,8 @@ from portal.gateways.payments import (
 from portal.gateways.payments.stripe_gateway import ALLOWED_PAYMENT_METHOD_TYPES, StripeGateway
 from tests.fake_stripe import FakeStripe
 
+from .conftest import charge_saved, classify
+
 MakeToken = Callable[..., str]
 ACCEPTANCE = MandateAcceptance(
     ip_address="203.0.113.7", user_agent="Mozilla/5.0 (test)", accepted_at=datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -39,25 +41,6 @@ def save(gateway: StripeGateway, customer_id: str, make_token: MakeToken) -> Cal
         return gateway.save_method(**arguments)  # type: ignore[arg-type]
 
     return run
-
-
-def charge_saved(gateway: StripeGateway, customer_id: str, method_id: str | None, **overrides: object):
-    arguments: dict[str, object] = {
-        "idempotency_key": "autopay-1",
-        "customer_id": customer_id,
-        "payment_method": method_id,
-        "amount_cents": 25_000,
-        "currency": "usd",
-        "metadata": {"invoice_id": "42"},
-        **overrides,
-    }
-    return gateway.charge_saved_method(**arguments)  # type: ignore[arg-type]
-
-
-def classify(result) -> declines.Decline:
-    return declines.classify(
-        method_type=result.method_type, failure_code=result.failure_code, decline_code=result.decline_code
-    )
 
 
 # --- saving ---------------------------------------------------------------------------------------------------------
