@@ -165,8 +165,8 @@ class Ledger(SetupIntents):
         if not currency:
             raise invalid("Missing required param: currency.", param="currency")
         customer = params.get("customer")
-        if customer and (customer not in self.customers or self.customers[customer].get("deleted")):
-            raise missing("customer", customer, param="customer")
+        if customer:
+            self._live_customer(customer, param="customer")
         confirm = params.get("confirm") == "true"
         off_session = params.get("off_session") in {"true", "one_off", "recurring"}
         if off_session and not confirm:

@@ -62,8 +62,8 @@ class SetupIntents:
 
     def create_setup_intent(self, params: dict[str, Any]) -> dict[str, Any]:
         customer = params.get("customer")
-        if customer and (customer not in self.customers or self.customers[customer].get("deleted")):
-            raise missing("customer", customer, param="customer")
+        if customer:
+            self._live_customer(customer, param="customer")
         intent_id = new_id("seti")
         intent: dict[str, Any] = {
             "id": intent_id,
@@ -353,8 +353,7 @@ class SetupIntents:
         method = self._instantiate(method_id) if method_id not in self.payment_methods else None
         method = method or self.get_payment_method(method_id)
         customer = params["customer"]
-        if customer not in self.customers or self.customers[customer].get("deleted"):
-            raise missing("customer", customer, param="customer")
+        self._live_customer(customer, param="customer")
         if method["type"] == "us_bank_account":
             raise invalid(
                 "us_bank_account PaymentMethods must be verified and given a mandate through a SetupIntent "
@@ -406,6 +405,6 @@ class SetupIntents:
             "url": f"/v1/customers/{customer_id}/payment_methods",
         }
 
-    def _live_customer(self, customer_id: str) -> None:
+    def _live_customer(self, customer_id: str, *, param: str = "id") -> None:
         if customer_id not in self.customers or self.customers[customer_id].get("deleted"):
-            raise missing("customer", customer_id)
+            raise missing("customer", customer_id, param=param)
