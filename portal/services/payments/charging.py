@@ -56,6 +56,9 @@ def pay(session: Session, rt: Runtime, request: PaymentRequest, *, token: str, a
     if existing is not None:
         return existing
     if attempt_number != next_attempt_number(session, request):
+        twin = _attempt_numbered(session, request, attempt_number)  # written by a twin submission meanwhile
+        if twin is not None:
+            return twin
         raise PaymentUnavailable("This payment form is out of date. Please check the payment's status below.")
     gateway = rt.gateway
     _cancel_abandoned(session, rt, request)

@@ -41,13 +41,15 @@ class PaymentUnavailable(DomainError):
 # --- what can be paid ---------------------------------------------------------------------------------------------
 
 def in_flight_by_invoice(session: Session, client_id: int, *, besides: int | None = None) -> dict[int, int]:
-    """Cents per invoice already on their way: attempts that may still turn into money (``besides``: leave out
-    that payment request's own attempts)."""
-    busy = select(ChargeAttempt.request_id).where(ChargeAttempt.status.in_(rules.IN_FLIGHT))
+    """Cents per invoice already on their way: attempts that may still turn into money, and money that arrived but
+    is not on the books yet (the gateway's answer is recorded before it is booked, in a transaction of its own)
+    (``besides``: leave out that payment request's own attempts)."""
+    busy = select(ChargeAttempt.request_id).where(ChargeAttempt.status.in_(rules.IN_FLIGHT | {rules.SUCCEEDED}))
     query = (
         select(PaymentRequestItem.invoice_id, func.sum(PaymentRequestItem.amount_cents))
         .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
-        .where(PaymentRequest.client_id == client_id, PaymentRequest.id.in_(busy))
+        .where(PaymentRequest.client_id == client_id, PaymentRequest.id.in_(busy),
+               PaymentRequest.status != "paid")  # "paid": booked, so the invoices' balances already count it
         .group_by(PaymentRequestItem.invoice_id)
     )
     if besides is not None:
