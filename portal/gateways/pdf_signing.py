@@ -30,8 +30,12 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from portal.clock import now
+
 KEY_FILE = "agreement-signing.pem"  # private key and certificate, one file so the pair is written at once
-VALID_YEARS = 30  # the certificate outlives any agreement it signs; it is trusted by fingerprint, not by expiry
+# RFC 5280's "no well-defined expiration": the certificate must outlive every agreement it signs, and it is
+# trusted by its fingerprint, not by its dates.
+NO_EXPIRY = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def write_once(path: Path, data: bytes) -> bytes:
@@ -60,10 +64,10 @@ def _new_identity(common_name: str) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MSP payment portal (this install)")])
-    start = datetime.now(UTC) - timedelta(minutes=5)
+    start = now() - timedelta(days=1)  # a day's slack for a server clock that is a little behind
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(start)
-            .not_valid_after(start + timedelta(days=365 * VALID_YEARS))
+            .not_valid_after(NO_EXPIRY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
                                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
