@@ -58,6 +58,17 @@ def test_a_tampered_chain_is_reported(http, session, signed):
     assert "does not verify" in upload(http, signed.signed_pdf).get_data(as_text=True)
 
 
+def test_an_edited_signer_name_is_a_break_and_the_page_shows_the_chains_name(http, session, signed):
+    """The attack from issue 8: the row's signer_name changed directly in the database."""
+    session.execute(text("UPDATE agreements SET signer_name = 'Mallory Forger' WHERE id = :a"), {"a": signed.id})
+    session.commit()
+    body = http.post("/verify/reference", data={"reference": signed.reference}).get_data(as_text=True)
+    assert f"The record of agreement {signed.reference} does not verify" in body
+    assert 'data-field="signer_name"' in body and "Broken: signer_name" in body
+    assert "Mallory Forger" not in body and "Dana Whitfield, Office Manager" in body  # shown from the chain
+    assert 'data-outcome="problem"' in body
+
+
 def test_an_unsigned_invitation_says_so_without_details(http, invitation):
     body = http.post("/verify/reference", data={"reference": invitation.reference}).get_data(as_text=True)
     assert "was not signed" in body and "Harbor Dental Group LLC" not in body
