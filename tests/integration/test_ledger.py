@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from portal.domain.errors import AllocationError, DomainError, InvalidAmount, InvalidTransition
 from portal.models import Allocation, Invoice, Payment, Refund
-from portal.services import billing, ledger, payments
+from portal.services import billing, ledger, payments, reports
 
 
 def owed(session, *invoices):
@@ -241,3 +241,50 @@ def test_ledger_invariants_hold_after_any_sequence_of_operations(session, make, 
     refunded = session.scalar(select(func.coalesce(func.sum(Refund.amount_cents), 0)).join(Payment)
                               .where(Payment.client_id == client.id))
     assert received == sum(paid.values()) + ledger.credit_cents(session, client.id) + refunded
+
+
+# --- the rules in SQL agree with the domain --------------------------------------------------------------------
+
+
+def test_the_sql_balance_is_the_domain_balance_for_every_status(session, make):
+    """ledger.balance_expr is domain.ledger.invoice_balance in SQL: aging and client lists sum the same figures
+    the invoice pages show."""
+    client = make.client()
+    draft = make.invoice(client, 1_000, issue=False)
+    part_paid, paid, untouched = (make.invoice(client, cents) for cents in (5_000, 2_000, 3_000))
+    voided = make.invoice(client, 4_000)
+    make.payment(client, 2_000 + 1_500, allocations={paid.id: 2_000, part_paid.id: 1_500})
+    billing.void_invoice(session, voided, "billed twice")
+    invoices = [draft, part_paid, paid, untouched, voided]
+
+    applied = ledger.applied_by_invoice()
+    in_sql = dict(session.execute(select(Invoice.id, ledger.balance_expr(applied))
+                                  .outerjoin(applied, applied.c.invoice_id == Invoice.id)).all())
+
+    expected = {draft.id: 0, part_paid.id: 3_500, paid.id: 0, untouched.id: 3_000, voided.id: 0}
+    assert {i.id: ledger.balance_of(session, i) for i in invoices} == expected
+    assert {i: int(cents) for i, cents in in_sql.items()} == expected
+
+
+def test_the_sql_credit_is_the_domain_credit(session, make):
+    """ledger.credit_expr is domain.payments.payment_credit in SQL: money not applied nor refunded, and only
+    money that arrived."""
+    client = make.client()
+    invoice = make.invoice(client, 3_000)
+    applied_and_refunded = make.payment(client, 10_000, allocations={invoice.id: 3_000})
+    payments.refund_payment(session, applied_and_refunded, amount_cents=2_000, reason="overpaid")
+    pending = make.payment(client, 7_000)
+    pending.status = "processing"  # an ACH debit still on its way: nobody's credit yet
+    session.commit()
+
+    rows = payments_report_rows(session, [applied_and_refunded, pending])
+
+    assert {p.id: credit for p, credit in ledger.unallocated_by_payment(session, client.id)} == {
+        applied_and_refunded.id: 5_000}
+    assert rows == {applied_and_refunded.id: 5_000, pending.id: 0}
+    assert ledger.credit_cents(session, client.id) == 5_000
+
+
+def payments_report_rows(session, found) -> dict[int, int]:
+    """The credit each payment shows on the staff pages (domain rule over per-payment sums)."""
+    return {p.id: reports.payment_row(session, p).unapplied_cents for p in found}
