@@ -18,9 +18,9 @@ from portal.services.scope import ClientScope
 from portal.services.settings import get_settings
 from portal.services.statements import client_statement
 from portal.web.auth.identity import contact_required
+from portal.web.params import page_arg
 from portal.web.refusals import form_refusal
 from portal.web.runtime import runtime
-from portal.web.params import page_arg
 
 from .forms import PasswordForm, StatementRangeForm
 
