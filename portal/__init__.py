@@ -53,10 +53,8 @@ def _register_extensions(app: Flask) -> None:
 
 def _register_gateways(app: Flask) -> None:
     from . import clock
-    from .gateways import email
     from .gateways.payments import gateway_from_config
 
-    email.init_app(app)
     # built now so half-configured Stripe keys stop the app at startup, not at a client's first payment
     app.extensions["payment_gateway"] = gateway_from_config(app.config, now=clock.now)
 

@@ -5,9 +5,12 @@ Services receive the session and own the transaction (they commit); views and co
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.services.locking import IMMEDIATE
@@ -63,6 +66,15 @@ def session() -> Session:
         writes = has_request_context() and request.method not in SAFE_METHODS
         g.db_session = current_app.extensions["db_write_sessionmaker" if writes else "db_sessionmaker"]()
     return g.db_session
+
+
+def discard_session() -> None:
+    """Throw away the request's session after a failed statement (on PostgreSQL the whole transaction is aborted),
+    so what runs next, such as the error page reading the MSP's settings, gets a fresh one."""
+    broken = g.pop("db_session", None)
+    if broken is not None:
+        with suppress(SQLAlchemyError):  # a dead connection cannot roll back; the pool discards it anyway
+            broken.close()
 
 
 def _close_session(_exc: BaseException | None) -> None:

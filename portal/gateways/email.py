@@ -1,7 +1,8 @@
 """Outgoing email. With ``PORTAL_SMTP_URL`` messages go to that server; without it they are written as .eml
 files to the instance outbox (listed on the admin Outbox page), so the demo and a fresh install never lose one.
 
-Services call ``send``; they never import smtplib.
+Services send through ``portal.services.mail`` (which adds the MSP's name and addresses); they never import
+smtplib. The web layer builds the one ``Mailer`` at startup (portal/web/runtime.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
-
-from flask import Flask, current_app, render_template
 
 from portal.clock import now
 
@@ -171,76 +170,8 @@ class Mailer:
                                        attachments=attachments, headers=headers))
 
 
-def init_app(app: Flask) -> None:
-    app.extensions["mail_transport"] = transport_from_config(app.config.get("SMTP_URL"),
-                                                             Path(app.instance_path) / "outbox")
-
-
-def transport():
-    return current_app.extensions["mail_transport"]
-
-
-def sender_address() -> str:
-    from portal.db import session
-    from portal.services.settings import get_settings
-
-    settings = get_settings(session())
-    address = current_app.config.get("MAIL_FROM") or settings.email or f"billing@{_host()}"
-    return formataddr((settings.name, parseaddr(address)[1]))
-
-
-def _host() -> str:
-    return urlsplit(current_app.config["BASE_URL"]).hostname or "localhost"
-
-
-def build(
-    *, to: Sequence[str], subject: str, text: str, html: str | None = None,
-    attachments: Sequence[Attachment] = (), reply_to: str | None = None, headers: dict[str, str] | None = None,
-) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender_address()
-    message["To"] = ", ".join(to)
-    message["Subject"] = subject
-    message["Date"] = now().strftime("%a, %d %b %Y %H:%M:%S +0000")
-    message["Message-ID"] = make_msgid(domain=_host())
-    if reply_to:
-        message["Reply-To"] = reply_to
-    for key, value in (headers or {}).items():
-        message[key] = value
-    message.set_content(text)
-    if html:
-        message.add_alternative(html, subtype="html")
-    for a in attachments:
-        message.add_attachment(a.content, maintype=a.maintype, subtype=a.subtype, filename=a.filename)
-    return message
-
-
-def render(template: str, **context) -> tuple[str, str]:
-    """templates/email/<template>.txt and .html with the same context."""
-    return (render_template(f"email/{template}.txt", **context), render_template(f"email/{template}.html", **context))
-
-
-def send(
-    *, to: Sequence[str], subject: str, template: str, context: dict, attachments: Sequence[Attachment] = (),
-    reply_to: str | None = None, headers: dict[str, str] | None = None,
-) -> Delivery:
-    """Render and deliver one message. Never raises for a delivery problem: the caller records the outcome."""
-    from portal.db import session
-    from portal.services.settings import get_settings
-
-    text, html = render(template, **context)
-    reply_to = reply_to or get_settings(session()).reply_to or None
-    message = build(to=to, subject=subject, text=text, html=html, attachments=attachments, reply_to=reply_to,
-                    headers=headers)
-    try:
-        return transport().deliver(message)
-    except OSError as e:  # the outbox folder is unwritable: report it like an SMTP failure
-        return Delivery(False, message["Message-ID"], error=str(e), recipients=tuple(to))
-
-
 def _recipients(message: EmailMessage) -> tuple[str, ...]:
     return tuple(a.strip() for a in (message["To"] or "").split(",") if a.strip())
 
 
-__all__ = ["Attachment", "Delivery", "Mailer", "Outbox", "Sender", "Smtp", "Transport", "build", "render", "send",
-           "transport_from_config"]
+__all__ = ["Attachment", "Delivery", "Mailer", "Outbox", "Sender", "Smtp", "Transport", "transport_from_config"]

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from flask import current_app, render_template
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
@@ -39,10 +38,3 @@ class PdfRenderer:
         html = self._render(f"pdf/{template}.html", **context)
         return HTML(string=html, base_url=self.static.as_uri() + "/",
                     url_fetcher=_LocalOnly([self.static, self.uploads])).write_pdf()
-
-
-def render_pdf(template: str, **context) -> bytes:
-    html = render_template(f"pdf/{template}.html", **context)
-    static = Path(current_app.static_folder or ".").resolve()
-    uploads = (Path(current_app.instance_path) / "uploads").resolve()
-    return HTML(string=html, base_url=static.as_uri() + "/", url_fetcher=_LocalOnly([static, uploads])).write_pdf()

@@ -1,12 +1,10 @@
 """Error pages: a clear message, never a stack trace or a hint that a foreign record exists."""
 
-from contextlib import suppress
-
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from portal import db
 from portal.services.errors import NotFound
 from portal.web.params import UnstorableText
 
@@ -25,19 +23,10 @@ def _wants_json() -> bool:
     return request.path.startswith(("/api/", "/webhooks/")) or request.accept_mimetypes.best == "application/json"
 
 
-def _drop_request_session() -> None:
-    """A failed statement leaves the request's session unusable (on PostgreSQL the whole transaction is aborted),
-    and the error page reads the MSP's settings: it gets a fresh session instead of failing a second time."""
-    broken = g.pop("db_session", None)
-    if broken is not None:
-        with suppress(SQLAlchemyError):  # a dead connection cannot roll back; the pool discards it anyway
-            broken.close()
-
-
 def render_error(code: int, message: str | None = None):
     message = message or MESSAGES.get(code, "Error")
     if code >= 500:
-        _drop_request_session()
+        db.discard_session()  # a failed statement may have left it unusable; the page reads settings
     if _wants_json():
         return jsonify(error=message), code
     return render_template("errors/error.html", code=code, message=message), code

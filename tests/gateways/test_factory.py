@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from portal.config import ConfigError
 from portal.gateways.payments import SandboxGateway, gateway_from_config, sandbox_token
 from portal.gateways.payments.stripe_gateway import StripeGateway
 from tests.fake_stripe import FakeStripe
@@ -65,5 +66,5 @@ def test_half_configured_stripe_fails_fast(missing: str) -> None:
         "STRIPE_WEBHOOK_SECRET": "whsec_x",
     }
     del config[missing]
-    with pytest.raises(ValueError, match=missing):
+    with pytest.raises(ConfigError, match=missing):
         gateway_from_config(config)

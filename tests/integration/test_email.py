@@ -9,8 +9,9 @@ import pytest
 from jinja2 import ChoiceLoader, DictLoader
 from pypdf import PdfReader
 
+from portal import db
 from portal.gateways import email
-from portal.gateways.pdf import render_pdf
+from portal.services import mail
 from portal.services.settings import update_settings
 from tests.smtp_fixtures import mail_through_smtp, retry_mail_quickly  # noqa: F401 (fixtures)
 
@@ -29,15 +30,18 @@ def app(app):
 
 
 def send_invoice(**kw):
-    return email.send(to=["ap@northwind.test"], subject="Invoice INV-0042", template="test_invoice",
-                      context={"name": "Pat", "number": "INV-0042"}, **kw)
+    from flask import current_app
+
+    return mail.send(db.session(), current_app.extensions["runtime"], to=["ap@northwind.test"],
+                     subject="Invoice INV-0042", template="test_invoice",
+                     context={"name": "Pat", "number": "INV-0042"}, **kw)
 
 
-def test_a_message_with_html_and_a_pdf_arrives_as_sent(app, session, smtp_server):
-    update_settings(session, name="Acme IT", email="billing@acme-it.test")
-    pdf = render_pdf("test_invoice", number="INV-0042")
+def test_a_message_with_html_and_a_pdf_arrives_as_sent(app, rt, session, smtp_server):
+    update_settings(session, name="Acme IT", email="billing@acme-it.test", reply_to="ar@acme-it.test")
+    pdf = rt.pdf.render("test_invoice", number="INV-0042")
 
-    delivery = send_invoice(attachments=[email.Attachment("INV-0042.pdf", pdf)], reply_to="ar@acme-it.test")
+    delivery = send_invoice(attachments=[email.Attachment("INV-0042.pdf", pdf)])
 
     assert (delivery.ok, delivery.transport, delivery.recipients) == (True, "smtp", ("ap@northwind.test",))
     [received] = smtp_server.messages
@@ -56,12 +60,24 @@ def test_a_message_with_html_and_a_pdf_arrives_as_sent(app, session, smtp_server
     assert "Invoice INV-0042" in PdfReader(io.BytesIO(attachment.get_content())).pages[0].extract_text()
 
 
-def test_reply_to_defaults_to_the_msp_setting(app, session, smtp_server):
-    update_settings(session, reply_to="helpdesk@acme-it.test")
+def test_without_a_reply_to_setting_no_reply_to_header_is_sent(app, session, smtp_server):
+    update_settings(session, name="Acme IT", email="billing@acme-it.test")
 
     assert send_invoice().ok
     [received] = smtp_server.messages
-    assert received.message["Reply-To"] == "helpdesk@acme-it.test"
+    assert received.message["Reply-To"] is None
+    assert received.mail_from == "billing@acme-it.test"
+
+
+def test_portal_mail_from_wins_over_the_msp_address(app_config, request, smtp_server):
+    app_config["MAIL_FROM"] = "noreply@pay.acme-it.test"
+    request.getfixturevalue("app")
+    update_settings(db.session(), name="Acme IT", email="billing@acme-it.test")
+
+    assert send_invoice().ok
+    [received] = smtp_server.messages
+    assert received.mail_from == "noreply@pay.acme-it.test"
+    assert received.message["From"].addresses[0].display_name == "Acme IT"
 
 
 def test_a_temporary_refusal_is_retried_and_delivered(app, smtp_server, quick_retries):

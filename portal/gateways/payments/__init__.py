@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from portal import clock
+from portal.config import ConfigError
 
 from .base import (
     FINAL_CHARGE_STATUSES,
@@ -77,7 +78,7 @@ def gateway_from_config(config: Mapping[str, Any], *, now: Callable[[], datetime
         )
     missing = [key for key in ("STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET") if not config.get(key)]
     if missing:
-        raise ValueError(f"STRIPE_SECRET_KEY is set but {', '.join(missing)} is not")
+        raise ConfigError(f"PORTAL_STRIPE_SECRET_KEY is set but {', '.join('PORTAL_' + m for m in missing)} is not")
     from .stripe_gateway import StripeGateway
 
     return StripeGateway(
