@@ -151,7 +151,10 @@ def demo_command(reset: bool, no_serve: bool, port: int) -> None:
                                    "(from the environment or .env). Use PORTAL_ENV=demo with an empty database.")
     base_url = f"http://127.0.0.1:{port}"
     if app.config["BASE_URL"] == "http://127.0.0.1:5000":  # the default: links in emails follow --port
+        from portal.web import runtime
+
         app.config["BASE_URL"] = base_url
+        runtime.init_app(app)  # the Runtime builds links from BASE_URL: build it again for the new port
     try:
         if reset:
             demo.reset_database(app.extensions["db_engine"])

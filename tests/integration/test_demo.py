@@ -153,3 +153,11 @@ def test_portal_demo_works_without_setting_portal_env(monkeypatch, tmp_path):
     assert environ["PORTAL_ENV"] == "demo"
     assert (tmp_path / "instance" / "portal.db").exists()
     assert (tmp_path / "instance" / "demo-secret-key").exists()  # demo mode: no PORTAL_SECRET_KEY needed
+
+
+def test_demo_links_follow_the_port_it_serves_on(own_database, app_config, request):
+    app_config["BASE_URL"] = "http://127.0.0.1:5000"  # the default, as on a newcomer's machine
+    app = request.getfixturevalue("app")
+    result = app.test_cli_runner().invoke(args=["demo", "--no-serve", "--port", "5055"])
+    assert result.exit_code == 0, result.output
+    assert app.extensions["runtime"].url("auth.staff_login") == "http://127.0.0.1:5055/admin/login"
