@@ -428,6 +428,39 @@ def test_reconcile_fixes_a_missed_webhook(session, shop, stripe_gateway, fake_st
     assert (again.checked, again.changed) == (0, 0)
 
 
+@pytest.mark.parametrize("finisher", ["reconcile", "status page"])
+def test_a_success_recorded_but_not_booked_holds_the_invoice_until_it_is_booked(session, shop, stripe_gateway,
+                                                                               fake_stripe, outbox, finisher):
+    """The gateway's answer is committed before the booking; if the process dies between the two (or the booking
+    fails), the attempt already says the money arrived: nobody can pay the invoice again meanwhile, and
+    reconciliation or the client's status page books it and sends the receipt once."""
+    from portal.services.payments import results
+
+    attempt = pay(session, stripe_gateway, new_request(session, shop),
+                  fake_stripe.confirmation_token("pm_usBankAccount_success"))
+    fake_stripe.settle(attempt.gateway_id)
+    results.record(session, attempt.id, stripe_gateway.retrieve(attempt.gateway_id))  # step 1 only
+
+    session.expire_all()
+    assert session.get(ChargeAttempt, attempt.id).status == "succeeded"
+    assert invoice_state(session, shop.first) == ("open", 10_000)
+    with pytest.raises(DomainError):
+        new_request(session, shop)  # the arrived money still holds the invoice
+    session.rollback()
+
+    if finisher == "reconcile":
+        payments.reconcile(session, runtime_for(stripe_gateway))
+    else:
+        payments.refresh_attempt(session, runtime_for(stripe_gateway), session.get(ChargeAttempt, attempt.id))
+
+    assert invoice_state(session, shop.first) == ("paid", 0)
+    assert payment_of(session, attempt).status == "succeeded"
+    [receipt] = read_outbox(outbox)
+    assert receipt["Subject"].startswith("Payment received")
+    payments.reconcile(session, runtime_for(stripe_gateway))
+    assert len(read_outbox(outbox)) == 1 and invoice_state(session, shop.first) == ("paid", 0)
+
+
 def test_reconcile_leaves_a_still_processing_debit_alone(session, shop, stripe_gateway, fake_stripe):
     pay(session, stripe_gateway, new_request(session, shop), fake_stripe.confirmation_token("pm_usBankAccount_success"))
     report = payments.reconcile(session, runtime_for(stripe_gateway))
