@@ -28,7 +28,7 @@ def test_unknown_mode_is_refused(tmp_path):
 
 
 def test_half_configured_stripe_stops_the_app_at_startup(app_config):
-    with pytest.raises(ValueError, match="STRIPE"):
+    with pytest.raises(ConfigError, match="PORTAL_STRIPE_PUBLISHABLE_KEY"):
         create_app({**app_config, "STRIPE_SECRET_KEY": "sk_test_123"})
 
 
