@@ -1,6 +1,16 @@
 """ORM tables. Import models from here; each submodule holds one area of the business."""
 
 from .agreements import Agreement, AgreementEvent, TermsTemplate, TermsVersion
+from .autopay_runs import AutopayCharge, AutopayNotice, DueLease, DueRun, DueRunSkip
+from .autopay import (
+    AutopayEnrollment,
+    AutopayOffer,
+    AutopaySettings,
+    LedgerAdjustment,
+    OnboardingInvitation,
+    RateLock,
+    SavedPaymentMethod,
+)
 from .base import Base, UTCDateTime
 from .billing import Allocation, Invoice, InvoiceLine, Payment, Refund
 from .core import Client, Contact, MspSettings, SignInLink, StaffUser
@@ -21,6 +31,9 @@ __all__ = [
     "SignInLink", "StaffUser", "UTCDateTime",
     "InvoiceDelivery", "InvoiceEvent", "InvoiceLink",
     "Agreement", "AgreementEvent", "TermsTemplate", "TermsVersion",
+    "AutopayCharge", "AutopayNotice", "DueLease", "DueRun", "DueRunSkip",
     "ChargeAttempt", "Dispute", "GatewayCustomer", "GatewayRefund", "PaymentRequest", "PaymentRequestItem",
     "PaymentSettings", "WebhookEvent",
+    "AutopayEnrollment", "AutopayOffer", "AutopaySettings", "LedgerAdjustment", "OnboardingInvitation", "RateLock",
+    "SavedPaymentMethod",
 ]

@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, Subquery, case, func, select
+from sqlalchemy import ColumnElement, Subquery, case, func, select, union_all
 from sqlalchemy.orm import Session
 
 from portal.domain import aging
 from portal.domain.invoices import OPEN, display_status
 from portal.domain.ledger import NO_BALANCE, OpenItem, invoice_balance
 from portal.domain.payments import FAILED, SUCCEEDED
-from portal.models import Allocation, Invoice, Payment, Refund
+from portal.models import Allocation, Invoice, LedgerAdjustment, Payment, Refund
 
 OWING = (OPEN,)  # statuses that can carry a balance
 
@@ -26,13 +26,25 @@ OWING = (OPEN,)  # statuses that can carry a balance
 # --- the rules in SQL ----------------------------------------------------------------------------------------
 
 
+def _credited_rows() -> Subquery:
+    """Every row that lowers what an invoice owes, as (invoice_id, cents): money applied (allocations and their
+    reversals) and ledger adjustments (an autopay discount). The ONE place that says what settles an invoice:
+    balances, "paid" figures and the grouped queries all read it, so a discount can never be counted by one page
+    and missed by another."""
+    return union_all(
+        select(Allocation.invoice_id.label("invoice_id"), Allocation.amount_cents.label("cents")),
+        select(LedgerAdjustment.invoice_id.label("invoice_id"), LedgerAdjustment.amount_cents.label("cents")),
+    ).subquery()
+
+
 def applied_by_invoice(*where: ColumnElement[bool]) -> Subquery:
-    """Net money applied per invoice (allocations minus reversals), as (invoice_id, cents). ``where`` filters the
-    invoices summed (joined in), e.g. only open ones: paid invoices hold most allocation rows."""
-    query = select(Allocation.invoice_id, func.sum(Allocation.amount_cents).label("cents"))
+    """Net amount settled per invoice (money applied, net of reversals, plus adjustments), as (invoice_id, cents).
+    ``where`` filters the invoices summed (joined in), e.g. only open ones: paid invoices hold most rows."""
+    rows = _credited_rows()
+    query = select(rows.c.invoice_id, func.sum(rows.c.cents).label("cents"))
     if where:
-        query = query.join(Invoice, Invoice.id == Allocation.invoice_id).where(*where)
-    return query.group_by(Allocation.invoice_id).subquery()
+        query = query.join(Invoice, Invoice.id == rows.c.invoice_id).where(*where)
+    return query.group_by(rows.c.invoice_id).subquery()
 
 
 def balance_expr(applied: Subquery) -> ColumnElement[int]:
@@ -65,14 +77,16 @@ def credit_expr(applied: Subquery, refunded: Subquery) -> ColumnElement[int]:
 
 
 def paid_cents(session: Session, invoice_ids: Iterable[int]) -> dict[int, int]:
-    """Net money applied per invoice (allocations minus reversals)."""
+    """Net amount settled per invoice: money applied (allocations minus reversals) plus adjustments such as an
+    autopay discount (see _credited_rows; adjustments_by_invoice tells the discount apart for display)."""
     ids = list(invoice_ids)
     if not ids:
         return {}
+    settled = _credited_rows()
     rows = session.execute(
-        select(Allocation.invoice_id, func.sum(Allocation.amount_cents))
-        .where(Allocation.invoice_id.in_(ids))
-        .group_by(Allocation.invoice_id)
+        select(settled.c.invoice_id, func.sum(settled.c.cents))
+        .where(settled.c.invoice_id.in_(ids))
+        .group_by(settled.c.invoice_id)
     )
     paid = dict.fromkeys(ids, 0)
     paid.update({invoice_id: int(total) for invoice_id, total in rows})
