@@ -205,7 +205,55 @@ def payments_reconcile() -> None:
         raise SystemExit(1)
 
 
-COMMANDS = (payments_group, db_group, create_admin, import_command, demo_command)
+@click.command("run-due", help="Everything time-driven, in order: settle pending payments, autopay charges and "
+                             "retries, pre-charge notices, expiring-card emails, terms reminders. Run it from cron "
+                             "every few minutes, on any number of nodes. Exits 1 when something needs attention.")
+@click.option("--grace-seconds", default=120, show_default=True, type=click.IntRange(0),
+              help="Leave charges younger than this to the process that started them (a run killed mid-charge is "
+                   "replayed, with the same idempotency key, once they are older).")
+@with_appcontext
+def run_due_command(grace_seconds: int) -> None:
+    import logging
+    from contextlib import contextmanager
+    from datetime import timedelta
+
+    from flask import current_app
+
+    from portal.services.due import run_due
+    from portal.web.runtime import runtime
+
+    app = current_app._get_current_object()
+
+    @contextmanager
+    def worker_session():
+        with app.app_context():  # each worker thread: its own app context, so its own session (and the clock)
+            yield db.session()
+
+    bars: dict[str, object] = {}
+    interactive = sys.stdout.isatty()
+
+    def progress(step: str, n: int, total: int) -> None:
+        if not interactive:
+            return
+        bar = bars.get(step)
+        if bar is None:
+            bar = bars[step] = click.progressbar(length=total, label=f"  {step}")
+            bar.__enter__()
+        bar.update(1)
+        if n == total:
+            bar.__exit__(None, None, None)
+
+    report = run_due(db.session(), runtime(), open_session=worker_session, grace=timedelta(seconds=grace_seconds),
+                     on_step=(lambda name: click.echo(f"{name}...")) if interactive else None, on_progress=progress)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
+    click.echo(report.summary())
+    logging.getLogger("portal.run_due").info(report.summary())
+    if report.needs_attention:
+        raise SystemExit(1)
+
+
+COMMANDS = (payments_group, db_group, create_admin, import_command, demo_command, run_due_command)
 
 
 def init_app(app: Flask) -> None:

@@ -39,7 +39,9 @@ _SETTINGS: dict[str, tuple[Any, Any]] = {
     # How many reverse proxies (nginx, a load balancer) sit in front of the app. Their X-Forwarded-* headers are
     # trusted only when this is set; otherwise rate limits and evidence would record the proxy's address.
     "TRUSTED_PROXIES": (0, int),
-    "INVOICE_LINK_DAYS_AFTER_DUE": (30, int),  # an emailed invoice link works until due date + this many days
+    "INVOICE_LINK_DAYS_AFTER_DUE": (30, int),
+    # Gateway requests per second `portal run-due` may send (per node): Stripe allows ~100 live, 25 in test mode.
+    "GATEWAY_RATE_LIMIT": (25, float),  # an emailed invoice link works until due date + this many days
     # Authenticates the heads of the agreements' evidence chains; unset: a key file made in the instance folder.
     "EVIDENCE_KEY": (None, str),
 }

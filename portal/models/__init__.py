@@ -1,7 +1,6 @@
 """ORM tables. Import models from here; each submodule holds one area of the business."""
 
 from .agreements import Agreement, AgreementEvent, TermsTemplate, TermsVersion
-from .autopay_runs import AutopayCharge, AutopayNotice, DueLease, DueRun, DueRunSkip
 from .autopay import (
     AutopayEnrollment,
     AutopayOffer,
@@ -11,6 +10,7 @@ from .autopay import (
     RateLock,
     SavedPaymentMethod,
 )
+from .autopay_runs import AutopayCharge, AutopayNotice, DueLease, DueRun, DueRunSkip
 from .base import Base, UTCDateTime
 from .billing import Allocation, Invoice, InvoiceLine, Payment, Refund
 from .core import Client, Contact, MspSettings, SignInLink, StaffUser

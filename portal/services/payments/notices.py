@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from portal.clock import now
 from portal.domain.money import format_money
+from portal.domain.payments import AttemptOrigin
 from portal.models import ChargeAttempt, Contact
 
 from .. import mail
@@ -57,6 +58,8 @@ def send_receipt(session: Session, rt: Runtime, attempt: ChargeAttempt) -> None:
 
 
 def send_failure_notice(session: Session, rt: Runtime, attempt: ChargeAttempt) -> None:
+    if attempt.origin == AttemptOrigin.AUTOPAY:
+        return  # autopay's decline handling tells the client what happens next (a retry, the fallback, a link)
     _send(session, rt, attempt, template="payment_failed", stamp="failure_notice_sent_at",
           subject=lambda: f"Your payment of {_money(attempt)} to {get_settings(session).name} did not go through")
 

@@ -1,0 +1,205 @@
+"""`portal run-due`: everything time-driven, in order, the one cron entry. Cron runs it every few minutes on any
+number of nodes at once.
+
+Each step is idempotent and safe beside the same step on another node: it claims its work row by row (locks, unique
+rows, stamps) or, when it has no row to claim, holds a lease (``DueLease``) so only one node runs it at a time. A
+step that fails is logged in the run's problems and the next step still runs. Adding a step is one line in STEPS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.clock import now, today
+from portal.models import DueLease, DueRun, DueRunSkip
+
+from .agreements import SYSTEM, remind_outstanding
+from .autopay import incentives
+from .locking import begin_write
+from .payments import autopay_declines, autopay_notices, reconcile
+from .payments.autopay_charging import ChargeReport, OpenSession, charge_due
+from .payments.rate_limit import DEFAULT_RATE_PER_SECOND
+from .payments.reconciliation import GRACE
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DueContext:
+    session: Session
+    rt: Runtime
+    today: date
+    open_session: OpenSession  # a fresh session for each worker thread
+    node: str
+    grace: timedelta
+    report: DueReport
+    on_progress: Callable[[str, int, int], None] | None = None
+
+    @property
+    def rate(self) -> float:
+        return float(self.rt.config.get("GATEWAY_RATE_LIMIT") or DEFAULT_RATE_PER_SECOND)
+
+
+@dataclass
+class DueReport:
+    charged: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    pending: int = 0
+    skipped: int = 0
+    notices: int = 0
+    settled: int = 0
+    skips: list[tuple[int, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    run_id: int | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.problems)
+
+    def summary(self) -> str:
+        return (f"run-due: {self.charged} charged ({self.succeeded} succeeded, {self.failed} failed, "
+                f"{self.pending} pending), {self.skipped} skipped, {self.settled} settled, {self.notices} emails, "
+                f"{len(self.problems)} problems")
+
+
+# --- the steps -------------------------------------------------------------------------------------------------------
+
+def settle_payments(ctx: DueContext) -> None:
+    """Pending ACH debits, unknown outcomes (replayed with their key), missed webhooks: `payments reconcile`."""
+    result = reconcile(ctx.session, ctx.rt, grace=ctx.grace)
+    ctx.report.settled += result.settled
+    ctx.report.problems.extend(result.problems)
+
+
+def autopay_outcomes(ctx: DueContext) -> None:
+    """Declines learnt since the last run (ACH returns): block, retry or notify, once."""
+    autopay_declines.handle_outcomes(ctx.session, ctx.rt)
+
+
+def autopay_charges(ctx: DueContext) -> None:
+    progress = (lambda n, total: ctx.on_progress("autopay", n, total)) if ctx.on_progress else None
+    result: ChargeReport = charge_due(ctx.session, ctx.rt, ctx.today, open_session=ctx.open_session,
+                                      rate=ctx.rate, on_progress=progress)
+    from portal.domain import payments as rules
+
+    ctx.report.charged += result.charged
+    ctx.report.succeeded += result.outcomes[rules.SUCCEEDED]
+    ctx.report.failed += result.outcomes[rules.FAILED] + result.outcomes[rules.CANCELED]
+    ctx.report.pending += result.charged - (result.outcomes[rules.SUCCEEDED] + result.outcomes[rules.FAILED]
+                                            + result.outcomes[rules.CANCELED])
+    ctx.report.skipped += len(result.skips)
+    ctx.report.skips.extend(result.skips)
+    ctx.report.problems.extend(result.problems)
+
+
+def incentive_stops(ctx: DueContext) -> None:
+    """Clients whose autopay incentive stopped (the method kept failing, they left autopay) are told once."""
+    ctx.report.notices += incentives.send_stop_notices(ctx.session, ctx.rt)
+
+
+def pre_charge_notices(ctx: DueContext) -> None:
+    ctx.report.notices += autopay_notices.send_pre_charge_notices(ctx.session, ctx.rt, ctx.today)
+
+
+def expiring_cards(ctx: DueContext) -> None:
+    ctx.report.notices += autopay_notices.email_expiring_cards(ctx.session, ctx.rt, ctx.today)
+
+
+def terms_reminders(ctx: DueContext) -> None:
+    """Clients that have not signed the current payment terms (each reminded at most every few days)."""
+    ctx.report.notices += remind_outstanding(ctx.session, ctx.rt, meta=SYSTEM).sent
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[DueContext], None]
+    #: Steps with no row to claim per item run on one node at a time, under a lease of this many minutes.
+    lease_minutes: int | None = None
+
+
+STEPS: tuple[Step, ...] = (
+    Step("settle payments", settle_payments),
+    Step("autopay outcomes", autopay_outcomes),
+    Step("autopay charges", autopay_charges),
+    Step("autopay outcomes", autopay_outcomes),  # outcomes of the charges just made that were not handled inline
+    Step("incentive stops", incentive_stops),
+    Step("pre-charge notices", pre_charge_notices),
+    Step("expiring cards", expiring_cards),
+    Step("terms reminders", terms_reminders, lease_minutes=30),
+)
+
+
+# --- running them ----------------------------------------------------------------------------------------------------
+
+def node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_due(session: Session, rt: Runtime, *, open_session: OpenSession, grace: timedelta = GRACE,
+            steps: tuple[Step, ...] = STEPS, on_step: Callable[[str], None] | None = None,
+            on_progress: Callable[[str, int, int], None] | None = None) -> DueReport:
+    report = DueReport()
+    node = node_name()
+    run = DueRun(node=node, started_at=now())
+    session.add(run)
+    session.commit()
+    report.run_id = run.id
+    ctx = DueContext(session=session, rt=rt, today=today(), open_session=open_session, node=node, grace=grace,
+                     report=report, on_progress=on_progress)
+    for step in steps:
+        if on_step:
+            on_step(step.name)
+        if step.lease_minutes is not None and not take_lease(session, step.name, node, step.lease_minutes):
+            continue
+        try:
+            step.run(ctx)
+        except Exception as e:  # one broken step must not stop the others (a bad email must not stop charging)
+            session.rollback()
+            log.exception("run-due: step %r failed", step.name)
+            report.problems.append(f"{step.name}: {type(e).__name__}: {e}")
+    _finish(session, run, report)
+    log.info(report.summary())
+    return report
+
+
+def _finish(session: Session, run: DueRun, report: DueReport) -> None:
+    session.rollback()
+    run = session.get(DueRun, run.id, populate_existing=True)
+    run.finished_at = now()
+    for name in ("charged", "succeeded", "failed", "pending", "skipped", "notices", "settled"):
+        setattr(run, name, getattr(report, name))
+    run.problems = "\n".join(report.problems)[:20_000]
+    session.add_all(DueRunSkip(run_id=run.id, invoice_id=invoice_id, reason=str(reason)[:40])
+                    for invoice_id, reason in report.skips)
+    session.commit()
+
+
+def take_lease(session: Session, name: str, holder: str, minutes: int) -> bool:
+    """True when this node may run the step now (no other node holds an unexpired lease on it)."""
+    begin_write(session)
+    lease = session.get(DueLease, name, with_for_update=True, populate_existing=True)
+    stamp = now()
+    if lease is None:
+        session.add(DueLease(name=name, holder=holder, expires_at=stamp + timedelta(minutes=minutes)))
+    elif lease.expires_at > stamp and lease.holder != holder:
+        session.rollback()
+        return False
+    else:
+        lease.holder, lease.expires_at = holder, stamp + timedelta(minutes=minutes)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True

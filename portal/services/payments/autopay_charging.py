@@ -1,0 +1,316 @@
+"""Autopay charging: what is due today is charged once, on the client's saved method, with the client away.
+
+Each charge is a checkout like a client's own (a PaymentRequest for the one invoice and a ChargeAttempt), so booking,
+receipts, webhooks and reconciliation handle it unchanged. What autopay adds:
+
+- ``plan_client`` asks the domain (``charge_decision``) about each open invoice of a client on autopay: charge it
+  now, or why not (the run log shows the reason).
+- ``claim`` writes the request, the attempt (with its idempotency key) and an ``AutopayCharge`` numbered per
+  invoice, in one transaction that first locks the client's invoices. On PostgreSQL the lock is taken with
+  SKIP LOCKED: a client another `run-due` is charging is left to it, never waited for. The unique (invoice, charge
+  number) pair is the last word: of two processes that both decided to charge, one insert fails and that process
+  charges nothing. On SQLite ``begin_write`` serialises the claims.
+- the gateway call happens after that commit (``charging.send_call``); a process killed before the answer was
+  recorded leaves the attempt ``created`` or ``unknown``, which reconciliation replays with the same key, never a new
+  charge.
+- the outcome is handled at once (``autopay_declines.handle``): a hard decline moves on to the fallback method in the
+  same run.
+
+Charges run on several threads (each with its own database session) under the gateway's rate limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.clock import now
+from portal.domain import autopay as policy
+from portal.domain import declines
+from portal.domain import payments as rules
+from portal.domain.payments import GATEWAY_MINIMUM_CENTS, AttemptOrigin, PaymentRequestStatus
+from portal.models import (
+    AutopayCharge,
+    AutopayNotice,
+    ChargeAttempt,
+    Client,
+    Invoice,
+    PaymentRequest,
+    PaymentRequestItem,
+    SavedPaymentMethod,
+)
+
+from .. import ledger
+from ..autopay import incentives
+from ..locking import begin_write
+from ..runtime import Runtime
+from . import autopay_declines, charging
+from .autopay_setup import ClientAutopay, MethodOnFile, enrolled_clients
+from .checkout import in_flight_by_invoice
+from .locks import end_reads
+from .rate_limit import TokenBucket, run_all, threads_for
+
+log = logging.getLogger(__name__)
+
+OpenSession = Callable[[], AbstractContextManager[Session]]
+#: Not a domain Skip: another `run-due` (or the client at checkout) holds this client's invoices right now.
+LOCKED_ELSEWHERE = "locked_elsewhere"
+PRE_CHARGE = "pre_charge"
+#: Skips not worth a line in the run log on every run (most invoices are simply not due yet).
+_QUIET = frozenset({policy.Skip.NOT_DUE_YET, policy.Skip.NOTHING_OWED})
+
+
+@dataclass(frozen=True)
+class InvoicePlan:
+    invoice_id: int
+    decision: policy.ChargeDecision
+    method: MethodOnFile | None
+    charge_number: int
+
+    @property
+    def reason(self) -> str | None:
+        if self.decision.charge_now and self.method is None:
+            return policy.Skip.NO_USABLE_METHOD
+        return None if self.decision.charge_now else self.decision.skip
+
+
+@dataclass
+class ChargeReport:
+    """What the charging step did, summed over clients (the run log's counts)."""
+
+    charged: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # attempt status -> count
+    skips: list[tuple[int, str]] = field(default_factory=list)  # (invoice id, reason)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, other: ChargeReport) -> None:
+        self.charged += other.charged
+        self.outcomes.update(other.outcomes)
+        self.skips.extend(other.skips)
+        self.problems.extend(other.problems)
+
+
+# --- deciding --------------------------------------------------------------------------------------------------------
+
+def plan_client(session: Session, setup: ClientAutopay, today: date, *, lock: bool = False) -> list[InvoicePlan]:
+    """Each open invoice of the client and what autopay does with it today."""
+    items = ledger.open_items(session, setup.client_id, lock=lock)
+    if not items:
+        return []
+    ids = [item.invoice_id for item in items]
+    due_dates = dict(session.execute(select(Invoice.id, Invoice.due_date).where(Invoice.id.in_(ids))).tuples())
+    in_flight = in_flight_by_invoice(session, setup.client_id)
+    charges: dict[int, list[tuple[AutopayCharge, str]]] = {}
+    for row, status in session.execute(
+            select(AutopayCharge, ChargeAttempt.status)
+            .join(ChargeAttempt, ChargeAttempt.id == AutopayCharge.attempt_id)
+            .where(AutopayCharge.invoice_id.in_(ids)).order_by(AutopayCharge.charge_number)).tuples():
+        charges.setdefault(row.invoice_id, []).append((row, status))
+    noticed = dict(session.execute(select(AutopayNotice.subject, AutopayNotice.sent_on).where(
+        AutopayNotice.kind == PRE_CHARGE, AutopayNotice.subject.in_([notice_subject(i) for i in ids]))).tuples())
+    usable = policy.usable_methods([m.saved for m in setup.methods], setup.rules, today)
+    method = setup.method(usable[0].method_id) if usable else None
+    plans = []
+    for item in items:
+        history = charges.get(item.invoice_id, [])
+        number = (history[-1][0].charge_number + 1) if history else 1
+        if any(row.handled_at is None and status in rules.FINAL - {rules.SUCCEEDED} for row, status in history):
+            # a failure whose consequences have not run yet (a bank return learnt a moment ago): next run
+            plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.PAYMENT_IN_FLIGHT), method,
+                                     number))
+            continue
+        if any(status in rules.IN_FLIGHT for _, status in history):
+            # its discount is booked only when the money arrives, so the balance alone would show it as payable
+            plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.PAYMENT_IN_FLIGHT), method,
+                                     number))
+            continue
+        retry = _retry(history, method, setup.rules.retry_days)
+        due_item = policy.DueItem(due_date=due_dates[item.invoice_id], balance_cents=item.balance_cents,
+                                  in_flight_cents=in_flight.get(item.invoice_id, 0),
+                                  notice_sent_on=noticed.get(notice_subject(item.invoice_id)))
+        decision = policy.charge_decision(due_item, setup.rules, today, retry=retry)
+        plans.append(InvoicePlan(item.invoice_id, decision, method, number))
+    return plans
+
+
+def _retry(history: list[tuple[AutopayCharge, str]], method: MethodOnFile | None,
+           schedule: tuple[int, ...]) -> declines.RetryStep | None:
+    """The retry schedule on the method autopay would use now; None when it has not failed on it (a first charge,
+    or a fallback taking over after the default was declined for good)."""
+    if method is None:
+        return None
+    failed = [declines.FailedAttempt(row.charged_on, declines.DeclineClass(row.decline_class))
+              for row, status in history
+              if row.method_id == method.saved.method_id and status in rules.FINAL - {rules.SUCCEEDED}
+              and row.decline_class]
+    if not failed:
+        return None
+    return declines.next_retry(failed, schedule, method_type=method.saved.method_type)
+
+
+def notice_subject(invoice_id: int) -> str:
+    return f"invoice:{invoice_id}"
+
+
+# --- claiming: the rows that make one charge, committed before the gateway is called --------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    charge_id: int
+    attempt_id: int
+    call: charging.ChargeCall
+
+
+def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_id: int, today: date) -> Claim | str:
+    """Write the charge of one invoice, or say why not (a Skip reason, or LOCKED_ELSEWHERE)."""
+    begin_write(session)
+    if not _lock_client_invoices(session, setup.client_id):
+        session.rollback()
+        return LOCKED_ELSEWHERE
+    plan = next((p for p in plan_client(session, setup, today) if p.invoice_id == invoice_id), None)
+    if plan is None:
+        session.rollback()
+        return policy.Skip.NOTHING_OWED
+    if plan.reason is not None or plan.method is None or setup.customer_id is None:
+        session.rollback()
+        return plan.reason or policy.Skip.NO_USABLE_METHOD
+    invoice = session.get(Invoice, invoice_id)
+    client = session.get(Client, setup.client_id)
+    assert invoice is not None and client is not None
+    discount = _discount(session, setup, client, invoice, plan.decision.charge_cents)
+    amount = plan.decision.charge_cents - discount
+    if amount < GATEWAY_MINIMUM_CENTS:
+        session.rollback()
+        return policy.Skip.BELOW_GATEWAY_MINIMUM
+    method_row = session.get(SavedPaymentMethod, plan.method.row_id)
+    assert method_row is not None
+    stamp = now()
+    request = PaymentRequest(
+        public_id=secrets.token_urlsafe(24), client_id=client.id, contact_id=None, currency=invoice.currency,
+        amount_cents=amount, status=PaymentRequestStatus.OPEN, created_at=stamp,
+        items=[PaymentRequestItem(invoice_id=invoice.id, amount_cents=amount)],
+    )
+    session.add(request)
+    session.flush()
+    attempt = ChargeAttempt(
+        request_id=request.id, attempt_number=1, gateway=rt.gateway.name, customer_id=setup.customer_id,
+        method_token=method_row.method_id, origin=AttemptOrigin.AUTOPAY, status=rules.CREATED,
+        method_type=method_row.method_type, card_funding=method_row.card_funding, brand=method_row.brand,
+        last4=method_row.last4, amount_cents=amount, surcharge_cents=0, charged_cents=amount,
+        currency=invoice.currency, created_at=stamp, updated_at=stamp,
+    )
+    session.add(attempt)
+    try:
+        session.flush()
+        attempt.idempotency_key = f"portal-autopay-{attempt.id}-{secrets.token_hex(6)}"
+        row = AutopayCharge(
+            invoice_id=invoice.id, client_id=client.id, charge_number=plan.charge_number, request_id=request.id,
+            attempt_id=attempt.id, method_id=method_row.method_id, method_type=method_row.method_type,
+            charged_on=today, amount_cents=amount, discount_cents=discount, created_at=stamp,
+        )
+        session.add(row)
+        session.flush()
+        call = charging.call_for(session, rt, attempt)
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # another process numbered the same charge first: it charges, we do not
+        return LOCKED_ELSEWHERE
+    return Claim(row.id, attempt.id, call)
+
+
+def _lock_client_invoices(session: Session, client_id: int) -> bool:
+    """Step 1 of the lock order, without waiting: False when another transaction holds any of them (PostgreSQL).
+    On SQLite ``begin_write`` already holds the database's write lock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    wanted = session.scalar(select(func.count()).select_from(Invoice).where(Invoice.client_id == client_id))
+    got = session.execute(select(Invoice.id).where(Invoice.client_id == client_id)
+                          .order_by(Invoice.due_date, Invoice.id).with_for_update(skip_locked=True)).all()
+    return len(got) == wanted
+
+
+def _discount(session: Session, setup: ClientAutopay, client: Client, invoice: Invoice, balance_cents: int) -> int:
+    if setup.incentive is None or setup.incentive.kind is not policy.IncentiveKind.DISCOUNT:
+        return 0
+    return incentives.discount_for(session, client, invoice, balance_cents)
+
+
+# --- charging ------------------------------------------------------------------------------------------------------
+
+def charge_client(open_session: OpenSession, rt: Runtime, client_id: int, today: date,
+                  bucket: TokenBucket) -> ChargeReport:
+    """Everything due for one client, in one thread with its own session. A hard decline on the default method
+    retires it, so the next round charges the fallback the same day."""
+    report = ChargeReport()
+    with open_session() as session:
+        try:
+            _charge_rounds(session, rt, client_id, today, bucket, report)
+        except Exception as e:  # one client's failure must not stop the others; the run log says what happened
+            session.rollback()
+            log.exception("autopay: client %s", client_id)
+            report.problems.append(f"client {client_id}: {type(e).__name__}: {e}")
+    return report
+
+
+def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, bucket: TokenBucket,
+                   report: ChargeReport) -> None:
+    charged_numbers: set[tuple[int, int]] = set()
+    for round_ in range(3):  # default, fallback, and one spare for a method changed meanwhile
+        setups = enrolled_clients(session, rt.gateway.name, client_ids=[client_id])
+        if not setups:
+            return
+        setup = setups[0]
+        plans = plan_client(session, setup, today)
+        end_reads(session)
+        due = [p for p in plans if p.reason is None and (p.invoice_id, p.charge_number) not in charged_numbers]
+        if round_ == 0:
+            report.skips.extend((p.invoice_id, p.reason) for p in plans if p.reason and p.reason not in _QUIET)
+        if not due:
+            return
+        for plan in due:
+            charged_numbers.add((plan.invoice_id, plan.charge_number))
+            outcome = claim(session, rt, setup, plan.invoice_id, today)
+            if isinstance(outcome, str):
+                if outcome not in _QUIET:
+                    report.skips.append((plan.invoice_id, outcome))
+                continue
+            bucket.take()
+            attempt = charging.send_call(session, rt, outcome.attempt_id, outcome.call, source="autopay")
+            report.charged += 1
+            report.outcomes[attempt.status] += 1
+            if attempt.status == rules.UNKNOWN:
+                report.problems.append(f"charge attempt {attempt.id}: no answer from the gateway; "
+                                       "the next run replays it with the same key")
+            autopay_declines.handle(session, rt, outcome.charge_id)
+
+
+def charge_due(session: Session, rt: Runtime, today: date, *, open_session: OpenSession, rate: float,
+               on_progress: Callable[[int, int], None] | None = None) -> ChargeReport:
+    """Charge everything due today for every client on autopay, under ``rate`` gateway requests per second."""
+    client_ids = [setup.client_id for setup in enrolled_clients(session, rt.gateway.name)]
+    end_reads(session)
+    if client_ids:  # each node starts at a different client, so several nodes spread out instead of queueing
+        start = random.randrange(len(client_ids))
+        client_ids = client_ids[start:] + client_ids[:start]
+    bucket = TokenBucket(rate)
+    total = ChargeReport()
+    done = iter(range(1, len(client_ids) + 1))
+
+    def finished(_client_id: int, part: ChargeReport) -> None:
+        total.add(part)
+        if on_progress:
+            on_progress(next(done), len(client_ids))
+
+    run_all(lambda client_id: charge_client(open_session, rt, client_id, today, bucket), client_ids,
+            threads=threads_for(rate), on_done=finished)
+    return total
