@@ -516,3 +516,25 @@ def _days(n: int) -> str:
 def _ordinal(n: int) -> str:
     suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+# --- statuses of the autopay rows (portal.models.autopay) --------------------------------------------------------
+
+
+class SavedMethodStatus(StrEnum):
+    """A saved card or bank account: pending_verification (microdeposits to read back; shown, never charged) ->
+    active -> removed (detached) or blocked (a hard decline or bank return retired it)."""
+
+    PENDING_VERIFICATION = "pending_verification"
+    ACTIVE = "active"
+    REMOVED = "removed"
+    BLOCKED = "blocked"
+
+
+class OnboardingStatus(StrEnum):
+    """A "checkless from day one" invitation: invited -> terms_signed -> autopay_on -> complete."""
+
+    INVITED = "invited"
+    TERMS_SIGNED = "terms_signed"
+    AUTOPAY_ON = "autopay_on"
+    COMPLETE = "complete"

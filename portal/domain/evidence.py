@@ -22,6 +22,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from .errors import DomainError
@@ -159,8 +160,20 @@ def anchor_matches(key: bytes, reference: str, count: int, head: str, stored: st
 # ---------------------------------------------------------------------------------------------------- the record
 
 # The status each event leaves an agreement in; other events ("opened", "outdated", emails) leave it as it was.
-STATUS_AFTER = {"invited": "invited", "signed": "signed", "declined": "declined", "voided": "void",
-                "superseded": "superseded"}
+class AgreementStatus(StrEnum):
+    """An agreement row: invited -> signed | declined | void, or superseded once a newer version is signed (or,
+    for an invitation, once a newer version is sent)."""
+
+    INVITED = "invited"
+    SIGNED = "signed"
+    DECLINED = "declined"
+    VOID = "void"
+    SUPERSEDED = "superseded"
+
+
+STATUS_AFTER = {"invited": AgreementStatus.INVITED, "signed": AgreementStatus.SIGNED,
+                "declined": AgreementStatus.DECLINED, "voided": AgreementStatus.VOID,
+                "superseded": AgreementStatus.SUPERSEDED}
 
 
 @dataclass(frozen=True)

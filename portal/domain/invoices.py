@@ -6,12 +6,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 
 from . import dates
 from .errors import InvalidAmount, InvalidTransition
 from .money import check_amount, percent_of, round_half_up
 
-DRAFT, OPEN, PAID, VOID = "draft", "open", "paid", "void"
+
+class InvoiceStatus(StrEnum):
+    """An invoice's stored status. 'Partially paid' and 'overdue' are derived for display (display_status)."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+
+
+DRAFT, OPEN, PAID, VOID = InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID
+#: An issued invoice that can be paid, sent and linked to: it is open, or it was paid and can still be looked at.
+ISSUED = (OPEN, PAID)
 MAX_TAX_RATE = Decimal("100")
 # Quantities and rates are stored with four decimals; more would be silently rounded away by the database.
 PLACES = Decimal("0.0001")

@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 
 from .errors import DomainError, InvalidTransition
+from .invoices import ISSUED, InvoiceStatus
 
 # Link states. Only ACTIVE opens the invoice; the others explain (to the link's holder) why it did not.
 ACTIVE, EXPIRED, REVOKED, REPLACED, NO_ACCESS, VOID = "active", "expired", "revoked", "replaced", "no_access", "void"
@@ -16,6 +18,16 @@ ACTIVE, EXPIRED, REVOKED, REPLACED, NO_ACCESS, VOID = "active", "expired", "revo
 # What an email about an invoice is for. Each kind has its own template; all travel the same send path.
 INVOICE, REMINDER, FRESH_LINK = "invoice", "reminder", "fresh_link"
 KINDS = (INVOICE, REMINDER, FRESH_LINK)
+
+
+
+class DeliveryStatus(StrEnum):
+    """One email about an invoice: sending until the mail server accepted or refused it."""
+
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+
 
 FRESH_LINKS_PER_LINK = 3  # fresh links a visitor may ask for from one dead link ...
 FRESH_LINK_WINDOW = timedelta(hours=24)  # ... within this window
@@ -48,7 +60,7 @@ def link_state(facts: LinkFacts, now: datetime) -> str:
     was voided."""
     if not (facts.contact_at_client and facts.contact_has_access):
         return NO_ACCESS
-    if facts.invoice_status not in ("open", "paid"):
+    if facts.invoice_status not in ISSUED:
         return VOID  # drafts never had a link; anything else that is not payable reads as cancelled
     if facts.revoked:
         return REVOKED
@@ -83,11 +95,11 @@ def counts_as_open(method: str, user_agent: str | None) -> bool:
 def check_sendable(invoice_status: str, kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown email kind {kind!r}")
-    if invoice_status == "draft":
+    if invoice_status == InvoiceStatus.DRAFT:
         raise InvalidTransition("Issue the invoice before sending it.")
-    if invoice_status == "void":
+    if invoice_status == InvoiceStatus.VOID:
         raise InvalidTransition("A void invoice cannot be sent.")
-    if kind == REMINDER and invoice_status != "open":
+    if kind == REMINDER and invoice_status != InvoiceStatus.OPEN:
         raise InvalidTransition("Nothing is owed on this invoice, so there is nothing to remind about.")
 
 
@@ -99,7 +111,7 @@ def check_retryable(status: str, created_at: datetime, already_retried: bool, su
         raise InvalidTransition("This email was already sent again.")
     if superseded:
         raise InvalidTransition("A newer email about this invoice went to this contact since; send it again instead.")
-    if status == "failed" or (status == "sending" and now - created_at >= STUCK_AFTER):
+    if status == DeliveryStatus.FAILED or (status == DeliveryStatus.SENDING and now - created_at >= STUCK_AFTER):
         return
     raise InvalidTransition("Only an email that failed can be sent again.")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 from .errors import AllocationError, DomainError, InvalidAmount, InvalidTransition
 from .ledger import OpenItem
@@ -15,13 +16,61 @@ from .money import format_money, percent_of, round_half_up
 
 # --- payment states ----------------------------------------------------------------------------------------------
 
-PENDING, PROCESSING, SUCCEEDED, FAILED, CANCELED = "pending", "processing", "succeeded", "failed", "canceled"
-#: A charge attempt whose gateway call ended without an answer (timeout, outage): money may or may not have moved.
-UNKNOWN = "unknown"
-#: A charge attempt row written, the gateway not called yet.
-CREATED = "created"
-#: The bank asks the paying client to authenticate (3-D Secure); nothing is charged until they do.
-REQUIRES_ACTION = "requires_action"
+class AttemptStatus(StrEnum):
+    """A charge attempt: one try at taking the client's money through the gateway."""
+
+    #: The row is written, the gateway not called yet.
+    CREATED = "created"
+    #: The gateway call ended without an answer (timeout, outage): money may or may not have moved.
+    UNKNOWN = "unknown"
+    PENDING = "pending"
+    #: The bank asks the paying client to authenticate (3-D Secure); nothing is charged until they do.
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class PaymentStatus(StrEnum):
+    """A payment on the ledger. Only succeeded money is allocated to invoices or counted as credit."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RefundStatus(StrEnum):
+    """A refund on the ledger: money handed back out of a payment (a pending one is on its way)."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class GatewayRefundStatus(StrEnum):
+    """A refund asked of the gateway, before and after it answered; booked on the ledger once pending or
+    succeeded."""
+
+    REQUESTED = "requested"
+    UNKNOWN = "unknown"  # no answer (timeout, outage): reconciliation asks again with the same key
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PaymentRequestStatus(StrEnum):
+    """A checkout: what the client chose to pay at once. Paid once its charge is booked."""
+
+    OPEN = "open"
+    PAID = "paid"
+
+
+PENDING, PROCESSING, SUCCEEDED = AttemptStatus.PENDING, AttemptStatus.PROCESSING, AttemptStatus.SUCCEEDED
+FAILED, CANCELED = AttemptStatus.FAILED, AttemptStatus.CANCELED
+UNKNOWN, CREATED, REQUIRES_ACTION = AttemptStatus.UNKNOWN, AttemptStatus.CREATED, AttemptStatus.REQUIRES_ACTION
 
 FINAL = frozenset({SUCCEEDED, FAILED, CANCELED})
 #: Attempts that may still turn into money: their amounts are held against the invoices they pay.
@@ -45,6 +94,14 @@ def attempt_status_for(gateway_status: str) -> str:
         return _GATEWAY_TO_ATTEMPT[gateway_status]
     except KeyError:
         raise InvalidTransition(f"Unknown gateway status {gateway_status!r}.") from None
+
+
+def gateway_refund_status_for(gateway_status: str) -> GatewayRefundStatus:
+    """A gateway's answer about a refund in our words. Anything not yet settled either way (canceled or waiting on
+    an action) is pending: it is booked as money on its way out, and reconciliation learns the rest."""
+    if gateway_status in (GatewayRefundStatus.SUCCEEDED, GatewayRefundStatus.FAILED):
+        return GatewayRefundStatus(gateway_status)
+    return GatewayRefundStatus.PENDING
 
 
 def advance(current: str, reported: str) -> str:
@@ -73,7 +130,7 @@ def payment_status_for(attempt_status: str) -> str | None:
     or waiting for the client to approve it with their bank): the ledger hears of a payment once it is on its way."""
     if attempt_status in (CREATED, UNKNOWN, PENDING, REQUIRES_ACTION):
         return None
-    return attempt_status
+    return PaymentStatus(attempt_status)
 
 
 def display_state(status: str, *, amount_cents: int, refunded_cents: int, open_dispute: bool,
@@ -94,7 +151,21 @@ def display_state(status: str, *, amount_cents: int, refunded_cents: int, open_d
 
 # --- disputes ------------------------------------------------------------------------------------------------------
 
-DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed", "prevented"})
+class DisputeStatus(StrEnum):
+    """A chargeback's status, in the gateway's words (stored as reported)."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"
+    WARNING_UNDER_REVIEW = "warning_under_review"
+    WARNING_CLOSED = "warning_closed"
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+    PREVENTED = "prevented"
+
+
+DISPUTE_CLOSED = frozenset({DisputeStatus.WON, DisputeStatus.LOST, DisputeStatus.WARNING_CLOSED,
+                            DisputeStatus.PREVENTED})
 
 
 def advance_dispute(current: str | None, reported: str) -> str:

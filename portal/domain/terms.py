@@ -13,11 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 
 from .errors import DomainError
 
 TERMS = "terms"  # the agreement/template kind of the MSP's payment terms
 DISCLOSURE = "esign_disclosure"  # the consent to do business electronically, versioned the same way
+
+
+class TermsStanding(StrEnum):
+    """Where a client stands with the MSP's current payment terms (derived from its agreements, not stored)."""
+
+    UNSIGNED = "unsigned"  # never signed, nothing open
+    INVITED = "invited"  # an invitation to the current version is open
+    OUTDATED = "outdated"  # signed an older version only
+    SIGNED = "signed"  # signed the current version
+    DECLINED = "declined"  # declined the current version
 TEMPLATE_KINDS = (TERMS, DISCLOSURE)
 TEMPLATE_TITLES = {TERMS: "Payment terms", DISCLOSURE: "Electronic records and signatures disclosure"}
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.domain.evidence import AgreementStatus
+
 from .base import Base
 from .core import Client, Contact
 
@@ -73,7 +75,7 @@ class Agreement(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("terms_versions.id"))
     version_sha256: Mapped[str] = mapped_column(String(64))  # the version hash this signature binds to
-    status: Mapped[str] = mapped_column(String(12), default="invited")
+    status: Mapped[str] = mapped_column(String(12), default=AgreementStatus.INVITED)
     # "<client>:<kind>:<version>" while invited, NULL otherwise: at most one open invitation per client/version.
     open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
 

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.domain.autopay import OnboardingStatus, SavedMethodStatus
+
 from .agreements import Agreement
 from .base import Base, Cents
 from .billing import Invoice
@@ -59,7 +61,7 @@ class SavedPaymentMethod(Base):
     exp_month: Mapped[int | None] = mapped_column(Integer)
     exp_year: Mapped[int | None] = mapped_column(Integer)
     bank_name: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(30), default="active")
+    status: Mapped[str] = mapped_column(String(30), default=SavedMethodStatus.ACTIVE)
     microdeposit_type: Mapped[str | None] = mapped_column(String(20))  # amounts | descriptor_code
     microdeposits_arrive: Mapped[datetime | None]
     is_default: Mapped[bool] = mapped_column(default=False)
@@ -192,7 +194,7 @@ class OnboardingInvitation(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     token_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20), default="invited")
+    status: Mapped[str] = mapped_column(String(20), default=OnboardingStatus.INVITED)
     autopay_required: Mapped[bool] = mapped_column(default=False)
     invited_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     sent_at: Mapped[datetime]

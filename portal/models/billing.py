@@ -11,6 +11,9 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.domain.invoices import InvoiceStatus
+from portal.domain.payments import PaymentStatus, RefundStatus
+
 from .base import Base, Cents
 from .core import Client
 
@@ -26,7 +29,7 @@ class Invoice(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     number: Mapped[str] = mapped_column(String(50), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default="draft")  # draft | open | paid | void
+    status: Mapped[str] = mapped_column(String(10), default=InvoiceStatus.DRAFT)
     currency: Mapped[str] = mapped_column(String(3))
     issue_date: Mapped[date] = mapped_column(Date)
     due_date: Mapped[date] = mapped_column(Date)
@@ -72,8 +75,8 @@ class Payment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
     method: Mapped[str] = mapped_column(String(20))  # check | wire | cash | ach | card
-    # pending | processing | succeeded | failed | canceled. Only succeeded money is allocated or counted.
-    status: Mapped[str] = mapped_column(String(20), default="succeeded")
+    # Only succeeded money is allocated or counted.
+    status: Mapped[str] = mapped_column(String(20), default=PaymentStatus.SUCCEEDED)
     amount_cents: Mapped[int] = mapped_column(Cents)
     currency: Mapped[str] = mapped_column(String(3))
     received_on: Mapped[date] = mapped_column(Date)
@@ -113,7 +116,7 @@ class Refund(Base):
     amount_cents: Mapped[int] = mapped_column(Cents)
     refunded_on: Mapped[date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20), default="succeeded")
+    status: Mapped[str] = mapped_column(String(20), default=RefundStatus.SUCCEEDED)
     gateway_ref: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime]
 

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.domain.clients import ClientStatus
+
 from .base import Base
 
 
@@ -56,7 +58,7 @@ class Client(Base):
     region: Mapped[str] = mapped_column(String(100), default="")  # state / province
     postal_code: Mapped[str] = mapped_column(String(20), default="")
     country: Mapped[str] = mapped_column(String(2), default="US")
-    status: Mapped[str] = mapped_column(String(20), default="active")  # active | on_hold | inactive
+    status: Mapped[str] = mapped_column(String(20), default=ClientStatus.ACTIVE)
     net_days: Mapped[int | None] = mapped_column(Integer)  # None: the MSP default
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]

@@ -10,6 +10,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.domain.links import DeliveryStatus
+
 from .base import Base
 from .billing import Invoice
 from .core import Contact, StaffUser
@@ -59,7 +61,7 @@ class InvoiceDelivery(Base):
     kind: Mapped[str] = mapped_column(String(20))  # invoice | reminder | fresh_link
     to_email: Mapped[str] = mapped_column(String(320))  # kept even if the contact is later removed
     to_name: Mapped[str] = mapped_column(default="")
-    status: Mapped[str] = mapped_column(String(10), default="sending")  # sending | accepted | failed
+    status: Mapped[str] = mapped_column(String(10), default=DeliveryStatus.SENDING)
     transport: Mapped[str] = mapped_column(String(10), default="")  # smtp | outbox
     message_id: Mapped[str] = mapped_column(String(255), default="")
     error: Mapped[str] = mapped_column(Text, default="")

@@ -13,6 +13,8 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.domain.payments import AttemptStatus, GatewayRefundStatus, PaymentRequestStatus
+
 from .base import Base, Cents
 from .billing import Invoice, Payment, Refund
 from .core import Client, Contact, StaffUser
@@ -64,7 +66,7 @@ class PaymentRequest(Base):
     link_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_links.id", ondelete="SET NULL"))
     currency: Mapped[str] = mapped_column(String(3))
     amount_cents: Mapped[int] = mapped_column(Cents)
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | paid
+    status: Mapped[str] = mapped_column(String(20), default=PaymentRequestStatus.OPEN)
     created_at: Mapped[datetime]
 
     client: Mapped[Client] = relationship()
@@ -118,7 +120,7 @@ class ChargeAttempt(Base):
     customer_id: Mapped[str] = mapped_column(String(255), default="")
     method_token: Mapped[str] = mapped_column(String(255))  # the confirmation token, kept to replay the call
     # created | unknown | pending | requires_action | processing | succeeded | failed | canceled
-    status: Mapped[str] = mapped_column(String(20), default="created")
+    status: Mapped[str] = mapped_column(String(20), default=AttemptStatus.CREATED)
     method_type: Mapped[str] = mapped_column(String(20))  # card | us_bank_account
     card_funding: Mapped[str | None] = mapped_column(String(20))
     brand: Mapped[str | None] = mapped_column(String(30))
@@ -165,7 +167,7 @@ class GatewayRefund(Base):
     refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))  # the ledger row, once it exists
     amount_cents: Mapped[int] = mapped_column(Cents)
     surcharge_cents: Mapped[int] = mapped_column(Cents, default=0)
-    status: Mapped[str] = mapped_column(String(20), default="requested")  # requested|unknown|pending|succeeded|failed
+    status: Mapped[str] = mapped_column(String(20), default=GatewayRefundStatus.REQUESTED)
     source: Mapped[str] = mapped_column(String(20), default="portal")  # portal | gateway
     reason: Mapped[str] = mapped_column(Text, default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(100))

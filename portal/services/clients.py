@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
+from portal.domain.clients import CLIENT_STATUSES, ClientStatus
 from portal.domain.errors import DomainError
 from portal.models import Client, Contact
 
@@ -14,7 +15,6 @@ from .errors import Conflict
 CLIENT_FIELDS = ("legal_name", "external_id", "address_line1", "address_line2", "city", "region", "postal_code",
                  "country", "status", "net_days", "notes")
 CONTACT_FIELDS = ("name", "email", "phone", "title", "is_billing", "portal_access")
-CLIENT_STATUSES = ("active", "on_hold", "inactive")
 
 
 def normalize_email(email: str) -> str:
@@ -46,7 +46,7 @@ def _apply_client(session: Session, client: Client, **fields) -> None:
         fields["legal_name"] = (fields["legal_name"] or "").strip()
         if not fields["legal_name"]:
             raise DomainError("A client needs a legal name.")
-    if fields.get("status", client.status or "active") not in CLIENT_STATUSES:
+    if fields.get("status", client.status or ClientStatus.ACTIVE) not in CLIENT_STATUSES:
         raise DomainError("Unknown client status.")
     if "external_id" in fields:
         fields["external_id"] = (fields["external_id"] or "").strip() or None

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from portal.domain.invoices import display_status
+from portal.domain.clients import ClientStatus
+from portal.domain.invoices import InvoiceStatus, display_status
 from portal.domain.ledger import invoice_balance
-from portal.domain.payments import payment_credit
+from portal.domain.payments import PaymentStatus, payment_credit
 from portal.models import Allocation, Client, Invoice, Payment
 
 from .ledger import OWING, applied_and_refunded, applied_by_invoice, balance_expr, paid_cents
@@ -154,7 +155,7 @@ def top_clients(session: Session, today: date, *, by: str = "balance", limit: in
 
 def find_clients(session: Session, q: str, limit: int = 20) -> list[Client]:
     """A short list for choosing a client (new invoice / new payment)."""
-    query = select(Client).where(Client.status != "inactive").order_by(Client.legal_name).limit(limit)
+    query = select(Client).where(Client.status != ClientStatus.INACTIVE).order_by(Client.legal_name).limit(limit)
     if q.strip():
         pattern = _like(q)
         query = query.where(or_(func.lower(Client.legal_name).like(pattern, escape="\\"),
@@ -186,7 +187,7 @@ def invoice_page(
 ) -> Page:
     query = select(Invoice, Client.legal_name).join(Client, Client.id == Invoice.client_id)
     if status == "overdue":
-        query = query.where(Invoice.status == "open", Invoice.due_date < today)
+        query = query.where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_date < today)
     elif status in INVOICE_FILTERS:
         query = query.where(Invoice.status == status)
     if client_id is not None:
@@ -254,7 +255,7 @@ class PaymentRow:
 
     @property
     def display_status(self) -> str:
-        if self.payment.status == "succeeded" and self.refunded_cents:
+        if self.payment.status == PaymentStatus.SUCCEEDED and self.refunded_cents:
             full = self.refunded_cents >= self.payment.amount_cents
             return "refunded" if full else "partially refunded"
         return self.payment.status

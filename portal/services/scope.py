@@ -8,11 +8,12 @@ from __future__ import annotations
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from portal.domain.invoices import InvoiceStatus
 from portal.models import Agreement, Invoice, Payment
 
 from .errors import NotFound
 
-VISIBLE_INVOICE_STATUSES = ("open", "paid", "void")  # drafts are the MSP's work in progress
+VISIBLE_INVOICE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID)  # drafts: MSP's work
 
 
 class ClientScope:

@@ -8,6 +8,8 @@ from datetime import date
 from sqlalchemy import Date, func, select
 from sqlalchemy.orm import Session
 
+from portal.domain.invoices import InvoiceStatus
+from portal.domain.payments import PaymentStatus, RefundStatus
 from portal.domain.statements import Entry, Statement, build_statement
 from portal.models import Invoice, Payment, Refund
 
@@ -17,11 +19,11 @@ def client_statement(session: Session, client_id: int, start: date, end: date) -
         start, end = end, start
     opening = _owed_before(session, client_id, start)
     entries: list[Entry] = []
-    issued = select(Invoice).where(Invoice.client_id == client_id, Invoice.status != "draft")
+    issued = select(Invoice).where(Invoice.client_id == client_id, Invoice.status != InvoiceStatus.DRAFT)
     for inv in session.scalars(issued.where(Invoice.issue_date.between(start, end))):
         entries.append(Entry(inv.issue_date, "invoice", inv.number, f"Invoice {inv.number}", inv.total_cents, 0))
     voided_on = _day(Invoice.voided_at)
-    for inv in session.scalars(issued.where(Invoice.status == "void", voided_on.between(start, end))):
+    for inv in session.scalars(issued.where(Invoice.status == InvoiceStatus.VOID, voided_on.between(start, end))):
         entries.append(Entry(inv.voided_at.date(), "void", inv.number, f"Invoice {inv.number} voided",
                              0, inv.total_cents))
     for pay in session.scalars(_payments(client_id).where(Payment.received_on.between(start, end))):
@@ -40,11 +42,11 @@ def _day(column):
 
 
 def _payments(client_id: int):
-    return select(Payment).where(Payment.client_id == client_id, Payment.status == "succeeded")
+    return select(Payment).where(Payment.client_id == client_id, Payment.status == PaymentStatus.SUCCEEDED)
 
 
 def _refunds(client_id: int):
-    return select(Refund).join(Payment).where(Payment.client_id == client_id, Refund.status != "failed")
+    return select(Refund).join(Payment).where(Payment.client_id == client_id, Refund.status != RefundStatus.FAILED)
 
 
 def _owed_before(session: Session, client_id: int, start: date) -> int:
@@ -54,9 +56,9 @@ def _owed_before(session: Session, client_id: int, start: date) -> int:
         return int(session.scalar(query) or 0)
 
     invoiced = total(select(func.sum(Invoice.total_cents)).where(
-        Invoice.client_id == client_id, Invoice.status != "draft", Invoice.issue_date < start))
+        Invoice.client_id == client_id, Invoice.status != InvoiceStatus.DRAFT, Invoice.issue_date < start))
     voided = total(select(func.sum(Invoice.total_cents)).where(
-        Invoice.client_id == client_id, Invoice.status == "void", _day(Invoice.voided_at) < start))
+        Invoice.client_id == client_id, Invoice.status == InvoiceStatus.VOID, _day(Invoice.voided_at) < start))
     paid = total(_payments(client_id).with_only_columns(func.sum(Payment.amount_cents))
                  .where(Payment.received_on < start))
     refunded = total(_refunds(client_id).with_only_columns(func.sum(Refund.amount_cents))

@@ -13,7 +13,10 @@ from sqlalchemy.orm import Session
 from portal.clock import now
 from portal.domain import evidence
 from portal.domain import terms as T
+from portal.domain.clients import ClientStatus
 from portal.domain.errors import DomainError
+from portal.domain.evidence import AgreementStatus
+from portal.domain.terms import TermsStanding
 from portal.models import Agreement, Client, StaffUser, TermsTemplate, TermsVersion
 
 
@@ -148,35 +151,38 @@ class ClientTermsStatus:
 
     @property
     def label(self) -> str:
-        if self.status == "signed" and self.signed:
+        if self.status == TermsStanding.SIGNED and self.signed:
             return f"Signed v{self.signed.version.number}"
-        if self.status == "outdated" and self.signed:
+        if self.status == TermsStanding.OUTDATED and self.signed:
             return f"Outdated (signed v{self.signed.version.number})"
-        return {"unsigned": "Unsigned", "invited": "Invited", "declined": "Declined"}.get(self.status, self.status)
+        return {TermsStanding.UNSIGNED: "Unsigned", TermsStanding.INVITED: "Invited",
+                TermsStanding.DECLINED: "Declined"}.get(self.status, self.status)
 
 
 def status_for(current: TermsVersion | None, client: Client, rows: list[Agreement]) -> ClientTermsStatus:
     """``rows``: the client's payment-terms agreements, newest first."""
-    signed = next((a for a in rows if a.status == "signed"), None)
-    open_ = next((a for a in rows if a.status == "invited" and current and a.version_id == current.id), None)
+    signed = next((a for a in rows if a.status == AgreementStatus.SIGNED), None)
+    open_ = next((a for a in rows if a.status == AgreementStatus.INVITED and current and a.version_id == current.id),
+                 None)
     latest = rows[0] if rows else None
     if signed and current and signed.version_id == current.id:
-        status = "signed"
+        status = TermsStanding.SIGNED
     elif signed:
-        status = "outdated"
+        status = TermsStanding.OUTDATED
     elif open_:
-        status = "invited"
-    elif latest and latest.status == "declined" and current and latest.version_id == current.id:
-        status = "declined"
+        status = TermsStanding.INVITED
+    elif latest and latest.status == AgreementStatus.DECLINED and current and latest.version_id == current.id:
+        status = TermsStanding.DECLINED
     else:
-        status = "unsigned"
+        status = TermsStanding.UNSIGNED
     return ClientTermsStatus(client, status, signed, open_, latest)
 
 
 def client_statuses(session: Session) -> list[ClientTermsStatus]:
     """Every active or on-hold client with where it stands on the payment terms (two queries)."""
     current = current_version(session, T.TERMS)
-    clients = list(session.scalars(select(Client).where(Client.status != "inactive").order_by(Client.legal_name)))
+    clients = list(session.scalars(select(Client).where(Client.status != ClientStatus.INACTIVE)
+                                                .order_by(Client.legal_name)))
     by_client: dict[int, list[Agreement]] = {}
     for a in session.scalars(select(Agreement).where(Agreement.kind == T.TERMS).order_by(Agreement.id.desc())):
         by_client.setdefault(a.client_id, []).append(a)

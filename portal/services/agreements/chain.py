@@ -24,7 +24,7 @@ from ..locking import begin_write
 from ..runtime import Runtime
 from .keys import chain_key
 
-OPEN = "invited"  # the status of an invitation that can still be signed
+OPEN = evidence.AgreementStatus.INVITED  # the status of an invitation that can still be signed
 
 EVENT_LABELS = {
     "invited": "Invited to sign",

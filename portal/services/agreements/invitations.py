@@ -13,6 +13,7 @@ from portal.clock import now, today
 from portal.domain import evidence
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
+from portal.domain.evidence import AgreementStatus
 from portal.gateways.email import Delivery
 from portal.models import Agreement, Client, Contact, StaffUser, TermsVersion
 
@@ -67,7 +68,8 @@ def open_invitation(session: Session, client_id: int, version: TermsVersion) -> 
 
 def _signed_on(session: Session, client_id: int, version: TermsVersion) -> Agreement | None:
     return session.scalar(select(Agreement).where(Agreement.client_id == client_id,
-                                                  Agreement.version_id == version.id, Agreement.status == "signed"))
+                                                  Agreement.version_id == version.id,
+                                                  Agreement.status == AgreementStatus.SIGNED))
 
 
 def _find_or_create(session: Session, rt: Runtime, client: Client, version: TermsVersion, *,
@@ -174,7 +176,7 @@ def remind_outstanding(session: Session, rt: Runtime, *, meta: Meta, min_days_be
     version = _current_terms(session)
     sent = failed = skipped = 0
     for status in terms_service.client_statuses(session):
-        if status.status not in ("unsigned", "invited", "outdated"):
+        if status.status not in (T.TermsStanding.UNSIGNED, T.TermsStanding.INVITED, T.TermsStanding.OUTDATED):
             continue
         open_ = status.open
         contact = (open_.invited_contact if open_ else None) or _billing_contact(status.client)
@@ -215,7 +217,8 @@ def needs_terms(session: Session, client_id: int) -> bool:
     agreement on the current version that is signed, declined or voided (those need a person, not a prompt)."""
     current = terms_service.current_version_id_query(T.TERMS)
     settled = exists().where(and_(Agreement.client_id == client_id, Agreement.version_id == current,
-                                  Agreement.status.in_(("signed", "declined", "void"))))
+                                  Agreement.status.in_((AgreementStatus.SIGNED, AgreementStatus.DECLINED,
+                                                         AgreementStatus.VOID))))
     return bool(session.scalar(select(current.is_not(None) & ~settled)))
 
 
@@ -229,7 +232,7 @@ def void(session: Session, rt: Runtime, agreement: Agreement, *, reason: str, me
         if agreement.status != OPEN:
             raise DomainError("Only an unsigned invitation can be voided.")
         append(session, rt, agreement, "voided", meta, {"reason": reason})
-        agreement.status, agreement.open_key = "void", None
+        agreement.status, agreement.open_key = AgreementStatus.VOID, None
         agreement.voided_at, agreement.void_reason = now(), reason
         session.commit()
 
@@ -251,12 +254,12 @@ def _mark_older_versions(session: Session, rt: Runtime, version: TermsVersion, *
     meta = Meta(staff_id=staff.id if staff else None)
     older = session.scalars(select(Agreement).where(Agreement.kind == version.kind,
                                                     Agreement.version_id != version.id,
-                                                    Agreement.status.in_((OPEN, "signed"))))
+                                                    Agreement.status.in_((OPEN, AgreementStatus.SIGNED))))
     for agreement in list(older):
         agreement = lock(session, agreement)
         if agreement.status == OPEN:
             append(session, rt, agreement, "superseded", meta, {"by_version": version.number})
-            agreement.status, agreement.open_key, agreement.superseded_at = "superseded", None, now()
+            agreement.status, agreement.open_key, agreement.superseded_at = AgreementStatus.SUPERSEDED, None, now()
         elif agreement.outdated_at is None:
             append(session, rt, agreement, "outdated", meta, {"new_version": version.number,
                                                                "new_version_sha256": version.sha256})
@@ -274,5 +277,5 @@ def previous_signed(session: Session, agreement: Agreement) -> Agreement | None:
     """The client's last signed (or superseded) agreement on an older version: what the diff compares with."""
     return session.scalar(select(Agreement).where(
         Agreement.client_id == agreement.client_id, Agreement.kind == agreement.kind, Agreement.id != agreement.id,
-        Agreement.status.in_(("signed", "superseded")), Agreement.signed_at.is_not(None),
+        Agreement.status.in_((AgreementStatus.SIGNED, AgreementStatus.SUPERSEDED)), Agreement.signed_at.is_not(None),
         Agreement.version_id != agreement.version_id).order_by(Agreement.signed_at.desc()).limit(1))

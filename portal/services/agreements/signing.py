@@ -14,6 +14,7 @@ from portal.clock import now
 from portal.domain import evidence
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
+from portal.domain.evidence import AgreementStatus
 from portal.gateways.email import Attachment
 from portal.models import Agreement, AgreementEvent, Contact, TermsVersion
 
@@ -81,9 +82,9 @@ def progress(session: Session, agreement: Agreement, contact: Contact) -> Progre
 def _check_signable(session: Session, agreement: Agreement, contact: Contact) -> None:
     if contact.client_id != agreement.client_id:
         raise NotFound()
-    if agreement.status == "signed":
+    if agreement.status == AgreementStatus.SIGNED:
         raise DomainError("This agreement is already signed.")
-    if agreement.status == "superseded":
+    if agreement.status == AgreementStatus.SUPERSEDED:
         raise DomainError("A newer version of these terms was published. Please review and sign the new version.")
     if agreement.status != OPEN:
         raise DomainError(f"This invitation was {agreement.status} and can no longer be signed.")
@@ -241,7 +242,7 @@ def _sign_locked(session: Session, rt: Runtime, agreement: Agreement, contact: C
         "signature_sha256": signature_sha, "disclosure_version_id": agreement.disclosure_version_id,
         "client_id": agreement.client_id,
     })
-    agreement.status = "signed"
+    agreement.status = AgreementStatus.SIGNED
     agreement.open_key = None
     agreement.signer_contact_id = contact.id
     agreement.signer_name, agreement.signer_title, agreement.signer_email = full_name, title, contact.email
@@ -272,11 +273,12 @@ def _signature(signature: Signature, full_name: str) -> tuple[bytes | None, str,
 
 def _supersede_older(session: Session, rt: Runtime, agreement: Agreement, meta: Meta) -> None:
     older = session.scalars(select(Agreement).where(Agreement.client_id == agreement.client_id,
-                                                    Agreement.kind == agreement.kind, Agreement.status == "signed",
+                                                    Agreement.kind == agreement.kind,
+                                                    Agreement.status == AgreementStatus.SIGNED,
                                                     Agreement.id != agreement.id))
     for old in list(older):
         old = lock(session, old)
-        old.status, old.superseded_at = "superseded", now()
+        old.status, old.superseded_at = AgreementStatus.SUPERSEDED, now()
         append(session, rt, old, "superseded", meta, {"by": agreement.reference,
                                                        "by_version": agreement.version.number})
 
@@ -285,7 +287,7 @@ def _deliver_copy(session: Session, rt: Runtime, agreement: Agreement, contact: 
     settings = get_settings(session)
     delivery = mail.send(
         session, rt, to=[contact.email],
-        subject=f"Your signed copy: {settings.name} payment terms ({agreement.reference})",
+        subject=f"Your signed copy: {settings.name} {agreement.version.title.lower()} ({agreement.reference})",
         template="agreement_signed", context={"contact": contact, "agreement": agreement, "client": agreement.client},
         attachments=[Attachment(pdf_filename(agreement), agreement.signed_pdf or b"")],
     )
@@ -309,6 +311,6 @@ def decline(session: Session, rt: Runtime, agreement: Agreement, contact: Contac
         agreement = lock(session, agreement)
         _check_signable(session, agreement, contact)
         append(session, rt, agreement, "declined", meta, {"reason": reason})
-        agreement.status, agreement.open_key = "declined", None
+        agreement.status, agreement.open_key = AgreementStatus.DECLINED, None
         agreement.declined_at, agreement.decline_reason = now(), reason
         session.commit()

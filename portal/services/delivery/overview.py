@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from portal.clock import now
 from portal.domain import links as rules
 from portal.domain.errors import DomainError
+from portal.domain.invoices import ISSUED, InvoiceStatus
+from portal.domain.links import DeliveryStatus
 from portal.models import Contact, Invoice, InvoiceDelivery, InvoiceEvent, InvoiceLink
 
 from ..errors import NotFound
@@ -45,11 +47,11 @@ class DeliveryOverview:
     @property
     def last_sent_at(self) -> datetime | None:
         return max((r.delivery.finished_at for r in self.deliveries
-                    if r.delivery.status == "accepted" and r.delivery.finished_at), default=None)
+                    if r.delivery.status == DeliveryStatus.ACCEPTED and r.delivery.finished_at), default=None)
 
     @property
     def sendable(self) -> bool:
-        return self.invoice.status in ("open", "paid")
+        return self.invoice.status in ISSUED
 
 
 def overview(session: Session, invoice: Invoice) -> DeliveryOverview:
@@ -88,9 +90,10 @@ def _retryable(delivery: InvoiceDelivery, retried: bool, at: datetime) -> bool:
 
 def unsent_open_invoices(session: Session, *, limit: int = 200, include_sent: bool = False) -> list[Invoice]:
     """For bulk send: open invoices (oldest first), by default only those never emailed successfully."""
-    query = select(Invoice).where(Invoice.status == "open").order_by(Invoice.issue_date, Invoice.id).limit(limit)
+    query = (select(Invoice).where(Invoice.status == InvoiceStatus.OPEN).order_by(Invoice.issue_date, Invoice.id)
+             .limit(limit))
     if not include_sent:
-        sent = select(InvoiceDelivery.invoice_id).where(InvoiceDelivery.status == "accepted",
+        sent = select(InvoiceDelivery.invoice_id).where(InvoiceDelivery.status == DeliveryStatus.ACCEPTED,
                                                         InvoiceDelivery.kind == rules.INVOICE)
         query = query.where(Invoice.id.not_in(sent))
     return list(session.scalars(query))

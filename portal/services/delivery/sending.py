@@ -19,6 +19,7 @@ from portal.clock import now, today
 from portal.domain import links as rules
 from portal.domain.errors import DomainError
 from portal.domain.invoices import OPEN, PAID
+from portal.domain.links import DeliveryStatus
 from portal.domain.money import format_money
 from portal.gateways.email import Attachment
 from portal.models import Contact, Invoice, InvoiceDelivery, InvoiceEvent, InvoiceLink, StaffUser
@@ -145,7 +146,7 @@ def send_many(session: Session, rt: Runtime, invoice_ids: Iterable[int], *, acto
             session.rollback()
             result.failed.append((invoice.number, str(e)))
             continue
-        failed = [d for d in deliveries if d.status != "accepted"]
+        failed = [d for d in deliveries if d.status != DeliveryStatus.ACCEPTED]
         if failed:
             result.failed.append((invoice.number, "; ".join(f"{d.to_email}: {d.error}" for d in failed)))
         else:
@@ -220,7 +221,7 @@ def _new_delivery(session: Session, invoice: Invoice, contact: Contact, link: In
     via_id = requested_via.id if isinstance(requested_via, InvoiceLink) else requested_via
     delivery = InvoiceDelivery(
         invoice_id=invoice.id, contact_id=contact.id, link_id=link.id, kind=kind, to_email=contact.email,
-        to_name=contact.name, status="sending", created_at=at, sent_by_id=actor.id if actor else None,
+        to_name=contact.name, status=DeliveryStatus.SENDING, created_at=at, sent_by_id=actor.id if actor else None,
         requested_via_link_id=via_id, transport="", message_id="", error="",
     )
     session.add(delivery)
@@ -243,7 +244,7 @@ def _deliver(session: Session, rt: Runtime, delivery: InvoiceDelivery, pdf: byte
     except Exception as e:  # a bug in rendering must still leave the delivery on record as failed, not "sending"
         log.exception("email for invoice %s failed before reaching the mail server", invoice.number)
         ok, error, transport, message_id = False, f"{type(e).__name__}: {e}", "", ""
-    delivery.status = "accepted" if ok else "failed"
+    delivery.status = DeliveryStatus.ACCEPTED if ok else DeliveryStatus.FAILED
     delivery.error = error[:2000]
     delivery.transport = transport
     delivery.message_id = message_id or ""

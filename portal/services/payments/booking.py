@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from portal.clock import now, today
 from portal.domain.errors import AllocationError, DomainError, InvalidAmount
 from portal.domain.ledger import allocate_oldest_first, check_allocation, reversal_plan
+from portal.domain.payments import PaymentStatus, RefundStatus
 from portal.models import Allocation, ChargeAttempt, Client, Invoice, Payment, Refund, StaffUser
 
 from .. import ledger
@@ -55,7 +56,7 @@ def record_payment(
     plan = allocate_oldest_first(amount_cents, items) if allocations is None else _clean(allocations)
     check_allocation(amount_cents, plan, items)
     payment = Payment(
-        client_id=client.id, method=method, status="succeeded", amount_cents=amount_cents,
+        client_id=client.id, method=method, status=PaymentStatus.SUCCEEDED, amount_cents=amount_cents,
         currency=get_settings(session).currency, received_on=received_on, reference=reference.strip(),
         memo=memo.strip(), recorded_by_id=recorded_by.id if recorded_by else None, created_at=now(),
     )
@@ -125,7 +126,7 @@ def unapply_invoice(session: Session, invoice: Invoice, note: str = "unapplied")
 
 def refund_payment(
     session: Session, payment: Payment, *, amount_cents: int, reason: str, refunded_on: date | None = None,
-    status: str = "succeeded", gateway_ref: str = "", commit: bool = True,
+    status: RefundStatus = RefundStatus.SUCCEEDED, gateway_ref: str = "", commit: bool = True,
 ) -> Refund:
     """Return money to the client: first from the payment's unapplied part, then by reversing its newest
     allocations (those invoices reopen). ``commit=False``: part of the caller's transaction, which has already
@@ -135,7 +136,7 @@ def refund_payment(
         lock_client_invoices(session, payment.client_id)
     # row lock: two refunds of one payment at once (two admins, two nodes) must not both see the same free money
     lock_payment(session, payment)
-    if payment.status != "succeeded":
+    if payment.status != PaymentStatus.SUCCEEDED:
         raise DomainError("Only a completed payment can be refunded.")
     if amount_cents <= 0:
         raise InvalidAmount("A refund must be more than zero.")
@@ -178,7 +179,7 @@ def _refunded_cents(session: Session, payment: Payment) -> int:
     # queried, not read from payment.refunds: a loaded collection can be stale within a long-lived session
     return int(session.scalar(
         select(func.coalesce(func.sum(Refund.amount_cents), 0))
-        .where(Refund.payment_id == payment.id, Refund.status != "failed")
+        .where(Refund.payment_id == payment.id, Refund.status != RefundStatus.FAILED)
     ))
 
 

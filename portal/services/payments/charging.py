@@ -91,7 +91,7 @@ def _cancel_abandoned(session: Session, rt: Runtime, request: PaymentRequest) ->
         except GatewayUnavailable as e:
             raise DomainError(NOT_ANSWERING) from e
         apply_result(session, rt, attempt_id, result, source="browser")
-        if result.status in ("succeeded", "processing"):
+        if rules.attempt_status_for(result.status) in (rules.SUCCEEDED, rules.PROCESSING):
             raise PaymentUnavailable("This payment was completed after all. See its status below.")
 
 

@@ -49,7 +49,8 @@ def in_flight_by_invoice(session: Session, client_id: int, *, besides: int | Non
         select(PaymentRequestItem.invoice_id, func.sum(PaymentRequestItem.amount_cents))
         .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
         .where(PaymentRequest.client_id == client_id, PaymentRequest.id.in_(busy),
-               PaymentRequest.status != "paid")  # "paid": booked, so the invoices' balances already count it
+               # paid: booked, so the invoices' balances already count it
+               PaymentRequest.status != rules.PaymentRequestStatus.PAID)
         .group_by(PaymentRequestItem.invoice_id)
     )
     if besides is not None:
@@ -95,7 +96,8 @@ def create_request(session: Session, *, client: Client, contact: Contact | None,
                                   currency=currency)
     request = PaymentRequest(
         public_id=secrets.token_urlsafe(24), client_id=client.id, contact_id=contact.id if contact else None,
-        link_id=link.id if link else None, currency=currency, amount_cents=sum(chosen.values()), status="open",
+        link_id=link.id if link else None, currency=currency, amount_cents=sum(chosen.values()),
+        status=rules.PaymentRequestStatus.OPEN,
         created_at=now(),
         items=[PaymentRequestItem(invoice_id=invoice_id, amount_cents=cents) for invoice_id, cents in chosen.items()],
     )

@@ -39,7 +39,7 @@ def record_dispute(session: Session, update: DisputeUpdate) -> str:
         dispute.closed_at = stamp
     session.flush()
     payment = payment_of(session, attempt)
-    if dispute.status == "lost" and dispute.reversal_refund_id is None and payment is not None:
+    if dispute.status == rules.DisputeStatus.LOST and dispute.reversal_refund_id is None and payment is not None:
         base = rules.base_part_of_charge(charged_cents=attempt.charged_cents, base_cents=attempt.amount_cents,
                                          gateway_cents=dispute.amount_cents)
         base = min(base, refundable(session, attempt).left_cents)

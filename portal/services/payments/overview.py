@@ -35,7 +35,8 @@ class AttemptRow:
             return "unknown"
         return rules.display_state(
             self.attempt.status, amount_cents=self.attempt.amount_cents, refunded_cents=self.refunded_cents,
-            open_dispute=self.open_dispute is not None, lost_dispute=any(d.status == "lost" for d in self.disputes))
+            open_dispute=self.open_dispute is not None,
+            lost_dispute=any(d.status == rules.DisputeStatus.LOST for d in self.disputes))
 
 
 def _base() -> Select:
@@ -97,7 +98,7 @@ def rows_for(session: Session, pairs: list) -> list[AttemptRow]:
     if payment_ids:
         refunded = dict(session.execute(
             select(Refund.payment_id, func.sum(Refund.amount_cents))
-            .where(Refund.payment_id.in_(payment_ids), Refund.status != "failed")
+            .where(Refund.payment_id.in_(payment_ids), Refund.status != rules.RefundStatus.FAILED)
             .group_by(Refund.payment_id)).all())
         for row in rows:
             row.refunded_cents = int(refunded.get(row.attempt.payment_id, 0))

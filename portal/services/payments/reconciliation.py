@@ -110,7 +110,8 @@ def finish(session: Session, rt: Runtime, report: ReconcileReport, *, grace: tim
     for attempt_id in [*unbooked, *unsent]:
         results.finish_notices(session, rt, attempt_id)
     for row_id in session.scalars(select(GatewayRefund.id).where(
-            GatewayRefund.status.in_(("pending", "succeeded")), GatewayRefund.refund_id.is_(None),
+            GatewayRefund.status.in_((rules.GatewayRefundStatus.PENDING, rules.GatewayRefundStatus.SUCCEEDED)),
+            GatewayRefund.refund_id.is_(None),
             GatewayRefund.amount_cents > 0).order_by(GatewayRefund.id)).all():
         report.checked += 1
         refunds.book_safely(session, row_id)
@@ -129,7 +130,8 @@ def _retry_refunds(session: Session, rt: Runtime, report: ReconcileReport) -> No
     """Refunds whose gateway call ended without an answer: ask again with the same idempotency key."""
     rows = session.scalars(
         select(GatewayRefund).join(ChargeAttempt, ChargeAttempt.id == GatewayRefund.attempt_id)
-        .where(GatewayRefund.status.in_(("requested", "unknown")), GatewayRefund.created_at <= now() - GRACE,
+        .where(GatewayRefund.status.in_((rules.GatewayRefundStatus.REQUESTED, rules.GatewayRefundStatus.UNKNOWN)),
+               GatewayRefund.created_at <= now() - GRACE,
                ChargeAttempt.gateway == rt.gateway.name)
         .order_by(GatewayRefund.id)
     ).all()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from portal.clock import now
 from portal.domain import payments as rules
 from portal.domain.errors import DomainError, InvalidAmount
+from portal.domain.payments import GatewayRefundStatus, RefundStatus
 from portal.gateways.payments import GatewayRequestError, GatewayUnavailable, RefundUpdate
 from portal.models import ChargeAttempt, Dispute, GatewayRefund, Refund, StaffUser
 
@@ -34,7 +35,9 @@ from .results import payment_of
 
 log = logging.getLogger(__name__)
 
-LIVE_REFUND_STATUSES = ("requested", "unknown", "pending", "succeeded")  # may have sent (or did send) money back
+# may have sent (or did send) money back
+LIVE_REFUND_STATUSES = (GatewayRefundStatus.REQUESTED, GatewayRefundStatus.UNKNOWN, GatewayRefundStatus.PENDING,
+                        GatewayRefundStatus.SUCCEEDED)
 
 
 class RefundOutcomeUnknown(DomainError):
@@ -57,7 +60,7 @@ def refundable(session: Session, attempt: ChargeAttempt) -> Refundable:
     if payment is None or payment.status != rules.SUCCEEDED:
         return Refundable(0, 0, 0)
     refunded = session.scalar(select(func.coalesce(func.sum(Refund.amount_cents), 0))
-                              .where(Refund.payment_id == payment.id, Refund.status != "failed"))
+                              .where(Refund.payment_id == payment.id, Refund.status != RefundStatus.FAILED))
     in_progress = session.scalar(select(func.coalesce(func.sum(GatewayRefund.amount_cents), 0)).where(
         GatewayRefund.attempt_id == attempt.id, GatewayRefund.refund_id.is_(None),
         GatewayRefund.status.in_(LIVE_REFUND_STATUSES)))
@@ -110,7 +113,7 @@ def refund(session: Session, rt: Runtime, attempt: ChargeAttempt, *, amount_cent
         session.rollback()
         raise InvalidAmount("That is more than is left to refund on this payment.")
     row = GatewayRefund(
-        attempt_id=attempt.id, amount_cents=amount_cents, status="requested", source="portal",
+        attempt_id=attempt.id, amount_cents=amount_cents, status=GatewayRefundStatus.REQUESTED, source="portal",
         surcharge_cents=rules.surcharge_refund_cents(
             surcharge_cents=attempt.surcharge_cents, base_cents=attempt.amount_cents,
             refunded_before=_gateway_refunded_base(session, attempt), refunding=amount_cents),
@@ -130,21 +133,21 @@ def send_refund(session: Session, rt: Runtime, row: GatewayRefund) -> GatewayRef
     try:
         result = rt.gateway.refund(idempotency_key=key, gateway_id=gateway_id, amount_cents=cents)
     except GatewayUnavailable as e:
-        _record(session, row_id, status="unknown")
+        _record(session, row_id, status=GatewayRefundStatus.UNKNOWN)
         raise RefundOutcomeUnknown("The payment service did not answer, so the refund may or may not have gone "
                                    "out. `portal payments reconcile` will find out; do not refund again.") from e
     except GatewayRequestError as e:
-        _record(session, row_id, status="failed", error=str(e))
+        _record(session, row_id, status=GatewayRefundStatus.FAILED, error=str(e))
         raise DomainError(f"The payment service refused the refund: {e}") from e
-    status = result.status if result.status in ("succeeded", "pending", "failed") else "pending"
+    status = rules.gateway_refund_status_for(result.status)
     row = _record(session, row_id, status=status, gateway_refund_id=result.refund_id)
-    if status != "failed":
+    if status != GatewayRefundStatus.FAILED:
         book_safely(session, row_id)
     session.refresh(row)
     return row
 
 
-def _record(session: Session, row_id: int, *, status: str, error: str | None = None,
+def _record(session: Session, row_id: int, *, status: GatewayRefundStatus, error: str | None = None,
             gateway_refund_id: str | None = None) -> GatewayRefund:
     """The gateway's answer about a refund, committed on its own before any booking."""
     begin_write(session)
@@ -160,7 +163,8 @@ def _record(session: Session, row_id: int, *, status: str, error: str | None = N
 
 
 def needs_booking(row: GatewayRefund) -> bool:
-    return row.status in ("pending", "succeeded") and row.refund_id is None and row.amount_cents > 0
+    return (row.status in (GatewayRefundStatus.PENDING, GatewayRefundStatus.SUCCEEDED) and row.refund_id is None
+            and row.amount_cents > 0)
 
 
 def book_safely(session: Session, row_id: int) -> None:
@@ -189,7 +193,7 @@ def _book(session: Session, row: GatewayRefund, *, reason: str, status: str, ref
     payment = payment_of(session, row.attempt)
     if payment is None or row.amount_cents <= 0 or row.refund_id is not None:
         return
-    ledger_status = "succeeded" if status == "succeeded" else "pending"
+    ledger_status = RefundStatus.SUCCEEDED if status == GatewayRefundStatus.SUCCEEDED else RefundStatus.PENDING
     refund_row = refund_payment(session, payment, amount_cents=row.amount_cents, reason=reason,
                                 status=ledger_status, gateway_ref=ref[:100], commit=False)
     row.refund_id = refund_row.id
@@ -220,10 +224,11 @@ def record_gateway_refund(session: Session, update: RefundUpdate) -> str:
     base_total = rules.base_part_of_charge(charged_cents=attempt.charged_cents, base_cents=attempt.amount_cents,
                                            gateway_cents=update.amount_refunded_cents)
     base = max(0, min(base_total - sum(r.amount_cents for r in known), refundable(session, attempt).left_cents))
-    row = GatewayRefund(attempt_id=attempt.id, amount_cents=base, surcharge_cents=extra - base, status="succeeded",
+    row = GatewayRefund(attempt_id=attempt.id, amount_cents=base, surcharge_cents=extra - base,
+                        status=GatewayRefundStatus.SUCCEEDED,
                         source="gateway", reason="Refunded in the payment service's dashboard", created_at=now())
     session.add(row)
     session.flush()
-    _book(session, row, reason=row.reason, status="succeeded", ref=update.charge_id)
+    _book(session, row, reason=row.reason, status=GatewayRefundStatus.SUCCEEDED, ref=update.charge_id)
     session.commit()
     return f"recorded a dashboard refund of {extra} cents"

@@ -29,7 +29,7 @@ from portal.models import ChargeAttempt, Payment
 from .. import ledger
 from ..locking import begin_write
 from ..runtime import Runtime
-from . import notices
+from . import autopay_discount, notices
 from .booking import apply_arrived_payment
 from .locks import client_of_attempt, lock_attempt, lock_client_invoices
 
@@ -96,6 +96,7 @@ def record(session: Session, attempt_id: int, result: ChargeResult) -> Change | 
             attempt.next_action_url = result.next_action_url
         if after in (rules.FAILED, rules.CANCELED) and before != after:
             attempt.failure_code = result.failure_code or result.decline_code or after
+            attempt.decline_code = result.decline_code
             attempt.failure_message = result.failure_message or (
                 "The payment was canceled." if after == rules.CANCELED else "The payment could not be completed.")
         if after in rules.FINAL and before not in rules.FINAL:
@@ -188,8 +189,9 @@ def _sync_payment(session: Session, attempt: ChargeAttempt) -> bool:
         payment.reference = attempt.gateway_id[:100]
     if arrived:
         payment.received_on = today()  # a bank debit arrives days after the client paid
+        autopay_discount.record_on_arrival(session, attempt)  # before allocating: the invoice owes what was charged
         chosen = {item.invoice_id: item.amount_cents for item in attempt.request.items}
         plan = rules.allocation_on_arrival(chosen, ledger.open_items(session, payment.client_id, lock=True))
         apply_arrived_payment(session, payment, plan)
-        attempt.request.status = "paid"
+        attempt.request.status = rules.PaymentRequestStatus.PAID
     return True

@@ -31,14 +31,14 @@ from wtforms.validators import (
 )
 
 from portal.clock import today
+from portal.domain.clients import CLIENT_STATUSES, ClientStatus
 from portal.domain.errors import DomainError
 from portal.domain.invoices import LineInput, check_quantity, check_tax_rate
 from portal.domain.ledger import OpenItem
 from portal.domain.money import SYMBOLS, parse_amount, parse_decimal
-from portal.services.clients import CLIENT_STATUSES
 from portal.web.forms import PortalForm
 
-STATUS_LABELS = {"active": "Active", "on_hold": "On hold", "inactive": "Inactive"}
+STATUS_LABELS = {ClientStatus.ACTIVE: "Active", ClientStatus.ON_HOLD: "On hold", ClientStatus.INACTIVE: "Inactive"}
 PAYMENT_METHODS = (("check", "Check"), ("wire", "Wire transfer"), ("ach", "ACH / bank transfer"),
                    ("cash", "Cash"), ("other", "Other"))
 
@@ -71,7 +71,8 @@ class ClientForm(PortalForm):
     postal_code = StringField("Postal code", validators=[Length(max=20)])
     country = StringField("Country", default="US", validators=[
         InputRequired(), Regexp(r"^[A-Za-z]{2}$", message="Use a two-letter code, e.g. US.")])
-    status = SelectField("Status", choices=_choices((s, STATUS_LABELS[s]) for s in CLIENT_STATUSES), default="active")
+    status = SelectField("Status", choices=_choices((s, STATUS_LABELS[s]) for s in CLIENT_STATUSES),
+                         default=ClientStatus.ACTIVE)
     net_days = IntegerField("Payment terms (net days)", validators=[Optional(), NumberRange(0, 365)],
                             description="Leave blank to use your default terms.")
     notes = TextAreaField("Internal notes", validators=[Length(max=5000)])

@@ -7,6 +7,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from portal import db
+from portal.domain.links import DeliveryStatus
 from portal.models import Invoice, InvoiceDelivery
 from portal.services import delivery
 from portal.web.auth.identity import staff_required
@@ -126,8 +127,8 @@ def send_bulk():
 
 
 def _flash_outcome(invoice: Invoice, sent: list[InvoiceDelivery]) -> None:
-    ok = [d.to_email for d in sent if d.status == "accepted"]
-    failed = [d for d in sent if d.status != "accepted"]
+    ok = [d.to_email for d in sent if d.status == DeliveryStatus.ACCEPTED]
+    failed = [d for d in sent if d.status != DeliveryStatus.ACCEPTED]
     if ok:
         flash(f"Invoice {invoice.number} emailed to {', '.join(ok)}.", "success")
     for d in failed:

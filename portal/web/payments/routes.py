@@ -207,7 +207,7 @@ def _review(payment_request: PaymentRequest, quote: payments.Quote, token: str, 
 def _after_attempt(payment_request: PaymentRequest, attempt):
     if attempt.status == rules.REQUIRES_ACTION and attempt.next_action_url:
         return redirect(attempt.next_action_url)  # the bank's authentication page; it sends the client back
-    if attempt.status in (rules.FAILED, rules.CANCELED) and payment_request.status == "open":
+    if attempt.status in (rules.FAILED, rules.CANCELED) and payment_request.status == rules.PaymentRequestStatus.OPEN:
         flash(attempt.failure_message or "The payment could not be completed.", "error")
         return redirect(url_for("payments.checkout", public_id=payment_request.public_id))
     return redirect(url_for("payments.status", public_id=payment_request.public_id))
