@@ -19,9 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.clock import now, today
+from portal.domain.terms import TERMS
 from portal.models import DueLease, DueRun, DueRunSkip
 
 from .agreements import SYSTEM, remind_outstanding
+from . import terms
 from .autopay import incentives
 from .locking import begin_write
 from .payments import autopay_declines, autopay_notices, reconcile
@@ -117,6 +119,8 @@ def expiring_cards(ctx: DueContext) -> None:
 
 def terms_reminders(ctx: DueContext) -> None:
     """Clients that have not signed the current payment terms (each reminded at most every few days)."""
+    if terms.current_version(ctx.session, TERMS) is None:
+        return  # nothing published, nothing to sign
     ctx.report.notices += remind_outstanding(ctx.session, ctx.rt, meta=SYSTEM).sent
 
 

@@ -108,16 +108,16 @@ def plan_client(session: Session, setup: ClientAutopay, today: date, *, lock: bo
     if not items:
         return []
     ids = [item.invoice_id for item in items]
-    due_dates = dict(session.execute(select(Invoice.id, Invoice.due_date).where(Invoice.id.in_(ids))).tuples())
+    due_dates = {i: d for i, d in session.execute(select(Invoice.id, Invoice.due_date).where(Invoice.id.in_(ids)))}
     in_flight = in_flight_by_invoice(session, setup.client_id)
     charges: dict[int, list[tuple[AutopayCharge, str]]] = {}
     for row, status in session.execute(
             select(AutopayCharge, ChargeAttempt.status)
             .join(ChargeAttempt, ChargeAttempt.id == AutopayCharge.attempt_id)
-            .where(AutopayCharge.invoice_id.in_(ids)).order_by(AutopayCharge.charge_number)).tuples():
+            .where(AutopayCharge.invoice_id.in_(ids)).order_by(AutopayCharge.charge_number)):
         charges.setdefault(row.invoice_id, []).append((row, status))
-    noticed = dict(session.execute(select(AutopayNotice.subject, AutopayNotice.sent_on).where(
-        AutopayNotice.kind == PRE_CHARGE, AutopayNotice.subject.in_([notice_subject(i) for i in ids]))).tuples())
+    noticed = {subject: on for subject, on in session.execute(select(AutopayNotice.subject, AutopayNotice.sent_on)
+               .where(AutopayNotice.kind == PRE_CHARGE, AutopayNotice.subject.in_([notice_subject(i) for i in ids])))}
     usable = policy.usable_methods([m.saved for m in setup.methods], setup.rules, today)
     method = setup.method(usable[0].method_id) if usable else None
     plans = []

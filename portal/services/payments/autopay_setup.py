@@ -50,8 +50,9 @@ def enrolled_clients(session: Session, gateway_name: str, *, client_ids: list[in
             SavedPaymentMethod.client_id.in_(ids), SavedPaymentMethod.gateway == gateway_name,
             SavedPaymentMethod.status != SavedMethodStatus.REMOVED).order_by(SavedPaymentMethod.id)):
         saved.setdefault(row.client_id, []).append(row)
-    customers = dict(session.execute(select(GatewayCustomer.client_id, GatewayCustomer.customer_id).where(
-        GatewayCustomer.client_id.in_(ids), GatewayCustomer.gateway == gateway_name)).tuples())
+    customers = {client_id: customer for client_id, customer in session.execute(
+        select(GatewayCustomer.client_id, GatewayCustomer.customer_id).where(
+            GatewayCustomer.client_id.in_(ids), GatewayCustomer.gateway == gateway_name))}
     return [ClientAutopay(
         client_id=e.client_id, customer_id=customers.get(e.client_id),
         rules=policy.rules_for_client(msp, rules.override_of(e)),
