@@ -22,8 +22,8 @@ from portal.clock import now, today
 from portal.domain.terms import TERMS
 from portal.models import DueLease, DueRun, DueRunSkip
 
-from .agreements import SYSTEM, remind_outstanding
 from . import terms
+from .agreements import SYSTEM, remind_outstanding
 from .autopay import incentives
 from .locking import begin_write
 from .payments import autopay_declines, autopay_notices, reconcile
