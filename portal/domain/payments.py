@@ -61,6 +61,14 @@ class GatewayRefundStatus(StrEnum):
     FAILED = "failed"
 
 
+class AttemptOrigin(StrEnum):
+    """How a charge attempt charges, so a replay of its call sends the same kind of request."""
+
+    CHECKOUT = "checkout"  # a confirmation token the client entered
+    AUTOPAY = "autopay"  # a saved method, the client away (off-session)
+    CONFIRM = "confirm"  # a saved method the client approves on-session after autopay needed them
+
+
 class PaymentRequestStatus(StrEnum):
     """A checkout: what the client chose to pay at once. Paid once its charge is booked."""
 

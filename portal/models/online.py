@@ -13,7 +13,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.domain.payments import AttemptStatus, GatewayRefundStatus, PaymentRequestStatus
+from portal.domain.payments import AttemptOrigin, AttemptStatus, GatewayRefundStatus, PaymentRequestStatus
 
 from .base import Base, Cents
 from .billing import Invoice, Payment, Refund
@@ -118,7 +118,10 @@ class ChargeAttempt(Base):
     gateway: Mapped[str] = mapped_column(String(20))
     gateway_id: Mapped[str | None] = mapped_column(String(255))
     customer_id: Mapped[str] = mapped_column(String(255), default="")
-    method_token: Mapped[str] = mapped_column(String(255))  # the confirmation token, kept to replay the call
+    method_token: Mapped[str] = mapped_column(String(255))  # the confirmation token (or saved method), to replay
+    # checkout: a confirmation token the client entered | autopay: a saved method charged with the client away |
+    # confirm: a saved method the client approves on-session after autopay needed them. Replays send the same kind.
+    origin: Mapped[str] = mapped_column(String(20), default=AttemptOrigin.CHECKOUT, server_default="checkout")
     # created | unknown | pending | requires_action | processing | succeeded | failed | canceled
     status: Mapped[str] = mapped_column(String(20), default=AttemptStatus.CREATED)
     method_type: Mapped[str] = mapped_column(String(20))  # card | us_bank_account
@@ -133,6 +136,7 @@ class ChargeAttempt(Base):
     currency: Mapped[str] = mapped_column(String(3))
     failure_code: Mapped[str | None] = mapped_column(String(100))
     failure_message: Mapped[str | None] = mapped_column(Text)
+    decline_code: Mapped[str | None] = mapped_column(String(100))  # the issuer's reason / NACHA return, for autopay
     next_action_url: Mapped[str | None] = mapped_column(Text)
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     created_at: Mapped[datetime]

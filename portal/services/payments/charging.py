@@ -48,6 +48,8 @@ from .results import apply_result, book_safely, finish_notices, needs_booking
 
 log = logging.getLogger(__name__)
 
+CHECKOUT, AUTOPAY, CONFIRM = rules.AttemptOrigin.CHECKOUT, rules.AttemptOrigin.AUTOPAY, rules.AttemptOrigin.CONFIRM
+
 
 def pay(session: Session, rt: Runtime, request: PaymentRequest, *, token: str, attempt_number: int,
         accepted_surcharge_cents: int | None = None) -> ChargeAttempt:
@@ -69,7 +71,7 @@ def pay(session: Session, rt: Runtime, request: PaymentRequest, *, token: str, a
     attempt, call, written = _write_attempt(session, rt, request, attempt_number, offer, token, customer_id)
     if not written:  # another submission of the same form got there first: only its request charges
         return attempt
-    return _charge(session, rt, attempt.id, call)
+    return send_call(session, rt, attempt.id, call)
 
 
 def _attempt_numbered(session: Session, request: PaymentRequest, number: int) -> ChargeAttempt | None:
@@ -128,11 +130,21 @@ class ChargeCall:
     customer_id: str
     amount_cents: int
     currency: str
-    confirmation_token: str
+    confirmation_token: str  # or, for autopay and its on-session confirmation, the saved method's id
     metadata: dict[str, str]
     return_url: str
+    origin: str = CHECKOUT
 
     def send(self, gateway: PaymentGateway) -> ChargeResult:
+        if self.origin == AUTOPAY:
+            return gateway.charge_saved_method(idempotency_key=self.idempotency_key, customer_id=self.customer_id,
+                                               payment_method=self.confirmation_token, amount_cents=self.amount_cents,
+                                               currency=self.currency, metadata=self.metadata)
+        if self.origin == CONFIRM:
+            return gateway.charge(idempotency_key=self.idempotency_key, customer_id=self.customer_id,
+                                  amount_cents=self.amount_cents, currency=self.currency,
+                                  payment_method=self.confirmation_token, metadata=self.metadata,
+                                  return_url=self.return_url)
         return gateway.charge(idempotency_key=self.idempotency_key, customer_id=self.customer_id,
                               amount_cents=self.amount_cents, currency=self.currency,
                               confirmation_token=self.confirmation_token, metadata=self.metadata,
@@ -144,25 +156,30 @@ class _RequestFacts:
     public_id: str
     client_id: int
     invoice_numbers: str
+    invoice_id: int | None  # the one invoice it pays, when it pays one
 
 
 def _facts(session: Session, request_id: int) -> _RequestFacts:
     request = session.get(PaymentRequest, request_id)
     assert request is not None
-    numbers = session.scalars(select(Invoice.number)
-                              .join(PaymentRequestItem, PaymentRequestItem.invoice_id == Invoice.id)
-                              .where(PaymentRequestItem.request_id == request_id).order_by(PaymentRequestItem.id))
-    return _RequestFacts(request.public_id, request.client_id, ", ".join(numbers))
+    rows = session.execute(select(Invoice.id, Invoice.number)
+                           .join(PaymentRequestItem, PaymentRequestItem.invoice_id == Invoice.id)
+                           .where(PaymentRequestItem.request_id == request_id).order_by(PaymentRequestItem.id)).all()
+    only = rows[0][0] if len(rows) == 1 else None
+    return _RequestFacts(request.public_id, request.client_id, ", ".join(number for _, number in rows), only)
 
 
 def _call(rt: Runtime, attempt: ChargeAttempt, facts: _RequestFacts) -> ChargeCall:
+    metadata = {"portal_charge_attempt": str(attempt.id), "portal_charge_key": attempt.idempotency_key or "",
+                "portal_client": str(facts.client_id), "invoices": facts.invoice_numbers[:490]}
+    if attempt.origin != CHECKOUT and facts.invoice_id is not None:
+        metadata["invoice_id"] = str(facts.invoice_id)  # autopay charges one invoice per request
     return ChargeCall(
         idempotency_key=attempt.idempotency_key or "", customer_id=attempt.customer_id,
         amount_cents=attempt.charged_cents, currency=attempt.currency, confirmation_token=attempt.method_token,
-        metadata={"portal_charge_attempt": str(attempt.id), "portal_charge_key": attempt.idempotency_key or "",
-                  "portal_client": str(facts.client_id), "invoices": facts.invoice_numbers[:490]},
+        metadata=metadata,
         # from the configured base URL, not the request: reconciliation must replay the exact same call
-        return_url=rt.url("payments.status", public_id=facts.public_id),
+        return_url=rt.url("payments.status", public_id=facts.public_id), origin=attempt.origin,
     )
 
 
@@ -197,7 +214,15 @@ def _write_attempt(session: Session, rt: Runtime, request: PaymentRequest, numbe
     return row, _call(rt, row, facts) if written else None, written
 
 
-def _charge(session: Session, rt: Runtime, attempt_id: int, call: ChargeCall | None) -> ChargeAttempt:
+def call_for(session: Session, rt: Runtime, attempt: ChargeAttempt) -> ChargeCall:
+    """The exact gateway call of a written attempt, read from the database before the call (replays send it again)."""
+    return _call(rt, attempt, _facts(session, attempt.request_id))
+
+
+def send_call(session: Session, rt: Runtime, attempt_id: int, call: ChargeCall | None, *,
+              source: str = "browser") -> ChargeAttempt:
+    """Make the call of a committed attempt and apply the answer; no answer leaves the attempt ``unknown`` for
+    reconciliation to replay with the same key."""
     assert call is not None
     try:
         result = call.send(rt.gateway)
@@ -211,7 +236,7 @@ def _charge(session: Session, rt: Runtime, attempt_id: int, call: ChargeCall | N
         # refused before anything was charged (expired or reused payment details)
         result = ChargeResult(status="failed", gateway_id=None, failure_code=e.code or "invalid_request",
                               failure_message="Those payment details could not be used. Please enter them again.")
-    return apply_result(session, rt, attempt_id, result, source="browser")
+    return apply_result(session, rt, attempt_id, result, source=source)
 
 
 def _mark_unknown(session: Session, attempt_id: int) -> ChargeAttempt:
@@ -246,7 +271,7 @@ def refresh_attempt(session: Session, rt: Runtime, attempt: ChargeAttempt) -> Ch
 def replay_charge(session: Session, rt: Runtime, attempt: ChargeAttempt) -> ChargeAttempt:
     """Repeat the exact gateway call of an attempt whose outcome is unknown. Same idempotency key, same arguments:
     the gateway answers with what happened the first time, or runs it now if it never arrived."""
-    call = _call(rt, attempt, _facts(session, attempt.request_id))
+    call = call_for(session, rt, attempt)
     attempt_id = attempt.id
     end_reads(session)
     try:
