@@ -3,7 +3,7 @@ ledger adjustments (autopay discounts), rate locks, onboarding invitations and c
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-01 22:45:33.014470
+Create Date: 2026-12-01 22:49:55.662008
 """
 from alembic import op
 import sqlalchemy as sa
@@ -37,6 +37,30 @@ def upgrade() -> None:
     sa.Column('updated_at', portal.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_autopay_settings'))
     )
+    op.create_table('due_leases',
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('holder', sa.String(length=255), nullable=False),
+    sa.Column('expires_at', portal.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_due_leases'))
+    )
+    op.create_table('due_runs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('node', sa.String(length=255), nullable=False),
+    sa.Column('started_at', portal.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', portal.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('charged', sa.Integer(), nullable=False),
+    sa.Column('succeeded', sa.Integer(), nullable=False),
+    sa.Column('failed', sa.Integer(), nullable=False),
+    sa.Column('pending', sa.Integer(), nullable=False),
+    sa.Column('skipped', sa.Integer(), nullable=False),
+    sa.Column('notices', sa.Integer(), nullable=False),
+    sa.Column('settled', sa.Integer(), nullable=False),
+    sa.Column('problems', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_due_runs'))
+    )
+    with op.batch_alter_table('due_runs', schema=None) as batch_op:
+        batch_op.create_index('ix_due_runs_started', ['started_at'], unique=False)
+
     op.create_table('autopay_enrollments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('client_id', sa.Integer(), nullable=False),
@@ -57,6 +81,7 @@ def upgrade() -> None:
     sa.Column('incentive_stop_reason', sa.String(length=30), nullable=True),
     sa.Column('incentive_started_at', portal.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('incentive_stopped_at', portal.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('incentive_stop_notified_at', portal.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('enrolled_at', portal.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('left_at', portal.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('left_reason', sa.Text(), nullable=False),
@@ -65,6 +90,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_autopay_enrollments')),
     sa.UniqueConstraint('client_id', name=op.f('uq_autopay_enrollments_client_id'))
     )
+    op.create_table('autopay_notices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('client_id', sa.Integer(), nullable=False),
+    sa.Column('sent_on', sa.Date(), nullable=False),
+    sa.Column('charge_on', sa.Date(), nullable=True),
+    sa.Column('delivered', sa.Boolean(), nullable=False),
+    sa.Column('created_at', portal.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['client_id'], ['clients.id'], name=op.f('fk_autopay_notices_client_id_clients')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_autopay_notices')),
+    sa.UniqueConstraint('kind', 'subject', name=op.f('uq_autopay_notices_kind'))
+    )
+    with op.batch_alter_table('autopay_notices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_autopay_notices_client_id'), ['client_id'], unique=False)
+
     op.create_table('rate_locks',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('client_id', sa.Integer(), nullable=False),
@@ -98,6 +139,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('autopay_offers', schema=None) as batch_op:
         batch_op.create_index('ix_autopay_offers_client', ['client_id', 'sent_at'], unique=False)
+
+    op.create_table('due_run_skips',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.String(length=40), nullable=False),
+    sa.Column('detail', sa.String(length=255), nullable=False),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_due_run_skips_invoice_id_invoices')),
+    sa.ForeignKeyConstraint(['run_id'], ['due_runs.id'], name=op.f('fk_due_run_skips_run_id_due_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_due_run_skips'))
+    )
+    with op.batch_alter_table('due_run_skips', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_due_run_skips_run_id'), ['run_id'], unique=False)
 
     op.create_table('ledger_adjustments',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -181,9 +235,52 @@ def upgrade() -> None:
     with op.batch_alter_table('saved_payment_methods', schema=None) as batch_op:
         batch_op.create_index('ix_saved_payment_methods_client_status', ['client_id', 'status'], unique=False)
 
+    op.create_table('autopay_charges',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('client_id', sa.Integer(), nullable=False),
+    sa.Column('charge_number', sa.Integer(), nullable=False),
+    sa.Column('request_id', sa.Integer(), nullable=False),
+    sa.Column('attempt_id', sa.Integer(), nullable=False),
+    sa.Column('method_id', sa.String(length=255), nullable=False),
+    sa.Column('method_type', sa.String(length=20), nullable=False),
+    sa.Column('charged_on', sa.Date(), nullable=False),
+    sa.Column('amount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('discount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('decline_class', sa.String(length=30), nullable=True),
+    sa.Column('decline_code', sa.String(length=100), nullable=True),
+    sa.Column('handled_at', portal.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', portal.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('charge_number > 0', name=op.f('ck_autopay_charges_charge_number_positive')),
+    sa.ForeignKeyConstraint(['attempt_id'], ['charge_attempts.id'], name=op.f('fk_autopay_charges_attempt_id_charge_attempts')),
+    sa.ForeignKeyConstraint(['client_id'], ['clients.id'], name=op.f('fk_autopay_charges_client_id_clients')),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_autopay_charges_invoice_id_invoices')),
+    sa.ForeignKeyConstraint(['request_id'], ['payment_requests.id'], name=op.f('fk_autopay_charges_request_id_payment_requests')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_autopay_charges')),
+    sa.UniqueConstraint('attempt_id', name=op.f('uq_autopay_charges_attempt_id')),
+    sa.UniqueConstraint('invoice_id', 'charge_number', name=op.f('uq_autopay_charges_invoice_id')),
+    sa.UniqueConstraint('request_id', name=op.f('uq_autopay_charges_request_id'))
+    )
+    with op.batch_alter_table('autopay_charges', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_autopay_charges_client_id'), ['client_id'], unique=False)
+        batch_op.create_index('ix_autopay_charges_unhandled', ['handled_at', 'id'], unique=False)
+
+    with op.batch_alter_table('charge_attempts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('origin', sa.String(length=20), server_default='checkout', nullable=False))
+        batch_op.add_column(sa.Column('decline_code', sa.String(length=100), nullable=True))
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('charge_attempts', schema=None) as batch_op:
+        batch_op.drop_column('decline_code')
+        batch_op.drop_column('origin')
+
+    with op.batch_alter_table('autopay_charges', schema=None) as batch_op:
+        batch_op.drop_index('ix_autopay_charges_unhandled')
+        batch_op.drop_index(batch_op.f('ix_autopay_charges_client_id'))
+
+    op.drop_table('autopay_charges')
     with op.batch_alter_table('saved_payment_methods', schema=None) as batch_op:
         batch_op.drop_index('ix_saved_payment_methods_client_status')
 
@@ -197,6 +294,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ledger_adjustments_client_id'))
 
     op.drop_table('ledger_adjustments')
+    with op.batch_alter_table('due_run_skips', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_due_run_skips_run_id'))
+
+    op.drop_table('due_run_skips')
     with op.batch_alter_table('autopay_offers', schema=None) as batch_op:
         batch_op.drop_index('ix_autopay_offers_client')
 
@@ -205,5 +306,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_rate_locks_client')
 
     op.drop_table('rate_locks')
+    with op.batch_alter_table('autopay_notices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_autopay_notices_client_id'))
+
+    op.drop_table('autopay_notices')
     op.drop_table('autopay_enrollments')
+    with op.batch_alter_table('due_runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_due_runs_started')
+
+    op.drop_table('due_runs')
+    op.drop_table('due_leases')
     op.drop_table('autopay_settings')

@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from . import authorizations as A
 from .errors import DomainError
 
 TERMS = "terms"  # the agreement/template kind of the MSP's payment terms
@@ -281,3 +282,14 @@ Tell us at {{ msp_email }} if your email address changes.
 """
 
 DEFAULT_TEXTS = {TERMS: DEFAULT_TERMS_TEXT, DISCLOSURE: DEFAULT_DISCLOSURE_TEXT}
+
+# Autopay authorizations (issue 10) are versioned, published and signed the same way; their merge variables are
+# filled per agreement (the method, the rules), see portal.domain.authorizations.
+TEMPLATE_KINDS = (*TEMPLATE_KINDS, *A.KINDS)
+TEMPLATE_TITLES = {**TEMPLATE_TITLES, **A.TITLES}
+DEFAULT_TEXTS = {**DEFAULT_TEXTS, **A.DEFAULT_TEXTS}
+
+
+def variables_for(kind: str) -> dict[str, str]:
+    """The merge variables a template of this kind may use."""
+    return A.VARIABLES if kind in A.KINDS else VARIABLES

@@ -131,6 +131,7 @@ class AutopayEnrollment(Base):
     incentive_stop_reason: Mapped[str | None] = mapped_column(String(30))
     incentive_started_at: Mapped[datetime | None]
     incentive_stopped_at: Mapped[datetime | None]
+    incentive_stop_notified_at: Mapped[datetime | None]  # the client was told (once)
     enrolled_at: Mapped[datetime | None]
     left_at: Mapped[datetime | None]
     left_reason: Mapped[str] = mapped_column(Text, default="")

@@ -48,7 +48,7 @@ def _validate(kind: str, text: str, parameters: dict, *, for_publishing: bool) -
         raise DomainError("The text cannot be empty.")
     if len(text) > 100_000:
         raise DomainError("The text is too long (100,000 characters at most).")
-    evidence.check_placeholders(text, T.VARIABLES)
+    evidence.check_placeholders(text, T.variables_for(kind))
     return T.parse_parameters(parameters, for_publishing=for_publishing) if kind == T.TERMS else {}
 
 

@@ -15,6 +15,7 @@ BLUEPRINTS = (
     "portal.web.links.routes",
     "portal.web.payments.routes",
     "portal.web.agreements.routes",
+    "portal.web.autopay.routes",
 )
 
 

@@ -10,6 +10,7 @@ from wtforms import SelectChoice
 
 from portal import db
 from portal.clock import today
+from portal.domain import authorizations as A
 from portal.domain import evidence
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
@@ -92,6 +93,11 @@ def _sample_preview(kind: str, text: str, parameters: dict[str, str]) -> tuple[s
     variables = T.merge_variables(msp_legal_name=settings.legal_name or settings.name,
                                   msp_email=settings.reply_to or settings.email, client_legal_name="Example Client LLC",
                                   net_days=settings.default_net_days, parameters=parameters, effective_date=today())
+    if kind in A.KINDS:  # an autopay authorization: a sample method and the default schedule
+        variables = A.merge_variables(
+            msp_legal_name=settings.legal_name or settings.name, msp_email=settings.reply_to or settings.email,
+            client_legal_name="Example Client LLC", method="Visa ending 4242", schedule="on each invoice's due date",
+            cap=None, notice_days=3, portal_url=runtime().base_url, effective_date=today())
     try:
         return evidence.to_html(evidence.merge(text, variables)), ""
     except DomainError as e:
@@ -123,7 +129,7 @@ def admin_template(kind: str):
         template.draft_text, _publishable(kind, terms.draft_parameters(template)))
     return render_template("agreements/admin/template.html", kind=kind, template=template, form=form,
                            publish_form=PublishForm(), preview=preview, preview_error=preview_error,
-                           versions=terms.versions(session, kind), current=current, variables=T.VARIABLES,
+                           versions=terms.versions(session, kind), current=current, variables=T.variables_for(kind),
                            published_draft=published_draft, parameters=T.PARAMETERS if kind == T.TERMS else ()), status
 
 

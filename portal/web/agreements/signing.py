@@ -8,6 +8,7 @@ step the contact is really at, with the reason above it.
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask import session as web_session
 from flask_login import current_user
 
 from portal import db
@@ -84,6 +85,7 @@ def _render(agreement: Agreement, *, consent_form: ConsentForm | None = None, ac
             context.update(
                 previous=previous,
                 diff=evidence.line_diff(previous.document_text, agreement.document_text) if previous else None,
+                diff_html=evidence.to_html,
                 statements=svc.clause_statements(agreement),
                 acknowledged=state.acknowledged,
                 ack_form=ack_form or AcknowledgeForm(),
@@ -153,6 +155,8 @@ def sign(reference: str):
     except DomainError as e:
         return _refused(agreement, e, sign_form=form)
     flash("Signed. A copy is on its way to your inbox, and you can download it here at any time.", "success")
+    if web_session.get("onboarding_return"):  # signing the terms is step 1 of onboarding: back to the next step
+        return redirect(web_session["onboarding_return"])
     return _to_sign_page(agreement)
 
 
