@@ -25,6 +25,7 @@ from .invitations import (
     remind_outstanding,
     resend,
     terms_for_contact,
+    terms_to_sign,
     void,
 )
 from .signing import (
@@ -51,5 +52,5 @@ __all__ = [
     "consent_statement", "decline", "disclosure_document", "event_data", "events", "for_client", "get", "invite",
     "needs_terms", "open_invitation", "pdf_filename", "previous_signed", "progress", "publish",
     "record_open", "record_view", "remind_outstanding", "render_signed_pdf", "resend", "sign", "terms_for_contact",
-    "verify_events", "verify_pdf", "verify_reference", "void",
+    "terms_to_sign", "verify_events", "verify_pdf", "verify_reference", "void",
 ]

@@ -213,13 +213,18 @@ def terms_for_contact(session: Session, rt: Runtime, contact: Contact, *, meta: 
 
 
 def needs_terms(session: Session, client_id: int) -> bool:
-    """One indexed query, cheap enough for every dashboard visit: terms are published and this client has no
-    agreement on the current version that is signed, declined or voided (those need a person, not a prompt)."""
+    return terms_to_sign(session, client_id) is not None
+
+
+def terms_to_sign(session: Session, client_id: int) -> int | None:
+    """The current payment terms version this client still has to sign, or None. One indexed query, cheap enough
+    for every page view: terms are published and this client has no agreement on the current version that is
+    signed, declined or voided (those need a person, not a prompt)."""
     current = terms_service.current_version_id_query(T.TERMS)
     settled = exists().where(and_(Agreement.client_id == client_id, Agreement.version_id == current,
                                   Agreement.status.in_((AgreementStatus.SIGNED, AgreementStatus.DECLINED,
                                                          AgreementStatus.VOID))))
-    return bool(session.scalar(select(current.is_not(None) & ~settled)))
+    return session.scalar(select(current).where(~settled))
 
 
 def void(session: Session, rt: Runtime, agreement: Agreement, *, reason: str, meta: Meta) -> None:

@@ -32,6 +32,7 @@ from .booking import (
 from .charging import ensure_customer, pay, refresh_attempt, replay_charge
 from .checkout import (
     PayableInvoice,
+    PaymentInFlight,
     PaymentUnavailable,
     Quote,
     SurchargeConsentNeeded,
@@ -43,6 +44,7 @@ from .checkout import (
     next_attempt_number,
     payable,
     payable_invoices,
+    payments_in_flight,
     quote,
     request_by_public_id,
 )
@@ -65,13 +67,14 @@ from .settings import payment_settings, surcharge_terms, update_payment_settings
 from .webhooks import handle_event
 
 __all__ = [
-    "OFFLINE_METHODS", "STATE_FILTERS", "AttemptRow", "PayableInvoice", "PaymentUnavailable", "Quote",
-    "ReconcileReport", "RefundOutcomeUnknown", "Refundable", "SurchargeConsentNeeded", "apply_arrived_payment",
-    "apply_credit", "apply_result", "attempt_for_payment", "attempt_page", "attempt_row", "attempts_of",
-    "blocking_attempt", "create_request", "describe_method", "disputes_for", "disputes_of", "ensure_customer",
-    "handle_event", "has_open_dispute", "in_flight_by_invoice", "latest_attempt", "next_attempt_number", "pay",
-    "payable", "payable_invoices", "payment_of", "payment_settings", "payment_unapplied_cents", "quote",
-    "reconcile", "record_dispute", "record_gateway_refund", "record_payment", "refresh_attempt", "refund",
-    "refund_offline", "refund_payment", "refundable", "refunds_of", "replay_charge", "request_by_public_id",
-    "send_refund", "surcharge_terms", "unapply_invoice", "update_payment_settings",
+    "OFFLINE_METHODS", "STATE_FILTERS", "AttemptRow", "PayableInvoice", "PaymentInFlight", "PaymentUnavailable",
+    "Quote", "ReconcileReport", "RefundOutcomeUnknown", "Refundable", "SurchargeConsentNeeded",
+    "apply_arrived_payment", "apply_credit", "apply_result", "attempt_for_payment", "attempt_page", "attempt_row",
+    "attempts_of", "blocking_attempt", "create_request", "describe_method", "disputes_for", "disputes_of",
+    "ensure_customer", "handle_event", "has_open_dispute", "in_flight_by_invoice", "latest_attempt",
+    "next_attempt_number", "pay", "payable", "payable_invoices", "payment_of", "payments_in_flight",
+    "payment_settings", "payment_unapplied_cents", "quote", "reconcile", "record_dispute", "record_gateway_refund",
+    "record_payment", "refresh_attempt", "refund", "refund_offline", "refund_payment", "refundable", "refunds_of",
+    "replay_charge", "request_by_public_id", "send_refund", "surcharge_terms", "unapply_invoice",
+    "update_payment_settings",
 ]

@@ -4,8 +4,9 @@ surcharge, if any) for the payment method it entered."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -56,6 +57,42 @@ def in_flight_by_invoice(session: Session, client_id: int, *, besides: int | Non
     if besides is not None:
         query = query.where(PaymentRequest.id != besides)
     return {invoice_id: int(cents) for invoice_id, cents in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class PaymentInFlight:
+    """Money on its way to one invoice: what the client and staff see on the invoice until it is booked."""
+
+    invoice_id: int
+    cents: int
+    since: datetime  # when the client paid it
+    method_type: str  # card | us_bank_account
+
+    @property
+    def is_bank_transfer(self) -> bool:
+        return self.method_type == "us_bank_account"
+
+
+def payments_in_flight(session: Session, client_id: int, invoice_ids: Iterable[int] | None = None
+                       ) -> dict[int, list[PaymentInFlight]]:
+    """The same money in_flight_by_invoice counts, one entry per checkout, by invoice (oldest first)."""
+    busy = ChargeAttempt.status.in_(rules.IN_FLIGHT | {rules.SUCCEEDED})
+    query = (
+        select(PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents, func.min(ChargeAttempt.created_at),
+               func.max(ChargeAttempt.method_type))
+        .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
+        .join(ChargeAttempt, ChargeAttempt.request_id == PaymentRequest.id)
+        .where(PaymentRequest.client_id == client_id, busy,
+               PaymentRequest.status != rules.PaymentRequestStatus.PAID)
+        .group_by(PaymentRequestItem.id, PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents)
+        .order_by(func.min(ChargeAttempt.created_at), PaymentRequestItem.id)
+    )
+    if invoice_ids is not None:
+        query = query.where(PaymentRequestItem.invoice_id.in_(list(invoice_ids)))
+    found: dict[int, list[PaymentInFlight]] = {}
+    for invoice_id, cents, since, method_type in session.execute(query):
+        found.setdefault(invoice_id, []).append(PaymentInFlight(invoice_id, int(cents), since, method_type))
+    return found
 
 
 def payable(session: Session, client_id: int, *, lock: bool = False, besides: int | None = None) -> list[OpenItem]:

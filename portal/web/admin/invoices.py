@@ -121,9 +121,13 @@ def invoice_detail(invoice_id: int):
 def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
     session = db.session()
     figures = ledger.invoice_figures(session, invoice, today())
+    in_flight = payments.payments_in_flight(session, invoice.client_id, [invoice.id]).get(invoice.id, [])
     return render_template(
         "admin/invoices/detail.html",
         invoice=invoice,
+        in_flight=in_flight,
+        # what may still be recorded: money on its way is not offered again
+        recordable_cents=max(0, figures.balance_cents - sum(p.cents for p in in_flight)),
         paid_cents=figures.paid_cents,
         balance_cents=figures.balance_cents,
         status=figures.status,

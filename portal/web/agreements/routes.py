@@ -4,7 +4,7 @@ own modules. Also the hook that sends a contact to sign the payment terms when t
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, g, redirect, request, url_for
 from flask import session as web_session
 from flask_login import current_user
 
@@ -13,21 +13,33 @@ from portal.services import agreements
 
 bp = Blueprint("agreements", __name__)
 
-PROMPTED = "terms_prompted"  # the contact was sent to the terms once this session; after that, the banner is enough
+# The terms version the contact was last sent to sign in this session. Sent again only when a newer version is
+# published: after that, the banner on every client page is enough (the contact may look around before signing).
+PROMPTED = "terms_prompted"
+# Pages of the client's own account. Never the signing pages themselves, static files, PDFs or sign-out.
+_ACCOUNT_PAGES = ("client.dashboard", "client.invoices", "client.invoice", "client.payments", "client.payment",
+                  "client.statement", "client.password", "payments.choose", "agreements.mine")
 
 
 @bp.before_app_request
 def _send_contact_to_terms():
-    """On the client dashboard only (never the signing pages, static files or sign-out), once per session:
-    a contact whose client has not signed the current payment terms is taken to sign them."""
-    if request.endpoint != "client.dashboard" or request.method != "GET" or web_session.get(PROMPTED):
+    """On any page of the client's account: a contact whose client has not signed the current payment terms sees
+    a banner, and the first page viewed after a version is published takes the contact to sign it."""
+    if request.endpoint not in _ACCOUNT_PAGES or request.method != "GET":
         return None
     if not (current_user.is_authenticated and current_user.is_contact):
         return None
-    if not agreements.needs_terms(db.session(), current_user.client_id):
+    version_id = agreements.terms_to_sign(db.session(), current_user.client_id)
+    g.terms_to_sign = version_id
+    if version_id is None or web_session.get(PROMPTED) == version_id:
         return None
-    web_session[PROMPTED] = True
+    web_session[PROMPTED] = version_id
     return redirect(url_for("agreements.current_terms"))
+
+
+@bp.app_context_processor
+def _terms_banner():
+    return {"terms_to_sign": g.get("terms_to_sign")}
 
 
 # Imported for their side effect: each module adds its views to ``bp``.

@@ -14,6 +14,7 @@ from flask_login import current_user
 from portal import db
 from portal.clock import today
 from portal.services import client_portal, documents, ledger, sign_in
+from portal.services import payments as online_payments
 from portal.services.scope import ClientScope
 from portal.services.settings import get_settings
 from portal.services.statements import client_statement
@@ -51,8 +52,10 @@ def _pdf(data: bytes, name: str) -> Response:
 def dashboard():
     scope = _scope()
     summary = ledger.client_summary(scope.session, scope.client_id, today())
+    in_flight = online_payments.payments_in_flight(scope.session, scope.client_id)
     return render_template("client/dashboard.html", summary=summary, recent=client_portal.recent_open(scope, today()),
-                           client=current_user.record.client)
+                           client=current_user.record.client, in_flight=in_flight,
+                           in_flight_cents=sum(p.cents for found in in_flight.values() for p in found))
 
 
 @bp.get("/invoices")
@@ -64,8 +67,10 @@ def invoices():
     number = request.args.get("q", "").strip()[:50]
     page = client_portal.invoice_page(_scope(), status=status, page=_page_number(), number=number,
                                 page_size=current_app.config["INVOICE_PAGE_SIZE"], today=today())
+    in_flight = online_payments.payments_in_flight(db.session(), current_user.client_id,
+                                                   [r.invoice.id for r in page.rows])
     return render_template("client/invoices.html", page=page, status=status, q=number,
-                           filters=list(client_portal.INVOICE_FILTERS))
+                           filters=list(client_portal.INVOICE_FILTERS), in_flight=in_flight)
 
 
 @bp.get(f"/invoices/<{ID}:invoice_id>")
@@ -74,8 +79,11 @@ def invoice(invoice_id: int):
     scope = _scope()
     found = scope.invoice(invoice_id)
     row = client_portal.invoice_rows(scope, [found], today())[0]
+    in_flight = online_payments.payments_in_flight(scope.session, scope.client_id, [found.id]).get(found.id, [])
     return render_template("client/invoice.html", row=row, invoice=found,
-                           applied=client_portal.payments_on_invoice(scope, found), num=documents.number_text)
+                           applied=client_portal.payments_on_invoice(scope, found), num=documents.number_text,
+                           in_flight=in_flight,
+                           payable_cents=max(0, row.balance_cents - sum(p.cents for p in in_flight)))
 
 
 @bp.get(f"/invoices/<{ID}:invoice_id>.pdf")

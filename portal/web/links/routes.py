@@ -16,7 +16,7 @@ from portal import db
 from portal.clock import today
 from portal.domain import links as rules
 from portal.extensions import limiter
-from portal.services import delivery, documents, ledger
+from portal.services import delivery, documents, ledger, payments
 from portal.web.runtime import runtime
 
 from .forms import FreshLinkForm
@@ -40,9 +40,12 @@ def invoice(token: str):
     delivery.record_open(session, access.link, method=request.method, user_agent=request.user_agent.string,
                          by_staff=current_user.is_authenticated and current_user.is_staff)
     figures = ledger.invoice_figures(session, access.invoice, today())
+    invoice = access.invoice
+    in_flight = payments.payments_in_flight(session, invoice.client_id, [invoice.id]).get(invoice.id, [])
     return render_template(
-        "links/invoice.html", invoice=access.invoice, token=token, paid_cents=figures.paid_cents,
+        "links/invoice.html", invoice=invoice, token=token, paid_cents=figures.paid_cents,
         balance_cents=figures.balance_cents, status=figures.status, num=documents.number_text,
+        in_flight=in_flight, payable_cents=max(0, figures.balance_cents - sum(p.cents for p in in_flight)),
     )
 
 

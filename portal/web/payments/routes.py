@@ -97,7 +97,7 @@ def _choose(*, client, contact, rows: list[payments.PayableInvoice], link, prese
     return render_template(
         "payments/choose.html", form=form, rows=rows, picked=picked, typed=typed, errors=errors,
         pick_field=pick_field, amount_field=amount_field, link=link, cancel_url=cancel_url,
-        settings=payments.payment_settings(session),
+        settings=payments.payment_settings(session), today=today(),
     )
 
 

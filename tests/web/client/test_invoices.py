@@ -125,14 +125,15 @@ def _count_queries(app, func) -> int:
 
 
 def test_list_uses_a_fixed_handful_of_queries(portal, many, session):
-    """Balances for the page come from one grouped query, not one per invoice."""
+    """Balances for the page come from one grouped query, not one per invoice (and so do the payments in flight;
+    one more query asks whether new payment terms wait to be signed)."""
     session.expire_all()
     small = _count_queries(many, lambda: portal.get("/invoices"))
     many.config["INVOICE_PAGE_SIZE"] = 25
     session.expire_all()
     large = _count_queries(many, lambda: portal.get("/invoices"))
     assert small == large
-    assert large <= 5, large
+    assert large <= 7, large
 
 
 def test_invoice_page(portal, account, make, session):

@@ -22,15 +22,20 @@ def test_the_pay_page_lists_open_invoices_with_full_balances(contact_http, shop)
 
     assert "SANDBOX" in page
     number = shop.first.number
-    assert row(page, "invoice", number) == f"{number} Mar 1, 2026 $100.00 Amount to pay on {number}"
+    # the due date and an overdue badge are in the invoice's own cell (the phone layout has no due column)
+    assert row(page, "invoice", number) == (f"{number} Due Mar 1, 2026 Overdue Balance $100.00 $100.00 "
+                                            f"Amount to pay on {number}")
     assert 'value="100.00"' in page and 'value="250.00"' in page
 
 
 def test_the_invoice_page_link_preselects_that_invoice(contact_http, shop):
     page = text(contact_http.get(f"/pay?invoice={shop.second.id}"))
 
-    assert f'id="pay-{shop.second.id}" name="pay-{shop.second.id}" value="1" checked' in page
-    assert f'id="pay-{shop.first.id}" name="pay-{shop.first.id}" value="1">' in page
+    assert f'data-pick="amount-{shop.second.id}" checked>' in page
+    assert f'data-pick="amount-{shop.first.id}">' in page
+    # an unticked invoice shows no amount, so nothing reads as if it will be paid; ticking it fills in its balance
+    assert value_of(page, f"amount-{shop.first.id}") == ""
+    assert value_of(page, f"amount-{shop.second.id}") == "250.00"
 
 
 def test_paying_the_full_balance_by_card_lands_on_a_receipt(contact_http, session, shop, outbox):
