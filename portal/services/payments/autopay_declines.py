@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,14 +31,10 @@ from portal.models import AutopayCharge, ChargeAttempt, SavedPaymentMethod
 from ..autopay import incentives
 from ..locking import begin_write
 from ..runtime import Runtime
-from . import autopay_mail
+from . import autopay_confirm, autopay_mail
 from .locks import lock_client_invoices
 
 log = logging.getLogger(__name__)
-
-#: How long the emailed "approve this payment" link works.
-CONFIRM_LINK_DAYS = 30
-
 
 @dataclass(frozen=True)
 class Handled:
@@ -114,23 +109,7 @@ def _stop_incentive_if_failing(session: Session, rt: Runtime, client_id: int) ->
     return stop
 
 
-# --- the client's on-session approval --------------------------------------------------------------------------------
-
-def _serializer(rt: Runtime) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(rt.secret_key, salt="autopay-confirm")
-
-
 def _confirm_url(rt: Runtime, row: AutopayCharge, decline: declines.Decline) -> str | None:
     if decline.kind is not declines.AUTHENTICATION_REQUIRED:
         return None
-    public_id = row.request.public_id
-    return rt.url("payments.confirm", public_id=public_id, t=_serializer(rt).dumps(public_id))
-
-
-def confirm_link_valid(rt: Runtime, public_id: str, token: str) -> bool:
-    """The emailed link opens the approval page of its own payment only, for CONFIRM_LINK_DAYS."""
-    try:
-        return _serializer(rt).loads(token, max_age=CONFIRM_LINK_DAYS * 86400) == public_id
-    except BadSignature:
-        return False
-
+    return autopay_confirm.confirm_url(rt, row.request.public_id)

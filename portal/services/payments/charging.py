@@ -179,8 +179,18 @@ def _call(rt: Runtime, attempt: ChargeAttempt, facts: _RequestFacts) -> ChargeCa
         amount_cents=attempt.charged_cents, currency=attempt.currency, confirmation_token=attempt.method_token,
         metadata=metadata,
         # from the configured base URL, not the request: reconciliation must replay the exact same call
-        return_url=rt.url("payments.status", public_id=facts.public_id), origin=attempt.origin,
+        return_url=_return_url(rt, attempt, facts), origin=attempt.origin,
     )
+
+
+def _return_url(rt: Runtime, attempt: ChargeAttempt, facts: _RequestFacts) -> str:
+    """Where the bank's authentication page sends the client back. An autopay payment has no signed-in client or
+    invoice link behind it: its client approves it through the emailed confirm link, and comes back there."""
+    if attempt.origin == CONFIRM:
+        from .autopay_confirm import confirm_url
+
+        return confirm_url(rt, facts.public_id)
+    return rt.url("payments.status", public_id=facts.public_id)
 
 
 def _write_attempt(session: Session, rt: Runtime, request: PaymentRequest, number: int, offer: Quote, token: str,
