@@ -22,6 +22,7 @@ from portal.clock import now
 from portal.domain import autopay as A
 from portal.domain.authorizations import method_description
 from portal.domain.errors import DomainError
+from portal.domain.payments import REQUIRES_ACTION
 from portal.gateways.payments import GatewayError, GatewayRequestError, MandateAcceptance, SetupResult
 from portal.models import Client, Contact, GatewayCustomer, SavedPaymentMethod
 
@@ -141,7 +142,7 @@ def complete_setup(session: Session, rt: Runtime, contact: Contact, setup_id: st
 def _store(session: Session, client: Client, contact: Contact, customer_id: str, result: SetupResult,
            gateway: str) -> SavedPaymentMethod:
     if not (result.saved or result.awaiting_microdeposits):
-        if result.status == "requires_action":
+        if result.status == REQUIRES_ACTION:  # 3-D Secure on the card being saved
             raise DomainError("Your bank asks you to confirm this card, which the portal cannot do here yet. "
                               "Please use another card or a bank account.")
         raise DomainError(result.failure_message or "That payment method was declined. Nothing was saved.")
