@@ -8,7 +8,7 @@ The staff pages of online payments are in the admin area (``portal/web/admin/onl
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal import db
@@ -37,6 +37,7 @@ TEST_CARDS = (
     ("4000 0000 0000 0002", "declined"),
     ("4000 0000 0000 9995", "declined: insufficient funds"),
 )
+METHODS = ("card", "us_bank_account")
 TEST_BANK_ACCOUNTS = (
     ("000123456789", "succeeds after a short delay (processing first)"),
     ("000222222227", "fails after processing (insufficient funds)"),
@@ -182,15 +183,23 @@ def _render_checkout(payment_request: PaymentRequest, form: PayForm, gateway: Pa
     form.confirmation_token.data = ""
     form.accepted_surcharge.data = ""
     form.card_cvc.data = ""  # never echoed back into the page
+    if request.method == "GET" and request.args.get("method") in METHODS:
+        form.method.data = request.args["method"]
     rate, blocked = payments.surcharge_terms(session, payment_request.client)
     credit_surcharge_cents = percent_of(payment_request.amount_cents, rate) if rate and not blocked else 0
     return render_template(
         "payments/checkout.html", form=form, payment_request=payment_request, gateway=gateway,
         surcharge_rate=rate if not blocked else 0, credit_surcharge_cents=credit_surcharge_cents,
-        back_url=_back_url(payment_request),
+        back_url=_back_url(payment_request), declined=_declined(payment_request),
         test_cards=TEST_CARDS, test_bank_accounts=TEST_BANK_ACCOUNTS,
         return_url=url_for("payments.status", public_id=payment_request.public_id, _external=True),
     )
+
+
+def _declined(payment_request: PaymentRequest):
+    """The last try, if it failed: the checkout then says why and offers the other ways to pay."""
+    attempt = payments.latest_attempt(db.session(), payment_request)
+    return attempt if attempt is not None and attempt.status in (rules.FAILED, rules.CANCELED) else None
 
 
 def _review(payment_request: PaymentRequest, quote: payments.Quote, token: str, number: int):
@@ -208,8 +217,10 @@ def _after_attempt(payment_request: PaymentRequest, attempt):
     if attempt.status == rules.REQUIRES_ACTION and attempt.next_action_url:
         return redirect(attempt.next_action_url)  # the bank's authentication page; it sends the client back
     if attempt.status in (rules.FAILED, rules.CANCELED) and payment_request.status == rules.PaymentRequestStatus.OPEN:
-        flash(attempt.failure_message or "The payment could not be completed.", "error")
-        return redirect(url_for("payments.checkout", public_id=payment_request.public_id))
+        # back to the same checkout (the invoices and amounts chosen are kept) with the method tried still chosen;
+        # the page says why and what to do next (_declined)
+        return redirect(url_for("payments.checkout", public_id=payment_request.public_id,
+                                method=attempt.method_type))
     return redirect(url_for("payments.status", public_id=payment_request.public_id))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -137,9 +138,15 @@ def test_a_declined_card_shows_why_and_lets_the_client_try_again(contact_http, s
     public_id = start_payment(contact_http, {shop.first.id: "100.00"})
     response = contact_http.post(f"/pay/{public_id}", data=card_form(public_id, "4000000000000002"))
 
-    assert location(response) == f"/pay/{public_id}"
-    page = text(contact_http.get(f"/pay/{public_id}"))
+    assert location(response) == f"/pay/{public_id}"  # the same checkout, with the method tried kept
+    page = text(contact_http.get(response.headers["Location"]))
     assert "Your card was declined. Please use a different card or contact your bank." in page
+    # a next step: another card, the bank account, or a word about a payment plan
+    assert "Try another card" in page and "Pay from your bank account (ACH) instead" in page
+    assert "payment plan" in page
+    # the bank-account link opens the same checkout with that method chosen
+    bank = text(contact_http.get(f"/pay/{public_id}?method=us_bank_account"))
+    assert re.search(r'<input checked[^>]*value="us_bank_account"', bank)
     assert value_of(page, "attempt") == "2"
     assert invoice_state(session, shop.first) == ("open", 10_000)
     assert read_outbox(outbox) == []
