@@ -39,11 +39,14 @@ _SETTINGS: dict[str, tuple[Any, Any]] = {
     # How many reverse proxies (nginx, a load balancer) sit in front of the app. Their X-Forwarded-* headers are
     # trusted only when this is set; otherwise rate limits and evidence would record the proxy's address.
     "TRUSTED_PROXIES": (0, int),
-    "INVOICE_LINK_DAYS_AFTER_DUE": (30, int),
+    "INVOICE_LINK_DAYS_AFTER_DUE": (30, int),  # an emailed invoice link works until due date + this many days
     # Gateway requests per second `portal run-due` may send (per node): Stripe allows ~100 live, 25 in test mode.
-    "GATEWAY_RATE_LIMIT": (25, float),  # an emailed invoice link works until due date + this many days
+    "GATEWAY_RATE_LIMIT": (25, float),
     # Authenticates the heads of the agreements' evidence chains; unset: a key file made in the instance folder.
     "EVIDENCE_KEY": (None, str),
+    # How long a sandbox bank debit stays "processing" before reconcile settles it (no effect with Stripe keys).
+    # (the sandbox's own DEFAULT_ACH_SETTLE_SECONDS is the same minute, for a gateway built without a config)
+    "SANDBOX_ACH_SETTLE_SECONDS": (60, int),
 }
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from .errors import AllocationError, DomainError, InvalidAmount, InvalidTransition
 from .ledger import OpenItem
 from .money import format_money, percent_of, round_half_up
+from .regions import normalize_region
 
 # --- payment states ----------------------------------------------------------------------------------------------
 
@@ -204,9 +205,9 @@ def check_surcharge_percent(rate: Decimal) -> Decimal:
 
 
 def parse_regions(text: str) -> frozenset[str]:
-    """'CT, ma;  ny' -> {'CT', 'MA', 'NY'}. Billing state codes as the client records spell them."""
+    """'CT, ma;  ny' -> {'CT', 'MA', 'NY'}; a state's name becomes its code ('Connecticut' -> 'CT')."""
     parts = text.replace(";", ",").replace("\n", ",").split(",")
-    return frozenset(p.strip().upper() for p in parts if p.strip())
+    return frozenset(normalize_region(p).upper() for p in parts if p.strip())
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,8 @@ def surcharge_for(
     if card_funding != "credit":
         # debit and prepaid cards may not be surcharged; an unknown funding type gets the benefit of the doubt
         return SurchargeQuote(none, 0, "Debit and prepaid cards carry no surcharge.")
-    if client_region.strip().upper() in {r.strip().upper() for r in blocked_regions}:
+    blocked = {normalize_region(r).upper() for r in blocked_regions}
+    if normalize_region(client_region).upper() in blocked:  # "Connecticut" on an older record is still CT
         return SurchargeQuote(none, 0, "No surcharge applies in your billing state.")
     capped = min(rate, MAX_SURCHARGE_PERCENT)
     return SurchargeQuote(capped, percent_of(base_cents, capped), f"Credit card surcharge ({capped.normalize()}%).")

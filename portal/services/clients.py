@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from portal.clock import now
 from portal.domain.clients import CLIENT_STATUSES, ClientStatus
 from portal.domain.errors import DomainError
+from portal.domain.regions import normalize_region
 from portal.models import Client, Contact
 
 from .errors import Conflict
@@ -53,6 +54,8 @@ def _apply_client(session: Session, client: Client, **fields) -> None:
         ext = fields["external_id"]
         if ext and session.scalar(select(Client.id).where(Client.external_id == ext, Client.id != client.id)):
             raise Conflict(f"Another client already has the external id {ext}.")
+    if "region" in fields:  # one spelling per state: rules keyed on the billing state compare codes
+        fields["region"] = normalize_region(fields["region"])
     if fields.get("net_days") is not None and not 0 <= int(fields["net_days"]) <= 365:
         raise DomainError("Net days must be between 0 and 365.")
     for key, value in fields.items():

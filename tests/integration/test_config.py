@@ -34,3 +34,13 @@ def test_half_configured_stripe_stops_the_app_at_startup(app_config):
 
 def test_no_stripe_key_means_the_sandbox(app):
     assert isinstance(app.extensions["payment_gateway"], SandboxGateway)
+
+
+def test_the_sandbox_bank_settling_delay_is_read_from_the_environment(tmp_path, app_config):
+    cfg = load_config(environ={"PORTAL_ENV": "test", "PORTAL_INSTANCE_PATH": str(tmp_path),
+                               "PORTAL_SANDBOX_ACH_SETTLE_SECONDS": "5"})
+    assert cfg["SANDBOX_ACH_SETTLE_SECONDS"] == 5
+    assert load_config(environ={"PORTAL_ENV": "test", "PORTAL_INSTANCE_PATH": str(tmp_path)}
+                       )["SANDBOX_ACH_SETTLE_SECONDS"] == 60
+    app = create_app({**app_config, "SANDBOX_ACH_SETTLE_SECONDS": cfg["SANDBOX_ACH_SETTLE_SECONDS"]})
+    assert app.extensions["payment_gateway"]._ach_settle_seconds == 5  # what the sandbox's bank debits wait
