@@ -6,6 +6,7 @@ from flask import Flask, current_app
 
 from portal import db
 from portal.domain.money import format_money
+from portal.services.autopay import incentives
 from portal.services.settings import get_settings
 
 
@@ -15,6 +16,11 @@ def _date(value: date | datetime | None, fmt: str = "%b %-d, %Y") -> str:
 
 def _datetime(value: datetime | None) -> str:
     return value.strftime("%b %-d, %Y %H:%M UTC") if value else ""
+
+
+def _autopay_discount(invoice) -> int:
+    """The autopay discount recorded on an invoice: the invoice shows it as its own line under Paid."""
+    return incentives.discounts_on(db.session(), [invoice.id]).get(invoice.id, 0)
 
 
 def init_app(app: Flask) -> None:
@@ -28,4 +34,5 @@ def init_app(app: Flask) -> None:
             "msp": get_settings(db.session()),
             "sandbox_payments": not current_app.config.get("STRIPE_SECRET_KEY"),
             "demo_mode": current_app.config["ENV"] == "demo",
+            "autopay_discount": _autopay_discount,
         }

@@ -237,3 +237,12 @@ def test_onboarding_end_to_end(staff_http, app, session, make, sandbox_gateway, 
     assert invitation.status == "complete" and invitation.autopay_on_at and invitation.terms_signed_at
     panel = staff_http.get(f"/admin/clients/{client.id}/autopay").text
     assert "Complete" in panel and "On autopay" in panel
+
+
+def test_the_invoice_shows_the_discount_as_its_own_line(client_http, session, shop):
+    incentives.record_discount(session, shop.first, 500, attempt_id=9)
+    session.commit()
+    page = client_http.get(f"/invoices/{shop.first.id}")
+    assert page.status_code == 200
+    assert 'id="autopay-discount"' in page.text and "$5.00" in page.text
+    assert "$100.00" in page.text and "$95.00" in page.text  # the total is untouched; the balance is what is owed

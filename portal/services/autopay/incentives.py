@@ -105,6 +105,15 @@ def discounts_on(session: Session, invoice_ids: list[int]) -> dict[int, int]:
     return {invoice_id: int(cents) for invoice_id, cents in rows if cents}
 
 
+def discounts_for_attempt(session: Session, attempt_id: int) -> list[tuple[str, int, Decimal | None]]:
+    """(invoice number, discount, percent) that the autopay charge ``attempt_id`` earned: its receipt lists them."""
+    return [(number, int(cents), percent) for number, cents, percent in session.execute(
+        select(Invoice.number, LedgerAdjustment.amount_cents, LedgerAdjustment.percent)
+        .join(Invoice, Invoice.id == LedgerAdjustment.invoice_id)
+        .where(LedgerAdjustment.kind == AUTOPAY_DISCOUNT, LedgerAdjustment.attempt_id == attempt_id)
+        .order_by(LedgerAdjustment.id))]
+
+
 def stop(session: Session, client: Client | int, reason: A.IncentiveStop | str) -> bool:
     """End the client's incentive (inside the caller's transaction; nothing committed). True if it was active.
     The client is emailed by ``send_stop_notices`` after the commit."""

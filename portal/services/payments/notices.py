@@ -17,6 +17,7 @@ from portal.domain.payments import AttemptOrigin
 from portal.models import ChargeAttempt, Contact
 
 from .. import mail
+from ..autopay import incentives
 from ..runtime import Runtime
 from ..settings import get_settings
 
@@ -49,6 +50,7 @@ def _context(session: Session, rt: Runtime, attempt: ChargeAttempt) -> dict:
         "items": [(item.invoice.number, item.amount_cents) for item in attempt.request.items],
         "method": describe_method(attempt),
         "portal_url": rt.url("client.dashboard"),
+        "discounts": incentives.discounts_for_attempt(session, attempt.id),  # autopay's, each its own line
     }
 
 
