@@ -296,6 +296,33 @@ def test_list_and_re_consent_with_a_readable_diff(portal, session, world, signed
     assert_clean(review, new_url)
 
 
+def test_newly_published_terms_are_asked_for_on_the_next_page_view(portal, session, world, signed):
+    assert portal.get("/invoices").status_code == 200  # signed: browsing as usual
+    publish_terms(session, world.admin, late_fee_percent="1")
+
+    response = portal.get("/invoices")  # the same session, any page of the account
+    assert response.status_code == 302 and response.headers["Location"].endswith("/agreements/terms")
+    # asked once per version: then a banner on every page, so the contact may look around before signing
+    page = portal.get("/invoices")
+    assert page.status_code == 200 and "New payment terms were published" in page.get_data(as_text=True)
+    listing = portal.get("/agreements/").get_data(as_text=True)
+    assert "Signed, outdated" in listing and "Sign the new version" in listing
+
+    publish_terms(session, world.admin, late_fee_percent="1.25")  # and another version: asked again
+    assert portal.get("/").headers["Location"].endswith("/agreements/terms")
+
+
+def test_the_signer_sees_the_changes_as_formatted_text(portal, session, world, signed):
+    publish_terms(session, world.admin, late_fee_percent="1")
+    new_url = portal.get("/agreements/terms").headers["Location"]
+    portal.post(f"{new_url}/consent", data={"disclosure_version_id": _disclosure_id(session), "agree": "y"})
+    review = portal.get(new_url).get_data(as_text=True)
+    changes = review[review.index('id="changes"'):review.index('id="terms"')]
+    assert "**" not in changes and "## " not in changes  # no raw markdown
+    assert re.search(r"<del><span class=\"visually-hidden\">Removed: </span><p>.*<strong>1\.5%", changes, re.S)
+    assert re.search(r"<ins><span class=\"visually-hidden\">Added: </span><p>.*<strong>1%", changes, re.S)
+
+
 def test_superseded_agreements_stay_downloadable(portal, session, world, signed):
     publish_terms(session, world.admin, late_fee_percent="1")
     new = svc.terms_for_contact(session, runtime(), world.contact, meta=svc.Meta())
