@@ -20,9 +20,11 @@ from portal.clock import today
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
 from portal.domain.invoices import LineInput
+from portal.gateways.payments import MandateAcceptance
 from portal.models import Base, Client, Contact, Invoice, Payment, StaffUser
 
 from . import agreements, billing, clients, payments, settings, staff, terms
+from .autopay import enrollment, methods, rules
 from .runtime import Runtime
 
 ADMIN_EMAIL = "admin@demo.test"
@@ -134,6 +136,9 @@ SIGNED_V2 = ("Alder Creek Family Medicine", "Tidewater Logistics", "Evergreen Ch
 DECLINED = ("Copperline Construction, Inc.",)
 INVITED = ("Foothill Orthodontics",)
 DEMO_AGENT = "Mozilla/5.0 (demo data; signed by the seeding script)"
+#: On autopay: by card, by bank account (ACH), and one card that saves but declines for insufficient funds.
+AUTOPAY = (("Harbor Dental Group, PC", "pm_card_visa"), ("Tidewater Logistics", "pm_usBankAccount_success"),
+           ("Evergreen Chiropractic", "pm_card_chargeDeclinedInsufficientFunds"))
 
 
 @dataclass(frozen=True)
@@ -231,6 +236,8 @@ class _Seeder:
             own = [(p, inv) for p, inv in invoices if p.client_index == index]
             self._payments(demo_clients[index], own, row[7])
         self._payment_terms(admin, demo_clients)
+        if self.rt.gateway.is_sandbox:  # Stripe's test ids are tokens only in the sandbox
+            self._autopay(demo_clients)
 
     def _payment_terms(self, admin: StaffUser, demo_clients: list[Client]) -> None:
         """Two published versions of the payment terms and clients at every stage of signing them."""
@@ -247,6 +254,31 @@ class _Seeder:
                                reason="Our lawyer wants to discuss the remote-disable clause before we sign.")
         for name in INVITED:
             self._walk(by_name[name], steps=False)
+
+    def _autopay(self, demo_clients: list[Client]) -> None:
+        """A 5% autopay discount; clients enrolled by card and by bank account, one whose card will decline."""
+        defaults = rules.autopay_settings(self.session)
+        rules.update_settings(self.session, rules.SettingsInput(
+            timing=defaults.timing, offset_days=0, day_of_month=None, cap_cents=500_000, scope="all",
+            method_types=frozenset({"card", "us_bank_account"}), use_fallback=True, notice_days=3,
+            retry_days="3,5,7", required_for_new_clients=True, incentive_kind="discount",
+            discount_percent=Decimal("5"), stop_after_failures=3))
+        by_name = {c.legal_name: c for c in demo_clients}
+        for name, token in AUTOPAY:
+            client = by_name[name]
+            contact: Contact = next(c for c in client.contacts if c.is_billing)
+            at = datetime.combine(self.today, time(15, 0), tzinfo=UTC)
+            acceptance = MandateAcceptance(ip_address=f"203.0.113.{10 + client.id}", user_agent=DEMO_AGENT,
+                                           accepted_at=at)
+            method = methods.save(self.session, self.rt, contact,
+                                  methods.NewMethod(token=token, nonce=f"demo-setup-{client.id:08d}"), acceptance)
+            document = enrollment.document(self.session, self.rt, client, method)
+            meta = agreements.Meta(ip=acceptance.ip_address, user_agent=DEMO_AGENT,
+                                   session_id=f"demo{client.id:04d}", contact_id=contact.id)
+            enrollment.authorize(self.session, self.rt, contact, method.id, enrollment.SignedBy(
+                full_name=contact.name, title=contact.title or "Owner", authority_confirmed=True,
+                consent_confirmed=True, signature=agreements.Signature("typed", typed=contact.name),
+                shown_sha256=document.sha256), meta=meta)
 
     def _publish(self, admin: StaffUser, parameters: dict[str, str], summary: str) -> None:
         terms.save_draft(self.session, T.TERMS, text=T.DEFAULT_TERMS_TEXT, parameters=parameters, staff=admin)

@@ -11,10 +11,21 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from portal import cli
+from portal.domain import authorizations
 from portal.domain import terms as T
 from portal.domain.aging import BUCKETS
 from portal.migrate import upgrade
-from portal.models import Agreement, Client, Contact, Invoice, MspSettings, Payment, StaffUser
+from portal.models import (
+    Agreement,
+    AutopayEnrollment,
+    Client,
+    Contact,
+    Invoice,
+    MspSettings,
+    Payment,
+    SavedPaymentMethod,
+    StaffUser,
+)
 from portal.services import agreements, demo, ledger, staff, terms
 
 
@@ -71,13 +82,28 @@ def test_seed_publishes_payment_terms_with_clients_at_every_stage(session, rt):
     assert by_status["outdated"] == ["Harbor Dental Group, PC"]  # signed version 1 only
     assert by_status["declined"] == list(demo.DECLINED) and by_status["invited"] == list(demo.INVITED)
     assert len(by_status["unsigned"]) == len(demo.CLIENTS) - 6
-    signed = session.scalars(select(Agreement).where(Agreement.signed_at.is_not(None))).all()
+    signed = session.scalars(select(Agreement).where(Agreement.signed_at.is_not(None),
+                                                     Agreement.kind == T.TERMS)).all()
     assert sorted(a.status for a in signed) == ["signed"] * 4 + ["superseded"]  # Alder Creek signed v1, then v2
     for agreement in signed:  # real signatures: the chain, the row and the PAdES-signed PDF all verify
         result = agreements.verify_reference(session, rt, agreement.reference)
         assert result.intact and result.signed and agreement.signed_pdf.startswith(b"%PDF")
     declined = session.scalar(select(Agreement).where(Agreement.status == "declined"))
     assert "remote-disable" in declined.decline_reason
+
+
+def test_seed_puts_clients_on_autopay_by_card_and_bank_with_the_discount_on(session, rt):
+    demo.seed_demo(session, rt)
+    on = {row.client.legal_name: row for row in session.scalars(select(AutopayEnrollment))}
+    assert set(on) == {name for name, _ in demo.AUTOPAY} and all(r.enrolled for r in on.values())
+    assert all(r.incentive_state == "active" and r.incentive_kind == "discount" for r in on.values())
+    saved = {m.client.legal_name: m for m in session.scalars(select(SavedPaymentMethod))}
+    assert {m.method_type for m in saved.values()} == {"card", "us_bank_account"}
+    failing = saved["Evergreen Chiropractic"]
+    assert failing.last4 == "9995" and failing.authorization_id is not None  # saves, then declines when charged
+    for agreement in session.scalars(select(Agreement).where(Agreement.kind.in_(authorizations.KINDS))):
+        result = agreements.verify_reference(session, rt, agreement.reference)
+        assert result.intact and result.signed
 
 
 def test_seed_refuses_a_database_that_is_not_the_demos(session, rt, make):
