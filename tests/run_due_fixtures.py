@@ -87,6 +87,17 @@ def enroll_rows(session, rt, client, methods_: list[tuple[str, str]], *, notice_
     return customer
 
 
+def saved_on_gateway(rt, client, token: str) -> tuple[str, str]:
+    """(customer id, saved method id): ``token`` (a confirmation token) saved on a new gateway customer of the
+    client through the gateway's SetupIntent, as enrollment saves it, without signing anything."""
+    customer = rt.gateway.ensure_customer(client_ref=f"client-{client.id}", name=client.legal_name, email=None,
+                                          existing_id=None)
+    result = rt.gateway.save_method(idempotency_key=f"test-setup-{secrets.token_hex(8)}", customer_id=customer,
+                                    confirmation_token=token, mandate=ACCEPTANCE, metadata={})
+    assert result.method is not None, result
+    return customer, result.method.method_id
+
+
 @contextmanager
 def worker_session(app):
     with app.app_context():
