@@ -81,3 +81,32 @@ def test_an_invoice_due_today_is_charged_off_session_once(app, session, make, sa
     assert (attempt.origin, attempt.status, attempt.charged_cents) == ("autopay", "succeeded", 12_000)
     assert len(session.scalars(select(DueRun)).all()) == 2
     assert any("Payment received" in m["Subject"] for m in read_outbox(outbox))
+
+
+def test_the_run_log_shows_each_run_what_it_charged_and_why_it_skipped(app, session, make, sandbox_gateway, outbox,
+                                                                       staff_http):
+    rt = runtime_for(sandbox_gateway)
+    client = make.client("Acme Dental LLC")
+    make.contact(client, email="pat@acme-dental.test")
+    make.invoice(client, 4_000, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 16))
+    big = make.invoice(client, 90_000, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 16))
+    enroll(session, rt, client)
+    row = session.scalar(select(AutopayEnrollment))
+    row.has_cap_override, row.cap_cents = True, 50_000
+    session.commit()
+
+    report = run(app, session, rt)
+    listing = staff_http.get("/admin/runs")
+    detail = staff_http.get(f"/admin/runs/{report.run_id}")
+
+    assert (report.charged, report.succeeded, report.skipped) == (1, 1, 1)
+    assert listing.status_code == 200 and f"/admin/runs/{report.run_id}".encode() in listing.data
+    text = detail.get_data(as_text=True)
+    assert detail.status_code == 200
+    assert "1 (1 succeeded, 0 failed, 0 pending)" in text
+    assert big.number in text and "Over the autopay cap" in text
+    assert staff_http.get("/admin/runs/999999").status_code == 404
+
+
+def test_the_run_log_is_for_staff_only(app, http):
+    assert http.get("/admin/runs").status_code in (302, 401, 403)

@@ -5,4 +5,4 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 # Imported for their side effect: each module adds its views to ``bp``.
-from . import autopay, clients, dashboard, invoices, online_payments, outbox, payments, settings  # noqa: E402, F401
+from . import autopay, clients, dashboard, invoices, online_payments, outbox, payments, runs, settings  # noqa: E402, F401

@@ -1,0 +1,75 @@
+"""The admin's log of `portal run-due` runs: each run's counts (charged, succeeded, failed, skipped, emails, settled),
+its problems, and for one run the invoices it did not charge and why. Read-only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.domain import autopay as policy
+from portal.models import Client, DueRun, DueRunSkip, Invoice
+
+from .payments.autopay_charging import LOCKED_ELSEWHERE
+from .reports import Page, _paginate
+
+#: What each skip reason means, in the admin's words.
+SKIP_WORDS: dict[str, str] = {
+    policy.Skip.NOTHING_OWED: "Nothing owed",
+    policy.Skip.PAYMENT_IN_FLIGHT: "A payment is already on its way",
+    policy.Skip.DISPUTED: "Disputed",
+    policy.Skip.ON_PAYMENT_PLAN: "On a payment plan (autopay set to skip those)",
+    policy.Skip.OVER_CAP: "Over the autopay cap: approve it or leave it to the client",
+    policy.Skip.BELOW_GATEWAY_MINIMUM: "Below the card processor's minimum charge",
+    policy.Skip.NOT_DUE_YET: "Not due yet",
+    policy.Skip.NOTICE_PENDING: "Waiting for the pre-charge notice period",
+    policy.Skip.RETRY_SCHEDULED: "Declined; a retry is scheduled",
+    policy.Skip.AWAITING_CLIENT: "The bank wants the client to approve it (emailed a link)",
+    policy.Skip.GAVE_UP: "Declined; retries used up, the client was told",
+    policy.Skip.NO_USABLE_METHOD: "No usable payment method (expired, blocked or unverified)",
+    LOCKED_ELSEWHERE: "Being charged by another run at that moment",
+}
+
+
+def skip_words(reason: str) -> str:
+    return SKIP_WORDS.get(reason, reason.replace("_", " ").capitalize())
+
+
+def runs_page(session: Session, *, page: int, per_page: int) -> Page:
+    query = select(DueRun).order_by(DueRun.started_at.desc(), DueRun.id.desc())
+    rows, total, page = _paginate(session, query, page, per_page)
+    return Page([row for (row,) in rows], page, per_page, total)
+
+
+@dataclass(frozen=True)
+class SkipLine:
+    invoice_id: int
+    invoice_number: str
+    client_name: str
+    reason: str
+    words: str
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: DueRun
+    skips: list[SkipLine]
+    reasons: Counter[str]  # reason -> invoices
+
+    @property
+    def problems(self) -> list[str]:
+        return [line for line in self.run.problems.splitlines() if line.strip()]
+
+
+def run_detail(session: Session, run_id: int) -> RunDetail | None:
+    run = session.get(DueRun, run_id)
+    if run is None:
+        return None
+    lines = [SkipLine(invoice_id, number, client, reason, skip_words(reason)) for invoice_id, number, client, reason
+             in session.execute(select(DueRunSkip.invoice_id, Invoice.number, Client.legal_name, DueRunSkip.reason)
+                                .join(Invoice, Invoice.id == DueRunSkip.invoice_id)
+                                .join(Client, Client.id == Invoice.client_id)
+                                .where(DueRunSkip.run_id == run_id).order_by(DueRunSkip.id))]
+    return RunDetail(run, lines, Counter(line.reason for line in lines))
