@@ -1,6 +1,7 @@
 // Stripe Payment Element glue. Card and bank details are typed into Stripe's own frames; the browser asks Stripe
 // for a ConfirmationToken and only that token's id is posted to our server, which confirms the payment there
-// (and may first show a card surcharge to accept). Loaded only when Stripe keys are configured.
+// (and may first show a card surcharge to accept), or saves it for autopay (data-mode="setup"). Loaded only when
+// Stripe keys are configured.
 (() => {
   const form = document.getElementById("stripe-pay-form");
   const mount = document.getElementById("payment-element");
@@ -9,9 +10,11 @@
   const button = document.getElementById("pay-button");
   const tokenInput = form.querySelector("input[name=confirmation_token]");
   const stripe = Stripe(mount.dataset.publishableKey);
+  // data-mode="setup": saving a card or bank account for autopay (a SetupIntent, nothing charged now)
+  const setup = mount.dataset.mode === "setup";
   const elements = stripe.elements({
-    mode: "payment",
-    amount: Number(mount.dataset.amount),
+    ...(setup ? { mode: "setup", setupFutureUsage: "off_session" }
+      : { mode: "payment", amount: Number(mount.dataset.amount) }),
     currency: mount.dataset.currency,
     // The same list the server sends as allowed_payment_method_types (ALLOWED_PAYMENT_METHOD_TYPES in
     // stripe_gateway.py). On the pinned API version (endive) Stripe.js refuses the old paymentMethodTypes option.

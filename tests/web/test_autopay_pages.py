@@ -246,3 +246,17 @@ def test_the_invoice_shows_the_discount_as_its_own_line(client_http, session, sh
     assert page.status_code == 200
     assert 'id="autopay-discount"' in page.text and "$5.00" in page.text
     assert "$100.00" in page.text and "$95.00" in page.text  # the total is untouched; the balance is what is owed
+
+
+def test_the_fallback_becomes_the_autopay_method_from_the_page(client_http, session):
+    add(client_http, CARD)
+    add(client_http, {**CARD, "card_number": "5555 5555 5555 4444"})
+    first, second = session.scalars(select(SavedPaymentMethod).order_by(SavedPaymentMethod.id)).all()
+    authorize(client_http, first.id)
+    authorize(client_http, second.id, role="fallback")
+    page = client_http.get("/autopay")
+    assert "Fallback" in page.text and "Make it the autopay method" in page.text
+    assert client_http.post(f"/autopay/methods/{second.id}/role", data={"role": "default"}).status_code == 303
+    session.expire_all()
+    assert session.get(SavedPaymentMethod, second.id).is_default
+    assert not session.get(SavedPaymentMethod, first.id).is_default
