@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from portal.domain import terms as T
 from portal.domain.invoices import LineInput
 from portal.services import agreements as svc
-from portal.services import delivery, sign_in, terms
+from portal.services import clients, delivery, payments, sign_in, terms
 from portal.services.settings import update_settings
 from tests.payments_fixtures import read_outbox
 
@@ -191,11 +191,22 @@ def test_a_contact_signs_the_terms_browses_and_pays_on_a_phone(page, live_server
     expect(page.locator(".in-flight").first).to_contain_text("processing since")
     expect(page.locator("#nothing-to-pay")).to_be_visible()
     assert_accessible(page, "invoice with a bank payment in flight")
+    page.goto("/payments")
+    assert_accessible(page, "payments, one processing")
+    page.locator("main table a").first.click()
+    page.wait_for_url(re.compile(r"/payments/\d+$"))
+    assert_accessible(page, "payment")
+    for path, what in (("/autopay", "autopay"), ("/autopay/methods/new", "autopay: add a method")):
+        page.goto(path)
+        assert_accessible(page, what)
 
 
 def test_the_emailed_link_pages_and_a_card_payment_on_a_phone(page, live_server, session, rt, office, outbox,
                                                              browser_errors):
-    _admin, _client, contact, overdue, _current = office
+    _admin, client, contact, overdue, _current = office
+    clients.update_client(session, client, region="Ohio")  # a state that allows card surcharges
+    payments.update_payment_settings(session, surcharge_percent=Decimal("3"), blocked_regions="Connecticut",
+                                     partial_minimum_cents=5_000)
     delivery.send_invoice(session, rt, overdue, contacts=[contact])
     [message] = read_outbox(outbox)
     link = re.search(r"(http://127\.0\.0\.1:\d+/i/\S+)", message.get_body(("plain",)).get_content()).group(1)
@@ -209,9 +220,12 @@ def test_the_emailed_link_pages_and_a_card_payment_on_a_phone(page, live_server,
     assert_accessible(page, "link: choose")
     page.get_by_role("button", name="Continue to payment").click()
     assert_accessible(page, "link: checkout")
-    page.fill("#card_number", "4242 4242 4242 4242")
+    page.fill("#card_number", "4242 4242 4242 4242")  # a credit card: the surcharge is shown before paying
     page.fill("#card_expiry", "12/30")
     page.fill("#card_cvc", "123")
+    page.click("#pay-button")
+    expect(page.locator("#review")).to_contain_text("surcharge")
+    assert_accessible(page, "link: surcharge review")
     page.click("#pay-button")
     expect(page.locator("#payment-state")).to_have_text("Paid")
     assert_accessible(page, "link: receipt")
