@@ -15,17 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.clock import now, today
 from portal.domain.terms import TERMS
-from portal.models import DueLease, DueRun, DueRunSkip
+from portal.models import DueRun, DueRunSkip
 
-from . import terms
+from . import leases, terms
 from .agreements import SYSTEM, remind_outstanding
 from .autopay import incentives
-from .locking import begin_write
 from .payments import autopay_declines, autopay_notices, reconcile
 from .payments.autopay_charging import ChargeReport, OpenSession, charge_due
 from .payments.rate_limit import DEFAULT_RATE_PER_SECOND
@@ -91,7 +89,8 @@ def autopay_outcomes(ctx: DueContext) -> None:
 def autopay_charges(ctx: DueContext) -> None:
     progress = (lambda n, total: ctx.on_progress("autopay", n, total)) if ctx.on_progress else None
     result: ChargeReport = charge_due(ctx.session, ctx.rt, ctx.today, open_session=ctx.open_session,
-                                      rate=ctx.rate, on_progress=progress)
+                                      rate=ctx.rate, node=ctx.node, lease_seconds=ctx.grace.total_seconds(),
+                                      on_progress=progress)
     from portal.domain import payments as rules
 
     ctx.report.charged += result.charged
@@ -191,19 +190,4 @@ def _finish(session: Session, run: DueRun, report: DueReport) -> None:
 
 def take_lease(session: Session, name: str, holder: str, minutes: int) -> bool:
     """True when this node may run the step now (no other node holds an unexpired lease on it)."""
-    begin_write(session)
-    lease = session.get(DueLease, name, with_for_update=True, populate_existing=True)
-    stamp = now()
-    if lease is None:
-        session.add(DueLease(name=name, holder=holder, expires_at=stamp + timedelta(minutes=minutes)))
-    elif lease.expires_at > stamp and lease.holder != holder:
-        session.rollback()
-        return False
-    else:
-        lease.holder, lease.expires_at = holder, stamp + timedelta(minutes=minutes)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return False
-    return True
+    return leases.take(session, name, holder, minutes * 60)

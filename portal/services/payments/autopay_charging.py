@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -50,7 +51,7 @@ from portal.models import (
     SavedPaymentMethod,
 )
 
-from .. import ledger
+from .. import leases, ledger
 from ..autopay import incentives
 from ..locking import begin_write
 from ..runtime import Runtime
@@ -248,13 +249,26 @@ def _discount(session: Session, setup: ClientAutopay, client: Client, invoice: I
 # --- charging ------------------------------------------------------------------------------------------------------
 
 def charge_client(open_session: OpenSession, rt: Runtime, client_id: int, today: date,
-                  bucket: TokenBucket) -> ChargeReport:
+                  bucket: TokenBucket, *, holder: str = "", lease_seconds: float = 0) -> ChargeReport:
     """Everything due for one client, in one thread with its own session. A hard decline on the default method
-    retires it, so the next round charges the fallback the same day."""
+    retires it, so the next round charges the fallback the same day.
+
+    With ``lease_seconds``, the client is charged by one process at a time: a process that finds another one's
+    lease leaves the client to it (whose rounds charge everything due), instead of both skipping invoices the other
+    holds locked at that instant. A process killed mid-client lets go when the lease expires (the same grace after
+    which its unanswered charges are replayed)."""
     report = ChargeReport()
+    lease = f"autopay-client:{client_id}"
     with open_session() as session:
         try:
-            _charge_rounds(session, rt, client_id, today, bucket, report)
+            if lease_seconds > 0 and not leases.take(session, lease, holder, lease_seconds):
+                return report
+            try:
+                _charge_rounds(session, rt, client_id, today, bucket, report)
+            finally:
+                if lease_seconds > 0:
+                    session.rollback()
+                    leases.release(session, lease, holder)
         except Exception as e:  # one client's failure must not stop the others; the run log says what happened
             session.rollback()
             log.exception("autopay: client %s", client_id)
@@ -279,7 +293,7 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
             return
         for plan in due:
             charged_numbers.add((plan.invoice_id, plan.charge_number))
-            outcome = claim(session, rt, setup, plan.invoice_id, today)
+            outcome = _claim_patiently(session, rt, setup, plan.invoice_id, today)
             if isinstance(outcome, str):
                 if outcome not in _QUIET:
                     report.skips.append((plan.invoice_id, outcome))
@@ -294,7 +308,25 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
             autopay_declines.handle(session, rt, outcome.charge_id)
 
 
+#: A claim holds the client's invoices for milliseconds. Two processes claiming different invoices of one client can
+#: each find the other's lock and both give up, leaving the invoice to the next cron run; a few short waits make that
+#: unlikely. A client another process is still charging is left to it afterwards (its own rounds cover the rest).
+CLAIM_TRIES = 4
+CLAIM_WAIT_SECONDS = (0.02, 0.15)
+
+
+def _claim_patiently(session: Session, rt: Runtime, setup: ClientAutopay, invoice_id: int, today: date
+                     ) -> Claim | str:
+    for attempt in range(CLAIM_TRIES):
+        outcome = claim(session, rt, setup, invoice_id, today)
+        if outcome != LOCKED_ELSEWHERE or attempt == CLAIM_TRIES - 1:
+            return outcome
+        time.sleep(random.uniform(*CLAIM_WAIT_SECONDS))
+    return LOCKED_ELSEWHERE
+
+
 def charge_due(session: Session, rt: Runtime, today: date, *, open_session: OpenSession, rate: float,
+               node: str = "", lease_seconds: float = 0,
                on_progress: Callable[[int, int], None] | None = None) -> ChargeReport:
     """Charge everything due today for every client on autopay, under ``rate`` gateway requests per second."""
     client_ids = [setup.client_id for setup in enrolled_clients(session, rt.gateway.name)]
@@ -311,6 +343,7 @@ def charge_due(session: Session, rt: Runtime, today: date, *, open_session: Open
         if on_progress:
             on_progress(next(done), len(client_ids))
 
-    run_all(lambda client_id: charge_client(open_session, rt, client_id, today, bucket), client_ids,
+    run_all(lambda client_id: charge_client(open_session, rt, client_id, today, bucket, holder=node,
+                                            lease_seconds=lease_seconds), client_ids,
             threads=threads_for(rate), on_done=finished)
     return total
