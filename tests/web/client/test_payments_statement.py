@@ -57,7 +57,16 @@ def test_no_payments_yet(portal, make):
 
 
 def _statement_rows(body: str) -> list[list[str]]:
-    return _rows(body.split('class="statement-table"', 1)[1])
+    """The table as a desktop shows it (the phone's copy of each charge or credit, under its description, left out)."""
+    table = body.split('class="statement-table"', 1)[1]
+    return _rows(re.sub(r'<div class="show-sm small">.*?</div>', "", table, flags=re.S))
+
+
+def test_on_a_phone_each_charge_or_credit_is_shown_under_its_description(portal, account):
+    body = portal.get("/statement").get_data(as_text=True)
+    phone = re.findall(r'<div class="show-sm small">(.*?)</div>', body, re.S)
+    assert [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", p)).strip() for p in phone] == [
+        "Charge $100.00", "Credit $30.00", "Charge $250.00", "Charge $50.00", "Credit $80.00"]
 
 
 def test_statement_defaults_to_the_last_90_days(portal, account):
