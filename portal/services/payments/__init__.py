@@ -31,6 +31,7 @@ from .booking import (
 )
 from .charging import ensure_customer, pay, refresh_attempt, replay_charge
 from .checkout import (
+    InvoiceAwaited,
     PayableInvoice,
     PaymentInFlight,
     PaymentUnavailable,
@@ -40,6 +41,7 @@ from .checkout import (
     blocking_attempt,
     create_request,
     in_flight_by_invoice,
+    invoices_awaiting,
     latest_attempt,
     next_attempt_number,
     payable,
@@ -67,14 +69,14 @@ from .settings import payment_settings, surcharge_terms, update_payment_settings
 from .webhooks import handle_event
 
 __all__ = [
-    "OFFLINE_METHODS", "STATE_FILTERS", "AttemptRow", "PayableInvoice", "PaymentInFlight", "PaymentUnavailable",
-    "Quote", "ReconcileReport", "RefundOutcomeUnknown", "Refundable", "SurchargeConsentNeeded",
+    "AttemptRow", "InvoiceAwaited", "OFFLINE_METHODS", "PayableInvoice", "PaymentInFlight", "PaymentUnavailable",
+    "Quote", "ReconcileReport", "RefundOutcomeUnknown", "Refundable", "STATE_FILTERS", "SurchargeConsentNeeded",
     "apply_arrived_payment", "apply_credit", "apply_result", "attempt_for_payment", "attempt_page", "attempt_row",
     "attempts_of", "blocking_attempt", "create_request", "describe_method", "disputes_for", "disputes_of",
-    "ensure_customer", "handle_event", "has_open_dispute", "in_flight_by_invoice", "latest_attempt",
-    "next_attempt_number", "pay", "payable", "payable_invoices", "payment_of", "payments_in_flight",
-    "payment_settings", "payment_unapplied_cents", "quote", "reconcile", "record_dispute", "record_gateway_refund",
-    "record_payment", "refresh_attempt", "refund", "refund_offline", "refund_payment", "refundable", "refunds_of",
-    "replay_charge", "request_by_public_id", "send_refund", "surcharge_terms", "unapply_invoice",
-    "update_payment_settings",
+    "ensure_customer", "handle_event", "has_open_dispute", "in_flight_by_invoice", "invoices_awaiting",
+    "latest_attempt", "next_attempt_number", "pay", "payable", "payable_invoices", "payment_of", "payment_settings",
+    "payment_unapplied_cents", "payments_in_flight", "quote", "reconcile", "record_dispute",
+    "record_gateway_refund", "record_payment", "refresh_attempt", "refund", "refund_offline", "refund_payment",
+    "refundable", "refunds_of", "replay_charge", "request_by_public_id", "send_refund", "surcharge_terms",
+    "unapply_invoice", "update_payment_settings",
 ]

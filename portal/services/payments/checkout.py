@@ -95,6 +95,31 @@ def payments_in_flight(session: Session, client_id: int, invoice_ids: Iterable[i
     return found
 
 
+@dataclass(frozen=True)
+class InvoiceAwaited:
+    """An invoice a payment is for, before the payment is booked (a bank transfer still clearing)."""
+
+    invoice_id: int
+    number: str
+    cents: int
+
+
+def invoices_awaiting(session: Session, client_id: int, payment_ids: Iterable[int]) -> dict[int, list[InvoiceAwaited]]:
+    """By payment: the invoices (and amounts) its checkout chose, so a payment still clearing says what it pays."""
+    query = (
+        select(ChargeAttempt.payment_id, Invoice.id, Invoice.number, PaymentRequestItem.amount_cents)
+        .join(PaymentRequest, PaymentRequest.id == ChargeAttempt.request_id)
+        .join(PaymentRequestItem, PaymentRequestItem.request_id == PaymentRequest.id)
+        .join(Invoice, Invoice.id == PaymentRequestItem.invoice_id)
+        .where(ChargeAttempt.payment_id.in_(list(payment_ids)), PaymentRequest.client_id == client_id)
+        .order_by(ChargeAttempt.payment_id, PaymentRequestItem.id)
+    )
+    found: dict[int, list[InvoiceAwaited]] = {}
+    for payment_id, invoice_id, number, cents in session.execute(query):
+        found.setdefault(payment_id, []).append(InvoiceAwaited(invoice_id, number, int(cents)))
+    return found
+
+
 def payable(session: Session, client_id: int, *, lock: bool = False, besides: int | None = None) -> list[OpenItem]:
     """The client's open invoices and what is left to pay on each once money in flight is counted."""
     items = ledger.open_items(session, client_id, lock=lock)

@@ -13,6 +13,7 @@ from flask_login import current_user
 
 from portal import db
 from portal.clock import today
+from portal.domain.payments import PaymentStatus
 from portal.services import client_portal, documents, ledger, sign_in
 from portal.services import payments as online_payments
 from portal.services.scope import ClientScope
@@ -97,13 +98,20 @@ def invoice_pdf(invoice_id: int):
 @contact_required
 def payments():
     page = client_portal.payment_page(_scope(), page=_page_number(), page_size=current_app.config["INVOICE_PAGE_SIZE"])
-    return render_template("client/payments.html", page=page)
+    return render_template("client/payments.html", page=page, awaiting=_awaiting([r.payment for r in page.rows]))
 
 
 @bp.get(f"/payments/<{ID}:payment_id>")
 @contact_required
 def payment(payment_id: int):
-    return render_template("client/payment.html", row=client_portal.payment_row(_scope(), payment_id))
+    row = client_portal.payment_row(_scope(), payment_id)
+    return render_template("client/payment.html", row=row, awaiting=_awaiting([row.payment]))
+
+
+def _awaiting(found: list) -> dict:
+    """The invoices each payment still clearing is for (it is applied to them once the money arrives)."""
+    clearing = [p.id for p in found if p.status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)]
+    return online_payments.invoices_awaiting(db.session(), current_user.client_id, clearing) if clearing else {}
 
 
 def _statement_range() -> tuple[StatementRangeForm, date, date]:

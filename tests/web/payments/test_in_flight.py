@@ -38,6 +38,9 @@ def test_the_invoice_list_and_overview_show_it_and_offer_only_the_rest(contact_h
     assert f"Payment of $100.00 processing since {since}" in overview
     assert "of which $100.00 processing" in overview and "Pay the remaining $250.00" in overview  # $350 - $100
 
+    payments_page = words(contact_http.get("/payments"))  # the payment clearing says which invoice it is for
+    assert f"{shop.second.number} $100.00 Applied when the payment clears" in payments_page
+
     pay = contact_http.get(f"/pay?invoice={shop.second.id}").get_data(as_text=True)
     assert value_of(pay, f"amount-{shop.second.id}") == "150.00"  # the amount offered excludes what is on its way
 
