@@ -148,6 +148,9 @@ def test_a_contact_signs_the_terms_browses_and_pays_on_a_phone(page, live_server
     # Pay: choose the invoices (an unticked one shows no amount), a refused amount, then the card form
     page.goto("/pay")
     assert_accessible(page, "pay: choose")
+    box = page.locator(f"#pay-{current.id}").bounding_box()
+    assert box["width"] >= 24 and box["height"] >= 24, box  # a target a thumb can hit
+    expect(page.locator(f"tr[data-invoice='{overdue.number}'] .badge-overdue")).to_be_visible()  # told apart
     page.fill(f"#amount-{overdue.id}", "abc")
     page.get_by_role("button", name="Continue to payment").click()
     expect_error_summary(page, browser_errors)
@@ -239,6 +242,11 @@ def test_the_emailed_link_pages_and_a_card_payment_on_a_phone(page, live_server,
     assert "status of 404" in not_found
     browser_errors.clear()
 
+    page.goto(link)
+    page.keyboard.press("Tab")  # the first stop is the skip link, shown when focused; it leads to the content
+    expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+    page.keyboard.press("Enter")
+    assert focused_id(page) == "main"
     page.goto("/login")
     page.fill("#email", "not an email")
     page.get_by_role("button", name="Email me a sign-in link").click()
