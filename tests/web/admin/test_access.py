@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 from flask import url_for
 
 from portal.gateways.payments import sandbox_token
-from portal.services import mail, payments
+from portal.services import due, mail, payments
 from tests.conftest import sign_in
 
 PUBLIC = {"admin.logo"}  # the logo shows on sign-in pages and PDFs
@@ -29,8 +30,9 @@ def records(app, make, rt, session):
     online = payments.pay(session, rt, payments.create_request(session, client=client, contact=contact,
                                                                amounts={invoice.id: 5_000}),
                           token=sandbox_token("card", "4242424242424242"), attempt_number=1)
+    run = due.run_due(session, rt, open_session=lambda: nullcontext(session), steps=())  # a run-due run's log
     return {"client_id": client.id, "contact_id": contact.id, "invoice_id": invoice.id, "payment_id": payment.id,
-            "attempt_id": online.id, "name": name, "_draft": draft, "_contact": contact}
+            "attempt_id": online.id, "name": name, "run_id": run.run_id, "_draft": draft, "_contact": contact}
 
 
 def admin_urls(app, records) -> list[tuple[str, str, str]]:
