@@ -210,6 +210,12 @@ def parse_regions(text: str) -> frozenset[str]:
     return frozenset(normalize_region(p).upper() for p in parts if p.strip())
 
 
+def region_blocked(client_region: str, blocked_regions: Iterable[str]) -> bool:
+    """Whether the client's billing state is one where card surcharges are banned, however either is spelled
+    ("Connecticut" on an older client record is still CT)."""
+    return normalize_region(client_region).upper() in {normalize_region(r).upper() for r in blocked_regions}
+
+
 @dataclass(frozen=True)
 class SurchargeQuote:
     rate: Decimal
@@ -234,8 +240,7 @@ def surcharge_for(
     if card_funding != "credit":
         # debit and prepaid cards may not be surcharged; an unknown funding type gets the benefit of the doubt
         return SurchargeQuote(none, 0, "Debit and prepaid cards carry no surcharge.")
-    blocked = {normalize_region(r).upper() for r in blocked_regions}
-    if normalize_region(client_region).upper() in blocked:  # "Connecticut" on an older record is still CT
+    if region_blocked(client_region, blocked_regions):
         return SurchargeQuote(none, 0, "No surcharge applies in your billing state.")
     capped = min(rate, MAX_SURCHARGE_PERCENT)
     return SurchargeQuote(capped, percent_of(base_cents, capped), f"Credit card surcharge ({capped.normalize()}%).")

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from portal.domain.payments import parse_regions, surcharge_for
+from portal.domain.payments import parse_regions, region_blocked, surcharge_for
 from portal.domain.regions import US_STATES, normalize_region
 
 
@@ -37,3 +37,8 @@ def test_a_client_in_connecticut_spelled_out_is_not_surcharged():
     assert _surcharge("Connecticut", "CT, MA") == 0
     assert _surcharge("CT", "Connecticut") == 0
     assert _surcharge("Ohio", "CT, MA") == 300
+
+
+def test_the_pay_page_and_the_charge_agree_on_a_blocked_state():
+    assert region_blocked("connecticut", parse_regions("CT")) and region_blocked("CT", ["Connecticut"])
+    assert not region_blocked("Ohio", parse_regions("CT, MA")) and not region_blocked("", parse_regions("CT"))

@@ -43,5 +43,5 @@ def update_payment_settings(session: Session, *, surcharge_percent: Decimal, blo
 def surcharge_terms(session: Session, client: Client) -> tuple[Decimal, bool]:
     """(rate, blocked) for this client: shown on the pay page before the client picks a method."""
     settings = payment_settings(session)
-    blocked = client.region.strip().upper() in rules.parse_regions(settings.surcharge_blocked_regions)
+    blocked = rules.region_blocked(client.region, rules.parse_regions(settings.surcharge_blocked_regions))
     return min(settings.surcharge_percent, rules.MAX_SURCHARGE_PERCENT), blocked

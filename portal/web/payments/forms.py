@@ -140,7 +140,7 @@ class PaymentSettingsForm(PortalForm):
         description="Credit cards only, never debit, prepaid or bank payments. 0 turns it off; at most 3.")
     blocked_regions = StringField(
         "No surcharge for clients billed in", filters=(_strip,), validators=[Length(max=1000)],
-        description="State codes as on the client record, separated by commas (e.g. CT, MA).")
+        description="States, by code or name, separated by commas (e.g. CT, Massachusetts).")
     partial_minimum = StringField(
         "Smallest part payment", filters=(_strip,), validators=[DataRequired("Enter an amount.")],
         description="Clients may pay part of an invoice, but no less than this (the full balance is always allowed).")
