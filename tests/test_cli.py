@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PORTAL = Path(sys.executable).parent / "portal"
-OWN_COMMANDS = ("create-admin", "db", "demo", "import", "payments")
+OWN_COMMANDS = ("create-admin", "db", "demo", "import", "payments", "run-due")
 
 
 @pytest.fixture
