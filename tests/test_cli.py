@@ -40,7 +40,8 @@ def test_help_lists_every_portal_command_without_configuration(fresh_install):
 
 
 @pytest.mark.parametrize("args", [("create-admin", "--help"), ("demo", "--help"), ("import", "--help"),
-                                  ("db", "upgrade", "--help"), ("payments", "reconcile", "--help")])
+                                  ("db", "upgrade", "--help"), ("payments", "reconcile", "--help"),
+                                  ("run-due", "--help")])
 def test_help_for_each_command_works_without_configuration(fresh_install, args):
     result = fresh_install(*args)
     assert result.returncode == 0, result.stderr
