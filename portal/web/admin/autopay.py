@@ -20,6 +20,7 @@ from portal.services.autopay import adoption, campaign, enrollment, incentives, 
 from portal.services.settings import get_settings
 from portal.web.auth.identity import staff_required
 from portal.web.forms import PortalForm
+from portal.web.params import parse_int
 from portal.web.refusals import flash_refusal
 from portal.web.runtime import runtime
 
@@ -35,12 +36,12 @@ INCENTIVES = [SelectChoice(A.IncentiveKind.NONE, "None"), SelectChoice(A.Incenti
 
 
 def _int(text: str | None, what: str, *, blank: int | None = None) -> int | None:
-    text = (text or "").strip()
-    if not text:
+    if not (text or "").strip():
         return blank
-    if not text.isdigit() or len(text) > 6:
+    number = parse_int(text, minimum=0, maximum=999_999)  # the domain checks the real range with its own message
+    if number is None:
         raise DomainError(f"{what} must be a whole number.")
-    return int(text)
+    return number
 
 
 def _cents(text: str | None) -> int | None:
