@@ -47,6 +47,8 @@ _SETTINGS: dict[str, tuple[Any, Any]] = {
     # How long a sandbox bank debit stays "processing" before reconcile settles it (no effect with Stripe keys).
     # (the sandbox's own DEFAULT_ACH_SETTLE_SECONDS is the same minute, for a gateway built without a config)
     "SANDBOX_ACH_SETTLE_SECONDS": (60, int),
+    # Pages show the MSP's settings from a per-process copy: a save on another worker or node shows within this.
+    "SETTINGS_CACHE_SECONDS": (5, float),
 }
 
 

@@ -36,7 +36,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # No pre-ping: it is one more round trip on every request (issue 14). Connections are replaced after 30 minutes
+    # instead, before a firewall or server idle timeout drops them; after a database restart the first statement
+    # on a dead connection fails, and SQLAlchemy then discards every pooled connection (disconnect detection).
+    return create_engine(url, pool_recycle=1800, pool_size=10, max_overflow=10)
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:

@@ -5,11 +5,12 @@ grouped query, not one per row, and follow the ledger's rules (domain.ledger, do
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Generic, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from portal.domain.invoices import OPEN, PAID
 from portal.domain.payments import payment_credit
@@ -25,9 +26,15 @@ INVOICE_FILTERS = {
 }
 
 
+# What a list of invoices prints (templates/client/_invoice_table.html) and ledger.figures_for reads. Lists
+# select only these columns (a Row, read like an Invoice) instead of loading whole ORM objects: cheaper per row.
+LISTED = (Invoice.id, Invoice.number, Invoice.status, Invoice.currency, Invoice.issue_date, Invoice.due_date,
+          Invoice.total_cents)
+
+
 @dataclass(frozen=True)
 class InvoiceRow:
-    invoice: Invoice
+    invoice: Invoice | Row  # a Row of the LISTED columns in lists
     paid_cents: int
     balance_cents: int
     status: str  # what a person sees: open, partially paid, overdue, paid, void
@@ -48,12 +55,12 @@ class Page(Generic[T]):
     has_next: bool
 
 
-def invoice_rows(scope: ClientScope, invoices: list[Invoice], today: date) -> list[InvoiceRow]:
+def invoice_rows(scope: ClientScope, invoices: Sequence[Invoice | Row], today: date) -> list[InvoiceRow]:
     paid = ledger.paid_cents(scope.session, [i.id for i in invoices])
     return [_row(i, paid[i.id], today) for i in invoices]
 
 
-def _row(invoice: Invoice, paid: int, today: date) -> InvoiceRow:
+def _row(invoice: Invoice | Row, paid: int, today: date) -> InvoiceRow:
     figures = ledger.figures_for(invoice, paid, today)
     return InvoiceRow(invoice, figures.paid_cents, figures.balance_cents, figures.status)
 
@@ -62,21 +69,21 @@ def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, 
                  number: str = "") -> Page[InvoiceRow]:
     """Newest first, walking the (client_id, issue_date, id) index backwards. No COUNT(*): with a million
     invoices counting costs more than the page itself, so we fetch one extra row to know if there is a next page."""
-    query = scope.invoices()
+    query = scope.invoices().with_only_columns(*LISTED)
     statuses = INVOICE_FILTERS.get(status)
     if statuses:
         query = query.where(Invoice.status.in_(statuses))
     if number:
         query = query.where(Invoice.number.istartswith(number, autoescape=True))
     query = query.order_by(Invoice.issue_date.desc(), Invoice.id.desc())
-    found = list(scope.session.scalars(query.limit(page_size + 1).offset((page - 1) * page_size)))
+    found = scope.session.execute(query.limit(page_size + 1).offset((page - 1) * page_size)).all()
     return Page(invoice_rows(scope, found[:page_size], today), page, page > 1, len(found) > page_size)
 
 
 def recent_open(scope: ClientScope, today: date, limit: int = 5) -> list[InvoiceRow]:
-    query = (scope.invoices().where(Invoice.status == OPEN)
+    query = (scope.invoices().with_only_columns(*LISTED).where(Invoice.status == OPEN)
              .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit))
-    return invoice_rows(scope, list(scope.session.scalars(query)), today)
+    return invoice_rows(scope, scope.session.execute(query).all(), today)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from portal import db
 from portal.domain.money import format_money
 from portal.services.autopay import incentives
-from portal.services.settings import get_settings
+from portal.services.settings import SettingsCache
 
 
 def _date(value: date | datetime | None, fmt: str = "%b %-d, %Y") -> str:
@@ -27,11 +27,12 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda cents, currency="USD": format_money(int(cents or 0), currency)
     app.jinja_env.filters["date"] = _date
     app.jinja_env.filters["datetime"] = _datetime
+    settings = app.extensions["settings_cache"] = SettingsCache(app.config["SETTINGS_CACHE_SECONDS"])
 
     @app.context_processor
     def _globals():
         return {
-            "msp": get_settings(db.session()),
+            "msp": settings.get(db.session()),
             "sandbox_payments": not current_app.config.get("STRIPE_SECRET_KEY"),
             "demo_mode": current_app.config["ENV"] == "demo",
             "autopay_discount": _autopay_discount,
