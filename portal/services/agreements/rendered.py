@@ -25,9 +25,9 @@ from ..runtime import Runtime
 from .chain import Meta, append, lock
 from .signing import (
     Signature,
+    _checked_signer,
     _deliver_copy,
     _disclosure_html,
-    _signature,
     authority_statement,
     consent_statement,
 )
@@ -73,14 +73,7 @@ def sign_rendered(session: Session, rt: Runtime, client: Client, contact: Contac
         raise DomainError("The authorization changed since you opened it. Please read it again before signing.")
     if not consent_confirmed:
         raise DomainError("Please agree to do business electronically first.")
-    full_name, title = " ".join((full_name or "").split()), " ".join((title or "").split())
-    if not 2 <= len(full_name) <= 200:
-        raise DomainError("Enter your full name.")
-    if not title or len(title) > 200:
-        raise DomainError("Enter your title (your role at the company).")
-    if not authority_confirmed:
-        raise DomainError("Confirm that you are authorized to sign for the company.")
-    png, typed, signature_sha = _signature(signature, full_name)
+    full_name, title, png, typed, signature_sha = _checked_signer(full_name, title, authority_confirmed, signature)
     meta = replace(meta, contact_id=contact.id)  # the signer is the contact acting, whoever built the meta
     disclosure = terms_service.ensure_disclosure(session)
 

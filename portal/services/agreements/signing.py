@@ -225,14 +225,7 @@ def _sign_locked(session: Session, rt: Runtime, agreement: Agreement, contact: C
     if document_sha256 != agreement.document_sha256 or evidence.sha256_hex(agreement.document_html) != \
             agreement.document_sha256:
         raise DomainError("The document changed since you opened it. Please review it again before signing.")
-    full_name, title = " ".join((full_name or "").split()), " ".join((title or "").split())
-    if len(full_name) < 2 or len(full_name) > 200:
-        raise DomainError("Enter your full name.")
-    if not title or len(title) > 200:
-        raise DomainError("Enter your title (your role at the company).")
-    if not authority_confirmed:
-        raise DomainError("Confirm that you are authorized to sign for the company.")
-    png, typed, signature_sha = _signature(signature, full_name)
+    full_name, title, png, typed, signature_sha = _checked_signer(full_name, title, authority_confirmed, signature)
 
     statement = authority_statement(agreement)
     event = append(session, rt, agreement, "signed", meta, {
@@ -253,6 +246,21 @@ def _sign_locked(session: Session, rt: Runtime, agreement: Agreement, contact: C
     _supersede_older(session, rt, agreement, meta)
     pdf = render_signed_pdf(session, rt, agreement)
     agreement.signed_pdf, agreement.pdf_sha256 = pdf, evidence.sha256_hex(pdf)
+
+
+def _checked_signer(full_name: str, title: str, authority_confirmed: bool,
+                    signature: Signature) -> tuple[str, str, bytes | None, str, str]:
+    """The signer's name and title as recorded (white space folded) and the checked signature (PNG, typed text,
+    SHA-256): the same checks whether the terms or an autopay authorization is signed."""
+    full_name, title = " ".join((full_name or "").split()), " ".join((title or "").split())
+    if len(full_name) < 2 or len(full_name) > 200:
+        raise DomainError("Enter your full name.")
+    if not title or len(title) > 200:
+        raise DomainError("Enter your title (your role at the company).")
+    if not authority_confirmed:
+        raise DomainError("Confirm that you are authorized to sign for the company.")
+    png, typed, signature_sha = _signature(signature, full_name)
+    return full_name, title, png, typed, signature_sha
 
 
 def _signature(signature: Signature, full_name: str) -> tuple[bytes | None, str, str]:
