@@ -227,7 +227,7 @@ def run_due_command(grace_seconds: int) -> None:
     @contextmanager
     def worker_session():
         with app.app_context():  # each worker thread: its own app context, so its own session (and the clock)
-            yield db.session()
+            yield db.write_session()
 
     bars: dict[str, object] = {}
     interactive = sys.stdout.isatty()
@@ -243,7 +243,7 @@ def run_due_command(grace_seconds: int) -> None:
         if n == total:
             bar.__exit__(None, None, None)
 
-    report = run_due(db.session(), runtime(), open_session=worker_session, grace=timedelta(seconds=grace_seconds),
+    report = run_due(db.write_session(), runtime(), open_session=worker_session, grace=timedelta(seconds=grace_seconds),
                      on_step=(lambda name: click.echo(f"{name}...")) if interactive else None, on_progress=progress)
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)

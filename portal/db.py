@@ -71,6 +71,15 @@ def session() -> Session:
     return g.db_session
 
 
+def write_session() -> Session:
+    """The command's session, every transaction of which takes SQLite's write lock before it reads: for commands
+    such as `run-due`, several of which may run at once, whose transactions read and then write (a deferred one
+    would be refused when another process wrote in between). No effect on PostgreSQL."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["db_write_sessionmaker"]()
+    return g.db_session
+
+
 def discard_session() -> None:
     """Throw away the request's session after a failed statement (on PostgreSQL the whole transaction is aborted),
     so what runs next, such as the error page reading the MSP's settings, gets a fresh one."""
