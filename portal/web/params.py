@@ -9,6 +9,7 @@ or in date arithmetic instead of simply not matching.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import date
 
 from flask import Flask, request
@@ -65,6 +66,12 @@ def page_arg(name: str = "page") -> int:
     """``?page=``, 1 when absent or not a page number, at most MAX_PAGE."""
     page = parse_int(request.args.get(name), minimum=1, maximum=2**63 - 1)
     return min(page, MAX_PAGE) if page else 1
+
+
+def choice_arg(name: str, choices: Collection[str], default: str) -> str:
+    """``?name=`` when it is one of ``choices`` (a list's filter or sort order), else ``default``."""
+    value = request.args.get(name, default)
+    return value if value in choices else default
 
 
 def date_arg(name: str) -> date | None:

@@ -15,6 +15,7 @@ from portal.services import clients as client_service
 from portal.services import ledger, payments, reports, statements
 from portal.services.errors import Conflict, NotFound
 from portal.web.auth.identity import staff_required
+from portal.web.params import choice_arg
 from portal.web.refusals import flash_refusal, form_refusal
 from portal.web.runtime import runtime
 
@@ -27,10 +28,8 @@ from .routes import bp
 @staff_required
 def clients():
     q = request.args.get("q", "").strip()
-    status = request.args.get("status", "")
-    status = status if status in STATUS_LABELS else ""
-    sort = request.args.get("sort", "name")
-    sort = sort if sort in reports.CLIENT_SORTS else "name"
+    status = choice_arg("status", STATUS_LABELS, "")
+    sort = choice_arg("sort", reports.CLIENT_SORTS, "name")
     page = reports.client_page(db.session(), today(), q=q, status=status, sort=sort, page=page_arg(),
                                per_page=PAGE_SIZE)
     return render_template("admin/clients/list.html", page=page, q=q, status=status, sort=sort,

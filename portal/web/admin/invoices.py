@@ -13,6 +13,7 @@ from portal.domain.money import to_decimal
 from portal.models import Client, Invoice
 from portal.services import billing, ledger, payments, reports
 from portal.web.auth.identity import staff_required
+from portal.web.params import choice_arg
 from portal.web.refusals import flash_refusal, form_refusal
 from portal.web.runtime import runtime
 
@@ -37,8 +38,7 @@ FILTER_LABELS = {"draft": "Draft", "open": "Open", "overdue": "Overdue", "paid":
 @staff_required
 def invoices():
     session = db.session()
-    status = request.args.get("status", "")
-    status = status if status in reports.INVOICE_FILTERS else ""
+    status = choice_arg("status", reports.INVOICE_FILTERS, "")
     q = request.args.get("q", "").strip()
     client = client_arg()
     page = reports.invoice_page(session, today(), status=status, q=q, client_id=client.id if client else None,

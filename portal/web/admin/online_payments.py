@@ -18,7 +18,7 @@ from portal.models import ChargeAttempt
 from portal.services import payments
 from portal.services.errors import NotFound
 from portal.web.auth.identity import staff_required
-from portal.web.params import page_arg
+from portal.web.params import choice_arg, page_arg
 from portal.web.payments.forms import OnlineRefundForm, PaymentSettingsForm
 from portal.web.runtime import runtime
 
@@ -37,9 +37,7 @@ def _attempt_or_404(attempt_id: int) -> ChargeAttempt:
 @bp.get("/online-payments")
 @staff_required
 def online_payments():
-    state = request.args.get("state", "all")
-    if state not in payments.STATE_FILTERS:
-        state = "all"
+    state = choice_arg("state", payments.STATE_FILTERS, "all")
     page = payments.attempt_page(db.session(), state=state, page=page_arg(), per_page=PAGE_SIZE)
     return render_template("payments/admin/list.html", page=page, state=state, states=payments.STATE_FILTERS,
                            gateway=runtime().gateway)

@@ -20,7 +20,7 @@ from portal.services.scope import ClientScope
 from portal.services.settings import get_settings
 from portal.services.statements import client_statement
 from portal.web.auth.identity import contact_required
-from portal.web.params import page_arg
+from portal.web.params import choice_arg, page_arg
 from portal.web.refusals import form_refusal
 from portal.web.runtime import runtime
 
@@ -62,9 +62,7 @@ def dashboard():
 @bp.get("/invoices")
 @contact_required
 def invoices():
-    status = request.args.get("status", "all")
-    if status not in client_portal.INVOICE_FILTERS:
-        status = "all"
+    status = choice_arg("status", client_portal.INVOICE_FILTERS, "all")
     number = request.args.get("q", "").strip()[:50]
     page = client_portal.invoice_page(_scope(), status=status, page=_page_number(), number=number,
                                 page_size=current_app.config["INVOICE_PAGE_SIZE"], today=today())
