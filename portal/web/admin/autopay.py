@@ -188,6 +188,19 @@ def _client(client_id: int) -> Client:
     return client
 
 
+def _client_action(client_id: int) -> Client:
+    """The client a button on its autopay page acts on: 404 when there is no such client, 400 when the button's
+    form fails its CSRF check."""
+    client = _client(client_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    return client
+
+
+def _back_to_client(client_id: int):
+    return redirect(url_for("admin.client_autopay", client_id=client_id)), 303
+
+
 @bp.route("/clients/<int:client_id>/autopay", methods=["GET", "POST"])
 @staff_required
 def client_autopay(client_id: int):
@@ -205,7 +218,7 @@ def client_autopay(client_id: int):
                 form.form_errors.append(str(e))
             else:
                 flash("Autopay rules saved for this client.", "success")
-                return redirect(url_for("admin.client_autopay", client_id=client_id)), 303
+                return _back_to_client(client_id)
         status = 400
     elif row is not None:
         form.timing.data, form.scope.data = row.timing or "", row.scope or ""
@@ -229,37 +242,31 @@ def client_autopay(client_id: int):
 @staff_required
 def client_onboard(client_id: int):
     session = db.session()
-    client = _client(client_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
+    client = _client_action(client_id)
     with flash_refusal(session):
         invitation = onboarding.onboard(session, runtime(), client, None, staff=current_user.record)
         flash(f"Onboarding email sent to {invitation.contact.email}.", "success")
-    return redirect(url_for("admin.client_autopay", client_id=client_id)), 303
+    return _back_to_client(client_id)
 
 
 @bp.post("/clients/<int:client_id>/autopay/resend")
 @staff_required
 def client_onboard_resend(client_id: int):
     session = db.session()
-    _client(client_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
+    _client_action(client_id)
     with flash_refusal(session):
         invitation = onboarding.resend(session, runtime(), client_id, staff=current_user.record)
         flash(f"Onboarding email sent again to {invitation.contact.email}.", "success")
-    return redirect(url_for("admin.client_autopay", client_id=client_id)), 303
+    return _back_to_client(client_id)
 
 
 @bp.post("/clients/<int:client_id>/autopay/off")
 @staff_required
 def client_autopay_off(client_id: int):
     session = db.session()
-    _client(client_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
+    _client_action(client_id)
     with flash_refusal(session):
         enrollment.turn_off(session, runtime(), client_id, meta=_meta(), by_staff=True,
                             reason="switched off by staff")
         flash("Autopay switched off for this client.", "success")
-    return redirect(url_for("admin.client_autopay", client_id=client_id)), 303
+    return _back_to_client(client_id)
