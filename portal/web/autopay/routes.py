@@ -27,6 +27,7 @@ from portal.web.agreements.common import request_meta
 from portal.web.auth.forms import UseLinkForm
 from portal.web.auth.identity import Identity, contact_required
 from portal.web.auth.routes import _start_session
+from portal.web.refusals import flash_refusal
 from portal.web.runtime import runtime
 
 from .forms import ActionForm, AuthorizeForm, RoleForm, SetupForm, VerifyForm
@@ -229,11 +230,10 @@ def set_role(method_id: int):
     if not form.validate_on_submit():
         flash("Choose default, fallback or neither.", "error")
         return redirect(url_for("autopay.methods")), 303
-    try:
-        methods.set_role(db.session(), _client_id(), method_id, form.role.data)
+    session = db.session()
+    with flash_refusal(session):
+        methods.set_role(session, _client_id(), method_id, form.role.data)
         flash("Saved.", "success")
-    except DomainError as e:
-        flash(str(e), "error")
     return redirect(url_for("autopay.methods")), 303
 
 
@@ -244,11 +244,10 @@ def remove(method_id: int):
     label = methods.label(method)
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        enrollment.remove(db.session(), runtime(), _client_id(), method_id, meta=request_meta())
+    session = db.session()
+    with flash_refusal(session):
+        enrollment.remove(session, runtime(), _client_id(), method_id, meta=request_meta())
         flash(f"{label} removed.", "success")
-    except DomainError as e:
-        flash(str(e), "error")
     return redirect(url_for("autopay.methods")), 303
 
 
@@ -257,11 +256,10 @@ def remove(method_id: int):
 def turn_off():
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        enrollment.turn_off(db.session(), runtime(), _client_id(), meta=request_meta())
+    session = db.session()
+    with flash_refusal(session):
+        enrollment.turn_off(session, runtime(), _client_id(), meta=request_meta())
         flash("Autopay is off. Your invoices will be emailed to you to pay by hand.", "success")
-    except DomainError as e:
-        flash(str(e), "error")
     return redirect(url_for("autopay.methods")), 303
 
 
@@ -307,12 +305,11 @@ def onboarding_page():
 def skip_autopay():
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        onboarding.skip_autopay(db.session(), _client_id())
+    session = db.session()
+    with flash_refusal(session):
+        onboarding.skip_autopay(session, _client_id())
         web_session.pop(ONBOARDING_RETURN, None)
         flash("You are all set. You can turn on autopay at any time from the Autopay page.", "success")
-    except DomainError as e:
-        flash(str(e), "error")
     return redirect(url_for("autopay.onboarding")), 303
 
 
