@@ -17,11 +17,12 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TextIO
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from portal.clock import now
 from portal.domain import imports
@@ -151,7 +152,7 @@ class _Plan:
     client: Client | None  # None: the client is new
     client_changes: dict[str, str]
     contact_new: bool
-    invoice: Invoice | None  # None: the invoice is new
+    invoice: Row | None  # the stored invoice's STORED columns; None: the invoice is new
     invoice_changes: list[str]
 
     @property
@@ -172,7 +173,7 @@ class _Applier:
         self.clients: dict[str, Client] = {}
         self.emails: dict[str, int] = {}  # contact email -> client id
         self.absent: set[tuple[str, str]] = set()  # ("client" | "email" | "invoice", key): looked up, not stored
-        self.invoices: dict[str, Invoice] = {}  # the current chunk's stored invoices, by number
+        self.invoices: dict[str, tuple[Row, InvoiceFacts]] = {}  # the current chunk's stored invoices, by number
 
     def apply_chunk(self, chunk: list[ImportRow | list[RowError]]) -> None:
         """Record each entry of ``chunk`` in line order: problems found reading it, or what applying it did."""
@@ -266,22 +267,22 @@ class _Applier:
                                                .where(Contact.email.in_(emails))).all())
         self.absent.update(("email", k) for k in emails - self.emails.keys())
         numbers = [r.invoice_number for r in rows]
-        self.invoices = {i.number: i for i in session.scalars(
-            select(Invoice).where(Invoice.number.in_(numbers)).options(selectinload(Invoice.lines)))}
+        self.invoices = _stored_invoices(session, numbers)
         self.absent.update(("invoice", n) for n in numbers if n not in self.invoices)
 
     def _plan(self, row: ImportRow) -> _Plan:
         """Reads only. Raises RowConflict when the line clashes with what is stored."""
         client = self._client(row.client_external_id)
         contact_new = self._contact_is_new(row, client)
-        invoice = self._invoice(row.invoice_number)
+        stored = self._invoice(row.invoice_number)
+        invoice, facts = stored if stored else (None, None)
         invoice_changes: list[str] = []
         if invoice is not None:
             if client is None or invoice.client_id != client.id:
                 owner = self.session.get(Client, invoice.client_id)
                 raise RowConflict(f"invoice {row.invoice_number} belongs to another client "
                                   f"({_client_label(owner)}); it was not changed")
-            invoice_changes = imports.invoice_differences(row, _facts(invoice))
+            invoice_changes = imports.invoice_differences(row, facts)
             if invoice_changes:
                 check_replaceable(self.session, invoice)
         client_changes = {} if client is None else imports.client_changes(
@@ -303,7 +304,7 @@ class _Applier:
         if plan.invoice is None:
             create_imported_invoice(self.session, client, row, flush=flush)
         elif plan.invoice_changes:
-            replace_imported_invoice(self.session, plan.invoice, row, flush=flush)
+            replace_imported_invoice(self.session, self.session.get(Invoice, plan.invoice.id), row, flush=flush)
 
     def _client(self, external_id: str) -> Client | None:
         if external_id not in self.clients:
@@ -315,10 +316,10 @@ class _Applier:
             self.clients[external_id] = client
         return self.clients[external_id]
 
-    def _invoice(self, number: str) -> Invoice | None:
+    def _invoice(self, number: str) -> tuple[Row, InvoiceFacts] | None:
         if number in self.invoices or ("invoice", number) in self.absent:
             return self.invoices.get(number)
-        return self.session.scalar(select(Invoice).where(Invoice.number == number))
+        return _stored_invoices(self.session, [number]).get(number)
 
     def _contact_is_new(self, row: ImportRow, client: Client | None) -> bool:
         """An email that already signs in for another client makes the line a conflict."""
@@ -345,12 +346,25 @@ def _client_label(client: Client | None) -> str:
     return f"{client.legal_name}, {client.external_id}" if client.external_id else client.legal_name
 
 
-def _facts(invoice: Invoice) -> InvoiceFacts:
-    return InvoiceFacts(
-        issue_date=invoice.issue_date, due_date=invoice.due_date, currency=invoice.currency,
-        lines=tuple((line.description, line.quantity, line.unit_price_cents) for line in invoice.lines),
-        tax_cents=invoice.tax_cents, total_cents=invoice.total_cents,
-    )
+# What the import compares and checks of a stored invoice: read as plain rows, not ORM objects (most lines of a
+# re-imported file change nothing, and building an Invoice and its lines for each was most of their cost).
+STORED = (Invoice.id, Invoice.number, Invoice.client_id, Invoice.source, Invoice.status, Invoice.issue_date,
+          Invoice.due_date, Invoice.currency, Invoice.tax_cents, Invoice.total_cents)
+
+
+def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, tuple[Row, InvoiceFacts]]:
+    """The stored invoices with these numbers and what each says, in two queries."""
+    invoices = session.execute(select(*STORED).where(Invoice.number.in_(numbers))).all()
+    lines: dict[int, list[tuple[str, Decimal, int]]] = {i.id: [] for i in invoices}
+    if lines:
+        for invoice_id, description, quantity, unit_price in session.execute(
+                select(InvoiceLine.invoice_id, InvoiceLine.description, InvoiceLine.quantity,
+                       InvoiceLine.unit_price_cents)
+                .where(InvoiceLine.invoice_id.in_(lines)).order_by(InvoiceLine.invoice_id, InvoiceLine.position)):
+            lines[invoice_id].append((description, quantity, unit_price))
+    return {i.number: (i, InvoiceFacts(issue_date=i.issue_date, due_date=i.due_date, currency=i.currency,
+                                       lines=tuple(lines[i.id]), tax_cents=i.tax_cents, total_cents=i.total_cents))
+            for i in invoices}
 
 
 # --- billing for imported invoices ------------------------------------------------------------------------------
@@ -369,7 +383,7 @@ def create_imported_invoice(session: Session, client: Client, row: ImportRow, *,
     return invoice
 
 
-def check_replaceable(session: Session, invoice: Invoice) -> None:
+def check_replaceable(session: Session, invoice: Invoice | Row) -> None:
     """Only an imported invoice that is still open with nothing paid may be rewritten by a later export."""
     if invoice.source != "import":
         raise RowConflict(f"invoice {invoice.number} was created in the portal, not imported; it was not changed")
