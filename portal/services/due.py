@@ -24,6 +24,7 @@ from portal.models import DueRun, DueRunSkip
 from . import leases, terms
 from .agreements import SYSTEM, remind_outstanding
 from .autopay import incentives
+from .locking import begin_write
 from .payments import autopay_declines, autopay_notices, reconcile
 from .payments.autopay_charging import ChargeReport, OpenSession, charge_due
 from .payments.rate_limit import DEFAULT_RATE_PER_SECOND
@@ -178,6 +179,9 @@ def run_due(session: Session, rt: Runtime, *, open_session: OpenSession, grace: 
 
 def _finish(session: Session, run: DueRun, report: DueReport) -> None:
     session.rollback()
+    # the write lock first: on SQLite a read transaction that then writes fails at once ("database is locked", no
+    # busy wait) when another process committed since it began, which other `run-due` processes do all the time
+    begin_write(session)
     run = session.get(DueRun, run.id, populate_existing=True)
     run.finished_at = now()
     for name in ("charged", "succeeded", "failed", "pending", "skipped", "notices", "settled"):

@@ -172,61 +172,76 @@ class Claim:
     call: charging.ChargeCall
 
 
-def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_id: int, today: date) -> Claim | str:
-    """Write the charge of one invoice, or say why not (a Skip reason, or LOCKED_ELSEWHERE)."""
+def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list[int], today: date
+          ) -> dict[int, Claim | str] | str:
+    """Write the charges of these invoices of one client in one transaction: one lock of the client's invoices, one
+    plan under it, every row inserted, one commit. Per invoice its Claim or why not (a Skip reason); LOCKED_ELSEWHERE
+    for all of them when another transaction holds the client's invoices or numbered one of the charges first."""
     begin_write(session)
     if not _lock_client_invoices(session, setup.client_id):
         session.rollback()
         return LOCKED_ELSEWHERE
-    plan = next((p for p in plan_client(session, setup, today) if p.invoice_id == invoice_id), None)
-    if plan is None:
-        session.rollback()
-        return policy.Skip.NOTHING_OWED
-    if plan.reason is not None or plan.method is None or setup.customer_id is None:
-        session.rollback()
-        return plan.reason or policy.Skip.NO_USABLE_METHOD
-    invoice = session.get(Invoice, invoice_id)
-    client = session.get(Client, setup.client_id)
-    assert invoice is not None and client is not None
-    discount = _discount(session, setup, client, invoice, plan.decision.charge_cents)
-    amount = plan.decision.charge_cents - discount
-    if amount < GATEWAY_MINIMUM_CENTS:
-        session.rollback()
-        return policy.Skip.BELOW_GATEWAY_MINIMUM
-    method_row = session.get(SavedPaymentMethod, plan.method.row_id)
-    assert method_row is not None
+    plans = {p.invoice_id: p for p in plan_client(session, setup, today)}
+    outcomes: dict[int, Claim | str] = {}
+    written: list[tuple[Invoice, PaymentRequest, ChargeAttempt, AutopayCharge]] = []
+    client: Client | None = None
     stamp = now()
-    request = PaymentRequest(
-        public_id=secrets.token_urlsafe(24), client_id=client.id, contact_id=None, currency=invoice.currency,
-        amount_cents=amount, status=PaymentRequestStatus.OPEN, created_at=stamp,
-        items=[PaymentRequestItem(invoice_id=invoice.id, amount_cents=amount)],
-    )
-    session.add(request)
-    session.flush()
-    attempt = ChargeAttempt(
-        request_id=request.id, attempt_number=1, gateway=rt.gateway.name, customer_id=setup.customer_id,
-        method_token=method_row.method_id, origin=AttemptOrigin.AUTOPAY, status=rules.CREATED,
-        method_type=method_row.method_type, card_funding=method_row.card_funding, brand=method_row.brand,
-        last4=method_row.last4, amount_cents=amount, surcharge_cents=0, charged_cents=amount,
-        currency=invoice.currency, created_at=stamp, updated_at=stamp,
-    )
-    session.add(attempt)
-    try:
-        session.flush()
-        attempt.idempotency_key = f"portal-autopay-{attempt.id}-{secrets.token_hex(6)}"
-        row = AutopayCharge(
-            invoice_id=invoice.id, client_id=client.id, charge_number=plan.charge_number, request_id=request.id,
-            attempt_id=attempt.id, method_id=method_row.method_id, method_type=method_row.method_type,
-            charged_on=today, amount_cents=amount, discount_cents=discount, created_at=stamp,
+    for invoice_id in invoice_ids:
+        plan = plans.get(invoice_id)
+        if plan is None:
+            outcomes[invoice_id] = policy.Skip.NOTHING_OWED
+            continue
+        if plan.reason is not None or plan.method is None or setup.customer_id is None:
+            outcomes[invoice_id] = plan.reason or policy.Skip.NO_USABLE_METHOD
+            continue
+        invoice = session.get(Invoice, invoice_id)  # loaded by the plan: no query
+        client = client or session.get(Client, setup.client_id)
+        assert invoice is not None and client is not None
+        discount = _discount(session, setup, client, invoice, plan.decision.charge_cents)
+        amount = plan.decision.charge_cents - discount
+        if amount < GATEWAY_MINIMUM_CENTS:
+            outcomes[invoice_id] = policy.Skip.BELOW_GATEWAY_MINIMUM
+            continue
+        method_row = session.get(SavedPaymentMethod, plan.method.row_id)
+        assert method_row is not None
+        request = PaymentRequest(
+            public_id=secrets.token_urlsafe(24), client_id=client.id, contact_id=None, currency=invoice.currency,
+            amount_cents=amount, status=PaymentRequestStatus.OPEN, created_at=stamp,
+            items=[PaymentRequestItem(invoice_id=invoice.id, amount_cents=amount)],
         )
-        session.add(row)
+        attempt = ChargeAttempt(
+            request=request, attempt_number=1, gateway=rt.gateway.name, customer_id=setup.customer_id,
+            method_token=method_row.method_id, origin=AttemptOrigin.AUTOPAY, status=rules.CREATED,
+            method_type=method_row.method_type, card_funding=method_row.card_funding, brand=method_row.brand,
+            last4=method_row.last4, amount_cents=amount, surcharge_cents=0, charged_cents=amount,
+            currency=invoice.currency, created_at=stamp, updated_at=stamp,
+        )
+        row = AutopayCharge(
+            invoice_id=invoice.id, client_id=client.id, charge_number=plan.charge_number,
+            method_id=method_row.method_id, method_type=method_row.method_type, charged_on=today,
+            amount_cents=amount, discount_cents=discount, created_at=stamp,
+        )
+        session.add(attempt)
+        written.append((invoice, request, attempt, row))
+    if not written:
+        session.rollback()
+        return outcomes
+    try:
+        session.flush()  # the requests, their items and the attempts: the attempts' ids make their keys
+        for _invoice, request, attempt, row in written:
+            attempt.idempotency_key = f"portal-autopay-{attempt.id}-{secrets.token_hex(6)}"
+            row.request_id, row.attempt_id = request.id, attempt.id
+            session.add(row)
         session.flush()
-        call = charging.call_for(session, rt, attempt)
+        calls = [(row, attempt, charging.call_for_invoice(rt, attempt, request, invoice))
+                 for invoice, request, attempt, row in written]
         session.commit()
     except IntegrityError:
-        session.rollback()  # another process numbered the same charge first: it charges, we do not
+        session.rollback()  # another process numbered one of these charges first: it charges, we do not
         return LOCKED_ELSEWHERE
-    return Claim(row.id, attempt.id, call)
+    for row, attempt, call in calls:
+        outcomes[row.invoice_id] = Claim(row.id, attempt.id, call)
+    return outcomes
 
 
 def _lock_client_invoices(session: Session, client_id: int) -> bool:
@@ -291,9 +306,11 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
             report.skips.extend((p.invoice_id, p.reason) for p in plans if p.reason and p.reason not in _QUIET)
         if not due:
             return
+        charged_numbers.update((plan.invoice_id, plan.charge_number) for plan in due)
+        outcomes = _claim_patiently(session, rt, setup, [plan.invoice_id for plan in due], today)
+        declined = False
         for plan in due:
-            charged_numbers.add((plan.invoice_id, plan.charge_number))
-            outcome = _claim_patiently(session, rt, setup, plan.invoice_id, today)
+            outcome = outcomes if isinstance(outcomes, str) else outcomes[plan.invoice_id]
             if isinstance(outcome, str):
                 if outcome not in _QUIET:
                     report.skips.append((plan.invoice_id, outcome))
@@ -305,7 +322,13 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
             if attempt.status == rules.UNKNOWN:
                 report.problems.append(f"charge attempt {attempt.id}: no answer from the gateway; "
                                        "the next run replays it with the same key")
-            autopay_declines.handle(session, rt, outcome.charge_id)
+            if attempt.status == rules.SUCCEEDED:
+                autopay_declines.mark_paid(session, outcome.charge_id)
+            else:
+                handled = autopay_declines.handle(session, rt, outcome.charge_id)
+                declined = declined or (handled is not None and handled.decline is not None)
+        if not declined:
+            return  # every charge paid or is still on its way: another round would find nothing new to charge
 
 
 #: A claim holds the client's invoices for milliseconds. Two processes claiming different invoices of one client can
@@ -315,10 +338,10 @@ CLAIM_TRIES = 4
 CLAIM_WAIT_SECONDS = (0.02, 0.15)
 
 
-def _claim_patiently(session: Session, rt: Runtime, setup: ClientAutopay, invoice_id: int, today: date
-                     ) -> Claim | str:
+def _claim_patiently(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list[int], today: date
+                     ) -> dict[int, Claim | str] | str:
     for attempt in range(CLAIM_TRIES):
-        outcome = claim(session, rt, setup, invoice_id, today)
+        outcome = claim(session, rt, setup, invoice_ids, today)
         if outcome != LOCKED_ELSEWHERE or attempt == CLAIM_TRIES - 1:
             return outcome
         time.sleep(random.uniform(*CLAIM_WAIT_SECONDS))

@@ -229,6 +229,12 @@ def call_for(session: Session, rt: Runtime, attempt: ChargeAttempt) -> ChargeCal
     return _call(rt, attempt, _facts(session, attempt.request_id))
 
 
+def call_for_invoice(rt: Runtime, attempt: ChargeAttempt, request: PaymentRequest, invoice: Invoice) -> ChargeCall:
+    """The call of an attempt just written for a request paying one invoice: what ``call_for`` reads back from the
+    database, built from the rows in hand (autopay writes many at once and must not read each one again)."""
+    return _call(rt, attempt, _RequestFacts(request.public_id, request.client_id, invoice.number, invoice.id))
+
+
 def send_call(session: Session, rt: Runtime, attempt_id: int, call: ChargeCall | None, *,
               source: str = "browser") -> ChargeAttempt:
     """Make the call of a committed attempt and apply the answer; no answer leaves the attempt ``unknown`` for
