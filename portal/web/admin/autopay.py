@@ -21,7 +21,7 @@ from portal.services.settings import get_settings
 from portal.web.auth.identity import staff_required
 from portal.web.forms import PortalForm
 from portal.web.params import parse_int
-from portal.web.refusals import flash_refusal
+from portal.web.refusals import flash_refusal, form_refusal
 from portal.web.runtime import runtime
 
 from .routes import bp
@@ -138,12 +138,8 @@ def autopay():
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
+            with form_refusal(session, form.form_errors):
                 rules.update_settings(session, form.values())
-            except DomainError as e:
-                session.rollback()
-                form.form_errors.append(str(e))
-            else:
                 flash("Autopay settings saved.", "success")
                 return redirect(url_for("admin.autopay")), 303
         status = 400
@@ -211,12 +207,8 @@ def client_autopay(client_id: int):
     row = rules.enrollment(session, client_id)
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
+            with form_refusal(session, form.form_errors):
                 rules.update_client_rules(session, client, form.values())
-            except DomainError as e:
-                session.rollback()
-                form.form_errors.append(str(e))
-            else:
                 flash("Autopay rules saved for this client.", "success")
                 return _back_to_client(client_id)
         status = 400

@@ -20,6 +20,7 @@ from portal.services.errors import NotFound
 from portal.web.auth.identity import staff_required
 from portal.web.params import choice_arg, page_arg
 from portal.web.payments.forms import OnlineRefundForm, PaymentSettingsForm
+from portal.web.refusals import form_refusal
 from portal.web.runtime import runtime
 
 from .routes import bp
@@ -105,14 +106,10 @@ def payment_settings():
     if form.validate_on_submit():
         rate, minimum = form.surcharge(), form.minimum_cents()
         if rate is not None and minimum is not None:
-            try:
+            with form_refusal(session, form.form_errors):
                 payments.update_payment_settings(session, surcharge_percent=rate,
                                                  blocked_regions=form.blocked_regions.data or "",
                                                  partial_minimum_cents=minimum)
-            except DomainError as e:
-                session.rollback()
-                form.form_errors.append(str(e))
-            else:
                 flash("Online payment settings saved.", "success")
                 return redirect(url_for("admin.payment_settings"))
     return render_template("payments/admin/settings.html", form=form, gateway=runtime().gateway)

@@ -7,11 +7,11 @@ from pathlib import Path
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 
 from portal import db
-from portal.domain.errors import DomainError
 from portal.services import branding
 from portal.services.errors import NotFound
 from portal.services.settings import get_settings, update_settings
 from portal.web.auth.identity import staff_required
+from portal.web.refusals import form_refusal
 
 from .forms import ConfirmForm, LogoForm, SettingsForm
 from .routes import bp
@@ -27,12 +27,8 @@ def settings():
     session = db.session()
     form = SettingsForm(obj=get_settings(session))
     if form.validate_on_submit():
-        try:
+        with form_refusal(session, form.form_errors):
             update_settings(session, **form.values())
-        except DomainError as e:
-            session.rollback()
-            form.form_errors.append(str(e))
-        else:
             flash("Settings saved.", "success")
             return redirect(url_for("admin.settings"))
     return _render(form=form)
@@ -52,12 +48,8 @@ def settings_logo():
     if form.validate_on_submit():
         # read one byte past the limit: enough to know it is too large without holding a huge upload
         data = form.logo.data.stream.read(branding.MAX_LOGO_BYTES + 1)
-        try:
+        with form_refusal(session, form.logo.errors):
             branding.save_logo(session, _uploads(), data)
-        except DomainError as e:
-            session.rollback()
-            form.logo.errors.append(str(e))
-        else:
             flash("Logo updated.", "success")
             return redirect(url_for("admin.settings"))
     return _render(form=SettingsForm(obj=get_settings(session), formdata=None), logo_form=form)
