@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
@@ -28,7 +29,8 @@ def net_days_for(session: Session, client: Client) -> int:
 def next_invoice_number(session: Session) -> str:
     """The next INV-000123 after the highest number of that shape (imported numbers keep their own shape)."""
     numbers = session.scalars(select(Invoice.number).where(Invoice.number.like(f"{NUMBER_PREFIX}%"))).all()
-    highest = max((int(n[len(NUMBER_PREFIX):]) for n in numbers if n[len(NUMBER_PREFIX):].isdigit()), default=0)
+    tails = (n[len(NUMBER_PREFIX):] for n in numbers)
+    highest = max((int(t) for t in tails if re.fullmatch(r"[0-9]{1,12}", t)), default=0)  # not '²': isdigit() is
     return f"{NUMBER_PREFIX}{highest + 1:06d}"
 
 

@@ -177,6 +177,15 @@ def test_invoice_numbers_are_unique_and_sequential(session, make):
         make.invoice(client, 100, number="INV-000001")
 
 
+def test_numbering_skips_imported_numbers_of_another_shape(session, make):
+    """An imported 'INV-²' (a Unicode digit: str.isdigit() says yes, int() says no) or 'INV-12A' is not a number
+    of ours and must not break numbering."""
+    client = make.client()
+    for odd in ("INV-²", "INV-12A", "INV-000007"):
+        make.invoice(client, 100, number=odd)
+    assert make.invoice(client, 100).number == "INV-000008"
+
+
 def test_receivables_match_per_invoice_balances(session, make, clock):
     today = clock.today()
     client = make.client()

@@ -6,6 +6,7 @@ through validation), so a value the domain refuses is never saved. ``rules_for``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -43,7 +44,7 @@ def _choice(kind, value, message: str):
 def parse_days(text: str) -> tuple[int, ...]:
     """'3, 5, 7' -> (3, 5, 7); the domain then checks the schedule itself."""
     parts = [p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip()]
-    if not all(p.isdigit() and len(p) <= 3 for p in parts):
+    if not all(re.fullmatch(r"[0-9]{1,3}", p) for p in parts):  # ASCII digits: str.isdigit() accepts '²'
         raise DomainError("Enter the retry schedule as whole numbers of days separated by commas, e.g. 3, 5, 7.")
     return tuple(int(p) for p in parts)
 

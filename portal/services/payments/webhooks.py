@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -94,6 +95,6 @@ def _metadata_reference(payload: bytes) -> tuple[int | None, str | None]:
         value, key = metadata["portal_charge_attempt"], metadata["portal_charge_key"]
     except (ValueError, KeyError, TypeError):
         return None, None
-    if not (isinstance(value, str) and value.isdigit() and isinstance(key, str)):
+    if not (isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value) and isinstance(key, str)):
         return None, None
     return int(value), key

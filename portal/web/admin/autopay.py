@@ -166,7 +166,7 @@ def autopay_campaign():
     session = db.session()
     form = ActionForm()
     if request.method == "POST" and form.validate_on_submit():
-        ids = [int(v) for v in request.form.getlist("client_id") if v.isdigit() and len(v) < 10]
+        ids = [i for i in map(parse_int, request.form.getlist("client_id")) if i is not None]
         with flash_refusal(session):
             sent = campaign.send_offers(session, runtime(), ids, staff=current_user.record,
                                         campaign=(request.form.get("campaign") or "")[:100])

@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from portal.domain import autopay as A
 from portal.web.agreements.forms import SignForm
 from portal.web.forms import PortalForm
+from portal.web.params import parse_int
 from portal.web.payments.forms import PayForm
 
 
@@ -46,9 +47,8 @@ class VerifyForm(PortalForm):
 
     def amounts(self) -> tuple[int, int] | None:
         a, b = (self.amount_1.data or "").strip(), (self.amount_2.data or "").strip()
-        if a.isdigit() and b.isdigit():
-            return int(a), int(b)
-        return None
+        first, second = parse_int(a, minimum=0, maximum=9999), parse_int(b, minimum=0, maximum=9999)
+        return (first, second) if first is not None and second is not None else None
 
 
 class AuthorizeForm(SignForm):
