@@ -182,6 +182,9 @@ def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list
         session.rollback()
         return LOCKED_ELSEWHERE
     plans = {p.invoice_id: p for p in plan_client(session, setup, today)}
+    # one query for all of them (the plan keeps no Invoice objects, and the session's identity map holds none)
+    invoices = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.id.in_(
+        [i for i in invoice_ids if i in plans and plans[i].reason is None])))}
     outcomes: dict[int, Claim | str] = {}
     written: list[tuple[Invoice, PaymentRequest, ChargeAttempt, AutopayCharge]] = []
     client: Client | None = None
@@ -194,7 +197,7 @@ def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list
         if plan.reason is not None or plan.method is None or setup.customer_id is None:
             outcomes[invoice_id] = plan.reason or policy.Skip.NO_USABLE_METHOD
             continue
-        invoice = session.get(Invoice, invoice_id)  # loaded by the plan: no query
+        invoice = invoices.get(invoice_id)
         client = client or session.get(Client, setup.client_id)
         assert invoice is not None and client is not None
         discount = _discount(session, setup, client, invoice, plan.decision.charge_cents)
@@ -322,9 +325,7 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
             if attempt.status == rules.UNKNOWN:
                 report.problems.append(f"charge attempt {attempt.id}: no answer from the gateway; "
                                        "the next run replays it with the same key")
-            if attempt.status == rules.SUCCEEDED:
-                autopay_declines.mark_paid(session, outcome.charge_id)
-            else:
+            if attempt.status != rules.SUCCEEDED:  # a paid one was marked handled when it was booked
                 handled = autopay_declines.handle(session, rt, outcome.charge_id)
                 declined = declined or (handled is not None and handled.decline is not None)
         if not declined:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -68,20 +68,6 @@ def handle(session: Session, rt: Runtime, charge_id: int) -> Handled | None:
     stop = _stop_incentive_if_failing(session, rt, client_id)
     autopay_mail.send_decline(session, rt, row.id, decline, confirm_url=_confirm_url(rt, row, decline))
     return Handled(charge_id, decline, stop)
-
-
-def mark_paid(session: Session, charge_id: int) -> bool:
-    """``handle`` for a charge its caller saw succeed (the common case, one statement): nothing to apply, only the
-    mark that it was handled, set once. A succeeded attempt stays succeeded (final states absorb everything), so
-    no invoice lock or re-read is needed; the update locks only this row. False when it was handled already."""
-    begin_write(session)
-    done = session.execute(
-        update(AutopayCharge).where(AutopayCharge.id == charge_id, AutopayCharge.handled_at.is_(None),
-                                    AutopayCharge.attempt_id.in_(select(ChargeAttempt.id).where(
-                                        ChargeAttempt.status == rules.SUCCEEDED)))
-        .values(handled_at=now()).execution_options(synchronize_session=False)).rowcount
-    session.commit()
-    return bool(done)
 
 
 def handle_outcomes(session: Session, rt: Runtime) -> int:

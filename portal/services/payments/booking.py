@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from portal.clock import now, today
 from portal.domain.errors import AllocationError, DomainError, InvalidAmount
-from portal.domain.ledger import allocate_oldest_first, check_allocation, reversal_plan
+from portal.domain.ledger import OpenItem, allocate_oldest_first, check_allocation, reversal_plan
 from portal.domain.payments import PaymentStatus, RefundStatus
 from portal.models import Allocation, ChargeAttempt, Client, Invoice, Payment, Refund, StaffUser
 
@@ -67,10 +67,13 @@ def record_payment(
     return payment
 
 
-def apply_arrived_payment(session: Session, payment: Payment, allocations: Mapping[int, int]) -> None:
+def apply_arrived_payment(session: Session, payment: Payment, allocations: Mapping[int, int], *,
+                          items: list[OpenItem] | None = None) -> None:
     """Apply a payment whose money has just been confirmed (online payments allocate on arrival, not when the client
-    clicks pay). Checked like any allocation; what is not allocated stays as credit. The caller commits."""
-    items = ledger.open_items(session, payment.client_id, lock=True)
+    clicks pay). Checked like any allocation; what is not allocated stays as credit. The caller commits.
+    ``items``: the client's open items, when the caller has just read them locked in this transaction."""
+    if items is None:
+        items = ledger.open_items(session, payment.client_id, lock=True)
     plan = _clean(allocations)
     check_allocation(payment.amount_cents, plan, items)
     _apply(session, payment, plan)

@@ -191,7 +191,7 @@ def _sync_payment(session: Session, attempt: ChargeAttempt) -> bool:
         payment.received_on = today()  # a bank debit arrives days after the client paid
         autopay_discount.record_on_arrival(session, attempt)  # before allocating: the invoice owes what was charged
         chosen = {item.invoice_id: item.amount_cents for item in attempt.request.items}
-        plan = rules.allocation_on_arrival(chosen, ledger.open_items(session, payment.client_id, lock=True))
-        apply_arrived_payment(session, payment, plan)
+        items = ledger.open_items(session, payment.client_id, lock=True)
+        apply_arrived_payment(session, payment, rules.allocation_on_arrival(chosen, items), items=items)
         attempt.request.status = rules.PaymentRequestStatus.PAID
     return True
