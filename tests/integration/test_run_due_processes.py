@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -38,9 +39,28 @@ def _env(app_config, fake, **extra) -> dict[str, str]:
     return env
 
 
-def _run_due(env, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(PORTAL), "run-due", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+class _RunDue:
+    """`portal run-due` in its own OS process. Its output goes to files, not pipes: a pipe nobody reads yet fills up
+    and stalls the process writing to it (the test reads the processes one after the other)."""
+
+    def __init__(self, env, *args: str):
+        self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in finish(), after the process ends)
+        self.err = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self.process = subprocess.Popen([str(PORTAL), "run-due", *args], env=env, stdout=self.out, stderr=self.err,
+                                        stdin=subprocess.DEVNULL, text=True)
+
+    def finish(self, timeout: float) -> tuple[str, str]:
+        self.process.wait(timeout=timeout)
+        texts = []
+        for f in (self.out, self.err):
+            f.seek(0)
+            texts.append(f.read())
+            f.close()
+        return texts[0], texts[1]
+
+
+def _run_due(env, *args: str) -> _RunDue:
+    return _RunDue(env, *args)
 
 
 def _due_invoices(session, make, rt, fake, clients: int, per_client: int) -> list[int]:
@@ -76,10 +96,10 @@ def test_four_run_due_processes_at_once_charge_500_invoices_each_exactly_once(
     env = _env(app_config, fake_stripe, GATEWAY_RATE_LIMIT=100)
 
     processes = [_run_due(env) for _ in range(4)]
-    outputs = [p.communicate(timeout=300) for p in processes]
+    outputs = [p.finish(timeout=300) for p in processes]
 
     for p, (_out, err) in zip(processes, outputs, strict=True):
-        assert p.returncode == 0, err[-3000:]
+        assert p.process.returncode == 0, err[-3000:]
         assert "Traceback" not in err
     charged = [int(out.strip().splitlines()[-1].split(": ")[1].split(" charged")[0]) for out, _ in outputs]
     assert sum(charged) == 500
@@ -96,12 +116,12 @@ def test_a_run_due_killed_mid_run_then_rerun_charges_everything_once(
 
     victim = _run_due(env)
     deadline = time.monotonic() + 60
-    while fake_stripe.payment_intent_count < 40 and time.monotonic() < deadline and victim.poll() is None:
+    while fake_stripe.payment_intent_count < 40 and time.monotonic() < deadline and victim.process.poll() is None:
         time.sleep(0.02)
-    assert victim.poll() is None, "run-due finished before it could be killed"
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.communicate(timeout=30)
-    assert victim.returncode == -signal.SIGKILL
+    assert victim.process.poll() is None, "run-due finished before it could be killed"
+    os.kill(victim.process.pid, signal.SIGKILL)
+    victim.finish(timeout=30)
+    assert victim.process.returncode == -signal.SIGKILL
     half_done = fake_stripe.payment_intent_count
     assert 0 < half_done < len(invoice_ids)
     session.rollback()
@@ -111,9 +131,9 @@ def test_a_run_due_killed_mid_run_then_rerun_charges_everything_once(
 
     # the rerun (no grace: the killed process is not coming back) replays what was on the wire with the same keys
     rerun = _run_due(env, "--grace-seconds", "0")
-    out, err = rerun.communicate(timeout=300)
+    _out, err = rerun.finish(timeout=300)
 
-    assert rerun.returncode in (0, 1), err[-3000:]
+    assert rerun.process.returncode in (0, 1), err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     _each_charged_once(session, fake_stripe, invoice_ids)
     assert session.scalar(select(func.count()).select_from(ChargeAttempt)
