@@ -84,10 +84,6 @@ def assert_accessible(page, what: str) -> None:
     assert not problems, "\n\n".join(problems)
 
 
-def focused_id(page) -> str:
-    return page.evaluate("document.activeElement ? document.activeElement.id : ''")
-
-
 def top_of(page, selector: str) -> dict:
     """The element's box relative to the top of the page (the page scrolled to the top first)."""
     page.evaluate("window.scrollTo(0, 0)")

@@ -19,7 +19,7 @@ from portal.services import clients, delivery, payments, sign_in, terms
 from portal.services.settings import update_settings
 from tests.payments_fixtures import read_outbox
 
-from .a11y import PHONE, assert_accessible, focused_id, top_of
+from .a11y import PHONE, assert_accessible, top_of
 
 pytestmark = pytest.mark.e2e
 
@@ -169,7 +169,7 @@ def test_a_contact_signs_the_terms_browses_and_pays_on_a_phone(page, live_server
     page.fill("#card_cvc", "1")
     page.click("#pay-button")
     expect_error_summary(page, browser_errors)
-    assert focused_id(page) == "error-summary"
+    expect(page.locator("#error-summary")).to_be_focused()  # waits for the page's script to move focus
     assert_accessible(page, "pay: card refused")
 
     page.fill("#card_number", "4000 0000 0000 9995")  # insufficient funds
@@ -177,7 +177,7 @@ def test_a_contact_signs_the_terms_browses_and_pays_on_a_phone(page, live_server
     page.fill("#card_cvc", "123")
     page.click("#pay-button")
     expect(page.locator("#declined")).to_contain_text("insufficient funds")
-    assert focused_id(page) == "declined"
+    expect(page.locator("#declined")).to_be_focused()  # waits for the page's script to move focus
     assert_accessible(page, "pay: declined")
 
     # the next step offered: the bank account, which opens the same checkout with the bank chosen
@@ -246,7 +246,7 @@ def test_the_emailed_link_pages_and_a_card_payment_on_a_phone(page, live_server,
     page.keyboard.press("Tab")  # the first stop is the skip link, shown when focused; it leads to the content
     expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
     page.keyboard.press("Enter")
-    assert focused_id(page) == "main"
+    expect(page.locator("#main")).to_be_focused()  # waits for the page's script to move focus
     page.goto("/login")
     page.fill("#email", "not an email")
     page.get_by_role("button", name="Email me a sign-in link").click()
