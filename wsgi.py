@@ -1,5 +1,11 @@
 """`gunicorn wsgi:app`: configuration comes from PORTAL_* environment variables."""
 
+import gc
+
 from portal import create_app
 
 app = create_app()
+# What is built by now (the app, routes, models, forms: ~180,000 objects) lives as long as the worker. Frozen, it is
+# left out of the garbage collector's full passes, which otherwise walk all of it (about 100 ms, every few dozen
+# requests of a busy page: a pause for whoever's request it lands on).
+gc.freeze()

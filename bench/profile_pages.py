@@ -1,4 +1,4 @@
-"""In-process profile of a client contact's /invoices and the staff dashboard /admin/ (not a test).
+"""In-process profile of a client contact's /invoices and the staff dashboard /admin/, or ``--pages`` (not a test).
 
     python bench/profile_pages.py --database-url postgresql+psycopg://postgres@127.0.0.1:54329/portal_bench_profile \
         --invoices 100000 --clients 1000
@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=1_000)
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--pages", nargs="+", default=["/invoices", "/admin/"],
+                        help="paths to profile; /admin/... as staff, the rest as contact 1")
     args = parser.parse_args()
 
     import run as bench_run
@@ -62,7 +64,8 @@ def main() -> None:
             login_user(Identity(record))
             cookies[who] = app.session_interface.get_signing_serializer(app).dumps(dict(flask_session))
     client = app.test_client()
-    for path, who in (("/invoices", "contact"), ("/admin/", "staff")):
+    for path in args.pages:
+        who = "staff" if path.startswith("/admin") else "contact"
         client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookies[who])
         assert client.get(path).status_code == 200, path
         statements.clear()

@@ -5,7 +5,8 @@ Never evaluate the time at import or as a column default: a frozen timestamp is 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 from flask import current_app, has_app_context
@@ -38,3 +39,29 @@ def now() -> datetime:
 
 def today() -> date:
     return get_clock().today()
+
+
+@contextmanager
+def held_at(at: datetime) -> Iterator[None]:
+    """Hold the clock at ``at`` for the block, then give the previous clock back. `portal demo` replays a few weeks
+    of history through the real services (a plan signed, paid, then defaulted), so every row gets the date it would
+    have had; nothing else moves the clock."""
+    global _system
+    frozen = Clock(lambda: at)
+    if has_app_context():
+        extensions = current_app.extensions
+        previous = extensions.get("clock")
+        extensions["clock"] = frozen
+        try:
+            yield
+        finally:
+            if previous is None:
+                extensions.pop("clock", None)
+            else:
+                extensions["clock"] = previous
+    else:
+        previous_system, _system = _system, frozen
+        try:
+            yield
+        finally:
+            _system = previous_system

@@ -49,6 +49,8 @@ _SETTINGS: dict[str, tuple[Any, Any]] = {
     "SANDBOX_ACH_SETTLE_SECONDS": (60, int),
     # Pages show the MSP's settings from a per-process copy: a save on another worker or node shows within this.
     "SETTINGS_CACHE_SECONDS": (5, float),
+    # Largest deliverable file staff may attach to an invoice (bytes); requests may be 1 MiB larger (the form).
+    "DELIVERABLE_MAX_BYTES": (15 * 1024 * 1024, int),
 }
 
 
@@ -84,7 +86,7 @@ def load_config(overrides: dict[str, Any] | None = None, environ: dict[str, str]
         REMEMBER_COOKIE_HTTPONLY=True,
         PREFERRED_URL_SCHEME="https" if https else "http",
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session; the session cookie is what expires
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=max(16 * 1024 * 1024, cfg["DELIVERABLE_MAX_BYTES"] + 1024 * 1024),
         RATELIMIT_STORAGE_URI=cfg["RATELIMIT_STORAGE_URI"],
         RATELIMIT_ENABLED=cfg["RATELIMIT_ENABLED"],
         RATELIMIT_HEADERS_ENABLED=True,

@@ -54,10 +54,24 @@ def _empty_tables(engine) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            # only the tables with rows, children first, then every used id sequence back to 1 (a rolled-back
+            # insert advances one too): the same fresh state as TRUNCATE ... RESTART IDENTITY CASCADE of the whole
+            # schema, which costs per table (~100 ms a test here) where this costs ~10 ms
+            filled = _tables_with_rows(conn, tables)
+            for table in tables:
+                if table in filled:
+                    conn.execute(text(f'DELETE FROM "{table}"'))
+            conn.execute(text("SELECT setval(format('%I.%I', schemaname, sequencename), 1, false) FROM pg_sequences "
+                              "WHERE schemaname = current_schema() AND last_value IS NOT NULL"))
         else:
             for table in tables:
                 conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+def _tables_with_rows(conn, tables: list[str]) -> set[str]:
+    """One query: most tests write to a few of the schema's ~70 tables."""
+    return set(conn.execute(text(" UNION ALL ".join(
+        f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables))).scalars())
 
 
 @pytest.fixture
@@ -109,7 +123,31 @@ def app(_schema, app_config, clock):
     yield application
     ctx.pop()
     application.extensions["db_engine"].dispose()
-    _empty_tables(_schema)
+    try:
+        _check_settled_sums(_schema)
+    finally:
+        _empty_tables(_schema)
+
+
+def _check_settled_sums(engine) -> None:
+    """After every test, whatever it did to the ledger (randomized operations, multi-process payment races, run-due
+    on several nodes, imports): the sum the database keeps on each invoice (models/settled.py) is the sum of its
+    allocation and adjustment rows."""
+    from sqlalchemy import select
+
+    from portal.models import Invoice
+    from portal.services.ledger import paid_cents
+
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(Invoice.id, Invoice.settled_cents)).all())
+    if not stored:
+        return
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as session:
+        derived = paid_cents(session, stored)
+    drift = {i: (stored[i], derived[i]) for i in stored if stored[i] != derived[i]}
+    assert not drift, f"invoices.settled_cents drifted from the ledger rows (stored, derived): {drift}"
 
 
 @pytest.fixture

@@ -101,3 +101,57 @@ def test_the_portal_db_upgrade_command_migrates_and_can_run_again(empty_app):
     assert schema_differences(empty_app) == []
     assert set(inspect(empty_app.extensions["db_engine"]).get_table_names()) == {
         *Base.metadata.tables, "alembic_version"}
+
+
+def _insert(conn, table: str, **values) -> None:
+    """A row with ``values`` and a plain value in every other required column (the schema as migrated, no models)."""
+    import datetime as dt
+
+    from sqlalchemy import MetaData, Table
+
+    columns = Table(table, MetaData(), autoload_with=conn).columns
+    for column in columns:
+        if column.name in values or column.nullable or column.server_default is not None or column.primary_key:
+            continue
+        python_type = column.type.python_type
+        values[column.name] = {str: "", int: 0, bool: False, dt.datetime: dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+                               dt.date: dt.date(2026, 11, 1)}.get(python_type, 0)
+    conn.execute(Table(table, MetaData(), autoload_with=conn).insert().values(**values))
+
+
+def test_0008_fills_settled_cents_from_the_ledger_and_the_triggers_keep_it(empty_app):
+    """Invoices that already had payments and discounts get their sums; later writes (any writer, here plain SQL)
+    move them, and a downgrade takes the column and the triggers away."""
+    from alembic import command
+
+    upgrade(empty_app, "0007")
+    engine = empty_app.extensions["db_engine"]
+    with engine.begin() as conn:
+        _insert(conn, "clients", id=1, legal_name="Acme")
+        for n in (1, 2):
+            _insert(conn, "invoices", id=n, client_id=1, number=f"INV-{n}", status="open", currency="USD",
+                    total_cents=10_000)
+        _insert(conn, "payments", id=1, client_id=1, amount_cents=9_000, status="succeeded")
+        for invoice_id, cents in ((1, 6_000), (1, -1_000), (2, 4_000)):
+            _insert(conn, "allocations", payment_id=1, invoice_id=invoice_id, amount_cents=cents)
+        _insert(conn, "ledger_adjustments", invoice_id=1, client_id=1, kind="autopay_discount", amount_cents=250)
+
+    upgrade(empty_app)
+
+    def settled() -> dict[int, int]:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("SELECT id, settled_cents FROM invoices ORDER BY id")).all())
+
+    assert settled() == {1: 5_250, 2: 4_000}
+    with engine.begin() as conn:
+        _insert(conn, "allocations", payment_id=1, invoice_id=2, amount_cents=-4_000)
+        conn.execute(text("UPDATE ledger_adjustments SET amount_cents = 300"))
+    assert settled() == {1: 5_300, 2: 0}
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM ledger_adjustments"))
+    assert settled() == {1: 5_000, 2: 0}
+
+    command.downgrade(alembic_config(empty_app), "0007")
+    with engine.begin() as conn:  # no trigger left behind that would write to a column that is gone
+        _insert(conn, "allocations", payment_id=1, invoice_id=2, amount_cents=100)
+    assert "settled_cents" not in {c["name"] for c in inspect(engine).get_columns("invoices")}

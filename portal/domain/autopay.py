@@ -216,6 +216,7 @@ class Skip(StrEnum):
     PAYMENT_IN_FLIGHT = "payment_in_flight"
     DISPUTED = "disputed"
     ON_PAYMENT_PLAN = "on_payment_plan"
+    HELD_AS_DUPLICATE = "held_as_duplicate"  # a likely duplicate bill the admin has not confirmed yet
     OVER_CAP = "over_cap"
     BELOW_GATEWAY_MINIMUM = "below_gateway_minimum"
     NOT_DUE_YET = "not_due_yet"

@@ -16,6 +16,9 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from . import authorizations as A
+from . import charge_authorizations as C
+from . import deposit_agreement as D
+from . import plan_agreements as P
 from .errors import DomainError
 
 TERMS = "terms"  # the agreement/template kind of the MSP's payment terms
@@ -283,13 +286,40 @@ Tell us at {{ msp_email }} if your email address changes.
 
 DEFAULT_TEXTS = {TERMS: DEFAULT_TERMS_TEXT, DISCLOSURE: DEFAULT_DISCLOSURE_TEXT}
 
-# Autopay authorizations (issue 10) are versioned, published and signed the same way; their merge variables are
-# filled per agreement (the method, the rules), see portal.domain.authorizations.
-TEMPLATE_KINDS = (*TEMPLATE_KINDS, *A.KINDS)
-TEMPLATE_TITLES = {**TEMPLATE_TITLES, **A.TITLES}
-DEFAULT_TEXTS = {**DEFAULT_TEXTS, **A.DEFAULT_TEXTS}
+# Documents rendered per agreement from a published template and that agreement's data, versioned, published and
+# signed like the terms: autopay authorizations (issue 10), installment plans and promissory notes (issue 11),
+# equipment deposits and one-off charge authorizations (issue 13). Each module names its KINDS, TITLES,
+# DEFAULT_TEXTS and VARIABLES.
+RENDERED_MODULES = (A, P, D, C)
+TEMPLATE_KINDS = (*TEMPLATE_KINDS, *(kind for m in RENDERED_MODULES for kind in m.KINDS))
+TEMPLATE_TITLES = {**TEMPLATE_TITLES, **{k: v for m in RENDERED_MODULES for k, v in m.TITLES.items()}}
+DEFAULT_TEXTS = {**DEFAULT_TEXTS, **{k: v for m in RENDERED_MODULES for k, v in m.DEFAULT_TEXTS.items()}}
 
 
 def variables_for(kind: str) -> dict[str, str]:
     """The merge variables a template of this kind may use."""
-    return A.VARIABLES if kind in A.KINDS else VARIABLES
+    return next((m.VARIABLES for m in RENDERED_MODULES if kind in m.KINDS), VARIABLES)
+
+
+def sample_variables(kind: str, *, msp_legal_name: str, msp_email: str, net_days: int, parameters: dict[str, str],
+                     portal_url: str, effective_date: date) -> dict[str, str]:
+    """Believable merge values for the template editor's preview of a draft of ``kind`` (a sample client)."""
+    msp = {"msp_legal_name": msp_legal_name, "msp_email": msp_email}
+    if kind in A.KINDS:  # a sample method and the default schedule
+        return A.merge_variables(**msp, client_legal_name=SAMPLE_CLIENT, method="Visa ending 4242",
+                                 schedule="on each invoice's due date", cap=None, notice_days=3,
+                                 portal_url=portal_url, effective_date=effective_date)
+    if kind in P.KINDS:
+        return P.sample_variables(**msp, portal_url=portal_url, effective_date=effective_date,
+                                  as_note=kind == P.PROMISSORY_NOTE)
+    if kind in D.KINDS:
+        return D.sample_variables(**msp, portal_url=portal_url, effective_date=effective_date)
+    if kind in C.KINDS:
+        return C.merge_variables(**msp, client_legal_name=SAMPLE_CLIENT, amount="$1,250.00",
+                                 method="Visa ending 4242", invoices="INV-1001, INV-1002",
+                                 reason="urgent service requested by the Client", effective_date=effective_date)
+    return merge_variables(**msp, client_legal_name=SAMPLE_CLIENT, net_days=net_days, parameters=parameters,
+                           effective_date=effective_date)
+
+
+SAMPLE_CLIENT = "Example Client LLC"

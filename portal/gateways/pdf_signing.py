@@ -22,13 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign import signers
-from pyhanko.sign.fields import SigSeedSubFilter
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from portal.clock import now
 
@@ -98,6 +91,13 @@ class PdfSigner:
 
     def sign(self, pdf: bytes, *, reason: str, location: str = "") -> bytes:
         """The same PDF with a PAdES baseline signature over all of it appended (an incremental update)."""
+        # pyHanko is imported when a PDF is signed or checked, not with the app: ~18 MB that the CLI jobs (import,
+        # run-due) and a worker that never signs do not need
+        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+        from pyhanko.sign import signers
+        from pyhanko.sign.fields import SigSeedSubFilter
+        from pyhanko_certvalidator.registry import SimpleCertificateStore
+
         signer = signers.SimpleSigner(signing_cert=self._cert, signing_key=self._key,
                                       cert_registry=SimpleCertificateStore.from_certs([self._cert]))
         meta = signers.PdfSignatureMetadata(field_name="PortalSignature", md_algorithm="sha256", reason=reason,
@@ -109,6 +109,10 @@ class PdfSigner:
     def check(self, pdf: bytes) -> bool:
         """True when ``pdf`` carries a signature by this install's certificate that covers the whole file and
         still matches it (pyHanko's own validation, this certificate as the only trust root)."""
+        from pyhanko.pdf_utils.reader import PdfFileReader
+        from pyhanko.sign.validation import validate_pdf_signature
+        from pyhanko_certvalidator import ValidationContext
+
         try:
             reader = PdfFileReader(io.BytesIO(pdf))
             signatures = reader.embedded_signatures

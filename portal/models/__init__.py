@@ -13,7 +13,27 @@ from .autopay import (
 from .autopay_runs import AutopayCharge, AutopayNotice, DueLease, DueRun, DueRunSkip
 from .base import Base, UTCDateTime
 from .billing import Allocation, Invoice, InvoiceLine, Payment, Refund
+from .collections import (
+    ClientCollection,
+    CollectionNote,
+    CollectionSettings,
+    DashboardFigures,
+    DunningStep,
+    DuplicateFlag,
+    ForecastSnapshot,
+    LateFee,
+    PaymentPromise,
+    ReminderSend,
+)
 from .core import Client, Contact, MspSettings, SignInLink, StaffUser
+from .enforcement import (
+    ChargeAuthorization,
+    CreditLimit,
+    Deliverable,
+    EnforcementNotice,
+    Equipment,
+    EquipmentOrder,
+)
 from .links import InvoiceDelivery, InvoiceEvent, InvoiceLink
 from .online import (
     ChargeAttempt,
@@ -24,6 +44,24 @@ from .online import (
     PaymentRequestItem,
     PaymentSettings,
     WebhookEvent,
+)
+from .plans import (
+    Installment,
+    InstallmentCharge,
+    PaymentPlan,
+    PlanEvent,
+    PlanInvoice,
+    PlanOffer,
+    PlanOfferInvoice,
+    PlanPolicy,
+)
+from .standing import (
+    ApiToken,
+    ClientStanding,
+    OutboundEvent,
+    StandingOverride,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 __all__ = [
@@ -36,4 +74,10 @@ __all__ = [
     "PaymentSettings", "WebhookEvent",
     "AutopayEnrollment", "AutopayOffer", "AutopaySettings", "LedgerAdjustment", "OnboardingInvitation", "RateLock",
     "SavedPaymentMethod",
+    "Installment", "InstallmentCharge", "PaymentPlan", "PlanEvent", "PlanInvoice", "PlanOffer", "PlanOfferInvoice",
+    "PlanPolicy",
+    "ClientCollection", "CollectionNote", "CollectionSettings", "DashboardFigures", "DuplicateFlag", "DunningStep",
+    "ForecastSnapshot", "LateFee", "PaymentPromise", "ReminderSend",
+    "ApiToken", "ClientStanding", "OutboundEvent", "StandingOverride", "WebhookDelivery", "WebhookEndpoint",
+    "ChargeAuthorization", "CreditLimit", "Deliverable", "EnforcementNotice", "Equipment", "EquipmentOrder",
 ]

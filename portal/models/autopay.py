@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.domain.autopay import OnboardingStatus, SavedMethodStatus
 
+from . import settled
 from .agreements import Agreement
 from .base import Base, Cents
 from .billing import Invoice
@@ -162,6 +163,9 @@ class LedgerAdjustment(Base):
     created_at: Mapped[datetime]
 
     invoice: Mapped[Invoice] = relationship()
+
+
+settled.install(LedgerAdjustment.__table__)
 
 
 class RateLock(Base):

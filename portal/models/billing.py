@@ -1,6 +1,7 @@
 """Invoices and the ledger: payments, their allocations to invoices, refunds.
 
-Nothing here is edited or deleted once money moved; corrections are new rows. Balances are derived, not stored.
+Nothing here is edited or deleted once money moved; corrections are new rows. Balances are derived from those
+rows; ``Invoice.settled_cents`` is their sum kept by the database for reports (see settled.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.domain.invoices import InvoiceStatus
 from portal.domain.payments import PaymentStatus, RefundStatus
 
+from . import settled
 from .base import Base, Cents
 from .core import Client
 
@@ -22,7 +24,10 @@ class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
         Index("ix_invoices_client_issue", "client_id", "issue_date", "id"),
-        Index("ix_invoices_status_due", "status", "due_date"),
+        # covers the reports over owing invoices (aging, dashboard, client lists): no table rows read
+        Index("ix_invoices_status_due", "status", "due_date", "client_id", "total_cents", "settled_cents"),
+        # the admin list, newest first, without a sort; what was billed lately (DSO) without a table scan
+        Index("ix_invoices_issue_date_id", "issue_date", "id"),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
     )
 
@@ -37,6 +42,8 @@ class Invoice(Base):
     subtotal_cents: Mapped[int] = mapped_column(Cents, default=0)
     tax_cents: Mapped[int] = mapped_column(Cents, default=0)
     total_cents: Mapped[int] = mapped_column(Cents, default=0)
+    # allocations + ledger adjustments, kept by triggers (settled.py); reports only: charges use the derived sum
+    settled_cents: Mapped[int] = mapped_column(Cents, default=0, server_default="0")
     memo: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(20), default="manual")  # manual | import
     created_at: Mapped[datetime]
@@ -70,7 +77,10 @@ class Payment(Base):
     """Money received from a client. What is not allocated to invoices is the client's credit."""
 
     __tablename__ = "payments"
-    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        Index("ix_payments_received", "received_on", "id"),  # the payments list, newest first, without a sort
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
@@ -105,6 +115,9 @@ class Allocation(Base):
 
     payment: Mapped[Payment] = relationship(back_populates="allocations")
     invoice: Mapped[Invoice] = relationship()
+
+
+settled.install(Allocation.__table__)
 
 
 class Refund(Base):

@@ -17,6 +17,7 @@ from portal.models import Client, Invoice, InvoiceLine
 
 from . import ledger
 from .errors import Conflict
+from .locking import serialize
 from .settings import get_settings
 
 NUMBER_PREFIX = "INV-"
@@ -27,7 +28,11 @@ def net_days_for(session: Session, client: Client) -> int:
 
 
 def next_invoice_number(session: Session) -> str:
-    """The next INV-000123 after the highest number of that shape (imported numbers keep their own shape)."""
+    """The next INV-000123 after the highest number of that shape (imported numbers keep their own shape).
+
+    Two processes raising invoices at once (run-due on several nodes: late fees, plan interest) would both read the
+    same highest number, so the read is serialised until the caller's transaction ends."""
+    serialize(session, "invoice numbers")
     numbers = session.scalars(select(Invoice.number).where(Invoice.number.like(f"{NUMBER_PREFIX}%"))).all()
     tails = (n[len(NUMBER_PREFIX):] for n in numbers)
     highest = max((int(t) for t in tails if re.fullmatch(r"[0-9]{1,12}", t)), default=0)  # not '²': isdigit() is
@@ -67,6 +72,7 @@ def create_invoice(
     if issue:
         _issue(invoice)
     session.flush()
+    _duplicates().flag_new(session, [invoice])  # a likely duplicate bill is held for the admin (a flag row only)
     if commit:
         session.commit()
     return invoice
@@ -96,8 +102,15 @@ def update_draft(
     _fill(invoice, lines=lines, issue_date=issue_date, due_date=due_date, tax_rate=tax_rate, memo=memo)
     if issue:
         issue_draft(invoice)
+    _duplicates().recheck_draft(session, invoice)  # the amount or date may have changed
     session.commit()
     return invoice
+
+
+def _duplicates():
+    from .collections import duplicates  # imported late: it voids through this module
+
+    return duplicates
 
 
 def _fill(invoice: Invoice, *, lines, issue_date, due_date, tax_rate, memo) -> None:

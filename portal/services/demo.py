@@ -23,8 +23,12 @@ from portal.domain.invoices import LineInput
 from portal.gateways.payments import MandateAcceptance
 from portal.models import Base, Client, Contact, Invoice, Payment, StaffUser
 
-from . import agreements, billing, clients, payments, settings, staff, terms
+from . import agreements, billing, clients, demo_fees, demo_orders, demo_standing, payments, settings, staff, terms
 from .autopay import enrollment, methods, rules
+from .collections import figures
+from .demo_collections import seed as seed_collections
+from .demo_enforcement import seed as seed_enforcement
+from .demo_plans import seed as seed_plans
 from .runtime import Runtime
 
 ADMIN_EMAIL = "admin@demo.test"
@@ -132,7 +136,9 @@ HABITS = {
 TERMS_V1 = {**T.DEFAULT_PARAMETERS, "governing_law": "the laws of the State of Idaho; courts of Ada County, Idaho"}
 TERMS_V2 = {**TERMS_V1, "late_fee_percent": "1", "grace_days": "10"}
 SIGNED_V1 = ("Harbor Dental Group, PC", "Alder Creek Family Medicine")  # Alder Creek signs v2 as well
-SIGNED_V2 = ("Alder Creek Family Medicine", "Tidewater Logistics", "Evergreen Chiropractic")
+# Lakeside and Keystone pay late: under the signed terms they are charged late fees (one is waived after a call).
+SIGNED_V2 = ("Alder Creek Family Medicine", "Tidewater Logistics", "Evergreen Chiropractic", "Lakeside Realty Partners",
+             "Keystone Engineering Group")
 DECLINED = ("Copperline Construction, Inc.",)
 INVITED = ("Foothill Orthodontics",)
 DEMO_AGENT = "Mozilla/5.0 (demo data; signed by the seeding script)"
@@ -236,8 +242,16 @@ class _Seeder:
             own = [(p, inv) for p, inv in invoices if p.client_index == index]
             self._payments(demo_clients[index], own, row[7])
         self._payment_terms(admin, demo_clients)
+        seed_collections(self.session, demo_clients, admin, self.today)  # promises (one broken), notes, a pause
+        demo_standing.seed(self.session, demo_clients, admin, self.today)  # on hold, one override
+        demo_orders.seed(self.session, self.rt, demo_clients, admin, self.today)  # equipment, a deposit to pay
+        seed_plans(self.session, self.rt, demo_clients, admin, self.today)  # current, defaulted, a counter-offer
+        seed_enforcement(self.session, self.rt, demo_clients, admin, self.today)  # a notice, a locked file
+        demo_fees.seed_fees(self.session, self.today)  # late fees per the signed terms, as run-due charges them
+        demo_fees.waive_one(self.session, admin)  # one waived with a reason
         if self.rt.gateway.is_sandbox:  # Stripe's test ids are tokens only in the sandbox
             self._autopay(demo_clients)
+        figures.refresh(self.session, self.today)  # the dashboard's trend and forecast, as hourly run-due stores them
 
     def _payment_terms(self, admin: StaffUser, demo_clients: list[Client]) -> None:
         """Two published versions of the payment terms and clients at every stage of signing them."""

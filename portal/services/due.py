@@ -24,12 +24,18 @@ from portal.models import DueRun, DueRunSkip
 from . import leases, terms
 from .agreements import SYSTEM, remind_outstanding
 from .autopay import incentives
+from .collections import due_steps as collections
+from .collections.figures import run_step as dashboard_figures
+from .collections.forecast import run_snapshot_step as forecast_snapshot
 from .locking import begin_write
 from .payments import autopay_declines, autopay_notices, reconcile
 from .payments.autopay_charging import ChargeReport, OpenSession, charge_due
 from .payments.rate_limit import DEFAULT_RATE_PER_SECOND
 from .payments.reconciliation import GRACE
+from .plans import charging as plan_charging
+from .plans import lifecycle as plan_lifecycle
 from .runtime import Runtime
+from .standing.steps import standing_changes, webhook_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,33 @@ def autopay_charges(ctx: DueContext) -> None:
     ctx.report.problems.extend(result.problems)
 
 
+def plan_installments(ctx: DueContext) -> None:
+    """Installments (and unpaid down payments) due today or in retry, charged on the client's saved method."""
+    from portal.domain import payments as rules
+
+    result = plan_charging.charge_due(ctx.session, ctx.rt, ctx.today)
+    ctx.report.charged += result.charged
+    ctx.report.succeeded += result.outcomes[rules.SUCCEEDED]
+    ctx.report.failed += result.outcomes[rules.FAILED] + result.outcomes[rules.CANCELED]
+    ctx.report.pending += result.charged - (result.outcomes[rules.SUCCEEDED] + result.outcomes[rules.FAILED]
+                                            + result.outcomes[rules.CANCELED])
+    ctx.report.problems.extend(result.problems)
+
+
+def plan_completion(ctx: DueContext) -> None:
+    ctx.report.notices += plan_lifecycle.complete_done(ctx.session, ctx.rt, ctx.today).notices
+
+
+def plan_defaults(ctx: DueContext) -> None:
+    """An installment unpaid past its grace days ends the plan; the client and the MSP are told once."""
+    ctx.report.notices += plan_lifecycle.default_missed(ctx.session, ctx.rt, ctx.today).notices
+
+
+def plan_reminders(ctx: DueContext) -> None:
+    """Clients with no saved method: a pay link a few days before each installment, once."""
+    ctx.report.notices += plan_lifecycle.send_reminders(ctx.session, ctx.rt, ctx.today)
+
+
 def incentive_stops(ctx: DueContext) -> None:
     """Clients whose autopay incentive stopped (the method kept failing, they left autopay) are told once."""
     ctx.report.notices += incentives.send_stop_notices(ctx.session, ctx.rt)
@@ -117,11 +150,34 @@ def expiring_cards(ctx: DueContext) -> None:
     ctx.report.notices += autopay_notices.email_expiring_cards(ctx.session, ctx.rt, ctx.today)
 
 
+def late_fees(ctx: DueContext) -> None:
+    """Each late invoice's fee for its current period, as the client's signed terms say, once."""
+    from .collections.late_fees import charge_late_fees
+
+    run = charge_late_fees(ctx.session, ctx.today)
+    ctx.report.skips.extend(run.skipped)
+
+
 def terms_reminders(ctx: DueContext) -> None:
     """Clients that have not signed the current payment terms (each reminded at most every few days)."""
     if terms.current_version(ctx.session, TERMS) is None:
         return  # nothing published, nothing to sign
     ctx.report.notices += remind_outstanding(ctx.session, ctx.rt, meta=SYSTEM).sent
+
+
+def orders_cleared(ctx: DueContext) -> None:
+    """Equipment orders whose deposit invoice got paid other than online (a check, credit): cleared to order."""
+    from .enforcement.orders import clear_all_settled
+
+    clear_all_settled(ctx.session)
+
+
+def notices_withdrawn(ctx: DueContext) -> None:
+    """Live remote-disable/recovery notices whose overdue balance is paid (settled money) are withdrawn; the client
+    is told once."""
+    from .enforcement.notices import withdraw_paid
+
+    ctx.report.notices += withdraw_paid(ctx.session, ctx.rt, on=ctx.today)
 
 
 @dataclass(frozen=True)
@@ -134,13 +190,26 @@ class Step:
 
 STEPS: tuple[Step, ...] = (
     Step("settle payments", settle_payments),
+    Step("orders cleared", orders_cleared),  # after payments settle: a deposit paid by a settled debit counts
     Step("autopay outcomes", autopay_outcomes),
     Step("autopay charges", autopay_charges),
     Step("autopay outcomes", autopay_outcomes),  # outcomes of the charges just made that were not handled inline
+    Step("plan installments", plan_installments),
+    Step("plan completion", plan_completion),
+    Step("plan defaults", plan_defaults),
+    Step("plan reminders", plan_reminders),
     Step("incentive stops", incentive_stops),
     Step("pre-charge notices", pre_charge_notices),
     Step("expiring cards", expiring_cards),
+    Step("late fees", late_fees),
     Step("terms reminders", terms_reminders, lease_minutes=30),
+    Step("promises", collections.settle_promises),  # before reminders: a promise broken today resumes them
+    Step("reminders", collections.send_reminders),
+    Step("notices withdrawn", notices_withdrawn),  # after payments settle: only settled money withdraws
+    Step("standing changes", standing_changes, lease_minutes=10),  # after payments settle: lifts count
+    Step("webhook deliveries", webhook_deliveries),
+    Step("forecast snapshot", forecast_snapshot),  # once a day (unique per day): compared with receipts a month on
+    Step("dashboard figures", dashboard_figures, lease_minutes=30),  # hourly: the page reads them, never computes
 )
 
 

@@ -13,14 +13,15 @@ from portal.domain import autopay as policy
 from portal.models import Client, DueRun, DueRunSkip, Invoice
 
 from .payments.autopay_charging import LOCKED_ELSEWHERE
-from .reports import Page, _paginate
+from .reports import Page, paginate
 
 #: What each skip reason means, in the admin's words.
 SKIP_WORDS: dict[str, str] = {
     policy.Skip.NOTHING_OWED: "Nothing owed",
     policy.Skip.PAYMENT_IN_FLIGHT: "A payment is already on its way",
     policy.Skip.DISPUTED: "Disputed",
-    policy.Skip.ON_PAYMENT_PLAN: "On a payment plan (autopay set to skip those)",
+    policy.Skip.ON_PAYMENT_PLAN: "On a payment plan (its installments are charged instead)",
+    policy.Skip.HELD_AS_DUPLICATE: "Held as a likely duplicate bill until the admin confirms it",
     policy.Skip.OVER_CAP: "Over the autopay cap: approve it or leave it to the client",
     policy.Skip.BELOW_GATEWAY_MINIMUM: "Below the card processor's minimum charge",
     policy.Skip.NOT_DUE_YET: "Not due yet",
@@ -39,8 +40,8 @@ def skip_words(reason: str) -> str:
 
 def runs_page(session: Session, *, page: int, per_page: int) -> Page:
     query = select(DueRun).order_by(DueRun.started_at.desc(), DueRun.id.desc())
-    rows, total, page = _paginate(session, query, page, per_page)
-    return Page([row for (row,) in rows], page, per_page, total)
+    found = paginate(session, query, page, per_page)
+    return found.with_items([row for (row,) in found.items])
 
 
 @dataclass(frozen=True)

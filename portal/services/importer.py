@@ -5,33 +5,42 @@ are saved chunk by chunk (one commit per chunk). With ``strict`` or ``dry_run`` 
 committed only if strict found no problem (dry run: never); there a line the database refuses ends the database
 work (nothing will be saved anyway) and the remaining lines are still checked for format.
 
-Speed (issue 14): a chunk's clients, contact emails and invoices are looked up with one query each, and its
-writes go to the database in one flush inside one savepoint. If the database refuses that flush, the savepoint is
-rolled back and the chunk is done again line by line from the same lookups, each written line alone (a savepoint
-per line, or the end of the database work in one-transaction mode), so the refused line is the one reported and
-the others are saved exactly as a line-by-line import would save them.
+Speed (issue 14): a chunk's clients, contact emails and invoices are looked up with one query each; a line whose
+stored invoice says the same thing (``imports.is_unchanged``, plain rows, no ORM object) writes nothing. The
+chunk's new clients, contacts, invoices and invoice lines are written with one Core multi-row INSERT per table
+(RETURNING the new ids, in parameter order), inside one savepoint; the rare client or invoice a line changes goes
+through the ORM in the same savepoint. If the database refuses any of it, the savepoint is rolled back and the
+chunk is done again line by line through the ORM from the same lookups, each written line alone (a savepoint per
+line, or the end of the database work in one-transaction mode), so the refused line is the one reported and the
+others are saved exactly as a line-by-line import would save them.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import TextIO
 
-from sqlalchemy import Row, select
+from sqlalchemy import ARRAY, ColumnElement, Integer, Row, String, any_, bindparam, func, insert, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.clock import now
 from portal.domain import imports
 from portal.domain import invoices as rules
+from portal.domain.clients import ClientStatus
+from portal.domain.duplicates import CHECKED_SOURCES
 from portal.domain.errors import DomainError
 from portal.domain.imports import ImportRow, InvoiceFacts, RowError
 from portal.models import Client, Contact, Invoice, InvoiceLine
 
 from . import clients, ledger
+from .collections import duplicates
+from .collections.settings import collection_settings
 from .errors import Conflict
 from .settings import get_settings
 
@@ -41,6 +50,8 @@ from .settings import get_settings
 BATCH = 50
 # Lines looked up and written together. Bounded, so memory stays flat however long the file is.
 CHUNK = 500
+# New invoices checked for likely duplicates together (see _Applier._flag_duplicates).
+DUPLICATE_BATCH = 50
 
 
 @dataclass
@@ -172,8 +183,18 @@ class _Applier:
         self.stopped = False  # one-transaction mode after the database refused a line
         self.clients: dict[str, Client] = {}
         self.emails: dict[str, int] = {}  # contact email -> client id
-        self.absent: set[tuple[str, str]] = set()  # ("client" | "email" | "invoice", key): looked up, not stored
+        self.absent: set[tuple[str, str]] = set()  # ("client" | "email", key): looked up, not stored
+        # The current chunk's invoice numbers looked up and not stored (per chunk: a file's numbers are all
+        # different, so remembering them across chunks would only grow with the file)
+        self.absent_invoices: set[str] = set()
         self.invoices: dict[str, tuple[Row, InvoiceFacts]] = {}  # the current chunk's stored invoices, by number
+        self.created: list[Invoice | _Created] = []  # invoices written since the last duplicate check
+        # Contact emails planned in this chunk but not written yet -> their client (maybe a not yet written one)
+        self.pending_emails: dict[str, Client] = {}
+        # (external id, name, address) of lines whose client, once their line was applied, says exactly that: a
+        # later line describing its client the same way changes nothing (FileChecks keeps one description per
+        # client per file, later lines only filling in blanks), so it skips the field by field comparison.
+        self.matching: set[tuple[str, str, tuple]] = set()
 
     def apply_chunk(self, chunk: list[ImportRow | list[RowError]]) -> None:
         """Record each entry of ``chunk`` in line order: problems found reading it, or what applying it did."""
@@ -181,13 +202,18 @@ class _Applier:
         outcomes = None
         if rows and not self.stopped:
             self._look_up(rows)
-            known = (dict(self.clients), dict(self.emails), set(self.absent))
+            known = (dict(self.clients), dict(self.emails), set(self.absent), set(self.matching))
             try:
-                with self.session.begin_nested():  # one flush for the chunk at the end
-                    outcomes = [e if isinstance(e, list) else self._plan_and_write(e, flush=False) for e in chunk]
+                with self.session.begin_nested():  # the chunk's writes go out together at the end
+                    pending = _Pending()
+                    outcomes = [e if isinstance(e, list) else self._plan_and_write(e, pending=pending)
+                                for e in chunk]
+                    self._write_pending(pending)
             except (DomainError, IntegrityError):
                 # Some line was refused: again line by line from the same lookups, so that line is the one reported
-                self.clients, self.emails, self.absent = known
+                self.clients, self.emails, self.absent, self.matching = known
+                self.pending_emails = {}
+                self.created = []
                 outcomes = None
         if outcomes is None:
             outcomes = []
@@ -198,15 +224,92 @@ class _Applier:
         for outcome in outcomes:
             self._record(outcome)
         self.invoices.clear()
+        self.absent_invoices.clear()
 
-    def _plan_and_write(self, row: ImportRow, *, flush: bool) -> tuple[ImportRow, _Plan] | list[RowError]:
+    def _plan_and_write(self, row: ImportRow, *, pending: _Pending | None = None
+                        ) -> tuple[ImportRow, _Plan] | list[RowError]:
+        """``pending``: collect the line's new rows there (written with the chunk); None: write them now."""
         try:
             plan = self._plan(row)
         except RowConflict as e:  # found with reads only: nothing from the line was written
             return [RowError(row.line, str(e), kind="conflict")]
         if plan.writes:
-            self._write(row, plan, flush=flush)
+            if pending is None:
+                self._write(row, plan)
+            else:
+                self._collect(row, plan, pending)
         return row, plan
+
+    def _collect(self, row: ImportRow, plan: _Plan, pending: _Pending) -> None:
+        """Like ``_write``, but new clients, contacts and invoices wait in ``pending`` for the chunk's bulk inserts.
+        A new client is a transient Client (never added to the session) holding the same validated fields
+        ``clients.create_client`` would store, so the chunk's later lines see it as this line left it."""
+        client = plan.client
+        if client is None:
+            client = Client(legal_name="", external_id=row.client_external_id, created_at=now())
+            clients.update_client(self.session, client, commit=False, **row.client_fields())  # validates, no query
+            self.clients[row.client_external_id] = client
+            pending.clients.append(client)
+        elif plan.client_changes:  # a stored client through the ORM; a pending one just in memory
+            clients.update_client(self.session, client, commit=False, **plan.client_changes)
+        if plan.contact_new:
+            name = (row.contact_name or row.contact_email or "").strip()
+            email = clients.normalize_email(row.contact_email or "")
+            if not name or "@" not in email:  # what clients.add_contact refuses
+                raise DomainError("A contact needs a name and a valid email address.")
+            pending.contacts.append((client, name, email))
+            self.pending_emails[email] = client
+        if plan.invoice is None:
+            rules.check_dates(row.issue_date, row.due_date)
+            pending.invoices.append((client, row))
+        elif plan.invoice_changes:
+            replace_imported_invoice(self.session, self.session.get(Invoice, plan.invoice.id), row, flush=False)
+
+    def _write_pending(self, pending: _Pending) -> None:
+        """The chunk's writes: the ORM's few updates, then one multi-row INSERT per table, then duplicate flags."""
+        session = self.session
+        session.flush()
+        at = now()
+        if pending.clients:
+            ids = _insert_and_get_ids(session, Client.__table__, "external_id", [
+                {**_CLIENT_DEFAULTS, **{k: getattr(c, k) for k in _CLIENT_DEFAULTS if getattr(c, k) is not None},
+                 "legal_name": c.legal_name, "external_id": c.external_id, "created_at": c.created_at}
+                for c in pending.clients])
+            for client, client_id in zip(pending.clients, ids, strict=True):
+                client.id = client_id
+        if pending.contacts:
+            session.execute(insert(Contact.__table__), [
+                {"client_id": c.id, "name": name, "email": email, "phone": "", "title": "", "is_billing": True,
+                 "portal_access": True, "password_hash": None, "session_epoch": 0, "created_at": at,
+                 "last_sign_in_at": None} for c, name, email in pending.contacts])
+        if pending.invoices:
+            values = []
+            for client, row in pending.invoices:
+                totals = imports.totals_for(row)
+                values.append({
+                    "client_id": client.id, "number": row.invoice_number, "status": rules.OPEN,
+                    "currency": row.currency, "issue_date": row.issue_date, "due_date": row.due_date,
+                    "tax_rate": imports.effective_tax_rate(row), "subtotal_cents": totals.subtotal_cents,
+                    "tax_cents": totals.tax_cents, "total_cents": totals.total_cents, "memo": "", "source": "import",
+                    "created_at": at, "issued_at": at, "paid_at": None, "voided_at": None, "void_reason": ""})
+            ids = _insert_and_get_ids(session, Invoice.__table__, "number", values)
+            lines = []
+            for invoice_id, (_, row), v in zip(ids, pending.invoices, values, strict=True):
+                line = imports.line_for(row)
+                lines.append({"invoice_id": invoice_id, "position": 1, "description": line.description,
+                              "quantity": line.quantity, "unit_price_cents": line.unit_price_cents,
+                              "amount_cents": v["subtotal_cents"], "taxable": line.taxable})
+                self.created.append(_Created(invoice_id, v["client_id"], v["number"], v["total_cents"],
+                                             v["issue_date"], v["currency"]))
+            session.execute(insert(InvoiceLine.__table__), lines)
+        self._flag_duplicates()
+        # A written client is looked up again (as a persistent object) by the next chunk that names it
+        for client in pending.clients:
+            del self.clients[client.external_id]
+            self.absent.discard(("client", client.external_id))
+        for email, client in self.pending_emails.items():
+            self.emails[email] = client.id
+        self.pending_emails = {}
 
     def _apply_alone(self, row: ImportRow) -> tuple[ImportRow, _Plan] | list[RowError] | None:
         """The line on its own: in a savepoint, or (one transaction) as the end of the database work if refused."""
@@ -215,10 +318,12 @@ class _Applier:
         try:
             if self.isolate_lines:
                 with self.session.begin_nested():
-                    outcome = self._plan_and_write(row, flush=True)
+                    outcome = self._plan_and_write(row)
+                    self._flag_duplicates()
             else:
-                outcome = self._plan_and_write(row, flush=True)
+                outcome = self._plan_and_write(row)
                 self.session.flush()
+                self._flag_duplicates()
         except (DomainError, IntegrityError) as e:
             # Validation should have caught it; an IntegrityError means another process wrote the same record
             message = str(e) if isinstance(e, DomainError) else "the database refused the line (was the same " \
@@ -230,9 +335,38 @@ class _Applier:
             self.clients.clear()  # rolled back: what the line created no longer exists
             self.emails.clear()
             self.absent.clear()
+            self.absent_invoices.clear()
+            self.matching.clear()
             self.invoices.clear()
+            self.created = []
             return [RowError(row.line, message)]
         return outcome
+
+    def _flag_duplicates(self) -> None:
+        """Likely duplicate bills among the invoices just written are held for the admin (flag rows only).
+
+        ``duplicates.flag_new`` decides. It is given only the invoices that share client and total with another
+        checked, unvoided invoice (one grouped query), since a duplicate needs such a twin, and those in groups of
+        DUPLICATE_BATCH by client: flag_new compares each invoice it is given with every candidate of the batch
+        (all invoices of the batch's clients having any of the batch's totals), so a whole chunk at once was
+        quadratic in the chunk and most of a new import's time."""
+        if not self.created:
+            return
+        self.session.flush()
+        created, self.created = self.created, []
+        # only twins issued within the window can make a duplicate: a client's older history is not read
+        window = timedelta(days=collection_settings(self.session).duplicate_window_days)
+        twins = {tuple(r) for r in self.session.execute(
+            select(Invoice.client_id, Invoice.total_cents)
+            .where(Invoice.client_id.in_({i.client_id for i in created}),
+                   Invoice.total_cents.in_({i.total_cents for i in created}),
+                   Invoice.issue_date.between(min(i.issue_date for i in created) - window,
+                                              max(i.issue_date for i in created) + window),
+                   Invoice.source.in_(CHECKED_SOURCES), Invoice.status != rules.VOID)
+            .group_by(Invoice.client_id, Invoice.total_cents).having(func.count() > 1))}
+        suspects = sorted((i for i in created if (i.client_id, i.total_cents) in twins), key=lambda i: i.client_id)
+        for start in range(0, len(suspects), DUPLICATE_BATCH):
+            duplicates.flag_new(self.session, suspects[start:start + DUPLICATE_BATCH])
 
     def _record(self, outcome: tuple[ImportRow, _Plan] | list[RowError] | None) -> None:
         report = self.report
@@ -258,17 +392,18 @@ class _Applier:
         """One query each for the chunk's clients, contact emails and invoices (with their lines)."""
         session = self.session
         wanted = {r.client_external_id for r in rows} - self.clients.keys()
-        for client in session.scalars(select(Client).where(Client.external_id.in_(wanted))) if wanted else ():
+        for client in session.scalars(select(Client).where(_among(session, Client.external_id, wanted))) \
+                if wanted else ():
             self.clients[client.external_id] = client
         self.absent.update(("client", k) for k in wanted - self.clients.keys())
         emails = {r.contact_email for r in rows if r.contact_email} - self.emails.keys()
         if emails:
             self.emails.update(session.execute(select(Contact.email, Contact.client_id)
-                                               .where(Contact.email.in_(emails))).all())
+                                               .where(_among(session, Contact.email, emails))).all())
         self.absent.update(("email", k) for k in emails - self.emails.keys())
         numbers = [r.invoice_number for r in rows]
         self.invoices = _stored_invoices(session, numbers)
-        self.absent.update(("invoice", n) for n in numbers if n not in self.invoices)
+        self.absent_invoices = {n for n in numbers if n not in self.invoices}
 
     def _plan(self, row: ImportRow) -> _Plan:
         """Reads only. Raises RowConflict when the line clashes with what is stored."""
@@ -282,14 +417,18 @@ class _Applier:
                 owner = self.session.get(Client, invoice.client_id)
                 raise RowConflict(f"invoice {row.invoice_number} belongs to another client "
                                   f"({_client_label(owner)}); it was not changed")
-            invoice_changes = imports.invoice_differences(row, facts)
+            if not imports.is_unchanged(row, facts):
+                invoice_changes = imports.invoice_differences(row, facts)
             if invoice_changes:
                 check_replaceable(self.session, invoice)
-        client_changes = {} if client is None else imports.client_changes(
+        described = (row.client_external_id, row.client_name, row.address)
+        client_changes = {} if client is None or described in self.matching else imports.client_changes(
             row, {k: getattr(client, k) for k in row.client_fields()})
+        self.matching.add(described)  # true once the line is applied; forgotten with it if it is rolled back
         return _Plan(client, client_changes, contact_new, invoice, invoice_changes)
 
-    def _write(self, row: ImportRow, plan: _Plan, *, flush: bool) -> None:
+    def _write(self, row: ImportRow, plan: _Plan) -> None:
+        """The line's writes through the ORM, now (a line on its own)."""
         client = plan.client
         if client is None:
             client = clients.create_client(self.session, external_id=row.client_external_id, commit=False,
@@ -302,9 +441,9 @@ class _Applier:
                                 email=row.contact_email, commit=False)
             self.emails[row.contact_email] = client.id
         if plan.invoice is None:
-            create_imported_invoice(self.session, client, row, flush=flush)
+            self.created.append(create_imported_invoice(self.session, client, row))
         elif plan.invoice_changes:
-            replace_imported_invoice(self.session, self.session.get(Invoice, plan.invoice.id), row, flush=flush)
+            replace_imported_invoice(self.session, self.session.get(Invoice, plan.invoice.id), row)
 
     def _client(self, external_id: str) -> Client | None:
         if external_id not in self.clients:
@@ -317,7 +456,7 @@ class _Applier:
         return self.clients[external_id]
 
     def _invoice(self, number: str) -> tuple[Row, InvoiceFacts] | None:
-        if number in self.invoices or ("invoice", number) in self.absent:
+        if number in self.invoices or number in self.absent_invoices:
             return self.invoices.get(number)
         return _stored_invoices(self.session, [number]).get(number)
 
@@ -326,6 +465,12 @@ class _Applier:
         email = row.contact_email
         if not email:
             return False
+        if email in self.pending_emails:  # an earlier line of this chunk adds it
+            owner = self.pending_emails[email]
+            if owner is client:
+                return False
+            raise RowConflict(f"contact_email {email} already belongs to another client "
+                              f"({_client_label(owner)}); an email can sign in for one client only")
         if email not in self.emails:
             if ("email", email) in self.absent:
                 return True
@@ -338,6 +483,59 @@ class _Applier:
             raise RowConflict(f"contact_email {email} already belongs to another client "
                               f"({_client_label(owner)}); an email can sign in for one client only")
         return False
+
+
+@dataclass
+class _Pending:
+    """A chunk's new rows, written together by ``_Applier._write_pending``."""
+
+    clients: list[Client] = field(default_factory=list)  # transient, validated; get their ids when inserted
+    contacts: list[tuple[Client, str, str]] = field(default_factory=list)  # (client, name, email)
+    invoices: list[tuple[Client, ImportRow]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Created:
+    """A bulk-inserted invoice as ``duplicates.flag_new`` reads it."""
+
+    id: int
+    client_id: int
+    number: str
+    total_cents: int
+    issue_date: object
+    currency: str
+    source: str = "import"
+    status: str = rules.OPEN
+
+
+# What a new client gets for the fields its line leaves blank: the model's defaults.
+_CLIENT_DEFAULTS = {"address_line1": "", "address_line2": "", "city": "", "region": "", "postal_code": "",
+                    "country": "US", "status": ClientStatus.ACTIVE, "net_days": None, "notes": ""}
+
+
+def _insert_and_get_ids(session: Session, table, key: str, values: list[dict]) -> list[int]:
+    """One executemany INSERT, then the new ids read back by the unique ``key`` column, in the order of ``values``.
+
+    Not INSERT ... RETURNING: with the ids wanted in parameter order, SQLAlchemy sends SQLite one INSERT per row
+    (its RETURNING order is not guaranteed), which was most of a new chunk's statements. A plain executemany is one
+    batch on both databases; the keys are unique and were looked up absent, so the SELECT finds exactly these rows
+    (a row another writer added meanwhile makes the INSERT itself fail)."""
+    session.execute(insert(table), values)
+    column = table.c[key]
+    ids = dict(session.execute(select(column, table.c.id).where(_among(session, column, [v[key] for v in values])))
+               .all())
+    return [ids[v[key]] for v in values]
+
+
+def _among(session: Session, column, values) -> ColumnElement[bool]:
+    """``column IN values`` for a chunk's worth of text keys or integer ids, sent as ONE bound parameter: an
+    ``IN (:p1, ..., :p500)`` list is rendered afresh for every query, which was a good part of a re-import's time.
+    PostgreSQL: ``= ANY(array)``; SQLite: ``IN (SELECT value FROM json_each(:json))``."""
+    values = list(values)
+    element = Integer() if isinstance(column.type, Integer) else String()
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(element)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(values)))))
 
 
 def _client_label(client: Client | None) -> str:
@@ -354,13 +552,14 @@ STORED = (Invoice.id, Invoice.number, Invoice.client_id, Invoice.source, Invoice
 
 def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, tuple[Row, InvoiceFacts]]:
     """The stored invoices with these numbers and what each says, in two queries."""
-    invoices = session.execute(select(*STORED).where(Invoice.number.in_(numbers))).all()
+    invoices = session.execute(select(*STORED).where(_among(session, Invoice.number, numbers))).all()
     lines: dict[int, list[tuple[str, Decimal, int]]] = {i.id: [] for i in invoices}
     if lines:
         for invoice_id, description, quantity, unit_price in session.execute(
                 select(InvoiceLine.invoice_id, InvoiceLine.description, InvoiceLine.quantity,
                        InvoiceLine.unit_price_cents)
-                .where(InvoiceLine.invoice_id.in_(lines)).order_by(InvoiceLine.invoice_id, InvoiceLine.position)):
+                .where(_among(session, InvoiceLine.invoice_id, lines))
+                .order_by(InvoiceLine.invoice_id, InvoiceLine.position)):
             lines[invoice_id].append((description, quantity, unit_price))
     return {i.number: (i, InvoiceFacts(issue_date=i.issue_date, due_date=i.due_date, currency=i.currency,
                                        lines=tuple(lines[i.id]), tax_cents=i.tax_cents, total_cents=i.total_cents))

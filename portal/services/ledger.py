@@ -1,4 +1,5 @@
-"""Read side of the ledger: what is paid, owed and in credit. Everything is derived from allocation rows.
+"""Read side of the ledger: what is paid, owed and in credit. Everything is derived from allocation rows; reports
+over many invoices read the sum the database keeps of them (``stored_balance``, models/settled.py).
 
 The rules themselves live in the domain (domain.ledger.invoice_balance, domain.payments.payment_credit); this
 module applies them to rows, and states each once in SQL (balance_expr, credit_expr) for the grouped queries that
@@ -53,16 +54,31 @@ def balance_expr(applied: Subquery) -> ColumnElement[int]:
                 else_=Invoice.total_cents - func.coalesce(applied.c.cents, 0))
 
 
-def applied_by_payment() -> Subquery:
-    """Net money applied per payment, as (payment_id, cents)."""
-    return (select(Allocation.payment_id, func.sum(Allocation.amount_cents).label("cents"))
-            .group_by(Allocation.payment_id).subquery())
+def stored_balance() -> ColumnElement[int]:
+    """What an owing invoice (status in OWING: the query must filter on it) still owes, from
+    ``Invoice.settled_cents``, the sum of the same rows kept by the database: domain.ledger.invoice_balance for
+    reports over every owing invoice (aging, the dashboard, client lists, the forecast), which would otherwise sum
+    allocation rows per view. What moves money (open_items, balance_of) keeps reading the rows themselves."""
+    return Invoice.total_cents - Invoice.settled_cents
 
 
-def refunded_by_payment() -> Subquery:
-    """Money refunded per payment, as (payment_id, cents): every refund but a failed one."""
-    return (select(Refund.payment_id, func.sum(Refund.amount_cents).label("cents"))
-            .where(Refund.status != FAILED).group_by(Refund.payment_id).subquery())
+def applied_by_payment(payments: ColumnElement[bool] | None = None) -> Subquery:
+    """Net money applied per payment, as (payment_id, cents); ``payments`` limits the sum to the payments the
+    query is about (a condition on ``Allocation.payment_id``): summing every allocation of a million-invoice
+    ledger to show one page was most of the payment pages' time."""
+    query = select(Allocation.payment_id, func.sum(Allocation.amount_cents).label("cents"))
+    if payments is not None:
+        query = query.where(payments)
+    return query.group_by(Allocation.payment_id).subquery()
+
+
+def refunded_by_payment(payments: ColumnElement[bool] | None = None) -> Subquery:
+    """Money refunded per payment, as (payment_id, cents): every refund but a failed one. ``payments``: as above,
+    a condition on ``Refund.payment_id``."""
+    query = select(Refund.payment_id, func.sum(Refund.amount_cents).label("cents")).where(Refund.status != FAILED)
+    if payments is not None:
+        query = query.where(payments)
+    return query.group_by(Refund.payment_id).subquery()
 
 
 def credit_expr(applied: Subquery, refunded: Subquery) -> ColumnElement[int]:
@@ -120,7 +136,8 @@ def applied_and_refunded(session: Session, payment_ids: Iterable[int]) -> tuple[
     ids = list(payment_ids)
     if not ids:
         return {}, {}
-    applied, refunded = applied_by_payment(), refunded_by_payment()
+    applied = applied_by_payment(Allocation.payment_id.in_(ids))
+    refunded = refunded_by_payment(Refund.payment_id.in_(ids))
     rows = session.execute(
         select(Payment.id, applied.c.cents, refunded.c.cents)
         .outerjoin(applied, applied.c.payment_id == Payment.id)
@@ -150,7 +167,9 @@ def open_items(session: Session, client_id: int, *, lock: bool = False) -> list[
 
 def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payment, int]]:
     """Payments with money not yet applied nor refunded (the client's credit), oldest first."""
-    applied, refunded = applied_by_payment(), refunded_by_payment()
+    theirs = select(Payment.id).where(Payment.client_id == client_id)
+    applied = applied_by_payment(Allocation.payment_id.in_(theirs))
+    refunded = refunded_by_payment(Refund.payment_id.in_(theirs))
     free = credit_expr(applied, refunded)
     rows = session.execute(
         select(Payment, free)
@@ -199,11 +218,9 @@ def client_summary(session: Session, client_id: int, today: date) -> ClientSumma
 
 def receivables(session: Session, today: date, client_id: int | None = None) -> aging.AgingReport:
     """A/R aging across all clients (or one), grouped in the database so it scales to many invoices."""
-    applied = applied_by_invoice(Invoice.status.in_(OWING))
-    owed = balance_expr(applied)
+    owed = stored_balance()
     query = (
         select(Invoice.due_date, func.sum(owed), func.count())
-        .outerjoin(applied, applied.c.invoice_id == Invoice.id)
         .where(Invoice.status.in_(OWING), owed > 0)
         .group_by(Invoice.due_date)
     )

@@ -18,6 +18,9 @@ A transaction that needs both takes the invoices first, even when it starts from
 
 from __future__ import annotations
 
+import zlib
+
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 IMMEDIATE = {"sqlite_begin": "IMMEDIATE"}
@@ -34,3 +37,15 @@ def begin_write(session: Session) -> None:
     if session.in_transaction():
         session.commit()  # only reads happened: ends the read snapshot (objects stay loaded: expire_on_commit=False)
     session.connection(execution_options=IMMEDIATE)
+
+
+def serialize(session: Session, what: str) -> None:
+    """Hold a named lock until this transaction ends, for check-then-insert work that has no row to lock yet
+    (the next invoice number, the first save of a default schedule).
+
+    PostgreSQL: a transaction-scoped advisory lock; the statements after it see what the previous holder committed
+    (READ COMMITTED takes a fresh snapshot per statement). SQLite: writers are already serialised by the database
+    lock, so this is a no-op there; callers start with ``begin_write`` or have written already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(what.encode())})

@@ -6,7 +6,7 @@ fast with many thousands of clients: only open invoices are summed, and only one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from math import ceil
 from typing import Any
@@ -20,10 +20,15 @@ from portal.domain.ledger import invoice_balance
 from portal.domain.payments import PaymentStatus, payment_credit
 from portal.models import Allocation, Client, Invoice, Payment
 
-from .ledger import OWING, applied_and_refunded, applied_by_invoice, balance_expr, paid_cents
+from .ledger import OWING, applied_and_refunded, paid_cents, stored_balance
 
 INVOICE_FILTERS = ("draft", "open", "overdue", "paid", "void")
 CLIENT_SORTS = ("name", "balance", "overdue")
+
+
+#: Lists count their rows up to this many and show "more than" beyond: counting a million invoices on every page
+#: view was most of an admin list's time at scale (issue 14).
+COUNT_CAP = 10_000
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,8 @@ class Page:
     items: list[Any]
     page: int
     per_page: int
-    total: int
+    total: int  # rows in the list, or COUNT_CAP when there are more (``more``)
+    more: bool = False
 
     @property
     def pages(self) -> int:
@@ -43,14 +49,21 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.page < self.pages or self.more
 
 
-def _paginate(session: Session, query: Select, page: int, per_page: int) -> tuple[list[Any], int, int]:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    page = min(max(1, page), max(1, ceil(total / per_page)))
+    def with_items(self, items: list[Any]) -> Page:
+        return replace(self, items=items)
+
+
+def paginate(session: Session, query: Select, page: int, per_page: int, cap: int = COUNT_CAP) -> Page:
+    """One page of ``query``'s rows; the count stops at ``cap`` (an index range, not the whole table)."""
+    counted = session.scalar(select(func.count()).select_from(query.order_by(None).limit(cap + 1).subquery())) or 0
+    more = counted > cap
+    total = min(counted, cap)
+    page = max(1, page) if more else min(max(1, page), max(1, ceil(total / per_page)))
     rows = session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), total, page
+    return Page(list(rows), page, per_page, total, more)
 
 
 def _like(q: str) -> str:
@@ -76,8 +89,7 @@ def owing_by_client(today: date, client_ids: list[int] | None = None):
     owing_invoice = Invoice.status.in_(OWING)
     if client_ids is not None:
         owing_invoice = owing_invoice & Invoice.client_id.in_(client_ids)
-    applied = applied_by_invoice(owing_invoice)  # paid invoices hold most allocation rows; skip them
-    owed = balance_expr(applied)
+    owed = stored_balance()
     late = Invoice.due_date < today
     return (
         select(
@@ -88,7 +100,6 @@ def owing_by_client(today: date, client_ids: list[int] | None = None):
             func.sum(case((late, 1), else_=0)).label("overdue_count"),
             func.min(Invoice.due_date).label("oldest_due"),
         )
-        .outerjoin(applied, applied.c.invoice_id == Invoice.id)
         .where(owing_invoice, owed > 0)
         .group_by(Invoice.client_id)
         .subquery()
@@ -185,7 +196,8 @@ def invoice_page(
     session: Session, today: date, *, status: str = "", q: str = "", client_id: int | None = None, page: int = 1,
     per_page: int = 25,
 ) -> Page:
-    query = select(Invoice, Client.legal_name).join(Client, Client.id == Invoice.client_id)
+    # an outer join (every invoice has its client) lets PostgreSQL leave clients out of the capped count
+    query = select(Invoice, Client.legal_name).outerjoin(Client, Client.id == Invoice.client_id)
     if status == "overdue":
         query = query.where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_date < today)
     elif status in INVOICE_FILTERS:
@@ -197,9 +209,9 @@ def invoice_page(
         query = query.where(or_(func.lower(Invoice.number).like(pattern, escape="\\"),
                                 func.lower(Client.legal_name).like(pattern, escape="\\")))
     order = (Invoice.due_date, Invoice.id) if status == "overdue" else (Invoice.issue_date.desc(), Invoice.id.desc())
-    rows, total, page = _paginate(session, query.order_by(*order), page, per_page)
-    paid = paid_cents(session, [invoice.id for invoice, _ in rows])
-    return Page([InvoiceRow(invoice, name, paid[invoice.id]) for invoice, name in rows], page, per_page, total)
+    found = paginate(session, query.order_by(*order), page, per_page)
+    paid = paid_cents(session, [invoice.id for invoice, _ in found.items])
+    return found.with_items([InvoiceRow(invoice, name, paid[invoice.id]) for invoice, name in found.items])
 
 
 def client_invoices(session: Session, client_id: int, limit: int = 50) -> list[InvoiceRow]:
@@ -276,9 +288,8 @@ def payment_page(
         pattern = _like(q)
         query = query.where(or_(func.lower(Payment.reference).like(pattern, escape="\\"),
                                 func.lower(Client.legal_name).like(pattern, escape="\\")))
-    rows, total, page = _paginate(session, query.order_by(Payment.received_on.desc(), Payment.id.desc()),
-                                  page, per_page)
-    return Page(_payment_rows(session, rows), page, per_page, total)
+    found = paginate(session, query.order_by(Payment.received_on.desc(), Payment.id.desc()), page, per_page)
+    return found.with_items(_payment_rows(session, found.items))
 
 
 def payment_row(session: Session, payment: Payment) -> PaymentRow:

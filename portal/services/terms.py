@@ -19,17 +19,26 @@ from portal.domain.evidence import AgreementStatus
 from portal.domain.terms import TermsStanding
 from portal.models import Agreement, Client, StaffUser, TermsTemplate, TermsVersion
 
+from .locking import begin_write, serialize
+
 
 def get_template(session: Session, kind: str) -> TermsTemplate:
     """The template of this kind; the first call creates it from the shipped default."""
     if kind not in T.TEMPLATE_KINDS:
         raise DomainError("Unknown kind of document.")
-    template = session.scalar(select(TermsTemplate).where(TermsTemplate.kind == kind))
+    query = select(TermsTemplate).where(TermsTemplate.kind == kind)
+    template = session.scalar(query)
     if template is None:
-        params = T.DEFAULT_PARAMETERS if kind == T.TERMS else {}
-        template = TermsTemplate(kind=kind, title=T.TEMPLATE_TITLES[kind], draft_text=T.DEFAULT_TEXTS[kind],
-                                 draft_parameters=evidence.canonical_json(params).decode(), updated_at=now())
-        session.add(template)
+        # a fresh install's first use, often a page view: create it holding the write lock (SQLite refuses a write
+        # from a read transaction once another connection has committed), then look again under it
+        begin_write(session)
+        serialize(session, f"template {kind}")  # PostgreSQL: a second process waits here, then finds it
+        template = session.scalar(query)
+        if template is None:
+            params = T.DEFAULT_PARAMETERS if kind == T.TERMS else {}
+            template = TermsTemplate(kind=kind, title=T.TEMPLATE_TITLES[kind], draft_text=T.DEFAULT_TEXTS[kind],
+                                     draft_parameters=evidence.canonical_json(params).decode(), updated_at=now())
+            session.add(template)
         session.commit()
     return template
 
@@ -73,6 +82,7 @@ def add_version(session: Session, kind: str, *, staff: StaffUser | None, summary
     """Freeze the current draft as the next version, inside the caller's transaction (no commit). Publishing
     payment terms also marks agreements on older versions: ``portal.services.agreements.publish`` does both."""
     template = get_template(session, kind)
+    serialize(session, f"publish {kind}")  # PostgreSQL: two publishers of one kind take numbers one after the other
     parameters = _validate(kind, template.draft_text, draft_parameters(template), for_publishing=True)
     digest = version_hash(template.draft_text, parameters)
     latest = current_version(session, kind)
@@ -98,13 +108,25 @@ def current_version_id_query(kind: str = T.TERMS):
     return select(func.max(TermsVersion.id)).where(TermsVersion.kind == kind).scalar_subquery()
 
 
-def ensure_disclosure(session: Session) -> TermsVersion:
-    """The E-SIGN disclosure a signer consents to; a fresh install publishes the shipped text as version 1."""
-    version = current_version(session, T.DISCLOSURE)
+def published(session: Session, kind: str, summary: str) -> TermsVersion:
+    """The published version of ``kind``; on a fresh install the shipped text is published as version 1 (and
+    committed), once however many processes get here first."""
+    version = current_version(session, kind)
     if version is None:
-        version = add_version(session, T.DISCLOSURE, staff=None, summary="Default disclosure")
+        get_template(session, kind)  # created (and committed) first: publishing below then commits once
+        # the first use may be a page view: publish holding the write lock (SQLite refuses a write from a read
+        # transaction another connection committed after); on PostgreSQL a second process waits at the same
+        # advisory lock as add_version takes, then finds the first one's version 1
+        begin_write(session)
+        serialize(session, f"publish {kind}")
+        version = current_version(session, kind) or add_version(session, kind, staff=None, summary=summary)
         session.commit()
     return version
+
+
+def ensure_disclosure(session: Session) -> TermsVersion:
+    """The E-SIGN disclosure a signer consents to."""
+    return published(session, T.DISCLOSURE, "Default disclosure")
 
 
 def versions(session: Session, kind: str) -> list[TermsVersion]:

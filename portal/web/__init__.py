@@ -16,6 +16,17 @@ BLUEPRINTS = (
     "portal.web.payments.routes",
     "portal.web.agreements.routes",
     "portal.web.autopay.routes",
+    "portal.web.admin.collections",
+    "portal.web.collections.routes",
+    "portal.web.api.routes",
+    "portal.web.admin.api_access",
+    "portal.web.admin.standing",
+    "portal.web.plans.routes",
+    "portal.web.plan_offers.routes",
+    "portal.web.enforcement.routes",
+    "portal.web.admin.enforcement",
+    "portal.web.orders.routes",
+    "portal.web.admin.equipment",
 )
 
 

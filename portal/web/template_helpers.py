@@ -5,6 +5,7 @@ from datetime import date, datetime
 from flask import Flask, current_app
 
 from portal import db
+from portal.domain import terms as T
 from portal.domain.money import format_money
 from portal.services.autopay import incentives
 from portal.services.settings import SettingsCache
@@ -27,6 +28,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda cents, currency="USD": format_money(int(cents or 0), currency)
     app.jinja_env.filters["date"] = _date
     app.jinja_env.filters["datetime"] = _datetime
+    # every document kind the MSP edits and publishes (the agreements pages' tabs)
+    app.jinja_env.globals["document_templates"] = [(kind, T.TEMPLATE_TITLES[kind]) for kind in T.TEMPLATE_KINDS]
     settings = app.extensions["settings_cache"] = SettingsCache(app.config["SETTINGS_CACHE_SECONDS"])
 
     @app.context_processor

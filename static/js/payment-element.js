@@ -44,3 +44,25 @@
     form.submit();
   });
 })();
+
+// Saving a card whose bank asks for 3-D Secure (templates/autopay/authenticate.html). Our server confirmed the
+// SetupIntent with the ConfirmationToken and got requires_action; Stripe.js runs the bank's challenge
+// (handleNextAction, the server-side-confirmation counterpart of confirmSetup's redirect: "if_required"), then the
+// page posts the setup id back whatever the outcome: the server reads the SetupIntent from Stripe and saves the card
+// only if it succeeded, so a failed or abandoned challenge ends with the server's message and nothing saved.
+// A challenge that needs a full-page redirect comes back to the return URL given at confirmation instead.
+(() => {
+  const form = document.getElementById("stripe-setup-authentication");
+  if (!form || typeof Stripe === "undefined" || !form.dataset.clientSecret) return;
+  const status = document.getElementById("authentication-status");
+  const button = document.getElementById("authentication-button");
+  const stripe = Stripe(form.dataset.publishableKey);
+  button.disabled = true;
+  status.textContent = "Waiting for your bank's confirmation…";
+  stripe.handleNextAction({ clientSecret: form.dataset.clientSecret })
+    .catch(() => null) // a network error: the server still reads the setup's real state
+    .finally(() => {
+      status.textContent = "Checking with the payment processor…";
+      form.submit();
+    });
+})();

@@ -16,7 +16,8 @@
     const button = form.querySelector("#pay-button");
     if (button) {
       // disabled on the next tick, so the click that submits still counts
-      setTimeout(() => { button.disabled = true; button.textContent = "Paying…"; }, 0);
+      // (the saving-for-autopay form names its own busy label: nothing is paid there)
+      setTimeout(() => { button.disabled = true; button.textContent = button.dataset.busyLabel || "Paying…"; }, 0);
     }
   });
 })();

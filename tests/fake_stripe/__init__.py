@@ -8,6 +8,7 @@ Typical use (the fixtures in fixtures.py keep one per session and call ``reset()
         token = fake.confirmation_token("pm_card_visa")
         result = gateway.charge(..., confirmation_token=token)
         fake.settle(pi_id) / fake.fail(pi_id)       # decide a processing bank debit (a scripted return fails)
+        fake.authenticate_setup(seti_id, passed=False)  # fake-only: decide a card's 3-D Secure while it is saved
         fake.charges_by("invoice_id")               # Counter of PaymentIntents created per invoice
         fake.latency_seconds = 0.1                  # every answer takes 100 ms (outside the lock)
         fake.fail_next(500)                         # the next request hits an outage

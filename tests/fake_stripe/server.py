@@ -140,6 +140,13 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+class _Listener(ThreadingHTTPServer):
+    """Stripe accepts every connection; the standard library's backlog of 5 made clients of four run-due processes
+    wait for a SYN retry under load (the test machine's problem, not the code's)."""
+
+    request_queue_size = 128
+
+
 class FakeStripe:
     """``FakeStripe().start()`` serves on ``.url`` (127.0.0.1, a free port) until ``.stop()``.
 
@@ -165,7 +172,7 @@ class FakeStripe:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> FakeStripe:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = _Listener(("127.0.0.1", 0), _Handler)
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="fake-stripe", daemon=True)
@@ -279,10 +286,12 @@ class FakeStripe:
         with self._lock:
             return copy.deepcopy(self.ledger.authenticate(intent_id))
 
-    def authenticate_setup(self, intent_id: str) -> dict[str, Any]:
-        """The client passes 3-D Secure while saving a card (a requires_action SetupIntent)."""
+    def authenticate_setup(self, intent_id: str, *, passed: bool = True) -> dict[str, Any]:
+        """Fake-only (no Stripe API has it): the client passes, or with ``passed=False`` fails or abandons, 3-D
+        Secure while saving a card (a requires_action SetupIntent). Real Stripe decides this between Stripe.js and
+        the bank; tests decide it here, then read the outcome through the API as the portal does."""
         with self._lock:
-            return copy.deepcopy(self.ledger.authenticate_setup(intent_id))
+            return copy.deepcopy(self.ledger.authenticate_setup(intent_id, passed=passed))
 
     def use_microdeposit_type(self, microdeposit_type: str) -> None:
         """How the next microdeposit verifications are done: ``amounts`` (32 and 45) or ``descriptor_code`` (SM11AA)."""

@@ -4,7 +4,11 @@ A mixin of :class:`tests.fake_stripe.ledger.Ledger` (it uses the ledger's paymen
 The rules it imitates, at API version 2026-10-28.endive:
 
 - A SetupIntent confirmed with a card validates it: a dead card (lost, expired, declined) fails there with a 402
-  ``card_error`` carrying the SetupIntent; a card that needs 3-D Secure waits in ``requires_action``.
+  ``card_error`` carrying the SetupIntent; a card that needs 3-D Secure (``pm_card_authenticationRequired``) waits
+  in ``requires_action`` with ``next_action.type == "use_stripe_sdk"`` (Stripe.js runs the bank's challenge) until
+  a test decides the challenge with the fake-only ``FakeStripe.authenticate_setup(intent_id, passed=...)``: passed,
+  it succeeds with the card attached; failed or abandoned, it is back in ``requires_payment_method`` with
+  ``last_setup_error.code == "setup_intent_authentication_failure"`` and nothing attached.
 - A US bank account needs a mandate (the client's acceptance of the debit authorization), from ``mandate_data``
   or from the ConfirmationToken the Payment Element made. With ``verification_method=microdeposits`` the intent
   waits in ``requires_action`` (``next_action.verify_with_microdeposits``) until the client enters Stripe's test
@@ -293,12 +297,34 @@ class SetupIntents:
         intent.update(status="requires_payment_method", next_action=None, last_setup_error=error)
         raise ApiError(400, error)
 
-    def authenticate_setup(self, intent_id: str) -> dict[str, Any]:
-        """The client passes 3-D Secure while saving a card."""
-        intent = self.setup_intents[intent_id]
+    def authenticate_setup(self, intent_id: str, *, passed: bool = True) -> dict[str, Any]:
+        """The client passes (or fails, or abandons) 3-D Secure while saving a card. Test-only: at Stripe the
+        challenge runs between Stripe.js and the bank; here a test decides its outcome."""
+        intent = self.setup_intents.get(intent_id)
+        if intent is None:
+            raise missing("setup_intent", intent_id)
         if intent["status"] != "requires_action" or intent["next_action"]["type"] != "use_stripe_sdk":
             raise invalid("SetupIntent does not require authentication.", code="setup_intent_unexpected_state")
-        self._setup_succeeded(intent, self.payment_methods[intent["payment_method"]])
+        method = self.payment_methods[intent["payment_method"]]
+        if passed:
+            self._setup_succeeded(intent, method)
+            return self._public(intent)
+        # As Stripe answers a failed challenge: back to requires_payment_method, the card not attached, the reason
+        # in last_setup_error (an invalid_request_error, not a card decline).
+        intent.update(
+            status="requires_payment_method",
+            next_action=None,
+            payment_method=None,
+            last_setup_error={
+                "type": "invalid_request_error",
+                "code": "setup_intent_authentication_failure",
+                "doc_url": "https://stripe.com/docs/error-codes/setup-intent-authentication-failure",
+                "message": "The latest attempt to set up the payment method has failed because authentication "
+                "failed.",
+                "payment_method": copy.deepcopy(method),
+                "payment_method_type": method["type"],
+            },
+        )
         return self._public(intent)
 
     @staticmethod

@@ -37,6 +37,14 @@ def save(sandbox: SandboxGateway, token: str, **overrides: object) -> SetupResul
     return sandbox.save_method(**arguments)  # type: ignore[arg-type]
 
 
+def save_passing_3ds(sandbox: SandboxGateway, token: str) -> SetupResult:
+    """Save, passing the sandbox's 3-D Secure stand-in if the card asks for it."""
+    result = save(sandbox, token)
+    if result.status == "requires_action" and not result.awaiting_microdeposits and result.setup_id:
+        result = sandbox.authenticate_setup(result.setup_id, passed=True)
+    return result
+
+
 def test_a_saved_card_shows_its_details_and_belongs_to_its_customer(sandbox: SandboxGateway) -> None:
     result = save(sandbox, sandbox_token("card", "5555 5555 5555 4444", exp_month=4, exp_year=2027))
 
@@ -114,7 +122,7 @@ def test_saved_cards_charged_off_session(
     decline_code: str | None,
     kind: declines.DeclineClass | None,
 ) -> None:
-    saved = save(sandbox, token)
+    saved = save_passing_3ds(sandbox, token)
     assert saved.saved and saved.payment_method_id is not None
 
     result = charge_saved(sandbox, CUSTOMER, saved.payment_method_id)
@@ -129,7 +137,7 @@ def test_saved_cards_charged_off_session(
 
 
 def test_a_card_needing_authentication_passes_with_the_client_present(sandbox: SandboxGateway) -> None:
-    saved = save(sandbox, "pm_card_authenticationRequired")
+    saved = save_passing_3ds(sandbox, "pm_card_authenticationRequired")
     on_session = sandbox.charge(
         idempotency_key="pay-1",
         customer_id=CUSTOMER,
@@ -363,3 +371,38 @@ def test_sandbox_token_expiry_is_checked() -> None:
         sandbox_token("card", "4242424242424242", exp_month=1)
     with pytest.raises(ValueError):
         sandbox_token("us_bank_account", "000123456789", exp_month=1, exp_year=2030)
+
+
+def test_saving_a_card_that_needs_3ds_waits_for_the_stand_in_challenge(sandbox: SandboxGateway) -> None:
+    waiting = save(sandbox, sandbox_token("card", "4000 0027 6000 3184"))
+    assert waiting.setup_id is not None and waiting.customer_id == CUSTOMER
+    assert waiting.status == "requires_action" and not waiting.awaiting_microdeposits and not waiting.saved
+    # Not on the customer yet: only a used-once id, which no saved-method lookup accepts.
+    assert waiting.payment_method_id == "sbx_pm_auth_credit_visa_3184" and waiting.method is not None
+    with pytest.raises(GatewayRequestError):
+        sandbox.saved_method(waiting.payment_method_id, customer_id=CUSTOMER)
+    assert SandboxGateway(now=lambda: datetime(2030, 1, 1, tzinfo=UTC)).retrieve_setup(waiting.setup_id) == waiting
+
+    passed = sandbox.authenticate_setup(waiting.setup_id, passed=True)
+    assert passed.saved and passed.setup_id != waiting.setup_id and passed.customer_id == CUSTOMER
+    assert passed.method is not None and passed.method.customer_id == CUSTOMER
+    assert sandbox.retrieve_setup(passed.setup_id or "") == passed
+    assert sandbox.saved_method(passed.payment_method_id or "", customer_id=CUSTOMER) == passed.method
+
+    failed = sandbox.authenticate_setup(waiting.setup_id, passed=False)
+    assert failed.status == "requires_payment_method" and failed.failure_code == "setup_intent_authentication_failure"
+    assert failed.failure_message is not None and "authentication failed" in failed.failure_message
+    assert failed.method is not None and failed.method.customer_id is None
+    for decided in (passed.setup_id, failed.setup_id):
+        with pytest.raises(GatewayRequestError) as error:
+            sandbox.authenticate_setup(decided or "", passed=True)
+        assert error.value.code == "setup_intent_unexpected_state"
+
+
+@pytest.mark.parametrize("token", ["pm_card_visa", "pm_usBankAccount_success"])
+def test_only_a_card_that_asks_for_3ds_has_a_challenge(sandbox: SandboxGateway, token: str) -> None:
+    setup_id = save(sandbox, token).setup_id or ""
+    with pytest.raises(GatewayRequestError):
+        sandbox.authenticate_setup(setup_id, passed=True)
+    with pytest.raises(GatewayRequestError):  # a hand-made "passed" state on a card that never asks
+        sandbox.retrieve_setup(setup_id.replace("sbx_seti_", "sbx_seti_3dspassed_"))

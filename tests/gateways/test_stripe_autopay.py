@@ -138,6 +138,22 @@ def test_saving_a_card_that_needs_3ds_waits_for_the_client(
 
     done = gateway.retrieve_setup(waiting.setup_id)
     assert done.saved and done.client_secret is None and done.method is not None and done.method.usable
+    assert done.customer_id == waiting.customer_id is not None
+
+
+def test_a_failed_3ds_challenge_leaves_the_card_unsaved(
+    gateway: StripeGateway, fake_stripe: FakeStripe, save: Callable[..., SetupResult]
+) -> None:
+    waiting = save("pm_card_authenticationRequired")
+    assert waiting.setup_id is not None
+
+    fake_stripe.authenticate_setup(waiting.setup_id, passed=False)
+
+    failed = gateway.retrieve_setup(waiting.setup_id)
+    assert failed.status == "requires_payment_method" and not failed.saved and failed.client_secret is None
+    assert failed.failure_code == "setup_intent_authentication_failure"
+    assert failed.failure_message == "Your bank did not confirm this card: the authentication failed or was cancelled."
+    assert failed.customer_id == waiting.customer_id and failed.method is not None and failed.method.customer_id is None
 
 
 def test_a_used_or_unknown_token_is_a_request_error(

@@ -20,6 +20,7 @@ from portal.models import (
     AutopayEnrollment,
     Client,
     Contact,
+    DashboardFigures,
     Invoice,
     MspSettings,
     Payment,
@@ -45,7 +46,11 @@ def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(
     assert sum(1 for i in invoices if 0 < paid[i.id] < i.total_cents) >= 3  # partially paid
     assert sum(1 for c in session.scalars(select(Client)) if ledger.credit_cents(session, c.id) > 0) >= 1
     assert min(i.issue_date for i in invoices) <= today - timedelta(days=180)  # six months and more of history
-    assert all(i.status in ("open", "paid") for i in invoices)
+    # nothing void but the one late fee the demo waives (its fee invoice is voided with the waiver)
+    voided = [i for i in invoices if i.status not in ("open", "paid")]
+    assert [(i.status, i.source) for i in voided] == [("void", "late_fee")]
+    stored = session.scalars(select(DashboardFigures.kind).where(DashboardFigures.made_on == today)).all()
+    assert sorted(stored) == ["adoption", "forecast", "trend"]  # the dashboard reads them as run-due stores them
 
     clients = session.scalars(select(Client)).all()
     assert len(clients) >= 24 and len({c.legal_name for c in clients}) == len(clients)
@@ -81,15 +86,23 @@ def test_seed_publishes_payment_terms_with_clients_at_every_stage(session, rt):
     assert set(by_status["signed"]) == set(demo.SIGNED_V2)
     assert by_status["outdated"] == ["Harbor Dental Group, PC"]  # signed version 1 only
     assert by_status["declined"] == list(demo.DECLINED) and by_status["invited"] == list(demo.INVITED)
-    assert len(by_status["unsigned"]) == len(demo.CLIENTS) - 6
+    assert len(by_status["unsigned"]) == len(demo.CLIENTS) - 8
     signed = session.scalars(select(Agreement).where(Agreement.signed_at.is_not(None),
                                                      Agreement.kind == T.TERMS)).all()
-    assert sorted(a.status for a in signed) == ["signed"] * 4 + ["superseded"]  # Alder Creek signed v1, then v2
+    assert sorted(a.status for a in signed) == ["signed"] * 6 + ["superseded"]  # Alder Creek signed v1, then v2
     for agreement in signed:  # real signatures: the chain, the row and the PAdES-signed PDF all verify
         result = agreements.verify_reference(session, rt, agreement.reference)
         assert result.intact and result.signed and agreement.signed_pdf.startswith(b"%PDF")
     declined = session.scalar(select(Agreement).where(Agreement.status == "declined"))
     assert "remote-disable" in declined.decline_reason
+    # the late payers who signed were charged late fees under those terms; one was waived after a call
+    from portal.models import LateFee
+    from portal.services import demo_fees
+
+    fees = session.scalars(select(LateFee)).all()
+    assert len(fees) >= 2
+    assert {f.late_invoice.client.legal_name for f in fees} <= set(demo.SIGNED_V2) | {"Harbor Dental Group, PC"}
+    assert [f.waiver_reason for f in fees if f.waived_at] == [demo_fees.WAIVER_REASON]
 
 
 def test_seed_puts_clients_on_autopay_by_card_and_bank_with_the_discount_on(session, rt):

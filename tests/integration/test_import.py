@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -293,38 +294,145 @@ def test_cli_reports_a_file_that_is_not_utf8(app, session, tmp_path):
     assert "not UTF-8" in result.stderr
 
 
+OTHER_WRITER = """
+import sys
+from sqlalchemy import create_engine, text
+engine = create_engine(sys.argv[1])
+with engine.begin() as conn:
+    conn.execute(text(
+        "INSERT INTO invoices (client_id, number, status, currency, issue_date, due_date, tax_rate, subtotal_cents, "
+        "tax_cents, total_cents, memo, source, created_at, void_reason) VALUES (:c, '1001', 'open', 'USD', "
+        "'2026-03-01', '2026-03-31', 0, 500, 0, 500, '', 'manual', now(), '')"), {"c": int(sys.argv[2])})
+engine.dispose()
+"""
+
+
 @pytest.mark.parametrize("strict", [False, True])
 def test_a_line_another_process_beat_us_to_is_reported(session, make, tmp_path, strict):
-    """Another writer commits invoice 1001 between our checks and our insert (PostgreSQL reports the unique
-    violation; SQLite cannot interleave writers this way, so the test needs PostgreSQL)."""
+    """Another process commits invoice 1001 after our lookups found no 1001 and just before our INSERT of the
+    chunk's invoices (PostgreSQL reports the unique violation; SQLite cannot interleave writers this way, so the
+    test needs PostgreSQL). The seam is the engine's before_cursor_execute on that INSERT: the importer writes
+    new invoices with Core bulk inserts, not an ORM flush."""
     if session.bind.dialect.name != "postgresql":
         pytest.skip("needs concurrent writers: PostgreSQL only")
-    from sqlalchemy import event, text
+    import subprocess
+    import sys
+
+    from sqlalchemy import event
 
     harbor = make.client(external_id="PSA-1", name="Harbor Dental Group")
     other = make.client(name="Other LLC")
     get_settings(session)
     session.commit()
+    engine = session.get_bind()
+    url = engine.url.render_as_string(hide_password=False)
+    ran = []
 
-    def other_process_inserts(*_):
-        with session.bind.connect() as conn:
-            conn.execute(text(
-                "INSERT INTO invoices (client_id, number, status, currency, issue_date, due_date, tax_rate, "
-                "subtotal_cents, tax_cents, total_cents, memo, source, created_at, void_reason) VALUES (:c, '1001', "
-                "'open', 'USD', '2026-03-01', '2026-03-31', 0, 500, 0, 500, '', 'manual', now(), '')"), {"c": other.id})
-            conn.commit()
+    def other_process_inserts(conn, cursor, statement, *_):
+        if not ran and statement.startswith("INSERT INTO invoices"):
+            ran.append(subprocess.run([sys.executable, "-c", OTHER_WRITER, url, str(other.id)], check=True,
+                                      capture_output=True, text=True))
 
-    event.listen(session, "before_flush", other_process_inserts, once=True)
-    path = write_csv(tmp_path / "x.csv", [row("1001", contact_email="", contact_name=""),
-                                          row("1002", contact_email="", contact_name="")])
-    report = run_import(session, path, strict=strict)
+    event.listen(engine, "before_cursor_execute", other_process_inserts)
+    try:
+        path = write_csv(tmp_path / "x.csv", [row("1001", contact_email="", contact_name=""),
+                                              row("1002", contact_email="", contact_name="")])
+        report = run_import(session, path, strict=strict)
+    finally:
+        event.remove(engine, "before_cursor_execute", other_process_inserts)
 
+    assert len(ran) == 1  # the other process did run, between our lookups and our insert
     assert [i.line for i in report.issues] == [2]
     assert report.issues[0].message.startswith("the database refused the line")
     owner = session.scalar(select(Invoice.client_id).where(Invoice.number == "1001"))
     assert owner == other.id
+    assert session.scalar(select(func.count()).where(Invoice.number == "1001")) == 1  # not duplicated
     if strict:
         assert "nothing will be saved" in report.issues[0].message
         assert invoice(session, "1002") is None and report.saved is False
     else:
         assert invoice(session, "1002").client_id == harbor.id and report.created == 1
+
+
+# --- the bulk path (issue 14): chunks, statement counts, the fast "unchanged" comparison -----------------------
+
+def test_is_unchanged_agrees_with_the_field_by_field_comparison():
+    from dataclasses import replace
+
+    from portal.domain import imports
+
+    header = imports.read_header(HEADER)
+    parsed = imports.parse_row(2, [row("1001", tax="75.00")[c] for c in HEADER], header, currency="USD")
+    facts = imports.facts_for(parsed)
+    assert imports.is_unchanged(parsed, facts) and imports.invoice_differences(parsed, facts) == []
+    for changed in (replace(parsed, amount_cents=parsed.amount_cents + 1), replace(parsed, tax_cents=0),
+                    replace(parsed, description="Other"), replace(parsed, due_date=date(2026, 4, 30)),
+                    replace(parsed, issue_date=date(2026, 2, 28))):
+        assert not imports.is_unchanged(changed, facts)
+        assert imports.invoice_differences(changed, facts) != []
+    stored_decimal = replace(facts, lines=((parsed.description, Decimal("1.0000"), parsed.amount_cents),))
+    assert imports.is_unchanged(parsed, stored_decimal)  # the database's NUMERIC(12, 4) quantity
+
+
+def _many_lines(count: int, clients: int) -> list[dict]:
+    lines = []
+    for i in range(count):
+        c = i % clients + 1
+        # the first line of each client leaves the address blank; its later lines (next chunks) fill it in
+        address = "" if i < clients else f"{c} Main St"
+        lines.append(row(f"B{i + 1:05d}", client=f"PSA-{c}", name=f"Client {c}", amount=f"{100 + i}.00",
+                         client_address_line1=address))
+    return lines
+
+
+def test_a_file_of_several_chunks_imports_clients_across_chunks_and_reimports_unchanged(session, tmp_path):
+    from sqlalchemy import event
+
+    from portal.services.importer import CHUNK
+
+    lines = 2 * CHUNK + 7
+    path = write_csv(tmp_path / "many.csv", _many_lines(lines, 600))
+    engine = session.get_bind()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *_):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        first = run_import(session, path)
+        written = len(statements)
+        statements.clear()
+        second = run_import(session, path)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert (first.created, first.updated, first.unchanged, first.failed) == (lines, 0, 0, 0)
+    assert (first.clients_created, first.clients_updated, first.contacts_added) == (600, 407, 600)
+    assert count(session, Invoice) == lines and count(session, InvoiceLine) == lines
+    assert count(session, Client) == 600 and count(session, Contact) == 600
+    assert session.scalar(select(Client.address_line1).where(Client.external_id == "PSA-7")) == "7 Main St"
+    assert session.scalar(select(Client.address_line1).where(Client.external_id == "PSA-599")) == ""
+    last = invoice(session, f"B{lines:05d}")
+    assert (last.total_cents, last.lines[0].amount_cents, last.status, last.source) == (
+        (100 + lines - 1) * 100, (100 + lines - 1) * 100, "open", "import")
+    # A chunk's writes are a handful of multi-row statements, not a few per line
+    assert written <= 3 * 25, written
+    assert (second.created, second.updated, second.unchanged, second.failed) == (0, 0, lines, 0)
+    assert not [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert len(statements) <= 3 * 10, len(statements)
+
+
+def test_an_email_taken_by_an_earlier_new_client_of_the_same_chunk_is_a_conflict(session, tmp_path):
+    path = write_csv(tmp_path / "x.csv", [row("1001", contact_email="ap@shared.test"),
+                                          row("2001", client="PSA-2", name="Cedar LLC", contact_email="ap@shared.test"),
+                                          row("1002", contact_email="ap@shared.test")])
+    report = run_import(session, path)
+
+    assert [(i.line, i.kind) for i in report.issues] == [(3, "conflict")]
+    assert report.issues[0].message == ("contact_email ap@shared.test already belongs to another client "
+                                        "(Harbor Dental Group, PSA-1); an email can sign in for one client only")
+    assert (report.created, report.contacts_added, report.clients_created) == (2, 1, 1)
+    assert session.scalar(select(Client).where(Client.external_id == "PSA-2")) is None
+    assert session.scalar(select(Contact.client_id).where(Contact.email == "ap@shared.test")) == \
+        invoice(session, "1002").client_id

@@ -83,6 +83,31 @@ def test_an_invoice_due_today_is_charged_off_session_once(app, session, make, sa
     assert any("Payment received" in m["Subject"] for m in read_outbox(outbox))
 
 
+
+def test_a_likely_duplicate_bill_waits_for_the_admin_before_autopay_charges_it(app, session, make, sandbox_gateway,
+                                                                               outbox):
+    from portal.services.collections import duplicates
+
+    rt = runtime_for(sandbox_gateway)
+    client = make.client("Acme Dental LLC")
+    make.contact(client, email="pat@acme-dental.test")
+    original = make.invoice(client, 12_000, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 16))
+    twin = make.invoice(client, 12_000, issue_date=date(2026, 3, 3), due_date=date(2026, 3, 16))  # another number
+    enroll(session, rt, client)
+
+    report = run(app, session, rt)
+
+    assert (report.charged, report.succeeded) == (1, 1)  # the original only
+    assert (invoice_state(session, original), invoice_state(session, twin)) == (("paid", 0), ("open", 12_000))
+    assert (twin.id, A.Skip.HELD_AS_DUPLICATE) in report.skips
+
+    duplicates.confirm_distinct(session, twin.id, staff=make.staff())
+    report = run(app, session, rt)
+
+    assert (report.charged, report.succeeded) == (1, 1)
+    assert invoice_state(session, twin) == ("paid", 0)
+    assert sorted(c.invoice_id for c in session.scalars(select(AutopayCharge))) == sorted([original.id, twin.id])
+
 def test_the_run_log_shows_each_run_what_it_charged_and_why_it_skipped(app, session, make, sandbox_gateway, outbox,
                                                                        staff_http):
     rt = runtime_for(sandbox_gateway)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import date
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portal.domain import imports
-from portal.domain.imports import FileChecks, HeaderError, ImportRow, RowError, parse_row, read_header
+from portal.domain.imports import FileChecks, FirstLines, HeaderError, ImportRow, RowError, parse_row, read_header
 
 COLUMNS = ["client_external_id", "client_name", "invoice_number", "issue_date", "due_date", "description",
            "amount", "currency", "contact_email", "contact_name", "tax", "status", "client_address_line1", "city",
@@ -167,3 +168,37 @@ def test_any_amount_with_up_to_two_decimals_round_trips_exactly(value):
         cents = imports.parse_amount(text)
         assert cents == int(value * 100)
         assert Decimal(cents) / 100 == value
+
+
+@given(st.lists(st.text(alphabet="0123456789AB-", min_size=1, max_size=4), max_size=300))
+def test_first_lines_agrees_with_a_dict_of_every_number(numbers):
+    index, expected = FirstLines(capacity=4), {}  # tiny, so it grows several times
+    for line, number in enumerate(numbers, start=2):
+        assert index.first(number, line) == expected.setdefault(number, line)
+    assert len(index) == len(expected)
+    assert all(index.first(number, 10_000) == line for number, line in expected.items())  # and after growing
+
+
+def _held(build) -> tuple[object, int]:
+    tracemalloc.start()
+    try:
+        built = build()
+        return built, tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_first_lines_stays_small_for_a_long_file():
+    numbers = range(2, 200_002)
+
+    def index():
+        first = FirstLines()
+        for line in numbers:
+            first.first(f"INV-{line:08d}", line)
+        return first
+
+    compact, held = _held(index)
+    _, held_by_dict = _held(lambda: {f"INV-{line:08d}": line for line in numbers})
+    assert len(compact) == 200_000
+    assert held < 40 * len(compact)  # bytes a number, whatever the fill after the last growth
+    assert held * 3 < held_by_dict

@@ -139,6 +139,8 @@ class SetupResult:
 
     status: SetupStatus
     setup_id: str | None  # None: refused before the gateway created anything
+    #: The gateway customer the setup saves to: the portal checks it before acting on a setup id it was handed.
+    customer_id: str | None = None
     payment_method_id: str | None = None
     method: SavedMethodDetails | None = None
     mandate_id: str | None = None
@@ -496,6 +498,9 @@ _CARD_DECLINE_MESSAGES: dict[str, str] = {
     "processing_error": "An error occurred while processing your card. Please try again.",
     "authentication_required": (
         "Your bank asks you to approve this payment. Please sign in and pay the invoice to approve it."
+    ),
+    "setup_intent_authentication_failure": (
+        "Your bank did not confirm this card: the authentication failed or was cancelled."
     ),
 }
 _BANK_FAILURE_MESSAGES: dict[str, str] = {

@@ -102,28 +102,48 @@ class _SandboxCharge:
             raise GatewayRequestError(f"No such sandbox payment: {gateway_id!r}", code="resource_missing") from None
 
 
+#: Where a setup stands with 3-D Secure, for a card that asks for it when saved (``authenticates_on_save``). The
+#: sandbox keeps no state, so the state is in the setup id: the challenge page's answer gives a new id (waiting ->
+#: passed or failed), the way a microdeposit verification does. A row in the portal's database would also work,
+#: but the gateway would then stop being a drop-in for Stripe that several workers can share without a database.
+#: Anyone can write a "passed" id by hand, as anyone can type 4242 4242 4242 4242: the sandbox moves no money.
+AUTH_WAITING, AUTH_PASSED, AUTH_FAILED = "3dswait", "3dspassed", "3dsfailed"
+_AUTH_STATES = frozenset({AUTH_WAITING, AUTH_PASSED, AUTH_FAILED})
+#: Stripe's code for a setup whose 3-D Secure challenge failed or was abandoned.
+AUTHENTICATION_FAILURE = "setup_intent_authentication_failure"
+
+
 @dataclass(frozen=True)
 class _SandboxSetup:
-    """``sbx_seti_<saved method>_<created>_<key hash>_<customer id>``: its status follows from the method alone."""
+    """``sbx_seti_[<3-D Secure state>_]<saved method>_<created>_<key hash>_<customer id>``: its status follows from
+    the method and the 3-D Secure state alone."""
 
     saved: SavedMethod
     created: int
     key_hash: str
     customer_id: str
+    authentication: str | None = None  # one of _AUTH_STATES, for a card that authenticates when saved
 
     @property
     def id(self) -> str:
+        auth = f"{self.authentication}_" if self.authentication else ""
         fields = f"{self.saved.method.fields()}_{self.saved.suffix}"
-        return f"sbx_seti_{fields}_{self.created}_{self.key_hash}_{self.customer_id}"
+        return f"sbx_seti_{auth}{fields}_{self.created}_{self.key_hash}_{self.customer_id}"
 
     @classmethod
     def parse(cls, setup_id: str) -> _SandboxSetup:
         parts = setup_id.removeprefix("sbx_seti_").split("_") if setup_id.startswith("sbx_seti_") else []
+        # An outcome name never starts with a digit, so a leading 3-D Secure state cannot be read as one.
+        authentication = parts.pop(0) if parts and parts[0] in _AUTH_STATES else None
         try:
             if len(parts) < 10 or not parts[7].isdigit() or len(parts[8]) != 16:
                 raise ValueError(setup_id)
-            setup = cls(SavedMethod.from_parts(parts[:7]), int(parts[7]), parts[8], "_".join(parts[9:]))
+            setup = cls(
+                SavedMethod.from_parts(parts[:7]), int(parts[7]), parts[8], "_".join(parts[9:]), authentication
+            )
             if owner_hash(setup.customer_id) != setup.saved.owner:
+                raise ValueError(setup_id)
+            if authentication is not None and not OUTCOMES[setup.saved.method.outcome].authenticates_on_save:
                 raise ValueError(setup_id)
             return setup
         except (KeyError, ValueError):
@@ -232,16 +252,27 @@ class SandboxGateway(PaymentGateway):
         # accounts do; "microdeposits" waits for the client to read back Stripe's test amounts.
         pending = method.method_type == "us_bank_account" and request.bank_verification == "microdeposits"
         saved = SavedMethod(method, expiry, not pending, owner_hash(request.customer_id))
+        authentication = AUTH_WAITING if OUTCOMES[method.outcome].authenticates_on_save else None
         fingerprint = json.dumps(dataclasses.asdict(request), sort_keys=True, default=str)
 
         def create(created: int) -> SetupResult:
             key_hash = short_hash(request.idempotency_key)
-            return self._setup_result(_SandboxSetup(saved, created, key_hash, request.customer_id))
+            return self._setup_result(_SandboxSetup(saved, created, key_hash, request.customer_id, authentication))
 
         return cast(SetupResult, self._once("setup:" + request.idempotency_key, fingerprint, create))
 
     def retrieve_setup(self, setup_id: str) -> SetupResult:
         return self._setup_result(_SandboxSetup.parse(setup_id))
+
+    def authenticate_setup(self, setup_id: str, *, passed: bool) -> SetupResult:
+        """SANDBOX only: the answer of the sandbox's stand-in for the bank's 3-D Secure challenge on a card being
+        saved (Stripe runs the real one in Stripe.js). Returns the setup under its new id (see AUTH_WAITING)."""
+        setup = _SandboxSetup.parse(setup_id)
+        if setup.authentication != AUTH_WAITING:
+            raise GatewayRequestError(
+                "This setup is not waiting for authentication.", code="setup_intent_unexpected_state"
+            )
+        return self._setup_result(replace(setup, authentication=AUTH_PASSED if passed else AUTH_FAILED))
 
     def _verify_microdeposits(
         self, setup_id: str, *, amounts: tuple[int, int] | None, descriptor_code: str | None
@@ -344,6 +375,7 @@ class SandboxGateway(PaymentGateway):
             return SetupResult(
                 status="requires_payment_method",
                 setup_id=setup.id,
+                customer_id=setup.customer_id,
                 method=_details(saved, None),
                 payment_method_id=saved.id,
                 failure_code=outcome.failure_code,
@@ -354,11 +386,36 @@ class SandboxGateway(PaymentGateway):
                     decline_code=outcome.decline_code,
                 ),
             )
+        if setup.authentication in (AUTH_WAITING, AUTH_FAILED):
+            # As at Stripe, the card is on no customer until the challenge is passed: the result names it by its
+            # used-once id, never by the saved one that a charge for the customer would accept.
+            unattached = "sbx_pm_" + saved.method.own_fields()
+            details = replace(_details(saved, None), method_id=unattached)
+            if setup.authentication == AUTH_WAITING:
+                return SetupResult(
+                    status="requires_action",
+                    setup_id=setup.id,
+                    customer_id=setup.customer_id,
+                    payment_method_id=unattached,
+                    method=details,
+                )
+            return SetupResult(
+                status="requires_payment_method",
+                setup_id=setup.id,
+                customer_id=setup.customer_id,
+                payment_method_id=unattached,
+                method=details,
+                failure_code=AUTHENTICATION_FAILURE,
+                failure_message=client_failure_message(
+                    method_type="card", failure_code=AUTHENTICATION_FAILURE, decline_code=None
+                ),
+            )
         is_bank = saved.method.method_type == "us_bank_account"
         if not saved.verified:
             return SetupResult(
                 status="requires_action",
                 setup_id=setup.id,
+                customer_id=setup.customer_id,
                 payment_method_id=saved.id,
                 method=_details(saved, None),
                 microdeposit_type=self._microdeposit_type,
@@ -367,6 +424,7 @@ class SandboxGateway(PaymentGateway):
         return SetupResult(
             status="succeeded",
             setup_id=setup.id,
+            customer_id=setup.customer_id,
             payment_method_id=saved.id,
             method=_details(saved, setup.customer_id),
             mandate_id="sbx_mandate_" + short_hash(setup.id) if is_bank else None,

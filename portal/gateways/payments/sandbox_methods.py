@@ -30,6 +30,9 @@ class Outcome:
     #: (declined outright, lost, expired) fails then; a $0 check cannot see funds, and 4000000000000341 exists to
     #: save and then fail, so those save and decline only when charged.
     saves: bool = True
+    #: Whether saving it asks for 3-D Secure first (Stripe's 4000002760003184 does, on every setup and payment):
+    #: the setup waits in ``requires_action`` until the client passes the sandbox's stand-in for the challenge.
+    authenticates_on_save: bool = False
 
 
 OUTCOMES: dict[str, Outcome] = {
@@ -39,9 +42,10 @@ OUTCOMES: dict[str, Outcome] = {
     "lost": Outcome("card", "failed", "card_declined", "lost_card", saves=False),
     "expired": Outcome("card", "failed", "expired_card", "expired_card", saves=False),
     "custfail": Outcome("card", "failed", "card_declined", "generic_decline"),
-    # 3-D Secure on every payment: the sandbox has no challenge page, so with the client present it passes; with
-    # the client away (autopay) it fails as Stripe's does, asking for the client.
-    "auth": Outcome("card", "succeeded"),
+    # 3-D Secure on every setup and payment. Saving it waits for the sandbox's challenge page (see sandbox.py); a
+    # payment has no challenge page in the sandbox, so with the client present it passes; with the client away
+    # (autopay) it fails as Stripe's does, asking for the client.
+    "auth": Outcome("card", "succeeded", authenticates_on_save=True),
     "authoff": Outcome("card", "failed", "authentication_required", "authentication_required"),
     "badnumber": Outcome("card", "failed", "incorrect_number", saves=False),
     "achok": Outcome("us_bank_account", "succeeded", settles_later=True),

@@ -486,6 +486,7 @@ def setup_result_from_intent(intent: Mapping[str, Any], *, error: Mapping[str, A
     return SetupResult(
         status=status,
         setup_id=intent.get("id"),
+        customer_id=_as_id(intent.get("customer")),
         payment_method_id=details.method_id if details else _as_id(intent.get("payment_method")),
         method=details,
         mandate_id=_as_id(intent.get("mandate")),

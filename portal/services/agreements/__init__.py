@@ -24,6 +24,7 @@ from .invitations import (
     publish,
     remind_outstanding,
     resend,
+    signed_terms_of,
     terms_for_contact,
     terms_to_sign,
     void,
@@ -51,6 +52,6 @@ __all__ = [
     "Verification", "acknowledge", "authority_statement", "clause_statements", "client_agreements", "consent",
     "consent_statement", "decline", "disclosure_document", "event_data", "events", "for_client", "get", "invite",
     "needs_terms", "open_invitation", "pdf_filename", "previous_signed", "progress", "publish",
-    "record_open", "record_view", "remind_outstanding", "render_signed_pdf", "resend", "sign", "terms_for_contact",
-    "terms_to_sign", "verify_events", "verify_pdf", "verify_reference", "void",
+    "record_open", "record_view", "remind_outstanding", "render_signed_pdf", "resend", "sign", "signed_terms_of",
+    "terms_for_contact", "terms_to_sign", "verify_events", "verify_pdf", "verify_reference", "void",
 ]

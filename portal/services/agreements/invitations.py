@@ -3,9 +3,10 @@ older versions), invite, email, remind and void."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,6 +65,18 @@ def _create(session: Session, rt: Runtime, client: Client, version: TermsVersion
 
 def open_invitation(session: Session, client_id: int, version: TermsVersion) -> Agreement | None:
     return session.scalar(select(Agreement).where(Agreement.open_key == _open_key(client_id, version)))
+
+
+def signed_terms_of(session: Session, client_ids: Iterable[int]) -> dict[int, Agreement]:
+    """The payment terms each client signed last (still in force): the version whose numbers bind it now, for
+    standing, notices and deposits. (Late fees instead look for the terms in force when each invoice was issued.)"""
+    ids = list(client_ids)
+    if not ids:
+        return {}
+    latest = (select(func.max(Agreement.id)).where(Agreement.client_id.in_(ids), Agreement.kind == T.TERMS,
+                                                   Agreement.status == AgreementStatus.SIGNED)
+              .group_by(Agreement.client_id))
+    return {a.client_id: a for a in session.scalars(select(Agreement).where(Agreement.id.in_(latest)))}
 
 
 def _signed_on(session: Session, client_id: int, version: TermsVersion) -> Agreement | None:

@@ -47,13 +47,22 @@ class Document:
         return evidence.sha256_hex(self.html)
 
 
+@dataclass(frozen=True)
+class SignedBy:
+    """What the signer gave on the signing page: name, title, the two confirmations, the signature, and the
+    SHA-256 of the document the page showed (checked again against what is signed)."""
+
+    full_name: str
+    title: str
+    authority_confirmed: bool
+    consent_confirmed: bool
+    signature: Signature
+    shown_sha256: str
+
+
 def current_version(session: Session, kind: str) -> TermsVersion:
     """The published version of ``kind``; a fresh install publishes the shipped text as version 1."""
-    version = terms_service.current_version(session, kind)
-    if version is None:
-        version = terms_service.add_version(session, kind, staff=None, summary="Default text")
-        session.commit()
-    return version
+    return terms_service.published(session, kind, "Default text")
 
 
 def render(version: TermsVersion, variables: dict[str, str]) -> Document:

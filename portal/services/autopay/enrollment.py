@@ -5,8 +5,6 @@ method is a ``revoked`` event on that agreement, which stays readable and verifi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,7 +15,6 @@ from portal.domain.errors import DomainError
 from portal.domain.money import format_money
 from portal.models import Agreement, AutopayOffer, Client, Contact, SavedPaymentMethod
 
-from .. import agreements
 from ..agreements import rendered
 from ..agreements.chain import Meta
 from ..errors import NotFound
@@ -58,14 +55,7 @@ def _check_usable(session: Session, client_id: int, method: SavedPaymentMethod) 
         raise DomainError("This card has expired. Please add a current card.")
 
 
-@dataclass(frozen=True)
-class SignedBy:
-    full_name: str
-    title: str
-    authority_confirmed: bool
-    consent_confirmed: bool
-    signature: agreements.Signature
-    shown_sha256: str
+SignedBy = rendered.SignedBy  # what the signer gave, one shape for every rendered document
 
 
 def authorize(session: Session, rt: Runtime, contact: Contact, method_row_id: int, signed: SignedBy, *,

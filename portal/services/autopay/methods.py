@@ -1,6 +1,12 @@
 """Saved payment methods: a client contact saves a card or US bank account on the client's gateway customer
-(a SetupIntent confirmed with a ConfirmationToken), verifies microdeposits, names a default and a fallback, and
-removes one (detached on the gateway; the row and its signed authorization stay).
+(a SetupIntent confirmed with a ConfirmationToken), passes 3-D Secure if the card's bank asks for it, verifies
+microdeposits, names a default and a fallback, and removes one (detached on the gateway; the row and its signed
+authorization stay).
+
+3-D Secure: ``save`` answers :class:`NeedsAuthentication` and saves nothing; the browser runs the bank's challenge
+(Stripe.js, or the sandbox's stand-in page), then hands back the setup id (posted, or in the gateway's return URL)
+to ``complete_setup``. That id is only a claim: the setup is read back from the gateway, must belong to this
+client's gateway customer and must have succeeded; its unique ``setup_id`` makes a replay return the saved row.
 
 No transaction is held across a gateway call: the customer is ensured (its own commit), the gateway answers, then
 ``begin_write`` and the answer is stored. The setup's idempotency key comes from the form's one-time nonce, so a
@@ -23,7 +29,13 @@ from portal.domain import autopay as A
 from portal.domain.authorizations import method_description
 from portal.domain.errors import DomainError
 from portal.domain.payments import REQUIRES_ACTION
-from portal.gateways.payments import GatewayError, GatewayRequestError, MandateAcceptance, SetupResult
+from portal.gateways.payments import (
+    GatewayError,
+    GatewayRequestError,
+    MandateAcceptance,
+    SandboxGateway,
+    SetupResult,
+)
 from portal.models import Client, Contact, GatewayCustomer, SavedPaymentMethod
 
 from ..errors import NotFound
@@ -36,6 +48,9 @@ PENDING, ACTIVE, REMOVED, BLOCKED = _S.PENDING_VERIFICATION, _S.ACTIVE, _S.REMOV
 SHOWN = (PENDING, ACTIVE, BLOCKED)
 NOT_YOURS = "That payment method does not belong to your account."
 NOT_ANSWERING = "The payment processor is not answering. Nothing was saved; please try again in a few minutes."
+NOT_CONFIRMED = ("Your bank has not confirmed this card yet, so nothing was saved. Please add the card again and "
+                 "complete your bank's check, or use another card.")
+AUTHENTICATION_FAILED = "setup_intent_authentication_failure"  # Stripe's code; the sandbox uses it too
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
@@ -87,10 +102,20 @@ class NewMethod:
     bank_verification: str = "automatic"
 
 
+@dataclass(frozen=True)
+class NeedsAuthentication:
+    """The card's bank asks for 3-D Secure before the card is saved: nothing is stored until the client passes the
+    challenge and ``complete_setup`` reads the setup back."""
+
+    setup_id: str
+    client_secret: str | None  # Stripe.js runs the challenge with it (handleNextAction); None in the sandbox
+
+
 def save(session: Session, rt: Runtime, contact: Contact, new: NewMethod, acceptance: MandateAcceptance
-         ) -> SavedPaymentMethod:
-    """Save a method on the client's gateway customer. A card is active at once; a bank account waiting for
-    microdeposits is stored as pending (shown, never charged)."""
+         ) -> SavedPaymentMethod | NeedsAuthentication:
+    """Save a method on the client's gateway customer. A card is active at once (after 3-D Secure, if its bank
+    asks: see NeedsAuthentication); a bank account waiting for microdeposits is stored as pending (shown, never
+    charged)."""
     if not _NONCE.fullmatch(new.nonce or ""):
         raise DomainError("This form is incomplete. Please reload the page.")
     token = (new.token or "").strip()
@@ -114,18 +139,54 @@ def save(session: Session, rt: Runtime, contact: Contact, new: NewMethod, accept
         raise DomainError(NOT_ANSWERING) from e
     except ValueError as e:
         raise DomainError("Those payment details could not be used. Please enter them again.") from e
+    if _awaits_authentication(result) and result.setup_id is not None and result.customer_id in (None, customer_id):
+        return NeedsAuthentication(setup_id=result.setup_id, client_secret=result.client_secret)
     return _store(session, client, contact, customer_id, result, rt.gateway.name)
 
 
 def complete_setup(session: Session, rt: Runtime, contact: Contact, setup_id: str) -> SavedPaymentMethod:
-    """The client came back from the gateway (3-D Secure, bank login) with a setup id in the URL. Anyone can edit
-    a URL: an unknown id, or a setup of another gateway customer, is refused and nothing is stored."""
+    """The client is back from the bank's 3-D Secure challenge (or a gateway redirect) with a setup id, posted by
+    the page or in the return URL. Anyone can post or edit that: an unknown id or a setup of another gateway
+    customer is refused, a setup that did not succeed saves nothing, and a replayed one returns the saved row."""
+    client, customer_id, result = _own_setup(session, rt, contact, setup_id)
+    return _store(session, client, contact, customer_id, result, rt.gateway.name)
+
+
+def awaiting_sandbox_authentication(session: Session, rt: Runtime, contact: Contact, setup_id: str) -> SetupResult:
+    """SANDBOX: the setup its 3-D Secure stand-in page is about; only this client's setups that still wait."""
+    if not isinstance(rt.gateway, SandboxGateway):
+        raise NotFound()
+    _, _, result = _own_setup(session, rt, contact, setup_id)
+    if not _awaits_authentication(result):
+        raise DomainError("This card is not waiting for your bank's confirmation.")
+    return result
+
+
+def sandbox_authenticate(session: Session, rt: Runtime, contact: Contact, setup_id: str, *, passed: bool) -> str:
+    """SANDBOX: the client passes or fails the stand-in for the bank's challenge. Returns the setup's new id (the
+    stateless sandbox records the answer in it), which ``complete_setup`` then reads back like Stripe's."""
+    gateway = rt.gateway
+    if not isinstance(gateway, SandboxGateway):
+        raise NotFound()
+    awaiting_sandbox_authentication(session, rt, contact, setup_id)
+    try:
+        result = gateway.authenticate_setup(setup_id.strip(), passed=passed)
+    except GatewayRequestError as e:
+        raise DomainError("This card is not waiting for your bank's confirmation.") from e
+    if result.setup_id is None:
+        raise DomainError(NOT_CONFIRMED)
+    return result.setup_id
+
+
+def _own_setup(session: Session, rt: Runtime, contact: Contact, setup_id: str
+               ) -> tuple[Client, str, SetupResult]:
+    """The setup as the gateway tells it, provided it is on this client's gateway customer."""
     setup_id = (setup_id or "").strip()
     if not setup_id or len(setup_id) > 255:
         raise DomainError(NOT_YOURS)
     client = session.get(Client, contact.client_id)
     customer_id = customer_of(session, contact.client_id, rt.gateway.name) if client else None
-    session.rollback()
+    session.rollback()  # no transaction across the gateway call
     if client is None or customer_id is None:
         raise DomainError(NOT_YOURS)
     try:
@@ -134,17 +195,24 @@ def complete_setup(session: Session, rt: Runtime, contact: Contact, setup_id: st
         raise DomainError(NOT_YOURS) from e
     except GatewayError as e:
         raise DomainError(NOT_ANSWERING) from e
-    if result.method is None or result.method.customer_id != customer_id:
+    if result.customer_id != customer_id:
         raise DomainError(NOT_YOURS)
-    return _store(session, client, contact, customer_id, result, rt.gateway.name)
+    return client, customer_id, result
+
+
+def _awaits_authentication(result: SetupResult) -> bool:
+    """3-D Secure on the card being saved: waiting on the client, as opposed to a bank account's microdeposits."""
+    return result.status == REQUIRES_ACTION and not result.awaiting_microdeposits
 
 
 def _store(session: Session, client: Client, contact: Contact, customer_id: str, result: SetupResult,
            gateway: str) -> SavedPaymentMethod:
     if not (result.saved or result.awaiting_microdeposits):
-        if result.status == REQUIRES_ACTION:  # 3-D Secure on the card being saved
-            raise DomainError("Your bank asks you to confirm this card, which the portal cannot do here yet. "
-                              "Please use another card or a bank account.")
+        if _awaits_authentication(result):  # the challenge was never finished
+            raise DomainError(NOT_CONFIRMED)
+        if result.failure_code == AUTHENTICATION_FAILED:
+            raise DomainError(f"{result.failure_message or 'Your bank did not confirm this card.'} Nothing was "
+                              "saved; you can add the card again or use another one.")
         raise DomainError(result.failure_message or "That payment method was declined. Nothing was saved.")
     method = result.method
     if method is None or result.payment_method_id is None or result.setup_id is None:

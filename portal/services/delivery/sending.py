@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,6 +25,7 @@ from portal.gateways.email import Attachment
 from portal.models import Contact, Invoice, InvoiceDelivery, InvoiceEvent, InvoiceLink, StaffUser
 
 from .. import billing, ledger, mail
+from ..collections import duplicates
 from ..documents import invoice_pdf
 from ..locking import begin_write
 from ..runtime import Runtime
@@ -36,6 +37,17 @@ log = logging.getLogger(__name__)
 TEMPLATES = {rules.INVOICE: "invoice", rules.REMINDER: "reminder", rules.FRESH_LINK: "invoice"}
 
 
+@dataclass(frozen=True)
+class ReminderContent:
+    """A collections reminder's own email (a dunning step): its template, whether the invoice PDF goes with it, and
+    its subject and extra context, built per recipient from the standard context (each has their own link)."""
+
+    label: str  # on the invoice's timeline: "Reminder (Final notice)"
+    template: str
+    attach_invoice: bool
+    build: Callable[[dict], tuple[str, dict]]
+
+
 def send_invoice(
     session: Session,
     rt: Runtime,
@@ -45,25 +57,28 @@ def send_invoice(
     actor: StaffUser | None = None,
     kind: str = rules.INVOICE,
     requested_via: InvoiceLink | None = None,
+    content: ReminderContent | None = None,
 ) -> list[InvoiceDelivery]:
     """Email the invoice to each contact (default: the client's billing contacts with portal access), each with
     their own link and the invoice PDF attached. ``kind="invoice"`` replaces the contacts' earlier links (the old
     emails' links stop working); a reminder or a fresh link reuses a contact's live link."""
     begin_write(session)
     return send_in_transaction(session, rt, invoice, contacts=contacts, actor=actor, kind=kind,
-                               requested_via=requested_via)
+                               requested_via=requested_via, content=content)
 
 
 def send_in_transaction(session: Session, rt: Runtime, invoice: Invoice, *, contacts: Sequence[Contact] | None,
                         actor: StaffUser | None, kind: str,
-                        requested_via: InvoiceLink | None) -> list[InvoiceDelivery]:
+                        requested_via: InvoiceLink | None,
+                        content: ReminderContent | None = None) -> list[InvoiceDelivery]:
     """send_invoice inside a write transaction the caller began (it may have changed the invoice first)."""
     _lock(session, invoice)
     rules.check_sendable(invoice.status, kind)
+    duplicates.check_sendable(session, invoice)  # a likely duplicate waits for the admin's decision
     recipients = _recipients(session, invoice, contacts)
     # the same document as on the portal and the magic-link page, rendered before any row is written: a rendering
     # error leaves nothing half-done
-    pdf = invoice_pdf(session, rt, invoice)
+    pdf = invoice_pdf(session, rt, invoice) if content is None or content.attach_invoice else None
     at = now()
     deliveries = []
     for contact in recipients:
@@ -72,14 +87,15 @@ def send_in_transaction(session: Session, rt: Runtime, invoice: Invoice, *, cont
         deliveries.append(_new_delivery(session, invoice, contact, link, kind, actor, at, requested_via))
     session.commit()
     for delivery in deliveries:
-        _deliver(session, rt, delivery, pdf)
+        _deliver(session, rt, delivery, pdf, content)
     return deliveries
 
 
 def send_reminder(session: Session, rt: Runtime, invoice: Invoice, *, contacts: Sequence[Contact] | None = None,
-                  actor: StaffUser | None = None) -> list[InvoiceDelivery]:
-    """For the collections work: the same path, the reminder template, and the contacts' links kept."""
-    return send_invoice(session, rt, invoice, contacts=contacts, actor=actor, kind=rules.REMINDER)
+                  actor: StaffUser | None = None, content: ReminderContent | None = None) -> list[InvoiceDelivery]:
+    """For the collections work: the same path, the reminder template (or a dunning step's own ``content``), and
+    the contacts' links kept."""
+    return send_invoice(session, rt, invoice, contacts=contacts, actor=actor, kind=rules.REMINDER, content=content)
 
 
 def retry_delivery(session: Session, rt: Runtime, delivery: InvoiceDelivery, *,
@@ -90,6 +106,7 @@ def retry_delivery(session: Session, rt: Runtime, delivery: InvoiceDelivery, *,
     already = session.scalar(select(InvoiceDelivery.id).where(InvoiceDelivery.retry_of_id == delivery.id))
     rules.check_retryable(delivery.status, delivery.created_at, already is not None, superseded(delivery), now())
     rules.check_sendable(invoice.status, delivery.kind)
+    duplicates.check_sendable(session, invoice)
     contact = delivery.contact
     if contact is None or not _eligible(contact, invoice):
         raise DomainError("That contact no longer has portal access at this client; send the invoice instead.")
@@ -117,6 +134,9 @@ def issue_and_send(session: Session, rt: Runtime, invoice: Invoice, *, actor: St
     Otherwise the issue is committed with the link and delivery rows, in one transaction, before the emails go."""
     begin_write(session)
     billing.issue_draft(invoice)  # a draft only; refused before anything changed
+    if held := duplicates.hold_reason(session, invoice):  # issued, but not sent until the admin decides
+        session.commit()
+        return IssuedAndSent([], held)
     try:
         recipients = _recipients(session, invoice, None)
     except DomainError as e:
@@ -229,16 +249,22 @@ def _new_delivery(session: Session, invoice: Invoice, contact: Contact, link: In
     return delivery
 
 
-def _deliver(session: Session, rt: Runtime, delivery: InvoiceDelivery, pdf: bytes) -> None:
+def _deliver(session: Session, rt: Runtime, delivery: InvoiceDelivery, pdf: bytes | None,
+             content: ReminderContent | None = None) -> None:
     invoice = delivery.invoice
     try:
+        context = email_context(session, rt, invoice, delivery)
+        subject, template = subject_for(session, invoice, delivery.kind), TEMPLATES[delivery.kind]
+        if content is not None:
+            subject, extra = content.build(context)
+            context, template = {**context, **extra}, content.template
         result = mail.send(
             session, rt,
             to=[delivery.to_email],
-            subject=subject_for(session, invoice, delivery.kind),
-            template=TEMPLATES[delivery.kind],
-            context=email_context(session, rt, invoice, delivery),
-            attachments=[Attachment(f"{invoice.number}.pdf", pdf)],
+            subject=subject,
+            template=template,
+            context=context,
+            attachments=[Attachment(f"{invoice.number}.pdf", pdf)] if pdf is not None else [],
         )
         ok, error, transport, message_id = result.ok, result.error, result.transport, result.message_id
     except Exception as e:  # a bug in rendering must still leave the delivery on record as failed, not "sending"
@@ -250,7 +276,8 @@ def _deliver(session: Session, rt: Runtime, delivery: InvoiceDelivery, pdf: byte
     delivery.message_id = message_id or ""
     delivery.finished_at = now()
     who = f"{delivery.to_name} <{delivery.to_email}>" if delivery.to_name else delivery.to_email
-    what = {rules.INVOICE: "Invoice", rules.REMINDER: "Reminder", rules.FRESH_LINK: "Fresh link"}[delivery.kind]
+    what = content.label if content else {rules.INVOICE: "Invoice", rules.REMINDER: "Reminder",
+                                          rules.FRESH_LINK: "Fresh link"}[delivery.kind]
     if ok:
         where = "written to the outbox" if transport == "outbox" else "accepted by the mail server"
         record_event(session, invoice, "sent", f"{what} emailed to {who} ({where}).", delivery=delivery)

@@ -48,11 +48,13 @@ from portal.models import (
     Invoice,
     PaymentRequest,
     PaymentRequestItem,
+    PlanInvoice,
     SavedPaymentMethod,
 )
 
 from .. import leases, ledger
 from ..autopay import incentives
+from ..collections import duplicates
 from ..locking import begin_write
 from ..runtime import Runtime
 from . import autopay_declines, charging
@@ -68,7 +70,7 @@ OpenSession = Callable[[], AbstractContextManager[Session]]
 LOCKED_ELSEWHERE = "locked_elsewhere"
 PRE_CHARGE = "pre_charge"
 #: Skips not worth a line in the run log on every run (most invoices are simply not due yet).
-_QUIET = frozenset({policy.Skip.NOT_DUE_YET, policy.Skip.NOTHING_OWED})
+_QUIET = frozenset({policy.Skip.NOT_DUE_YET, policy.Skip.NOTHING_OWED, policy.Skip.ON_PAYMENT_PLAN})
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,23 @@ def plan_client(session: Session, setup: ClientAutopay, today: date, *, lock: bo
                .where(AutopayNotice.kind == PRE_CHARGE, AutopayNotice.subject.in_([notice_subject(i) for i in ids])))}
     usable = policy.usable_methods([m.saved for m in setup.methods], setup.rules, today)
     method = setup.method(usable[0].method_id) if usable else None
+    # on a current plan (PlanInvoice.current_key): its installments are charged instead (plans.charging), whatever
+    # the client's autopay scope; charging the invoice in full would break the plan the client signed
+    on_plan = set(session.scalars(select(PlanInvoice.current_key).where(PlanInvoice.current_key.in_(ids))))
+    # a client is never charged for the same work twice: a likely duplicate waits for the admin's decision
+    held = duplicates.held_ids(session, ids)
     plans = []
     for item in items:
         history = charges.get(item.invoice_id, [])
         number = (history[-1][0].charge_number + 1) if history else 1
+        if item.invoice_id in on_plan:
+            plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.ON_PAYMENT_PLAN), method,
+                                     number))
+            continue
+        if item.invoice_id in held:
+            plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.HELD_AS_DUPLICATE), method,
+                                     number))
+            continue
         if any(row.handled_at is None and status in rules.FINAL - {rules.SUCCEEDED} for row, status in history):
             # a failure whose consequences have not run yet (a bank return learnt a moment ago): next run
             plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.PAYMENT_IN_FLIGHT), method,
@@ -178,7 +193,7 @@ def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list
     plan under it, every row inserted, one commit. Per invoice its Claim or why not (a Skip reason); LOCKED_ELSEWHERE
     for all of them when another transaction holds the client's invoices or numbered one of the charges first."""
     begin_write(session)
-    if not _lock_client_invoices(session, setup.client_id):
+    if not lock_client_invoices_now(session, setup.client_id):
         session.rollback()
         return LOCKED_ELSEWHERE
     plans = {p.invoice_id: p for p in plan_client(session, setup, today)}
@@ -247,9 +262,9 @@ def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list
     return outcomes
 
 
-def _lock_client_invoices(session: Session, client_id: int) -> bool:
+def lock_client_invoices_now(session: Session, client_id: int) -> bool:
     """Step 1 of the lock order, without waiting: False when another transaction holds any of them (PostgreSQL).
-    On SQLite ``begin_write`` already holds the database's write lock."""
+    On SQLite ``begin_write`` already holds the database's write lock. Also the claim of a plan's installment."""
     if session.get_bind().dialect.name != "postgresql":
         return True
     wanted = session.scalar(select(func.count()).select_from(Invoice).where(Invoice.client_id == client_id))

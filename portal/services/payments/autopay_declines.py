@@ -63,7 +63,7 @@ def handle(session: Session, rt: Runtime, charge_id: int) -> Handled | None:
                                 decline_code=attempt.decline_code)
     row.decline_class, row.decline_code = decline.kind, decline.code[:100]
     if decline.stops_method:
-        _block_method(session, row, decline)
+        block_method(session, row.client_id, row.method_id, decline)
     session.commit()
     stop = _stop_incentive_if_failing(session, rt, client_id)
     autopay_mail.send_decline(session, rt, row.id, decline, confirm_url=_confirm_url(rt, row, decline))
@@ -79,9 +79,10 @@ def handle_outcomes(session: Session, rt: Runtime) -> int:
     return sum(1 for charge_id in ids if handle(session, rt, charge_id) is not None)
 
 
-def _block_method(session: Session, row: AutopayCharge, decline: declines.Decline) -> None:
+def block_method(session: Session, client_id: int, method_id: str, decline: declines.Decline) -> None:
+    """A hard decline retires the method for unattended charges (autopay's and a plan's installments alike)."""
     method = session.scalar(select(SavedPaymentMethod).where(
-        SavedPaymentMethod.client_id == row.client_id, SavedPaymentMethod.method_id == row.method_id,
+        SavedPaymentMethod.client_id == client_id, SavedPaymentMethod.method_id == method_id,
         SavedPaymentMethod.status == SavedMethodStatus.ACTIVE).with_for_update())
     if method is not None:
         method.status, method.blocked_code = SavedMethodStatus.BLOCKED, decline.code[:40]

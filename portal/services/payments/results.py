@@ -63,9 +63,23 @@ def apply_result(session: Session, rt: Runtime, attempt_id: int, result: ChargeR
         return attempt  # an unbooked payment's email goes out when reconciliation books it
     if change.after == rules.SUCCEEDED:
         notices.send_receipt(session, rt, attempt)
+        _withdraw_paid_notices(session, rt, attempt)
     elif change.after == rules.FAILED and (change.before == rules.PROCESSING or source != "browser"):
         notices.send_failure_notice(session, rt, attempt)
     return attempt
+
+
+def _withdraw_paid_notices(session: Session, rt: Runtime, attempt: ChargeAttempt) -> None:
+    """A booked payment may pay what a remote-disable notice was about: withdraw it now rather than on the next
+    run-due (which still catches it if this fails; a payment never turns into an error because of it)."""
+    from ..enforcement.notices import withdraw_paid
+
+    client_id = attempt.request.client_id
+    try:
+        withdraw_paid(session, rt, client_id=client_id)
+    except Exception:
+        session.rollback()
+        log.exception("notices of client %s: not withdrawn after payment (run-due will)", client_id)
 
 
 def _get(session: Session, attempt_id: int) -> ChargeAttempt:
@@ -142,9 +156,14 @@ def book(session: Session, attempt_id: int) -> bool:
     """Step 2: keep the ledger Payment in step with the attempt; allocate it to the invoices when the money arrived.
     False when there was nothing left to do (a twin request booked it first)."""
     begin_write(session)
-    lock_client_invoices(session, client_of_attempt(session, attempt_id))
+    client_id = client_of_attempt(session, attempt_id)
+    lock_client_invoices(session, client_id)
     attempt = lock_attempt(session, attempt_id)
     changed = _sync_payment(session, attempt)
+    if changed and attempt.status == rules.SUCCEEDED:  # settled money: an equipment order waiting on it is cleared
+        from ..enforcement.orders import clear_settled
+
+        clear_settled(session, client_id=client_id)
     session.commit()
     return changed
 

@@ -17,6 +17,7 @@ from portal.web.params import choice_arg
 from portal.web.refusals import flash_refusal, form_refusal
 from portal.web.runtime import runtime
 
+from . import late_fees as late_fee_views
 from .common import (
     PAGE_SIZE,
     client_arg,
@@ -135,6 +136,7 @@ def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
         void_form=void_form or VoidForm(formdata=None),
         confirm=ConfirmForm(),
         pdf_available=pdf_available(),
+        collections=late_fee_views.invoice_panel(session, invoice),  # duplicate holds, late fees
     )
 
 

@@ -5,4 +5,16 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 # Imported for their side effect: each module adds its views to ``bp``.
-from . import autopay, clients, dashboard, invoices, online_payments, outbox, payments, runs, settings  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    autopay,
+    clients,
+    dashboard,
+    invoices,
+    late_fees,
+    online_payments,
+    outbox,
+    payments,
+    receivables,
+    runs,
+    settings,
+)

@@ -10,7 +10,6 @@ from wtforms import SelectChoice
 
 from portal import db
 from portal.clock import today
-from portal.domain import authorizations as A
 from portal.domain import evidence
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
@@ -90,14 +89,9 @@ def admin_remind():
 def _sample_preview(kind: str, text: str, parameters: dict[str, str]) -> tuple[str, str]:
     """The draft merged with the MSP's details and a sample client, and an error if it cannot be merged."""
     settings = get_settings(db.session())
-    variables = T.merge_variables(msp_legal_name=settings.legal_name or settings.name,
-                                  msp_email=settings.reply_to or settings.email, client_legal_name="Example Client LLC",
-                                  net_days=settings.default_net_days, parameters=parameters, effective_date=today())
-    if kind in A.KINDS:  # an autopay authorization: a sample method and the default schedule
-        variables = A.merge_variables(
-            msp_legal_name=settings.legal_name or settings.name, msp_email=settings.reply_to or settings.email,
-            client_legal_name="Example Client LLC", method="Visa ending 4242", schedule="on each invoice's due date",
-            cap=None, notice_days=3, portal_url=runtime().base_url, effective_date=today())
+    variables = T.sample_variables(kind, msp_legal_name=settings.legal_name or settings.name,
+                                   msp_email=settings.reply_to or settings.email, net_days=settings.default_net_days,
+                                   parameters=parameters, portal_url=runtime().base_url, effective_date=today())
     try:
         return evidence.to_html(evidence.merge(text, variables)), ""
     except DomainError as e:

@@ -6,7 +6,7 @@ import re
 from datetime import date
 
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from portal.domain import autopay as A
 from portal.web.agreements.forms import SignForm
@@ -38,6 +38,23 @@ class SetupForm(PayForm):
         if details is None:
             return None
         return details[0], details[1], self.expiry() if details[0] == "card" else None
+
+
+class CompleteSetupForm(PortalForm):
+    """Hands the setup id back once the bank's 3-D Secure challenge is over. Only a claim: the service reads the
+    setup from the gateway and checks whose it is."""
+
+    setup_intent = HiddenField(validators=[DataRequired("This form is incomplete. Please reload the page."),
+                                           Length(max=255)])
+
+
+_CHOOSE_OUTCOME = "Choose to complete or fail the authentication."
+
+
+class SandboxAuthenticationForm(CompleteSetupForm):
+    """SANDBOX: the stand-in for the bank's challenge; its two buttons post ``outcome``."""
+
+    outcome = StringField(validators=[DataRequired(_CHOOSE_OUTCOME), AnyOf(("pass", "fail"), message=_CHOOSE_OUTCOME)])
 
 
 class VerifyForm(PortalForm):

@@ -16,6 +16,7 @@ from flask_login import current_user
 from portal import db
 from portal.clock import now, today
 from portal.domain import autopay as A
+from portal.domain.authorizations import method_description
 from portal.domain.errors import DomainError
 from portal.extensions import limiter
 from portal.gateways.payments import MandateAcceptance, sandbox_token
@@ -30,7 +31,15 @@ from portal.web.auth.routes import _start_session
 from portal.web.refusals import flash_refusal
 from portal.web.runtime import runtime
 
-from .forms import ActionForm, AuthorizeForm, RoleForm, SetupForm, VerifyForm
+from .forms import (
+    ActionForm,
+    AuthorizeForm,
+    CompleteSetupForm,
+    RoleForm,
+    SandboxAuthenticationForm,
+    SetupForm,
+    VerifyForm,
+)
 
 bp = Blueprint("autopay", __name__)
 
@@ -38,6 +47,7 @@ TEST_CARDS = (
     ("4242 4242 4242 4242", "Visa, saves and pays"),
     ("5555 5555 5555 4444", "Mastercard, saves and pays"),
     ("4000 0000 0000 9995", "saves, then declines for insufficient funds"),
+    ("4000 0027 6000 3184", "asks for 3-D Secure when saved (and on every payment)"),
     ("4000 0000 0000 0002", "declined when saved"),
 )
 TEST_BANK_ACCOUNTS = (
@@ -119,13 +129,9 @@ def new_method():
             except DomainError as e:
                 form.form_errors.append(str(e))
             else:
-                if saved.status == methods.PENDING:
-                    flash("Bank account added. It shows as pending until you confirm the two small deposits "
-                          "we send it (1 to 2 business days).", "success")
-                    return redirect(url_for("autopay.methods"))
-                flash(f"{methods.label(saved)} saved. Sign the autopay authorization to use it for autopay.",
-                      "success")
-                return redirect(url_for("autopay.authorize", method_id=saved.id))
+                if isinstance(saved, methods.NeedsAuthentication):
+                    return _authenticate(saved)
+                return _saved(saved)
         status = 400
     else:
         status = 400 if request.method == "POST" else 200
@@ -136,19 +142,82 @@ def new_method():
                            return_url=url_for("autopay.setup_return", _external=True)), status
 
 
-@bp.get("/autopay/methods/return")
-@contact_required
-def setup_return():
-    """Where the gateway sends the client back after confirming a setup (3-D Secure, bank login)."""
+def _saved(saved):
+    if saved.status == methods.PENDING:
+        flash("Bank account added. It shows as pending until you confirm the two small deposits "
+              "we send it (1 to 2 business days).", "success")
+        return redirect(url_for("autopay.methods"))
+    flash(f"{methods.label(saved)} saved. Sign the autopay authorization to use it for autopay.", "success")
+    return redirect(url_for("autopay.authorize", method_id=saved.id))
+
+
+def _authenticate(needed: methods.NeedsAuthentication):
+    """The card's bank asks for 3-D Secure: Stripe.js runs the challenge on a page of ours; the sandbox has its own
+    stand-in page. Either way the setup id comes back to ``setup_complete`` or ``setup_return``."""
+    if runtime().gateway.is_sandbox:
+        return redirect(url_for("autopay.sandbox_authentication", setup_intent=needed.setup_id), 303)
+    form = CompleteSetupForm(formdata=None, setup_intent=needed.setup_id)
+    return render_template("autopay/authenticate.html", form=form, gateway=runtime().gateway,
+                           client_secret=needed.client_secret)
+
+
+def _finish_setup(setup_id: str):
+    """Save the card once its setup succeeded at the gateway (the id is read back there, never trusted)."""
     try:
-        saved = methods.complete_setup(db.session(), runtime(), current_user.record,
-                                       request.args.get("setup_intent", ""))
+        saved = methods.complete_setup(db.session(), runtime(), current_user.record, setup_id)
     except DomainError as e:
         flash(str(e), "error")
-        return redirect(url_for("autopay.methods"))
-    if saved.status == methods.PENDING:
-        return redirect(url_for("autopay.methods"))
-    return redirect(url_for("autopay.authorize", method_id=saved.id))
+        return redirect(url_for("autopay.new_method"), 303)
+    return _saved(saved)
+
+
+@bp.post("/autopay/methods/complete")
+@contact_required
+@limiter.limit("30 per hour")
+def setup_complete():
+    """The 3-D Secure page posts the setup id back once the bank's challenge is over (passed or not)."""
+    form = CompleteSetupForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _finish_setup(form.setup_intent.data or "")
+
+
+@bp.get("/autopay/methods/return")
+@contact_required
+@limiter.limit("30 per hour")
+def setup_return():
+    """Where the gateway sends the client back after confirming a setup (a 3-D Secure redirect, bank login), and
+    where the sandbox's stand-in challenge lands."""
+    return _finish_setup(request.args.get("setup_intent", ""))
+
+
+@bp.route("/autopay/methods/sandbox-authentication", methods=["GET", "POST"])
+@contact_required
+def sandbox_authentication():
+    """SANDBOX: the stand-in for the bank's 3-D Secure challenge on a card being saved."""
+    rt = runtime()
+    if not rt.gateway.is_sandbox:
+        abort(404)
+    form = SandboxAuthenticationForm()
+    setup_id = (form.setup_intent.data if request.method == "POST" else request.args.get("setup_intent")) or ""
+    session = db.session()
+    try:
+        if form.validate_on_submit():
+            new_id = methods.sandbox_authenticate(session, rt, current_user.record, setup_id,
+                                                  passed=form.outcome.data == "pass")
+            return redirect(url_for("autopay.setup_return", setup_intent=new_id), 303)
+        if request.method == "POST":
+            abort(400)
+        setup = methods.awaiting_sandbox_authentication(session, rt, current_user.record, setup_id)
+    except NotFound:
+        abort(404)
+    except DomainError as e:
+        flash(str(e), "error")
+        return redirect(url_for("autopay.new_method"), 303)
+    form.setup_intent.data = setup_id
+    card = setup.method
+    return render_template("autopay/sandbox_authentication.html", form=form, card=method_description(
+        "card", brand=card.brand, last4=card.last4, bank_name=None) if card else "your card")
 
 
 @bp.route("/autopay/methods/<int:method_id>/verify", methods=["GET", "POST"])

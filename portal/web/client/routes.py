@@ -16,6 +16,7 @@ from portal.clock import today
 from portal.domain.payments import PaymentStatus
 from portal.services import client_portal, documents, ledger, sign_in
 from portal.services import payments as online_payments
+from portal.services.collections import late_fees
 from portal.services.scope import ClientScope
 from portal.services.settings import get_settings
 from portal.services.statements import client_statement
@@ -81,7 +82,7 @@ def invoice(invoice_id: int):
     in_flight = online_payments.payments_in_flight(scope.session, scope.client_id, [found.id]).get(found.id, [])
     return render_template("client/invoice.html", row=row, invoice=found,
                            applied=client_portal.payments_on_invoice(scope, found), num=documents.number_text,
-                           in_flight=in_flight,
+                           in_flight=in_flight, late_fee=late_fees.fee_for_invoice(scope.session, found.id),
                            payable_cents=max(0, row.balance_cents - sum(p.cents for p in in_flight)))
 
 

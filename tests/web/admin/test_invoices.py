@@ -235,3 +235,24 @@ def test_pdf_download(admin, make):
         assert response.status_code == 200 and response.mimetype == "application/pdf"
         assert response.data.startswith(b"%PDF")
         assert f"{invoice.number}.pdf" in response.headers["Content-Disposition"]
+
+
+def test_a_long_list_counts_up_to_the_cap_and_still_pages_on(session, make):
+    """Lists stop counting at reports.COUNT_CAP (a million invoices are not counted on every view): past it the
+    page says 'more than' and Next stays available."""
+    from sqlalchemy import select as sa_select
+
+    from portal.models import Invoice
+    from portal.services import reports
+
+    client = make.client()
+    for n in range(7):
+        make.invoice(client, 1_000 + n)
+    query = sa_select(Invoice.id).order_by(Invoice.id)
+
+    capped = reports.paginate(session, query, 2, 2, cap=5)
+    assert (capped.total, capped.more, capped.page, capped.has_next) == (5, True, 2, True)
+    last = reports.paginate(session, query, 4, 2, cap=5)
+    assert [r.id for r in last.items] == [7] and last.has_prev  # the real last page, beyond the counted rows
+    exact = reports.paginate(session, query, 9, 2, cap=10)
+    assert (exact.total, exact.more, exact.page, exact.pages, exact.has_next) == (7, False, 4, 4, False)

@@ -41,6 +41,17 @@ def test_template_page_warns_about_local_law_and_previews_the_draft(admin):
     assert_clean(body, "/admin/agreements/templates/terms")
 
 
+
+@pytest.mark.parametrize("kind", T.TEMPLATE_KINDS)
+def test_every_document_kind_has_a_tab_and_its_shipped_text_previews_without_a_merge_error(admin, kind):
+    page = admin.get(f"/admin/agreements/templates/{kind}")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert f'href="/admin/agreements/templates/{kind}" class="active"' in body
+    assert "Example Client LLC" in body or kind == T.DISCLOSURE  # the disclosure names no client
+    assert '<p class="field-error">' not in body  # the preview merged
+    assert_clean(body, f"/admin/agreements/templates/{kind}")
+
 def test_saving_the_draft_never_changes_a_published_version(admin, session, world):
     response = admin.post("/admin/agreements/templates/terms",
                           data={"body": "# Terms\n\nPay within {{ net_days }} days.", **params(grace_days="10")})

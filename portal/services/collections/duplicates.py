@@ -1,0 +1,164 @@
+"""Likely duplicate bills: flagged when an invoice is created (billing) or imported (importer), held from sending
+and from reminders until the admin confirms it is distinct (then it can be sent) or a duplicate (then it is voided
+with the reason "duplicate of N").
+
+``flag_new`` writes flag rows in the caller's transaction and changes nothing else; ``is_held`` / ``held_ids`` is
+what sending and reminders ask.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from portal.clock import now
+from portal.domain import duplicates as rules
+from portal.domain import invoices as invoice_rules
+from portal.domain.duplicates import Bill, DuplicateStatus
+from portal.domain.errors import DomainError
+from portal.models import DuplicateFlag, Invoice, StaffUser
+
+from .. import billing, ledger
+from ..errors import NotFound
+from ..locking import begin_write
+from .settings import collection_settings
+
+_BILL = (Invoice.id, Invoice.client_id, Invoice.number, Invoice.total_cents, Invoice.issue_date, Invoice.currency)
+
+
+def _bill(row) -> Bill:
+    return Bill(row.id, row.client_id, row.number, row.total_cents, row.issue_date, row.currency)
+
+
+def flag_new(session: Session, invoices: Sequence[Invoice]) -> list[DuplicateFlag]:
+    """Flag each of ``invoices`` (flushed, so they have ids) that looks like an earlier bill of its client. One
+    query for the candidates of all of them (an import passes a whole chunk). The caller commits."""
+    new = [Bill(i.id, i.client_id, i.number, i.total_cents, i.issue_date, i.currency) for i in invoices
+           if i.source in rules.CHECKED_SOURCES and i.status != invoice_rules.VOID and i.total_cents > 0]
+    if not new:
+        return []
+    window = collection_settings(session).duplicate_window_days
+    lowest = min(b.issue_date for b in new) - timedelta(days=window)
+    highest = max(b.issue_date for b in new) + timedelta(days=window)
+    candidates = [_bill(r) for r in session.execute(
+        select(*_BILL).where(Invoice.client_id.in_({b.client_id for b in new}),
+                             Invoice.total_cents.in_({b.total_cents for b in new}),
+                             Invoice.issue_date.between(lowest, highest), Invoice.status != invoice_rules.VOID,
+                             Invoice.source.in_(rules.CHECKED_SOURCES)))]
+    # grouped by what a duplicate must share, so a large import compares each bill with its few twins only
+    twins: dict[tuple[int, str, int], list[Bill]] = defaultdict(list)
+    for c in candidates:
+        twins[(c.client_id, c.currency, c.total_cents)].append(c)
+    at = now()
+    flags = [DuplicateFlag(invoice_id=b.invoice_id, duplicate_of_id=original.invoice_id,
+                           status=DuplicateStatus.FLAGGED, created_at=at)
+             for b in new for original in rules.originals_of(b, twins[(b.client_id, b.currency, b.total_cents)],
+                                                              window)]
+    session.add_all(flags)
+    if flags:
+        session.flush()
+    return flags
+
+
+def recheck_draft(session: Session, invoice: Invoice) -> list[DuplicateFlag]:
+    """A draft's amount or date changed: its undecided flags are worked out again (the caller commits)."""
+    session.flush()
+    session.execute(delete(DuplicateFlag).where(DuplicateFlag.invoice_id == invoice.id,
+                                                DuplicateFlag.status == DuplicateStatus.FLAGGED))
+    decided = set(session.scalars(select(DuplicateFlag.duplicate_of_id).where(DuplicateFlag.invoice_id == invoice.id)))
+    flags = [f for f in flag_new(session, [invoice]) if f.duplicate_of_id not in decided]
+    return flags
+
+
+def is_held(session: Session, invoice_id: int) -> bool:
+    """True while the invoice is flagged as a likely duplicate and the admin has not decided: do not send it, do
+    not remind about it."""
+    return session.scalar(select(exists().where(DuplicateFlag.invoice_id == invoice_id,
+                                                DuplicateFlag.status == DuplicateStatus.FLAGGED))) or False
+
+
+def held_ids(session: Session, invoice_ids: Iterable[int]) -> set[int]:
+    """Of ``invoice_ids``, those held as likely duplicates (one query, for lists and reminder runs)."""
+    ids = list(invoice_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(select(DuplicateFlag.invoice_id).where(
+        DuplicateFlag.invoice_id.in_(ids), DuplicateFlag.status == DuplicateStatus.FLAGGED)))
+
+
+def hold_reason(session: Session, invoice: Invoice) -> str:
+    """Why the invoice may not be sent yet ('' when it may)."""
+    flag = session.scalar(select(DuplicateFlag).where(DuplicateFlag.invoice_id == invoice.id,
+                                                      DuplicateFlag.status == DuplicateStatus.FLAGGED)
+                          .order_by(DuplicateFlag.id))
+    return rules.hold_message(invoice.number, flag.duplicate_of.number) if flag is not None else ""
+
+
+def check_sendable(session: Session, invoice: Invoice) -> None:
+    """Refuse to send a held invoice, saying what to do."""
+    if reason := hold_reason(session, invoice):
+        raise DomainError(reason)
+
+
+def flags_for(session: Session, invoice_id: int) -> list[DuplicateFlag]:
+    """Every flag on an invoice (held, or decided), oldest first: the invoice page's banner."""
+    return list(session.scalars(select(DuplicateFlag).where(DuplicateFlag.invoice_id == invoice_id)
+                                .order_by(DuplicateFlag.id)))
+
+
+def open_flags(session: Session, *, limit: int = 500) -> list[DuplicateFlag]:
+    return list(session.scalars(select(DuplicateFlag).where(DuplicateFlag.status == DuplicateStatus.FLAGGED)
+                                .order_by(DuplicateFlag.created_at, DuplicateFlag.id).limit(limit)))
+
+
+def recent_decisions(session: Session, *, limit: int = 50) -> list[DuplicateFlag]:
+    return list(session.scalars(select(DuplicateFlag).where(DuplicateFlag.status != DuplicateStatus.FLAGGED)
+                                .order_by(DuplicateFlag.decided_at.desc(), DuplicateFlag.id.desc()).limit(limit)))
+
+
+def _load(session: Session, invoice_id: int) -> tuple[Invoice, list[DuplicateFlag]]:
+    """The invoice (locked) and its undecided flags, oldest first; refused when nothing is left to decide."""
+    begin_write(session)
+    invoice = session.get(Invoice, invoice_id, with_for_update=True, populate_existing=True)
+    if invoice is None:
+        session.rollback()
+        raise NotFound("No such invoice.")
+    held = list(session.scalars(select(DuplicateFlag).where(DuplicateFlag.invoice_id == invoice.id,
+                                                            DuplicateFlag.status == DuplicateStatus.FLAGGED)
+                                .order_by(DuplicateFlag.id).with_for_update()
+                                .execution_options(populate_existing=True)))
+    if not held:  # never flagged, or decided already (perhaps by another admin a moment ago)
+        session.rollback()
+        raise DomainError(rules.not_held_message(invoice.number))
+    return invoice, held
+
+
+def confirm_distinct(session: Session, invoice_id: int, *, staff: StaffUser | None) -> Invoice:
+    """The admin says the invoice is separate work: every hold on it is lifted and it can be sent."""
+    invoice, held = _load(session, invoice_id)
+    _decide(held, DuplicateStatus.DISTINCT, staff)
+    session.commit()
+    return invoice
+
+
+def confirm_duplicate(session: Session, invoice_id: int, *, staff: StaffUser | None) -> Invoice:
+    """The admin says the invoice bills the same work again: it is voided ("duplicate of N", N the first original
+    it was flagged against) through billing's void, which refuses (and nothing changes) if money was applied."""
+    invoice, held = _load(session, invoice_id)
+    try:
+        invoice_rules.check_void(invoice.status, ledger.paid_cents(session, [invoice.id])[invoice.id])
+    except DomainError:
+        session.rollback()
+        raise
+    _decide(held, DuplicateStatus.DUPLICATE, staff)
+    return billing.void_invoice(session, invoice, f"duplicate of {held[0].duplicate_of.number}")  # commits
+
+
+def _decide(held: list[DuplicateFlag], status: DuplicateStatus, staff: StaffUser | None) -> None:
+    at = now()
+    for row in held:
+        row.status, row.decided_at, row.decided_by_id = status, at, staff.id if staff else None

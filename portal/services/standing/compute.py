@@ -1,0 +1,143 @@
+"""Standing for one client or a page of clients, in a fixed number of queries."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.domain import standing as S
+from portal.domain.dunning import PromiseStatus
+from portal.domain.invoices import OPEN
+from portal.domain.notices import NoticeStatus
+from portal.models import Client, EnforcementNotice, Invoice, PaymentPromise, PlanInvoice
+
+from ..agreements.invitations import signed_terms_of
+from ..ledger import applied_by_invoice, balance_expr
+from .overrides import active_overrides
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class ClientStandingView:
+    client: Client
+    result: S.StandingResult
+    #: while a remote-disable or equipment-recovery notice is live: the earliest day the signed terms permit disable
+    disable_permitted_from: date | None = None
+
+
+def _past_due_items(session: Session, client_ids: Sequence[int], today: date) -> dict[int, list[S.PastDueItem]]:
+    """Open invoices due before today with a balance, per client, flagged when a current plan collects them.
+    Only succeeded money is allocated, so a bank payment still processing leaves the balance in place."""
+    applied = applied_by_invoice(Invoice.client_id.in_(client_ids), Invoice.status == OPEN)
+    balance = balance_expr(applied)
+    rows = session.execute(
+        select(Invoice.id, Invoice.client_id, Invoice.number, Invoice.due_date, balance,
+               PlanInvoice.id.is_not(None))
+        .outerjoin(applied, applied.c.invoice_id == Invoice.id)
+        .outerjoin(PlanInvoice, PlanInvoice.current_key == Invoice.id)
+        .where(Invoice.client_id.in_(client_ids), Invoice.status == OPEN, Invoice.due_date < today,
+               balance > 0)
+    )
+    items: dict[int, list[S.PastDueItem]] = defaultdict(list)
+    for invoice_id, client_id, number, due_date, cents, on_plan in rows:
+        items[client_id].append(S.PastDueItem(invoice_id, number, due_date, int(cents), bool(on_plan)))
+    return items
+
+
+def _open_promises(session: Session, client_ids: Sequence[int], today: date) -> dict[int, list[S.Promise]]:
+    rows = session.execute(
+        select(PaymentPromise.client_id, PaymentPromise.invoice_id, PaymentPromise.amount_cents)
+        .where(PaymentPromise.client_id.in_(client_ids), PaymentPromise.status == PromiseStatus.OPEN,
+               PaymentPromise.promised_on >= today)
+    )
+    promises: dict[int, list[S.Promise]] = defaultdict(list)
+    for client_id, invoice_id, cents in rows:
+        promises[client_id].append(S.Promise(invoice_id, int(cents)))
+    return promises
+
+
+def _signed_terms(session: Session, client_ids: Sequence[int]) -> dict[int, S.Thresholds]:
+    """The thresholds of the terms version each client signed last (its merged variables are what it agreed to)."""
+    found = {}
+    for client_id, agreement in signed_terms_of(session, client_ids).items():
+        try:
+            merged = json.loads(agreement.merged_variables or "{}")
+        except ValueError:
+            merged = {}
+        found[client_id] = S.thresholds_from(merged if isinstance(merged, dict) else {}, agreement.reference)
+    return found
+
+
+def for_clients(session: Session, clients: Sequence[Client], today: date) -> list[ClientStandingView]:
+    ids = [c.id for c in clients]
+    if not ids:
+        return []
+    items = _past_due_items(session, ids, today)
+    promises = _open_promises(session, ids, today)
+    terms = _signed_terms(session, ids)
+    overrides = active_overrides(session, ids, today)
+    disable = _disable_permitted(session, ids)
+    default = S.thresholds_from(None)
+    return [ClientStandingView(c, S.compute(items.get(c.id, []), promises.get(c.id, []), terms.get(c.id, default),
+                                            today, overrides.get(c.id)), disable.get(c.id))
+            for c in clients]
+
+
+def _disable_permitted(session: Session, client_ids: Sequence[int]) -> dict[int, date]:
+    """The earliest "disable permitted from" of each client's live notices (portal.services.enforcement.notices)."""
+    return dict(session.execute(
+        select(EnforcementNotice.client_id, func.min(EnforcementNotice.disable_permitted_on))
+        .where(EnforcementNotice.client_id.in_(client_ids), EnforcementNotice.status == NoticeStatus.ISSUED)
+        .group_by(EnforcementNotice.client_id)).all())
+
+
+def by_external_id(session: Session, external_id: str, today: date) -> ClientStandingView | None:
+    if not external_id or len(external_id) > 100:
+        return None
+    client = session.scalar(select(Client).where(Client.external_id == external_id))
+    return for_clients(session, [client], today)[0] if client is not None else None
+
+
+def for_client(session: Session, client: Client, today: date) -> S.StandingResult:
+    return for_clients(session, [client], today)[0].result
+
+
+def client_page(session: Session, *, after_id: int, limit: int, today: date
+                ) -> tuple[list[ClientStandingView], int | None]:
+    """Clients in id order after ``after_id`` (keyset pagination: stable while clients are added), and the id to
+    continue after (None on the last page)."""
+    limit = max(1, min(limit, MAX_PAGE))
+    clients = list(session.scalars(select(Client).where(Client.id > after_id).order_by(Client.id).limit(limit + 1)))
+    more = len(clients) > limit
+    clients = clients[:limit]
+    return for_clients(session, clients, today), (clients[-1].id if more else None)
+
+
+def as_json(view: ClientStandingView, currency: str) -> dict:
+    """The standing as the API answers it and webhooks carry it (documented in static/openapi.json)."""
+    r, c = view.result, view.client
+    return {
+        "client": {"id": c.id, "external_id": c.external_id, "name": c.legal_name},
+        "standing": r.standing.value,
+        "on_hold": r.standing == S.Standing.ON_HOLD,
+        "reason": r.reason,
+        "basis": r.basis.value,
+        "currency": currency,
+        "past_due_cents": r.past_due_cents,
+        "to_lift_cents": r.to_lift_cents,
+        "to_good_cents": r.to_good_cents,
+        "days_past_due": r.days_past_due,
+        "hold_days": r.hold_days,
+        "warning_days": r.warning_days,
+        "hold_from": r.hold_from.isoformat() if r.hold_from else None,
+        "override_ends_on": r.override_ends_on.isoformat() if r.override_ends_on else None,
+        "terms_reference": r.terms_reference or None,
+        "disable_permitted_from": view.disable_permitted_from.isoformat() if view.disable_permitted_from else None,
+    }

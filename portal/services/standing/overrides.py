@@ -1,0 +1,55 @@
+"""Staff overrides of a client's standing: a standing, a reason and an end date, recorded and never deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.clock import now
+from portal.domain import standing as S
+from portal.models import Client, StaffUser, StandingOverride
+
+from ..errors import NotFound
+
+
+def active_overrides(session: Session, client_ids: Sequence[int], today: date) -> dict[int, S.Override]:
+    """The override in force per client: the newest one not ended early whose end date has not passed."""
+    rows = session.scalars(
+        select(StandingOverride)
+        .where(StandingOverride.client_id.in_(client_ids), StandingOverride.ended_at.is_(None),
+               StandingOverride.ends_on >= today)
+        .order_by(StandingOverride.client_id, StandingOverride.id.desc())
+    )
+    found: dict[int, S.Override] = {}
+    for row in rows:
+        found.setdefault(row.client_id, S.Override(S.Standing(row.standing), row.reason, row.ends_on))
+    return found
+
+
+def set_override(session: Session, client: Client, *, standing: str, reason: str, ends_on: date | None,
+                 staff: StaffUser | None, today: date) -> StandingOverride:
+    chosen, reason, ends_on = S.check_override(standing, reason, ends_on, today)
+    row = StandingOverride(client_id=client.id, standing=chosen, reason=reason, ends_on=ends_on,
+                           staff_id=staff.id if staff else None, created_at=now())
+    session.add(row)
+    session.commit()
+    return row
+
+
+def end_override(session: Session, client: Client, override_id: int, staff: StaffUser | None) -> StandingOverride:
+    row = session.get(StandingOverride, override_id)
+    if row is None or row.client_id != client.id:
+        raise NotFound()
+    if row.ended_at is None:
+        row.ended_at = now()
+        row.ended_by_staff_id = staff.id if staff else None
+        session.commit()
+    return row
+
+
+def override_history(session: Session, client: Client, limit: int = 10) -> list[StandingOverride]:
+    return list(session.scalars(select(StandingOverride).where(StandingOverride.client_id == client.id)
+                                .order_by(StandingOverride.id.desc()).limit(limit)))

@@ -1,0 +1,168 @@
+"""Promises to pay on a real database: recorded by the admin or a contact, refused with a clear message and nothing
+changed when the date is past, the amount zero or above the balance; kept when paid, broken the day after the date
+when not (flagged, call list); ``covering`` for late fees; the call list and the notes log."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.clock import today
+from portal.domain.dunning import CallOutcome, CallReason, NoteReason, PromiseStatus
+from portal.domain.errors import DomainError
+from portal.models import ClientCollection, CollectionNote, PaymentPromise
+from portal.services.collections import calls, promises, reminders
+from portal.services.errors import NotFound
+
+DUE = date(2026, 3, 10)  # six days before the clock's day
+
+
+@pytest.fixture
+def acme(make):
+    client = make.client("Acme Dental")
+    make.contact(client, "ap@acme.test", name="Ann Payable", phone="555-0199")
+    return client
+
+
+@pytest.fixture
+def late(make, acme):
+    return make.invoice(acme, 80_000, issue_date=date(2026, 2, 8), due_date=DUE)
+
+
+def count(session, model) -> int:
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def promise(session, client, invoice=None, cents=30_000, on=None, **kw):
+    return promises.record(session, client_id=client.id, invoice_id=invoice.id if invoice else None,
+                           amount_cents=cents, promised_on=on or today() + timedelta(days=5), today=today(), **kw)
+
+
+@pytest.mark.parametrize(("cents", "days", "message"), [
+    (30_000, -1, "The promised date is in the past"),
+    (80_001, 5, r"larger than the balance of \$800.00"),
+    (0, 5, "more than zero"),
+])
+def test_a_bad_promise_is_refused_and_nothing_changes(app, session, acme, late, cents, days, message):
+    with pytest.raises(DomainError, match=message):
+        promise(session, acme, late, cents=cents, on=today() + timedelta(days=days))
+    assert count(session, PaymentPromise) == 0
+
+
+def test_a_promise_for_another_clients_invoice_is_not_found(app, session, make, acme, late):
+    other = make.client("Other LLC")
+    with pytest.raises(NotFound):
+        promise(session, other, late)
+    assert count(session, PaymentPromise) == 0
+
+
+def test_a_promise_on_the_past_due_balance_is_capped_by_it(app, session, make, acme, late):
+    make.invoice(acme, 50_000, due_date=today() + timedelta(days=20))  # not past due: not part of the balance
+    with pytest.raises(DomainError, match=r"\$800.00"):
+        promise(session, acme, None, cents=80_001)
+    made = promise(session, acme, None, cents=80_000)
+    assert made.status == PromiseStatus.OPEN and made.invoice_id is None
+
+
+def test_kept_when_paid_by_the_date(app, session, clock, make, acme, late):
+    made = promise(session, acme, late, cents=30_000, on=today() + timedelta(days=5))
+    assert promises.covering(session, late.id, today()).id == made.id
+    clock.advance(days=2)
+    make.payment(acme, 30_000)
+    assert promises.settle(session, today()).kept == 1
+    session.refresh(made)
+    assert made.status == PromiseStatus.KEPT and made.resolved_at is not None
+    # kept promises still cover the invoice (no late fee on it)
+    assert promises.covering(session, late.id, today() + timedelta(days=30)).id == made.id
+
+
+def test_broken_the_day_after_its_date_when_not_paid(app, session, clock, make, acme, late):
+    made = promise(session, acme, late, cents=30_000, on=today() + timedelta(days=3))
+    make.payment(acme, 10_000)  # part of it: not kept
+    clock.advance(days=3)
+    assert promises.settle(session, today()).broken == 0  # its date: still open
+    clock.advance(days=1)
+    result = promises.settle(session, today())
+    assert (result.kept, result.broken) == (0, 1)
+    session.refresh(made)
+    assert made.status == PromiseStatus.BROKEN
+    assert promises.covering(session, late.id, today()) is None
+    assert promises.settle(session, today()).broken == 0  # once
+    # flagged: the client is back on the call list, and its panel shows it
+    [row] = calls.call_list(session, today())
+    assert row.client.id == acme.id and row.reason == CallReason.BROKEN_PROMISE
+    assert row.broken_promise.id == made.id
+    assert calls.client_panel(session, acme.id, today()).broken_promise.id == made.id
+
+
+def test_money_paid_before_the_promise_does_not_keep_it(app, session, clock, make, acme, late):
+    make.payment(acme, 30_000)
+    clock.advance(minutes=1)
+    made = promise(session, acme, late, cents=30_000, on=today())
+    clock.advance(days=1)
+    assert promises.settle(session, today()).broken == 1
+    session.refresh(made)
+    assert made.status == PromiseStatus.BROKEN
+
+
+def test_a_new_promise_replaces_the_open_one(app, session, acme, late):
+    first = promise(session, acme, late, cents=10_000)
+    second = promise(session, acme, late, cents=20_000)
+    session.refresh(first)
+    assert (first.status, second.status) == (PromiseStatus.CANCELED, PromiseStatus.OPEN)
+    assert promises.open_until(session, [late]) == {late.id: second.promised_on}
+
+
+# --- the call list ----------------------------------------------------------------------------------------------------
+
+def test_the_call_list_follows_the_day_after_email(app, session, clock, rt, acme, late, make):
+    staff = make.staff()
+    clock.set(DUE + timedelta(days=1))
+    assert reminders.send_due(session, rt, today()).sent == 1
+    clock.set(DUE + timedelta(days=3))
+    assert calls.call_list(session, today()) == []  # too soon (the default: 3 days after the email)
+    clock.set(DUE + timedelta(days=4))
+    [row] = calls.call_list(session, today())
+    assert row.reason == CallReason.AFTER_EMAIL and row.past_due_cents == 80_000
+    assert [c.phone for c in row.phones] == ["555-0199"]
+    assert [r.step.offset_days for r in row.last_reminders] == [1]
+
+    # a call that schedules the next one: off the list until then
+    calls.log_call(session, acme.id, calls.CallInput(NoteReason.DID_NOT_RECEIVE, CallOutcome.REACHED,
+                                                      "Sent to an old address; resent.", DUE + timedelta(days=8)),
+                   staff=staff, today=today())
+    assert calls.call_list(session, today()) == []
+    clock.set(DUE + timedelta(days=8))
+    [row] = calls.call_list(session, today())
+    assert row.reason == CallReason.SCHEDULED
+    assert [n.reason for n in row.last_notes] == [NoteReason.DID_NOT_RECEIVE]
+
+    # a call that ends with a promise: off the list while it is open
+    calls.log_call(session, acme.id, calls.CallInput(NoteReason.CASH_FLOW, CallOutcome.REACHED, "Pays Friday",
+                                                      promise_cents=80_000, promise_on=DUE + timedelta(days=11)),
+                   staff=staff, today=today())
+    assert calls.call_list(session, today()) == []
+    assert session.scalar(select(PaymentPromise.staff_id)) == staff.id
+
+
+def test_a_call_with_a_bad_promise_writes_nothing(app, session, clock, acme, late, make):
+    staff = make.staff()
+    with pytest.raises(DomainError, match="larger than the balance"):
+        calls.log_call(session, acme.id, calls.CallInput(NoteReason.CASH_FLOW, CallOutcome.REACHED, "",
+                                                          promise_cents=90_000, promise_on=today()),
+                       staff=staff, today=today())
+    with pytest.raises(DomainError, match="in the past"):
+        calls.log_call(session, acme.id, calls.CallInput(NoteReason.OTHER, CallOutcome.NO_ANSWER, "",
+                                                          today() - timedelta(days=1)), staff=staff, today=today())
+    assert [count(session, m) for m in (CollectionNote, PaymentPromise, ClientCollection)] == [0, 0, 0]
+
+
+def test_pausing_needs_a_reason(app, session, acme):
+    with pytest.raises(DomainError, match="Say why"):
+        calls.pause(session, acme.id, reason="  ", until=None, today=today())
+    with pytest.raises(DomainError, match="in the past"):
+        calls.pause(session, acme.id, reason="x", until=today() - timedelta(days=1), today=today())
+    assert count(session, ClientCollection) == 0
