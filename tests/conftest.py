@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from portal import create_app, db
@@ -18,6 +19,14 @@ from portal.clock import Clock
 from portal.domain.invoices import LineInput
 from portal.models import Base
 from portal.services import billing, clients, payments, staff
+
+# Property tests: no timing checks (speed is measured in bench/; on a loaded CI machine Hypothesis's 200 ms deadline
+# and its "too slow" health check fail at random) and the same examples on every run, so a CI result does not
+# depend on luck. To search fresh examples: HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest tests/unit
+_UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", derandomize=True, database=None, **_UNTIMED)
+settings.register_profile("explore", max_examples=2_000, **_UNTIMED)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 START = datetime(2026, 3, 16, 15, 0, tzinfo=UTC)  # a Monday; every test starts here unless it moves the clock
 

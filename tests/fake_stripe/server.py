@@ -165,6 +165,7 @@ class FakeStripe:
         self.publishable_key = publishable_key
         self.webhook_secret = webhook_secret
         self._lock = threading.RLock()
+        self._waiting_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -211,6 +212,20 @@ class FakeStripe:
             self._log: list[RecordedRequest] = []
             #: Added to every answer, outside the lock, so concurrent clients overlap as they would against Stripe.
             self.latency_seconds = 0.0
+            #: The most answers that were waiting out the latency at the same time (since the last reset).
+            self.peak_waiting = 0
+            self._waiting = 0
+
+    def wait_latency(self) -> None:
+        """Sleep the added latency outside the lock, counting how many answers wait side by side."""
+        with self._waiting_lock:
+            self._waiting += 1
+            self.peak_waiting = max(self.peak_waiting, self._waiting)
+        try:
+            time.sleep(self.latency_seconds)
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
 
     # --- inspection ---------------------------------------------------------------------------
 
@@ -497,7 +512,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         fake: FakeStripe = self.server.fake  # type: ignore[attr-defined]
         if fake.latency_seconds:
-            time.sleep(fake.latency_seconds)
+            fake.wait_latency()
         response = fake.handle(method, self.path, body, headers)
         if response is None:  # simulated network failure: hang up without a word
             self.close_connection = True

@@ -214,7 +214,8 @@ operations = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=operations)
 def test_ledger_invariants_hold_after_any_sequence_of_operations(session, make, ops):
     """After any mix of invoices, payments, credit, refunds and unapplying, for every invoice
