@@ -165,3 +165,15 @@ def test_issue_and_send_of_a_held_draft_issues_it_and_says_why_no_email_left(app
     assert result.deliveries == [] and "looks like a duplicate" in result.not_sent
     session.expire_all()
     assert session.get(Invoice, draft.id).status == OPEN and sent(session, draft) == 0
+
+
+def test_a_draft_confirmed_distinct_and_edited_again_stays_distinct(session, make, client, original):
+    draft = make.invoice(client, 125_000, issue=False, issue_date=ISSUED)
+    duplicates.confirm_distinct(session, draft.id, staff=make.staff())
+    draft = session.get(Invoice, draft.id)
+
+    billing.update_draft(session, draft, lines=[LineInput("Managed services, March", Decimal(1), 125_000)],
+                         issue_date=ISSUED, tax_rate=Decimal(0), memo="PO 4471")
+
+    assert flags(session) == [(draft.id, original.id, DuplicateStatus.DISTINCT)]  # the admin's answer stands
+    assert not duplicates.is_held(session, draft.id)

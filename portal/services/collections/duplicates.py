@@ -9,7 +9,7 @@ what sending and reminders ask.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import delete, exists, select
@@ -34,9 +34,10 @@ def _bill(row) -> Bill:
     return Bill(row.id, row.client_id, row.number, row.total_cents, row.issue_date, row.currency)
 
 
-def flag_new(session: Session, invoices: Sequence[Invoice]) -> list[DuplicateFlag]:
+def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collection[int] = ()) -> list[DuplicateFlag]:
     """Flag each of ``invoices`` (flushed, so they have ids) that looks like an earlier bill of its client. One
-    query for the candidates of all of them (an import passes a whole chunk). The caller commits."""
+    query for the candidates of all of them (an import passes a whole chunk). ``decided``: originals the admin has
+    already answered for (a re-checked draft), never flagged again. The caller commits."""
     new = [Bill(i.id, i.client_id, i.number, i.total_cents, i.issue_date, i.currency) for i in invoices
            if i.source in rules.CHECKED_SOURCES and i.status != invoice_rules.VOID and i.total_cents > 0]
     if not new:
@@ -57,7 +58,8 @@ def flag_new(session: Session, invoices: Sequence[Invoice]) -> list[DuplicateFla
     flags = [DuplicateFlag(invoice_id=b.invoice_id, duplicate_of_id=original.invoice_id,
                            status=DuplicateStatus.FLAGGED, created_at=at)
              for b in new for original in rules.originals_of(b, twins[(b.client_id, b.currency, b.total_cents)],
-                                                              window)]
+                                                              window)
+             if original.invoice_id not in decided]
     session.add_all(flags)
     if flags:
         session.flush()
@@ -70,8 +72,7 @@ def recheck_draft(session: Session, invoice: Invoice) -> list[DuplicateFlag]:
     session.execute(delete(DuplicateFlag).where(DuplicateFlag.invoice_id == invoice.id,
                                                 DuplicateFlag.status == DuplicateStatus.FLAGGED))
     decided = set(session.scalars(select(DuplicateFlag.duplicate_of_id).where(DuplicateFlag.invoice_id == invoice.id)))
-    flags = [f for f in flag_new(session, [invoice]) if f.duplicate_of_id not in decided]
-    return flags
+    return flag_new(session, [invoice], decided=decided)
 
 
 def is_held(session: Session, invoice_id: int) -> bool:
