@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -34,14 +34,15 @@ def _bill(row) -> Bill:
     return Bill(row.id, row.client_id, row.number, row.total_cents, row.issue_date, row.currency)
 
 
-def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collection[int] = ()) -> list[DuplicateFlag]:
+def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collection[int] = ()) -> int:
     """Flag each of ``invoices`` (flushed, so they have ids) that looks like an earlier bill of its client. One
     query for the candidates of all of them (an import passes a whole chunk). ``decided``: originals the admin has
-    already answered for (a re-checked draft), never flagged again. The caller commits."""
+    already answered for (a re-checked draft), never flagged again. Returns how many flags were written; the
+    caller commits."""
     new = [Bill(i.id, i.client_id, i.number, i.total_cents, i.issue_date, i.currency) for i in invoices
            if i.source in rules.CHECKED_SOURCES and i.status != invoice_rules.VOID and i.total_cents > 0]
     if not new:
-        return []
+        return 0
     window = collection_settings(session).duplicate_window_days
     lowest = min(b.issue_date for b in new) - timedelta(days=window)
     highest = max(b.issue_date for b in new) + timedelta(days=window)
@@ -55,18 +56,17 @@ def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collecti
     for c in candidates:
         twins[(c.client_id, c.currency, c.total_cents)].append(c)
     at = now()
-    flags = [DuplicateFlag(invoice_id=b.invoice_id, duplicate_of_id=original.invoice_id,
-                           status=DuplicateStatus.FLAGGED, created_at=at)
+    flags = [{"invoice_id": b.invoice_id, "duplicate_of_id": original.invoice_id,
+              "status": DuplicateStatus.FLAGGED, "created_at": at}
              for b in new for original in rules.originals_of(b, twins[(b.client_id, b.currency, b.total_cents)],
                                                               window)
              if original.invoice_id not in decided]
-    session.add_all(flags)
-    if flags:
-        session.flush()
-    return flags
+    if flags:  # one statement: as ORM objects they were inserted one by one to read back ids nothing needs
+        session.execute(insert(DuplicateFlag), flags)
+    return len(flags)
 
 
-def recheck_draft(session: Session, invoice: Invoice) -> list[DuplicateFlag]:
+def recheck_draft(session: Session, invoice: Invoice) -> int:
     """A draft's amount or date changed: its undecided flags are worked out again (the caller commits)."""
     session.flush()
     session.execute(delete(DuplicateFlag).where(DuplicateFlag.invoice_id == invoice.id,
