@@ -198,6 +198,31 @@ def test_a_promise_for_the_whole_past_due_balance_covers_invoices_already_due(se
     assert fees(session, due_then) == []
 
 
+def test_a_past_due_promise_made_on_an_invoices_due_date_does_not_cover_it(session, make, clock, client):
+    already_due = late_invoice(make, client, 30_000)
+    due_that_day = late_invoice(make, client, 100_000, due_date=date(2026, 3, 5))  # not past due on Mar 5
+    clock.set(date(2026, 3, 5))
+    promise(session, client, None, on=date(2026, 3, 6), amount_cents=30_000, status=PromiseStatus.KEPT)
+    charge_on(session, clock, date(2026, 3, 11))  # due_that_day's first period (grace 5 days)
+    assert [f.late_invoice_id for f in fees(session)] == [due_that_day.id]
+    assert fees(session, already_due) == []
+
+
+def test_a_promise_kept_on_its_date_is_not_charged_a_fee_the_next_morning(session, make, clock, client):
+    from portal.services.collections import promises
+
+    invoice = late_invoice(make, client, 100_000)
+    clock.set(date(2026, 3, 3))
+    made = promise(session, client, invoice, on=date(2026, 3, 8), amount_cents=10_000)
+    clock.set(date(2026, 3, 8))
+    make.payment(client, 10_000, allocations={invoice.id: 10_000})  # paid on the promised day, after that day's run
+    charge_on(session, clock, date(2026, 3, 9))  # run-due charges late fees before it settles promises
+    assert promises.settle(session, today()).kept == 1
+    session.refresh(made)
+    assert made.status == PromiseStatus.KEPT
+    assert fees(session, invoice) == []
+
+
 def test_no_fee_on_a_voided_or_paid_invoice(session, make, clock, client):
     from portal.services import billing
 

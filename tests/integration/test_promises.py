@@ -166,3 +166,65 @@ def test_pausing_needs_a_reason(app, session, acme):
     with pytest.raises(DomainError, match="in the past"):
         calls.pause(session, acme.id, reason="x", until=today() - timedelta(days=1), today=today())
     assert count(session, ClientCollection) == 0
+
+
+def test_a_promise_on_an_invoice_voided_since_is_withdrawn_not_broken(app, session, clock, make, acme, late):
+    from portal.services import billing
+
+    made = promise(session, acme, late, cents=30_000, on=today() + timedelta(days=3))
+    billing.void_invoice(session, late, "billed to the wrong client")
+    clock.advance(days=4)
+    result = promises.settle(session, today())
+    session.refresh(made)
+    assert made.status == PromiseStatus.CANCELED and made.resolved_at is not None
+    assert (result.kept, result.broken) == (0, 0)
+    assert calls.client_panel(session, acme.id, today()).broken_promise is None
+
+
+def test_money_for_an_invoice_a_past_due_promise_does_not_cover_does_not_keep_it(app, session, clock, make, acme,
+                                                                                  late):
+    current = make.invoice(acme, 50_000, due_date=today() + timedelta(days=20))  # not past due: not promised
+    made = promise(session, acme, None, cents=30_000, on=today() + timedelta(days=5))
+    clock.advance(days=1)
+    make.payment(acme, 50_000, allocations={current.id: 50_000})
+    assert promises.settle(session, today()).kept == 0
+    session.refresh(made)
+    assert made.status == PromiseStatus.OPEN
+    make.payment(acme, 30_000, allocations={late.id: 30_000})
+    assert promises.settle(session, today()).kept == 1
+    session.refresh(made)
+    assert made.status == PromiseStatus.KEPT
+
+
+def test_two_first_pauses_of_a_client_at_once_both_succeed(app, session, acme, monkeypatch):
+    """A double-clicked "Pause" (or two staff at once) for a client never paused before: the second waits for the
+    first instead of inserting the client's collection row again (a 500 on PostgreSQL)."""
+    import threading
+
+    from portal.clock import now
+
+    inside, release, errors = threading.Event(), threading.Event(), []
+
+    def slow_now():
+        if threading.current_thread().name == "first":
+            inside.set()  # the first request is between reading "no row yet" and committing its new row
+            release.wait(timeout=10)
+        return now()
+
+    def first():
+        with app.extensions["db_sessionmaker"]() as own:
+            try:
+                calls.pause(own, acme.id, reason="first click", until=None, today=DUE)
+            except Exception as e:  # reported to the test below
+                errors.append(e)
+                own.rollback()
+
+    monkeypatch.setattr(calls, "now", slow_now)
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    assert inside.wait(timeout=10)
+    threading.Timer(0.5, release.set).start()
+    calls.pause(session, acme.id, reason="second click", until=None, today=DUE)
+    thread.join(timeout=10)
+    assert errors == []
+    assert count(session, ClientCollection) == 1

@@ -311,3 +311,22 @@ def test_two_run_due_processes_at_once_send_each_reminder_once(app, app_config, 
     session.rollback()
     assert session.scalar(select(func.count()).select_from(ReminderSend)
                           .where(ReminderSend.sent_at.is_not(None))) == 12
+
+
+def test_a_sent_steps_day_cannot_be_moved_so_the_next_reminders_still_go(app, session, rt, clock, smtp_server,
+                                                                         invoice):
+    from portal.domain import dunning
+    from portal.domain.errors import DomainError
+
+    assert send(session, rt, clock, DUE - timedelta(days=3)).sent == 1  # the friendly reminder
+    friendly = session.scalar(select(DunningStep).where(DunningStep.offset_days == -3))
+    moved = dunning.StepSpec(60, friendly.name, friendly.subject, friendly.body, pay_within_days=3)
+    with pytest.raises(DomainError, match="already sent"):
+        schedule.save_step(session, moved, friendly.id)
+    session.expire_all()
+    assert session.get(DunningStep, friendly.id).offset_days == -3
+    # its text and whether it is on can still change
+    reworded = dunning.StepSpec(-3, friendly.name, "Due soon: {invoice_number}", friendly.body, pay_within_days=3,
+                                active=False)
+    assert schedule.save_step(session, reworded, friendly.id).subject == "Due soon: {invoice_number}"
+    assert send(session, rt, clock, DUE + timedelta(days=1)).sent == 1  # the day-after one still goes

@@ -32,7 +32,7 @@ from portal.models import (
 
 from .. import ledger
 from ..errors import NotFound
-from ..locking import begin_write
+from ..locking import begin_write, serialize
 from . import promises, reminders
 from .settings import collection_settings
 
@@ -47,7 +47,8 @@ def _state_for_write(session: Session, client_id: int) -> ClientCollection:
     if session.get(Client, client_id) is None:
         session.rollback()
         raise NotFound()
-    row = session.get(ClientCollection, client_id)
+    serialize(session, f"client collection {client_id}")  # PostgreSQL: two first writes would both insert the row
+    row = session.get(ClientCollection, client_id, populate_existing=True)
     if row is None:
         row = ClientCollection(client_id=client_id, paused=False, paused_reason="")
         session.add(row)

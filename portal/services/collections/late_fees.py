@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, exists, func, or_, select
@@ -32,7 +32,7 @@ from portal.clock import now
 from portal.domain import invoices as invoice_rules
 from portal.domain import late_fees as rules
 from portal.domain import terms as T
-from portal.domain.dunning import PromiseStatus
+from portal.domain.dunning import PromiseStatus, promise_outcome
 from portal.domain.errors import DomainError
 from portal.domain.evidence import AgreementStatus
 from portal.domain.invoices import LineInput
@@ -42,6 +42,7 @@ from .. import billing, ledger
 from ..errors import NotFound
 from ..locking import begin_write
 from ..payments.locks import lock_client_invoices
+from . import promises
 
 MAX_REASON = 2000
 
@@ -105,15 +106,22 @@ def on_current_plan(session: Session, invoice_id: int) -> bool:
 
 
 def _promised(session: Session, invoice: Invoice, today: date) -> bool:
-    """An open promise not yet due, or a kept one, covering the invoice: for the invoice itself, or for the
-    client's past-due balance made once the invoice was already due. (To be replaced by the promises service's own
-    answer once it exists; the rule is the same.)"""
-    live = or_(PaymentPromise.status == PromiseStatus.KEPT,
-               and_(PaymentPromise.status == PromiseStatus.OPEN, PaymentPromise.promised_on >= today))
+    """A kept promise covering the invoice, or an open one not yet due or already paid (the promises step, which
+    runs after this one, will keep it): for the invoice itself, or for the client's past-due balance made once the
+    invoice was past due (made after its due date, as promises.covering counts it)."""
+    live = or_(PaymentPromise.status == PromiseStatus.KEPT, PaymentPromise.status == PromiseStatus.OPEN)
     covers = or_(PaymentPromise.invoice_id == invoice.id,
                  and_(PaymentPromise.invoice_id.is_(None),
-                      PaymentPromise.created_at >= datetime.combine(invoice.due_date, time(), UTC)))
-    return session.scalar(select(exists().where(PaymentPromise.client_id == invoice.client_id, live, covers))) or False
+                      PaymentPromise.created_at >= datetime.combine(invoice.due_date + timedelta(days=1), time(),
+                                                                    UTC)))
+    for found in session.scalars(select(PaymentPromise).where(PaymentPromise.client_id == invoice.client_id, live,
+                                                              covers)):
+        if found.status == PromiseStatus.KEPT or found.promised_on >= today:
+            return True
+        if promise_outcome(found.amount_cents, found.promised_on, promises.paid_since(session, found),
+                           today) == PromiseStatus.KEPT:
+            return True
+    return False
 
 
 def exemption(session: Session, invoice: Invoice, today: date) -> str:

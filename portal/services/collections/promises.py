@@ -132,17 +132,31 @@ def paid_since(session: Session, promise: PaymentPromise) -> int:
                     Invoice.client_id == promise.client_id))
     if promise.invoice_id is not None:
         query = query.where(Allocation.invoice_id == promise.invoice_id)
+    else:  # the past-due balance: only the invoices that were past due when it was made (as _covered_invoices)
+        query = query.where(Invoice.due_date < promise.created_at.date())
     return int(session.scalar(query) or 0)
+
+
+def still_owed(session: Session, promise: PaymentPromise) -> bool:
+    """Whether anything the promise covers is still open. Not so once it was voided (or otherwise closed without
+    the promised money): then the promise is moot, neither kept nor broken."""
+    covered = (Invoice.id == promise.invoice_id if promise.invoice_id is not None
+               else Invoice.due_date < promise.created_at.date())
+    return session.scalar(select(Invoice.id).where(Invoice.client_id == promise.client_id, Invoice.status == OPEN,
+                                                   covered).limit(1)) is not None
 
 
 @dataclass
 class Settled:
     kept: int = 0
     broken: int = 0
+    canceled: int = 0  # what it covered was voided (or closed) without the promised money: moot
 
 
 def settle(session: Session, today: date) -> Settled:
-    """The `run-due` step: each open promise that was paid is kept; one whose date has passed unpaid is broken."""
+    """The `run-due` step: each open promise that was paid is kept; one whose date has passed unpaid is broken; one
+    whose invoice was voided meanwhile (nothing it covers is open any more) is canceled, not held against the
+    client."""
     result = Settled()
     ids = list(session.scalars(select(PaymentPromise.id).where(PaymentPromise.status == PromiseStatus.OPEN)
                                .order_by(PaymentPromise.id)))
@@ -154,6 +168,8 @@ def settle(session: Session, today: date) -> Settled:
             continue
         outcome = dunning.promise_outcome(promise.amount_cents, promise.promised_on, paid_since(session, promise),
                                           today)
+        if outcome != PromiseStatus.KEPT and not still_owed(session, promise):
+            outcome = PromiseStatus.CANCELED
         if outcome == PromiseStatus.OPEN:
             session.rollback()
             continue
@@ -161,6 +177,8 @@ def settle(session: Session, today: date) -> Settled:
         session.commit()
         if outcome == PromiseStatus.KEPT:
             result.kept += 1
+        elif outcome == PromiseStatus.CANCELED:
+            result.canceled += 1
         else:
             result.broken += 1
     return result

@@ -1,7 +1,8 @@
 """The MSP's reminder schedule: the default steps until it edits them, each with its own subject and email text.
 
 The schedule is seeded on first use (``steps``) so a fresh install reminds by the issue's defaults. A step that was
-already sent for some invoice is kept (its sends refer to it) and can only be switched off, not deleted.
+already sent for some invoice is kept (its sends refer to it) and can only be switched off, not deleted, nor
+moved to another day (its text can still change).
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ def save_step(session: Session, spec: dunning.StepSpec, step_id: int | None = No
     except DomainError:
         session.rollback()
         raise
+    if row is not None and clean.offset_days != row.offset_days and _was_sent(session, row):
+        # its sends are counted by the step's day: moved, they would stand for a reminder the invoices never got
+        # (a later step skipped, or every further reminder stopped)
+        session.rollback()
+        raise DomainError(f"“{row.name}” was already sent for some invoices on "
+                          f"{dunning.describe_offset(row.offset_days)}, so its day stays: switch it off and add a new "
+                          "step for the other day instead.")
     if row is None:
         row = DunningStep(**_fields(clean), updated_at=now())
         session.add(row)
@@ -86,12 +94,16 @@ def delete_step(session: Session, step_id: int) -> None:
     if row is None:
         session.rollback()
         raise NotFound()
-    if session.scalar(select(ReminderSend.id).where(ReminderSend.step_id == row.id).limit(1)) is not None:
+    if _was_sent(session, row):
         session.rollback()
         raise DomainError(f"“{row.name}” was already sent for some invoices, so it stays on record: switch it off "
                           "instead.")
     session.delete(row)
     session.commit()
+
+
+def _was_sent(session: Session, row: DunningStep) -> bool:
+    return session.scalar(select(ReminderSend.id).where(ReminderSend.step_id == row.id).limit(1)) is not None
 
 
 SAMPLE = {"contact_name": "Pat Payer", "client": "Example Dental LLC", "invoice_number": "INV-1042",
