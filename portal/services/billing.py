@@ -149,7 +149,7 @@ def _issue(invoice: Invoice) -> None:
         invoice.status, invoice.paid_at = rules.PAID, invoice.issued_at
 
 
-def void_invoice(session: Session, invoice: Invoice, reason: str) -> Invoice:
+def void_invoice(session: Session, invoice: Invoice, reason: str, *, commit: bool = True) -> Invoice:
     if not reason.strip():
         raise rules.InvalidAmount("Say why the invoice is voided; the reason is kept on record.")
     paid = ledger.paid_cents(session, [invoice.id])[invoice.id]
@@ -157,7 +157,8 @@ def void_invoice(session: Session, invoice: Invoice, reason: str) -> Invoice:
     invoice.status = rules.VOID
     invoice.voided_at = now()
     invoice.void_reason = reason.strip()
-    session.commit()
+    if commit:
+        session.commit()
     return invoice
 
 

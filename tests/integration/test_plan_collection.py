@@ -498,3 +498,43 @@ def test_an_installment_bank_debit_returned_days_later_is_handled_once(app, sess
     assert returned.charged == again.charged == 0
     assert len([m for m in read_outbox(outbox) if "did not go through" in m["Subject"]]) == 1
     assert fake_stripe.payment_intent_count == 1
+
+
+def test_an_abandoned_payoff_is_not_billed_once_the_schedule_is_paid_in_full(app, session, shop, sandbox_gateway,
+                                                                             clock):
+    rt = runtime_for(sandbox_gateway)
+    plan = make_plan(session, shop.client, [shop.first, shop.second], first_due_on=FIRST_DUE, apr=Decimal(12))
+    day = date(2026, 3, 20)
+    clock.set(day)
+    collection.payoff_request(session, rt, fresh(session, plan), day)  # "Pay off now", then the checkout is left
+    [(number, payoff_interest, status)] = interest_invoices(session, plan)
+    assert (number, status) == (None, "open") and payoff_interest > 0
+    for n in (1, 2, 3):  # the client goes on paying the schedule as signed, interest included
+        due_on = rows(fresh(session, plan))[n].due_on
+        clock.set(due_on)
+        cents = collection.next_installment_cents(session, fresh(session, plan))
+        request = collection.payment_for_plan(session, rt, fresh(session, plan), cents, due_on)
+        assert payments.pay(session, rt, request, token="pm_card_visa", attempt_number=1).status == "succeeded"
+
+    completed = lifecycle.complete_done(session, rt, clock.today())
+
+    plan = fresh(session, plan)
+    assert completed.completed == 1 and plan.status == PlanStatus.COMPLETED
+    paid_interest = sum(cents for n, cents, status in interest_invoices(session, plan) if n is not None)
+    assert paid_interest == plan.total_interest_cents  # the schedule's interest, all of it, was paid
+    # the payoff that never happened bills nothing more: the client owes nothing once the schedule is paid
+    assert [status for n, _, status in interest_invoices(session, plan) if n is None] == ["void"]
+    owed = session.scalars(select(Invoice).where(Invoice.client_id == shop.client.id, Invoice.status == "open")).all()
+    assert owed == []
+
+
+def test_a_check_dated_in_the_future_is_refused_before_any_interest_invoice_is_raised(app, session, shop):
+    plan = make_plan(session, shop.client, [shop.first, shop.second], first_due_on=FIRST_DUE, apr=Decimal(12))
+    invoices, links = count(session, Invoice), count(session, PlanInvoice)
+
+    with pytest.raises(DomainError, match="cannot be received in the future"):
+        collection.record_check(session, fresh(session, plan), amount_cents=rows(plan)[1].amount_cents,
+                                method="check", received_on=date(2026, 3, 17))  # the clock's tomorrow
+
+    assert (count(session, Invoice), count(session, PlanInvoice)) == (invoices, links)  # nothing was written
+    assert interest_invoices(session, plan) == [] and count(session, Payment) == 0

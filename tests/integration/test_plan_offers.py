@@ -470,3 +470,31 @@ def test_custom_dates_make_the_schedule_and_are_signed_as_offered(session, rt, s
     assert offer.custom_dates == "2026-04-10,2026-05-20,2026-07-01" and offer.first_due_on == dates[0]
     plan = sign(session, rt, shop.contact, offer).plan
     assert [i.due_on for i in plan.installments if i.number] == list(dates)
+
+
+@pytest.mark.parametrize("ending", ["defaulted", "completed"])
+def test_an_open_renegotiation_is_superseded_when_its_plan_defaults_or_completes(session, rt, shop, staff, clock,
+                                                                                 ending):
+    from portal.services.plans import collection, lifecycle
+
+    plan = sign(session, rt, shop.contact, offer_to(session, rt, shop, staff, down_payment_cents=0)).plan
+    renegotiation = negotiation.make_offer(session, rt, shop.client.id,
+                                           choice(shop, installments=6, down_payment_cents=0,
+                                                  first_due_on=date(2026, 6, 1)),
+                                           staff=staff, renegotiates_plan_id=plan.id)
+    if ending == "defaulted":
+        day = APRIL_1 + timedelta(days=plan.grace_days + 1)
+        clock.set(day)
+        assert lifecycle.default_if_missed(session, rt, plan.id, day)
+    else:
+        collection.record_check(session, plan, amount_cents=35_000, method="check", received_on=date(2026, 3, 16),
+                                staff=staff)
+        assert lifecycle.complete_if_done(session, rt, plan.id, date(2026, 3, 16))
+    session.refresh(plan)
+    assert plan.status == ending
+
+    session.refresh(renegotiation)
+    assert renegotiation.status == OfferStatus.SUPERSEDED  # it can no longer be signed: nothing waits on it
+    assert offers.open_offers(session, shop.client.id) == []
+    with pytest.raises(DomainError, match="replaced by another plan"):
+        sign(session, rt, shop.contact, renegotiation)

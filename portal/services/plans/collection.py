@@ -25,7 +25,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.clock import now
+from portal.clock import now, today
 from portal.domain import payments as payment_rules
 from portal.domain import plans as rules
 from portal.domain import schedules
@@ -316,6 +316,8 @@ def record_check(session: Session, plan: PaymentPlan, *, amount_cents: int, meth
     by ``booking.record_payment``, which checks the allocations again under its own lock."""
     if method not in booking.OFFLINE_METHODS:
         raise DomainError("Unknown payment method.")
+    if received_on > today():  # booking refuses it too, but only after the interest invoices were committed
+        raise DomainError("A payment cannot be received in the future.")
     begin_write(session)
     payable = _payable(session, plan.client_id)
     plan = _lock_plan(session, plan.id)

@@ -24,18 +24,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.clock import now
+from portal.domain.invoices import InvoiceStatus
 from portal.domain.money import format_money
-from portal.domain.plans import InstallmentStatus, PlanStatus
-from portal.models import Installment, PaymentPlan, PlanEvent, PlanInvoice, PlanPolicy, StaffUser
+from portal.domain.plan_offers import OfferEvent
+from portal.domain.plans import InstallmentStatus, OfferStatus, PlanStatus
+from portal.models import Installment, Invoice, PaymentPlan, PlanEvent, PlanInvoice, PlanOffer, PlanPolicy, StaffUser
 
-from .. import mail
+from .. import billing, ledger, mail
 from ..locking import begin_write
 from ..payments.autopay_mail import billing_emails
 from ..payments.locks import lock_client_invoices
 from ..runtime import Runtime
 from ..settings import get_settings
 from .charging import IN_FLIGHT, Target, target, usable_method
-from .progress import progress_of
+from .negotiation import event as offer_event
+from .progress import INTEREST, progress_of
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,14 @@ def _lock(session: Session, plan_id: int) -> PaymentPlan | None:
 def _release_invoices(session: Session, plan_id: int) -> None:
     """The plan's invoices are no longer collected by it: the usual rules see them again."""
     session.execute(update(PlanInvoice).where(PlanInvoice.plan_id == plan_id).values(current_key=None))
+
+
+def _supersede_renegotiations(session: Session, plan: PaymentPlan, why: str) -> None:
+    """Open offers renegotiating a plan that just ended can no longer be signed (as when the MSP cancels it)."""
+    for offer in session.scalars(select(PlanOffer).where(PlanOffer.renegotiates_plan_id == plan.id,
+                                                         PlanOffer.status == OfferStatus.OPEN)):
+        offer.status, offer.decided_at, offer.decision_note = OfferStatus.SUPERSEDED, now(), why
+        offer_event(session, offer, OfferEvent.SUPERSEDED, why)
 
 
 def _event(plan: PaymentPlan, kind: str, detail: str, once_key: str | None = None) -> PlanEvent:
@@ -109,13 +120,31 @@ def complete_if_done(session: Session, rt: Runtime, plan_id: int, today: date) -
         session.rollback()
         return False
     plan.status, plan.completed_at = PlanStatus.COMPLETED, now()
+    if found.progress.completed:
+        _void_unpaid_payoff_interest(session, plan)
     _release_invoices(session, plan.id)
+    _supersede_renegotiations(session, plan, f"Plan {plan.reference} was paid in full.")
     session.add(_event(plan, "completed", f"Paid in full: {format_money(found.paid_cents, plan.currency)} received "
                                           "toward the plan", once_key=f"complete:{plan.id}"))
     session.commit()
     _send(session, rt, billing_emails(plan.client), f"Payment plan {plan.reference} is paid in full", "plan_completed",
           {"plan": plan, "paid_cents": found.paid_cents, "plan_url": rt.url("plans.mine", plan_id=plan.id)})
     return True
+
+
+def _void_unpaid_payoff_interest(session: Session, plan: PaymentPlan) -> None:
+    """The schedule is paid, its interest included: the interest invoice of a payoff the client started and never
+    paid (interest to that day, which the installments have paid since) bills nothing, so it is voided rather than
+    left open to be collected as an ordinary invoice once the plan lets go of it. Under the caller's locks."""
+    invoices = session.scalars(
+        select(Invoice).join(PlanInvoice, PlanInvoice.invoice_id == Invoice.id)
+        .where(PlanInvoice.plan_id == plan.id, PlanInvoice.role == INTEREST,
+               PlanInvoice.installment_number.is_(None), Invoice.status == InvoiceStatus.OPEN)).all()
+    paid = ledger.paid_cents(session, [i.id for i in invoices])
+    for invoice in invoices:
+        if paid[invoice.id] == 0:
+            billing.void_invoice(session, invoice, f"Payoff not made: payment plan {plan.reference} was paid as "
+                                 "scheduled.", commit=False)
 
 
 # --- default -----------------------------------------------------------------------------------------------------
@@ -142,6 +171,7 @@ def default_if_missed(session: Session, rt: Runtime, plan_id: int, today: date) 
     what = "the down payment" if missed.number == 0 else f"installment {missed.number}"
     plan.status, plan.defaulted_at = PlanStatus.DEFAULTED, now()
     _release_invoices(session, plan.id)
+    _supersede_renegotiations(session, plan, f"Plan {plan.reference} defaulted.")
     session.add(_event(plan, "defaulted", f"Defaulted: {what} of {format_money(missed.amount_cents, plan.currency)} "
                                           f"due {missed.due_on.isoformat()} unpaid after {plan.grace_days} grace "
                                           "days; the remaining balance is due", once_key=f"default:{plan.id}"))
