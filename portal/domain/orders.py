@@ -193,6 +193,9 @@ def equipment_problems(facts: EquipmentFacts) -> list[str]:
         problems.append(f"value cannot be more than {format_money(MAX_CENTS)}")
     if len(facts.location.strip()) > 200:
         problems.append("location is too long (200 characters at most)")
+    for name, text in (("item", facts.item), ("serial_number", facts.serial_number), ("location", facts.location)):
+        if "\x00" in text:  # a NUL byte (from a file) cannot be stored in a PostgreSQL text column
+            problems.append(f"{name} contains a NUL character, which cannot be saved")
     return problems
 
 

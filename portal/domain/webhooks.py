@@ -82,7 +82,11 @@ def check_url(url: str) -> str:
     url = (url or "").strip()
     if len(url) > 500:
         raise DomainError("The URL is limited to 500 characters.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number from 0 to 65535 raises ValueError
+    except ValueError:  # e.g. an unclosed or invalid [IPv6] host
+        raise DomainError("Enter a full http:// or https:// URL.") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise DomainError("Enter a full http:// or https:// URL.")
     return url

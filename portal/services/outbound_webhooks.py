@@ -15,6 +15,7 @@ receiver never holds up run-due; a failure is tried again later with backoff (do
 
 from __future__ import annotations
 
+import http.client
 import json
 import secrets
 import time
@@ -222,7 +223,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tup
             return response.status, ""
     except urllib.error.HTTPError as e:
         return e.code, f"HTTP {e.code}"
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
         return None, f"{type(reason).__name__}: {reason}"[:500]
 

@@ -133,3 +133,18 @@ def test_an_unusable_file_is_refused(session, make):
     report = equipment.import_csv(session, client, broken)
     assert report.errors and "not UTF-8" in str(report.errors[-1])
     assert stored(session) == 0
+
+
+def test_a_csv_with_a_nul_character_is_reported_by_line_and_nothing_is_written(session, make):
+    """A NUL byte cannot be stored in a PostgreSQL text column (and is never meant as part of a serial number):
+    the file is refused with the line named, like any other bad value, instead of failing in the database."""
+    client = make.client()
+    report = equipment.import_csv(session, client, io.StringIO(
+        "item,serial_number,value,location\n"
+        "Laptop,SN-1,1200,Office\n"
+        "Rou\x00ter,SN-2,10,Office\n"
+        "Switch,SN-3,10,Back\x00room\n", newline=""))
+    assert [e.line for e in report.errors] == [3, 4]
+    assert all("NUL" in str(e) for e in report.errors)
+    assert report.created == 0 and not report.saved
+    assert stored(session) == 0

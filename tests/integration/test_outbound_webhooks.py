@@ -255,3 +255,51 @@ def test_an_endpoint_that_does_not_answer_costs_one_timeout_per_run(app, session
     clock.advance(minutes=2)
     report = hooks.deliver_due(session)
     assert (report.delivered, report.failed, report.left) == (3, 0, 0)
+
+
+@pytest.mark.parametrize("url", ["https://[fe80::1/hooks", "https://[not-an-ip]/hooks", "http://psa.test:80a/hooks",
+                                 "http://psa.test:99999/hooks"])
+def test_a_malformed_endpoint_url_is_refused_with_a_message_and_nothing_is_stored(session, url):
+    with pytest.raises(DomainError, match="http:// or https://"):
+        hooks.add_endpoint(session, url=url, events=["standing.changed"])
+    session.rollback()
+    assert session.scalars(select(WebhookEndpoint)).all() == []
+
+
+def test_a_receiver_answering_something_that_is_not_http_is_a_failed_try_not_a_crash(session, receiver, clock):
+    """A receiver behind a broken proxy answers garbage: the try is recorded and tried again later; the other
+    endpoints' deliveries still go out in the same run."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer_garbage():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"this is not http\r\n\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        broken = hooks.add_endpoint(session, url=f"http://127.0.0.1:{listener.getsockname()[1]}/hook",
+                                    events=["payment.received"])
+        good = hooks.add_endpoint(session, url=receiver.url, events=["payment.received"])
+        receiver.secret = good.secret
+        hooks.emit(session, "payment.received", {"payment": {"id": 1}}, source_key="test:garbage")
+        session.commit()
+        report = hooks.deliver_due(session)
+    finally:
+        listener.close()
+    assert (report.delivered, report.failed) == (1, 1)
+    by_endpoint = {d.endpoint_id: d for d in deliveries(session)}
+    failed = by_endpoint[broken.id]
+    assert (failed.status, failed.attempts, failed.last_status) == (WebhookDeliveryStatus.PENDING, 1, None)
+    assert failed.last_error and failed.claimed_until is None
+    assert failed.next_attempt_at == failed.last_attempt_at + timedelta(minutes=1)
+    assert by_endpoint[good.id].status == WebhookDeliveryStatus.DELIVERED

@@ -185,6 +185,31 @@ def test_an_override_can_be_ended_early(session, signed, make, clock):
     assert session.get(StandingOverride, row.id).ended_at is not None
 
 
+def test_a_new_override_replaces_the_one_in_force_which_does_not_come_back(session, signed, make, clock):
+    """"Good until the 25th" set on top of "on hold until the 30th": after the 25th the terms apply again (the form
+    says so), not the older override; and ending the new one early ends the override, not just the newest row."""
+    client, _, _ = signed
+    admin = make.staff()
+    clock.set(DUE - timedelta(days=5))  # nothing past due: good under the signed terms
+    first = standing.set_override(session, client, standing="on_hold", reason="No answer to calls", staff=admin,
+                                  ends_on=today() + timedelta(days=30), today=today())
+    second = standing.set_override(session, client, standing="warning", reason="Paying by wire", staff=admin,
+                                   ends_on=today() + timedelta(days=2), today=today())
+    assert standing_of(session, client).standing == Standing.WARNING
+    clock.set(today() + timedelta(days=3))  # the new one is over: the terms apply (still nothing past due: good)
+    result = standing_of(session, client)
+    assert (result.standing, result.basis) == (Standing.GOOD, StandingBasis.SIGNED_TERMS)
+    assert session.get(StandingOverride, first.id).ended_at is not None  # replaced, shown as ended
+
+    clock.set(DUE - timedelta(days=5))
+    third = standing.set_override(session, client, standing="on_hold", reason="Again", staff=admin,
+                                  ends_on=today() + timedelta(days=10), today=today())
+    standing.end_override(session, client, third.id, admin)
+    result = standing_of(session, client)
+    assert (result.standing, result.basis) == (Standing.GOOD, StandingBasis.SIGNED_TERMS)
+    assert session.get(StandingOverride, second.id).ended_at is not None
+
+
 @pytest.mark.parametrize(("fields", "message"), [
     ({"standing": "frozen"}, "Choose good"),
     ({"reason": ""}, "Give a reason"),

@@ -129,6 +129,12 @@ def test_bad_paging_parameters_are_400_json(http, token, query, message):
     assert response.status_code == 400 and message in response.get_json()["error"]
 
 
+@pytest.mark.parametrize("limit", ["%C2%B2", "%C2%B9%C2%B2", "%D9%A3"])  # "²", "¹²", Arabic-Indic 3
+def test_a_limit_in_other_digit_characters_is_400_json_not_500(http, token, limit):
+    response = http.get(f"/api/v1/clients?limit={limit}", headers=bearer(token.secret))
+    assert response.status_code == 400 and "limit must be" in response.get_json()["error"]
+
+
 class TestRateLimit:
     @pytest.fixture
     def app_config(self, app_config):
@@ -169,3 +175,12 @@ def test_scopes_are_named_in_the_document(http):
     text = http.get("/api/v1/openapi.json").get_data(as_text=True)
     for scope in Scope:
         assert scope.value in text
+
+
+@pytest.mark.parametrize("after", [b"c2147483648", b"c99999999999"])  # past any 32-bit client id: never one of ours
+def test_a_cursor_past_every_possible_client_id_is_400_json_not_500(http, token, on_hold, after):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(after).decode().rstrip("=")
+    response = http.get(f"/api/v1/clients?cursor={cursor}", headers=bearer(token.secret))
+    assert response.status_code == 400 and "cursor is not valid" in response.get_json()["error"]

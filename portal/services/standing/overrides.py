@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -32,8 +32,13 @@ def active_overrides(session: Session, client_ids: Sequence[int], today: date) -
 def set_override(session: Session, client: Client, *, standing: str, reason: str, ends_on: date | None,
                  staff: StaffUser | None, today: date) -> StandingOverride:
     chosen, reason, ends_on = S.check_override(standing, reason, ends_on, today)
+    at = now()
+    # the new decision replaces the one in force: it must not come back when the new one ends before it would have
+    session.execute(update(StandingOverride).where(
+        StandingOverride.client_id == client.id, StandingOverride.ended_at.is_(None),
+        StandingOverride.ends_on >= today).values(ended_at=at, ended_by_staff_id=staff.id if staff else None))
     row = StandingOverride(client_id=client.id, standing=chosen, reason=reason, ends_on=ends_on,
-                           staff_id=staff.id if staff else None, created_at=now())
+                           staff_id=staff.id if staff else None, created_at=at)
     session.add(row)
     session.commit()
     return row

@@ -21,6 +21,7 @@ from portal.extensions import csrf, limiter
 from portal.services import api_tokens, standing
 from portal.services.settings import get_settings
 from portal.services.standing import as_json
+from portal.web import params
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -78,7 +79,7 @@ def _cursor_in(raw: str) -> int | None:
         return None
     if len(text) > 12 or not text.startswith("c") or not text[1:].isdigit():
         return None
-    return int(text[1:])
+    return params.parse_int(text[1:], minimum=0, maximum=params.MAX_ID)  # past any id: not one of ours
 
 
 @bp.get("/clients/<external_id>/standing")
@@ -97,7 +98,7 @@ def client_standing(external_id: str):
 @token_required(api_tokens.Scope.CLIENTS_LIST)
 def clients():
     raw_limit, raw_cursor = request.args.get("limit", ""), request.args.get("cursor", "")
-    if raw_limit and (not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT):
+    if raw_limit and (not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT):
         return _error(400, f"limit must be a whole number from 1 to {MAX_LIMIT}.")
     after_id = 0
     if raw_cursor:
