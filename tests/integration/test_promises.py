@@ -194,37 +194,3 @@ def test_money_for_an_invoice_a_past_due_promise_does_not_cover_does_not_keep_it
     assert promises.settle(session, today()).kept == 1
     session.refresh(made)
     assert made.status == PromiseStatus.KEPT
-
-
-def test_two_first_pauses_of_a_client_at_once_both_succeed(app, session, acme, monkeypatch):
-    """A double-clicked "Pause" (or two staff at once) for a client never paused before: the second waits for the
-    first instead of inserting the client's collection row again (a 500 on PostgreSQL)."""
-    import threading
-
-    from portal.clock import now
-
-    inside, release, errors = threading.Event(), threading.Event(), []
-
-    def slow_now():
-        if threading.current_thread().name == "first":
-            inside.set()  # the first request is between reading "no row yet" and committing its new row
-            release.wait(timeout=10)
-        return now()
-
-    def first():
-        with app.extensions["db_sessionmaker"]() as own:
-            try:
-                calls.pause(own, acme.id, reason="first click", until=None, today=DUE)
-            except Exception as e:  # reported to the test below
-                errors.append(e)
-                own.rollback()
-
-    monkeypatch.setattr(calls, "now", slow_now)
-    thread = threading.Thread(target=first, name="first")
-    thread.start()
-    assert inside.wait(timeout=10)
-    threading.Timer(0.5, release.set).start()
-    calls.pause(session, acme.id, reason="second click", until=None, today=DUE)
-    thread.join(timeout=10)
-    assert errors == []
-    assert count(session, ClientCollection) == 1
