@@ -1,17 +1,22 @@
 """Check-then-insert work with no row to lock, from several OS processes at once (run-due on several nodes, first
 signers on a fresh install, a double-clicked button), on both databases: every new invoice gets its own number, the
-default reminder schedule and the E-SIGN disclosure are saved once, and a client's collection row is added once."""
+default reminder schedule and the E-SIGN disclosure are saved once, and a first write whose row may not exist yet
+(a client's first pause or credit limit, a promise replacing the open one, the collection settings, a reminder
+step) leaves one row."""
 
 from __future__ import annotations
 
 import multiprocessing
 import time
+from datetime import date
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select, text
 
 from portal.domain import dunning
-from portal.models import Client, ClientCollection, DunningStep, Invoice, TermsVersion
+from portal.models import DunningStep, Invoice, TermsVersion
+from portal.services.collections import schedule
 
 WORKERS = 4
 INVOICES_EACH = 15
@@ -78,20 +83,40 @@ def _publish_disclosure(config: dict, start) -> str:
         app.extensions["db_engine"].dispose()
 
 
-def _pause_clients(config: dict, client_ids: list[int], start) -> str:
-    """One process: pause each client's reminders (none was paused before: the first pause adds its row)."""
+def _first_write(config: dict, kind: str, client_id: int, start) -> str:
+    """One process: a write whose row may not exist yet (the first pause of a client, its first credit limit, a
+    promise replacing the open one, the first save of the collection settings, a new reminder step)."""
     from datetime import date
+    from decimal import Decimal
 
     from portal import create_app, db
-    from portal.services.collections import calls
+    from portal.domain.dunning import StepSpec
+    from portal.domain.errors import DomainError
+    from portal.services.collections import calls, promises, schedule
+    from portal.services.collections.settings import update_collection_settings
+    from portal.services.enforcement import credit
 
+    today = date(2026, 3, 16)
     app = create_app(config)
     try:
         with app.app_context():
+            session = db.session()
             start.wait(timeout=60)
-            for client_id in client_ids:
-                calls.pause(db.session(), client_id, reason="double click", until=None, today=date(2026, 3, 16))
+            if kind == "pause":
+                calls.pause(session, client_id, reason="double click", until=None, today=today)
+            elif kind == "credit limit":
+                credit.set_limit(session, client_id, 500_000, staff=None)
+            elif kind == "promise":
+                promises.record(session, client_id=client_id, invoice_id=None, amount_cents=1_000,
+                                promised_on=date(2026, 3, 20), today=today)
+            elif kind == "settings":
+                update_collection_settings(session, borrowing_rate_percent=Decimal("9"), call_after_days=4,
+                                           duplicate_window_days=5)
+            else:
+                schedule.save_step(session, StepSpec(45, "Day 45", "Invoice {invoice_number}", "Pay {pay_link}"))
             return "ok"
+    except DomainError as e:
+        return f"refused: {e}"
     except Exception as e:
         return f"{type(e).__name__}: {e}"
     finally:
@@ -131,27 +156,44 @@ def test_first_signers_at_once_publish_the_disclosure_once(app, app_config, sess
     assert session.scalar(select(func.count()).select_from(TermsVersion)) == 1
 
 
-def test_processes_pausing_a_never_paused_client_at_once_add_its_row_once(app, app_config, session, make):
-    """A double-clicked "Pause" (or two staff at once) for a client never paused before: each request reads that
-    the client has no collection row yet. On PostgreSQL this test holds the client's row locked, so every insert
-    of the collection row (its foreign key) waits until all four processes have read and are waiting, then lets
-    them go: without the per-client lock in ``calls`` three of them would insert the row again (a 500)."""
-    client = make.client("Paused LLC")
+FIRST_WRITES = {  # kind: (the table it writes, what is left once all four are done)
+    "pause": ("client_collections", "SELECT count(*) FROM client_collections"),
+    "credit limit": ("credit_limits", "SELECT count(*) FROM credit_limits"),
+    "promise": ("payment_promises", "SELECT count(*) FROM payment_promises WHERE status = 'open'"),
+    "settings": ("collection_settings", "SELECT count(*) FROM collection_settings"),
+    "step": ("dunning_steps", "SELECT count(*) FROM dunning_steps WHERE offset_days = 45"),
+}
+
+
+@pytest.mark.parametrize("kind", FIRST_WRITES)
+def test_four_processes_making_the_same_first_write_at_once_leave_one_row(app, app_config, session, make, kind):
+    """A double-clicked button, or two staff at once, where each request first reads that there is no row yet. On
+    PostgreSQL the test holds the table in SHARE mode, so every insert waits until all four processes have read
+    and are waiting, then lets them go: without the lock each service takes, more than one would insert (a key
+    violation, a 500; or two open promises for one balance). SQLite serialises writers by itself."""
+    table, left = FIRST_WRITES[kind]
+    client = make.client("Harbor Dental LLC")
+    make.invoice(client, 50_000, issue_date=date(2026, 2, 1), due_date=date(2026, 3, 1))  # past due: a promise
+    schedule.ensure_saved(session)
     session.commit()
     on_postgresql = session.get_bind().dialect.name == "postgresql"
     if on_postgresql:
-        session.execute(select(Client.id).where(Client.id == client.id).with_for_update())
+        session.execute(text(f"LOCK TABLE {table} IN SHARE MODE"))
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         start = manager.Barrier(WORKERS)
         with ctx.Pool(WORKERS) as pool:
-            pending = pool.starmap_async(_pause_clients, [(app_config, [client.id], start)] * WORKERS)
+            pending = pool.starmap_async(_first_write, [(app_config, kind, client.id, start)] * WORKERS)
             if on_postgresql:
                 _wait_until_waiting(app, WORKERS)
                 session.commit()  # lets them go
             outcomes = pending.get(timeout=120)
-    assert outcomes == ["ok"] * WORKERS  # the later ones waited and updated the row, none hit its primary key
-    assert session.scalar(select(func.count()).select_from(ClientCollection)) == 1
+    if kind == "step":  # the first adds day 45; the others are told the day is taken
+        assert sorted(outcomes)[0] == "ok" and all(o.startswith("refused:") for o in sorted(outcomes)[1:]), outcomes
+    else:
+        assert outcomes == ["ok"] * WORKERS
+    session.rollback()
+    assert session.scalar(text(left)) == 1
 
 
 def _wait_until_waiting(app, backends: int) -> None:

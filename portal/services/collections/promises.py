@@ -27,7 +27,7 @@ from portal.models import Allocation, Contact, Invoice, Payment, PaymentPromise,
 
 from .. import ledger
 from ..errors import NotFound
-from ..locking import begin_write
+from ..locking import begin_write, serialize
 
 #: Promises that hold: an open one pauses reminders; a kept one shows the client did what it said.
 HOLDING = (PromiseStatus.OPEN, PromiseStatus.KEPT)
@@ -49,6 +49,7 @@ def record(session: Session, *, client_id: int, invoice_id: int | None, amount_c
     """Record a promise. Refused (nothing changed) when the date is past, the amount is zero or more than is owed.
     A new promise for the same invoice (or the same past-due balance) replaces the open one."""
     begin_write(session)
+    serialize(session, f"promises of client {client_id}")  # PostgreSQL: two at once would both stay open
     try:
         balance = owed(session, client_id, invoice_id, today)
         dunning.check_promise(amount_cents, promised_on, balance, today)

@@ -58,6 +58,7 @@ def save_step(session: Session, spec: dunning.StepSpec, step_id: int | None = No
     with another step or is out of range, or the subject or text is empty or names an unknown placeholder."""
     ensure_saved(session)
     begin_write(session)
+    serialize(session, "reminder schedule")  # PostgreSQL: two steps for one day at once would both pass the check
     row = None
     if step_id is not None:
         row = session.get(DunningStep, step_id)

@@ -11,7 +11,7 @@ from portal.clock import now
 from portal.domain.errors import DomainError
 from portal.models import CollectionSettings
 
-from ..locking import begin_write
+from ..locking import begin_write, serialize
 
 DEFAULTS = {"borrowing_rate_percent": Decimal("8"), "call_after_days": 3, "duplicate_window_days": 5}
 
@@ -33,6 +33,7 @@ def update_collection_settings(session: Session, *, borrowing_rate_percent: Deci
     if not 0 <= duplicate_window_days <= 60:
         raise DomainError("The duplicate window must be between 0 and 60 days.")
     begin_write(session)
+    serialize(session, "collection settings")  # PostgreSQL: two first saves at once would both insert the row
     row = collection_settings(session)
     if row not in session:
         session.add(row)

@@ -17,6 +17,7 @@ from portal.models import Client, CreditLimit, StaffUser
 
 from .. import ledger
 from ..errors import NotFound
+from ..locking import begin_write, serialize
 from ..settings import get_settings
 
 
@@ -55,7 +56,10 @@ def position(session: Session, client_id: int) -> CreditPosition:
 
 def set_limit(session: Session, client_id: int, limit_cents: int | None, *, staff: StaffUser | None) -> None:
     """Set the limit (None removes it: no limit, no block). A negative limit is refused, nothing changed."""
+    begin_write(session)
+    serialize(session, f"credit limit {client_id}")  # PostgreSQL: two first limits at once would both insert
     if session.get(Client, client_id) is None:
+        session.rollback()
         raise NotFound()
     if limit_cents is not None:
         rules.check_limit(limit_cents)
