@@ -312,6 +312,8 @@ def resend(session: Session, delivery_id: int, *, timeout: float = W.TIMEOUT_SEC
     delivery = session.get(WebhookDelivery, delivery_id)
     if delivery is None:
         raise NotFound()
+    if not delivery.endpoint.active:  # the admin was told nothing goes to a disabled endpoint until it is enabled
+        raise DomainError(f"{delivery.endpoint.url} is disabled: enable it first to resend to it.")
     delivery.status = WebhookDeliveryStatus.PENDING
     delivery.attempts = 0
     delivery.next_attempt_at = now()

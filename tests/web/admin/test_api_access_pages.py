@@ -125,6 +125,23 @@ def test_the_delivery_log_lists_tries_and_resend_tries_again(admin, session, mak
     assert admin.post("/admin/api/deliveries/999/resend").status_code == 404
 
 
+def test_resend_to_a_disabled_endpoint_is_refused_and_nothing_is_tried(admin, session, make):
+    endpoint = hooks.add_endpoint(session, url=closed_port_url(), events=["payment.received"])
+    hooks.emit(session, "payment.received", {"payment": {"id": 8}}, client=make.client(), source_key="test:8")
+    session.commit()
+    hooks.deliver_due(session)
+    hooks.set_active(session, endpoint.id, False)
+    [delivery] = session.scalars(select(WebhookDelivery)).all()
+    before = (delivery.status, delivery.attempts, delivery.last_attempt_at)
+
+    refused = admin.post(f"/admin/api/deliveries/{delivery.id}/resend", follow_redirects=True)
+
+    assert "is disabled: enable it first" in page(refused)
+    session.expire_all()
+    delivery = session.get(WebhookDelivery, delivery.id)
+    assert (delivery.status, delivery.attempts, delivery.last_attempt_at) == before
+
+
 def test_contacts_and_strangers_do_not_reach_the_pages(http, make):
     assert http.get("/admin/api/").status_code == 302
     contact = make.contact(make.client())
