@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -113,6 +113,13 @@ def check_may_issue(terms: NoticeTerms, late: PastDue) -> None:
                           f"notice only from {terms.remote_disable_days} days past due "
                           f"({terms.remote_disable_days - late.days} more day"
                           f"{'s' if terms.remote_disable_days - late.days != 1 else ''}).")
+
+
+def check_equipment(kind: NoticeKind, equipment: Sequence[EquipmentLine]) -> None:
+    """An equipment-recovery notice names what is to be recovered: none without equipment the MSP still owns."""
+    if kind == NoticeKind.EQUIPMENT_RECOVERY and not equipment:
+        raise DomainError("No equipment owned by you until paid is in this client's register, so there is nothing "
+                          "to recover: add it to the register first (Equipment, orders and credit limit).")
 
 
 def grounds_remain(terms: NoticeTerms, late: PastDue) -> bool:

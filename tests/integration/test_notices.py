@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.clock import now
 from portal.domain.errors import DomainError
@@ -129,6 +129,21 @@ def test_recovery_notice_lists_only_what_the_msp_still_owns(session, shop, signe
     notice = notices.issue(session, rt, shop.client, "equipment_recovery", staff=None)
     assert "FGT60F-0001" in notice.equipment and "SW-22" not in notice.equipment
     assert notice.clause.startswith("7. Equipment ownership and recovery")
+
+
+def test_recovery_with_no_equipment_the_msp_still_owns_is_refused_and_writes_nothing(session, shop, signed, rt,
+                                                                                     clock):
+    session.execute(update(Equipment).values(owned_until_paid=False))  # the firewall was paid for meanwhile
+    session.commit()
+    clock.set(DUE + timedelta(days=60))
+    before = kinds(session, signed)
+
+    with pytest.raises(DomainError, match="nothing to recover"):
+        notices.issue(session, rt, shop.client, "equipment_recovery", staff=None)
+
+    assert notice_count(session) == 0
+    assert kinds(session, signed) == before
+    assert notices.issue(session, rt, shop.client, "remote_disable", staff=None).kind == "remote_disable"
 
 
 def test_a_refused_email_is_an_event_not_a_delivery(session, shop, signed, rt, clock, smtp_server):

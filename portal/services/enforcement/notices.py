@@ -95,8 +95,10 @@ def draft(session: Session, client: Client, kind: str, on: date) -> Draft:
     assert agreement is not None and variables is not None
     late = past_due(session, client.id, on)
     N.check_may_issue(terms, late)
+    concerned = _equipment(session, client.id, chosen)
+    N.check_equipment(chosen, concerned)
     return Draft(client, chosen, agreement, terms, late, get_settings(session).currency,
-                 N.quote_clause(agreement.document_text, chosen, variables), _equipment(session, client.id, chosen),
+                 N.quote_clause(agreement.document_text, chosen, variables), concerned,
                  N.disable_permitted_on(on, terms))
 
 
