@@ -364,6 +364,13 @@ def _claim_patiently(session: Session, rt: Runtime, setup: ClientAutopay, invoic
     return LOCKED_ELSEWHERE
 
 
+#: SQLite has one writer for the whole database: more threads than this (in each run-due process) only queue for
+#: its lock, and its busy handler is not first come, first served, so under load a thread could wait out the busy
+#: timeout (or the connection pool's) while others kept taking the lock. A few threads still overlap the gateway's
+#: latency, which is what the threads are for.
+SQLITE_THREADS = 4
+
+
 def charge_due(session: Session, rt: Runtime, today: date, *, open_session: OpenSession, rate: float,
                node: str = "", lease_seconds: float = 0,
                on_progress: Callable[[int, int], None] | None = None) -> ChargeReport:
@@ -382,7 +389,10 @@ def charge_due(session: Session, rt: Runtime, today: date, *, open_session: Open
         if on_progress:
             on_progress(next(done), len(client_ids))
 
+    threads = threads_for(rate)
+    if session.get_bind().dialect.name == "sqlite":
+        threads = min(threads, SQLITE_THREADS)
     run_all(lambda client_id: charge_client(open_session, rt, client_id, today, bucket, holder=node,
                                             lease_seconds=lease_seconds), client_ids,
-            threads=threads_for(rate), on_done=finished)
+            threads=threads, on_done=finished)
     return total
