@@ -16,6 +16,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
 from portal.domain import terms as T
+from portal.services.agreements import Signature
+from portal.services.agreements.rendered import SignedBy
 from portal.web.forms import PortalForm
 
 # ---------------------------------------------------------------------------------------------------- contact
@@ -50,6 +52,20 @@ class SignForm(PortalForm):
                                 default="drawn", validators=[InputRequired("Choose how to sign.")])
     typed_signature = StringField("Type your full name as your signature", validators=[Optional(), Length(max=200)])
     drawn_signature = HiddenField(validators=[Optional(), Length(max=600_000)])
+
+
+class ConsentSignForm(SignForm):
+    """Signing a rendered document (deposit, plan, autopay or charge authorization): the E-SIGN consent is given on
+    the same form, not as a step of its own."""
+
+    consent = BooleanField(validators=[DataRequired("Please agree to do business electronically first.")])
+
+    def signed_by(self) -> SignedBy:
+        """What the signer gave, as the rendered-document services take it."""
+        return SignedBy(full_name=self.full_name.data, title=self.title.data, authority_confirmed=self.authority.data,
+                        consent_confirmed=self.consent.data, shown_sha256=self.document_sha256.data,
+                        signature=Signature(kind=self.signature_kind.data, typed=self.typed_signature.data or "",
+                                            drawn_data_url=self.drawn_signature.data or ""))
 
 
 class DeclineForm(PortalForm):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField
+from wtforms import HiddenField, RadioField, SelectChoice, StringField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from portal.domain import autopay as A
-from portal.web.agreements.forms import SignForm
+from portal.web.agreements.forms import ConsentSignForm
 from portal.web.forms import PortalForm
 from portal.web.params import parse_int
 from portal.web.payments.forms import PayForm
@@ -68,8 +68,7 @@ class VerifyForm(PortalForm):
         return (first, second) if first is not None and second is not None else None
 
 
-class AuthorizeForm(SignForm):
-    consent = BooleanField(validators=[DataRequired("Please agree to do business electronically first.")])
+class AuthorizeForm(ConsentSignForm):
     role = RadioField("Use this method as", default=A.DEFAULT, validators=[DataRequired("Choose how to use it.")],
                       choices=[SelectChoice(A.DEFAULT, "My autopay method"),
                                SelectChoice(A.FALLBACK, "The fallback, if my autopay method fails")])

@@ -255,11 +255,7 @@ def authorize(method_id: int):
     form = AuthorizeForm()
     status = 200
     if form.validate_on_submit():
-        signed = enrollment.SignedBy(
-            full_name=form.full_name.data, title=form.title.data, authority_confirmed=form.authority.data,
-            consent_confirmed=form.consent.data, shown_sha256=form.document_sha256.data,
-            signature=agreements.Signature(kind=form.signature_kind.data, typed=form.typed_signature.data or "",
-                                           drawn_data_url=form.drawn_signature.data or ""))
+        signed = form.signed_by()
         try:
             agreement = enrollment.authorize(session, rt, current_user.record, method_id, signed,
                                              meta=request_meta(), role=form.role.data)

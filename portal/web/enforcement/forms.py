@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from portal.domain import charge_authorizations as C
 from portal.domain.notices import KIND_TITLES, NoticeKind
-from portal.web.agreements.forms import SignForm
+from portal.web.agreements.forms import ConsentSignForm
 from portal.web.forms import PortalForm
 
 
-class ChargeAuthorizationSignForm(SignForm):
-    consent = BooleanField(validators=[DataRequired("Please agree to do business electronically first.")])
+class ChargeAuthorizationSignForm(ConsentSignForm):
+    """Sign a one-off charge authorization."""
 
 
 class NoticeForm(PortalForm):

@@ -19,7 +19,6 @@ from portal.domain.errors import DomainError
 from portal.extensions import limiter
 from portal.models import EnforcementNotice, Invoice
 from portal.services import agreements
-from portal.services.autopay.enrollment import SignedBy
 from portal.services.enforcement import charge_authorizations, deliverables, notices
 from portal.services.errors import NotFound
 from portal.web.agreements.common import request_meta
@@ -71,11 +70,7 @@ def charge_authorization(public_id: str):
     form = ChargeAuthorizationSignForm()
     status = 200
     if form.validate_on_submit():
-        signed = SignedBy(full_name=form.full_name.data, title=form.title.data, authority_confirmed=form.authority.data,
-                          consent_confirmed=form.consent.data, shown_sha256=form.document_sha256.data,
-                          signature=agreements.Signature(kind=form.signature_kind.data,
-                                                         typed=form.typed_signature.data or "",
-                                                         drawn_data_url=form.drawn_signature.data or ""))
+        signed = form.signed_by()
         try:
             outcome = charge_authorizations.sign(session, rt, current_user.record, public_id, signed,
                                                  meta=request_meta())

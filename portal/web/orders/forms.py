@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from wtforms import BooleanField
-from wtforms.validators import DataRequired
-
-from portal.web.agreements.forms import SignForm
+from portal.web.agreements.forms import ConsentSignForm
 
 
-class AcceptDepositForm(SignForm):
-    consent = BooleanField(validators=[DataRequired("Please agree to do business electronically first.")])
+class AcceptDepositForm(ConsentSignForm):
+    """Sign the deposit agreement."""

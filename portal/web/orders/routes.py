@@ -50,11 +50,7 @@ def accept(public_id: str):
     form = AcceptDepositForm()
     status = 200
     if form.validate_on_submit():
-        signed = orders.SignedBy(
-            full_name=form.full_name.data, title=form.title.data, authority_confirmed=form.authority.data,
-            consent_confirmed=form.consent.data, shown_sha256=form.document_sha256.data,
-            signature=agreements.Signature(kind=form.signature_kind.data, typed=form.typed_signature.data or "",
-                                           drawn_data_url=form.drawn_signature.data or ""))
+        signed = form.signed_by()
         try:
             done = orders.accept(session, rt, current_user.record, public_id, signed, meta=request_meta())
         except DomainError as e:

@@ -24,7 +24,7 @@ from portal.domain.money import check_amount, parse_amount, parse_decimal
 from portal.domain.schedules import MAX_INSTALLMENTS, Frequency
 from portal.services.plans.offers import Choice
 from portal.services.plans.policy import PolicyInput
-from portal.web.agreements.forms import SignForm
+from portal.web.agreements.forms import ConsentSignForm
 from portal.web.forms import PortalForm
 from portal.web.params import parse_date
 
@@ -154,8 +154,8 @@ class PolicyForm(PortalForm):
             grace_days=self.grace_days.data, reminder_days=self.reminder_days.data)
 
 
-class AcceptForm(SignForm):
-    consent = BooleanField(validators=[DataRequired("Please agree to do business electronically first.")])
+class AcceptForm(ConsentSignForm):
+    """Sign the plan agreement (or note)."""
 
 
 class ReasonForm(PortalForm):
