@@ -82,6 +82,7 @@ def _in_process(app, session, rt, rate: float):
 class _Summed:
     charged: int = 0
     lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # each process's count is in its summary line
 
     def summary(self) -> str:
         return "\n".join(self.lines)
@@ -162,6 +163,8 @@ def main() -> None:
     made = fake.payment_intent_count - before
     cps = report.charged / seconds if seconds else 0.0
     print(report.summary())
+    for problem in report.problems[:5]:  # in one process: its first few, in full
+        print(f"  problem: {problem}")
     print(f"gateway: {args.latency_ms:.0f} ms per call, limit {args.rate:.0f} requests/s, {engine.dialect.name}")
     print(f"{args.processes} process(es); charging: {report.charged} charges in {seconds:.1f} s = {cps:.1f} charges/s; "
           f"ratio to the limit {cps / args.rate:.2f} (aim: at least 0.80)")

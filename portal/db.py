@@ -30,16 +30,18 @@ def init_app(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, **pool) -> Engine:
+    """``pool``: the connection pool's size, overflow and timeout when they should differ from the defaults."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # No pre-ping: it is one more round trip on every request (issue 14). Connections are replaced after 30 minutes
     # instead, before a firewall or server idle timeout drops them; after a database restart the first statement
     # on a dead connection fails, and SQLAlchemy then discards every pooled connection (disconnect detection).
-    return create_engine(url, pool_recycle=1800, pool_size=10, max_overflow=10)
+    # `run-due` runs up to pool_size - 1 charging threads (one connection each, and one for the run itself).
+    return create_engine(url, **{"pool_recycle": 1800, "pool_size": 20, "max_overflow": 10, **pool})
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:

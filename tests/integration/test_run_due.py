@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from portal.services.agreements import rendered
 from portal.services.due import run_due
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import invoice_state, read_outbox, runtime_for
+from tests.run_due_fixtures import CARD, enroll_rows, saved_on_gateway
 
 
 def enroll(session, rt, client, pm: str = "pm_card_visa", *, fallback: str | None = None):
@@ -135,3 +137,35 @@ def test_the_run_log_shows_each_run_what_it_charged_and_why_it_skipped(app, sess
 
 def test_the_run_log_is_for_staff_only(app, http):
     assert http.get("/admin/runs").status_code in (302, 401, 403)
+
+
+def test_run_due_never_runs_more_charging_threads_than_the_pool_has_connections(app, session, make, sandbox_gateway,
+                                                                               outbox):
+    """At the 100/s limit run-due wants 50 threads; on a pool of 3 connections that fail a waiter after 0.2 s, the
+    threads that could not get one failed their client's charges (as happened with 50 threads over 20 connections)."""
+    from sqlalchemy.orm import sessionmaker
+
+    rt = runtime_for(sandbox_gateway)
+    rt = replace(rt, config={**rt.config, "GATEWAY_RATE_LIMIT": 100})
+    invoices = []
+    for n in range(12):
+        client = make.client(f"Clinic {n} LLC")
+        invoices.append(make.invoice(client, 10_000 + n, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 16)))
+        customer, card = saved_on_gateway(rt, client, "pm_card_visa")
+        enroll_rows(session, rt, client, [(card, CARD)], customer=customer)
+    small = db.make_engine(app.config["DATABASE_URL"], pool_size=3, max_overflow=0, pool_timeout=0.2)
+    sessions = sessionmaker(bind=small, expire_on_commit=False)
+
+    @contextmanager
+    def small_pool_session():
+        with app.app_context(), sessions() as worker:
+            yield worker
+
+    try:
+        with sessions() as run_session:
+            report = run_due(run_session, rt, open_session=small_pool_session)
+    finally:
+        small.dispose()
+
+    assert report.problems == [] and (report.charged, report.succeeded) == (12, 12)
+    assert [invoice_state(session, invoice) for invoice in invoices] == [("paid", 0)] * 12

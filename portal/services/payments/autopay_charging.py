@@ -389,10 +389,20 @@ def charge_due(session: Session, rt: Runtime, today: date, *, open_session: Open
         if on_progress:
             on_progress(next(done), len(client_ids))
 
-    threads = threads_for(rate)
-    if session.get_bind().dialect.name == "sqlite":
-        threads = min(threads, SQLITE_THREADS)
     run_all(lambda client_id: charge_client(open_session, rt, client_id, today, bucket, holder=node,
                                             lease_seconds=lease_seconds), client_ids,
-            threads=threads, on_done=finished)
+            threads=charging_threads(session, rate), on_done=finished)
     return total
+
+
+def charging_threads(session: Session, rate: float) -> int:
+    """Enough threads for the rate (``threads_for``), but no more than the database can serve at once: a thread holds
+    one pooled connection while it writes, and one stays for the run's own session. With more threads than that,
+    threads queue for a connection, and in a busy process (threads holding one while they wait for the GIL) some
+    waited out the pool's timeout: their client's charges failed as a problem of the run (seen with the 100/s
+    limit's 50 threads over 20 connections)."""
+    bind = session.get_bind()
+    threads = min(threads_for(rate), bind.pool.size() - 1)
+    if bind.dialect.name == "sqlite":
+        threads = min(threads, SQLITE_THREADS)
+    return max(1, threads)
