@@ -31,6 +31,7 @@ from ..agreements.invitations import signed_terms_of
 from ..errors import NotFound
 from ..locking import begin_write
 from ..payments.autopay_mail import billing_emails
+from ..payments.locks import end_reads
 from ..plans.progress import current_plan_invoice_ids
 from ..runtime import Runtime
 from ..settings import get_settings
@@ -247,7 +248,7 @@ def withdraw_paid(session: Session, rt: Runtime, *, client_id: int | None = None
     if client_id is not None:
         query = query.where(EnforcementNotice.client_id == client_id)
     ids = list(session.scalars(query))
-    session.rollback()
+    end_reads(session)  # not a rollback: that would expire what the caller holds loaded
     withdrawn = 0
     for notice_id in ids:
         begin_write(session)
@@ -277,7 +278,7 @@ def send_withdrawals(session: Session, rt: Runtime) -> int:
     sent = 0
     ids = list(session.scalars(select(EnforcementNotice.id).where(EnforcementNotice.status == WITHDRAWN,
                                                                   EnforcementNotice.withdrawal_sent_at.is_(None))))
-    session.rollback()
+    end_reads(session)
     for notice_id in ids:
         begin_write(session)
         notice = session.get(EnforcementNotice, notice_id, with_for_update=True, populate_existing=True)

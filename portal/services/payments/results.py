@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 class Change:
     before: str
     after: str
+    attempt: ChargeAttempt  # as committed; kept by the caller, so the session's (weak) identity map keeps it too
 
 
 def payment_of(session: Session, attempt: ChargeAttempt) -> Payment | None:
@@ -56,9 +57,9 @@ def apply_result(session: Session, rt: Runtime, attempt_id: int, result: ChargeR
     change = record(session, attempt_id, result)
     if change is None:
         return _get(session, attempt_id)
-    if needs_booking(session, _get(session, attempt_id)):
+    attempt = change.attempt  # booking's lock reloads this same object; a failed booking expires it
+    if needs_booking(session, attempt):
         book_safely(session, attempt_id)
-    attempt = _get(session, attempt_id)
     if change.after == change.before or needs_booking(session, attempt):
         return attempt  # an unbooked payment's email goes out when reconciliation books it
     if change.after == rules.SUCCEEDED:
@@ -116,7 +117,7 @@ def record(session: Session, attempt_id: int, result: ChargeResult) -> Change | 
         if after in rules.FINAL and before not in rules.FINAL:
             attempt.settled_at = now()
     session.commit()  # keeps a newly learnt gateway id even when the state did not move
-    return Change(before, after)
+    return Change(before, after, attempt)
 
 
 def _copy_method_details(attempt: ChargeAttempt, result: ChargeResult) -> None:
