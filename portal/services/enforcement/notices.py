@@ -268,7 +268,8 @@ def withdraw_paid(session: Session, rt: Runtime, *, client_id: int | None = None
         except BaseException:
             session.rollback()
             raise
-    send_withdrawals(session, rt)
+    if withdrawn or client_id is None:  # after one client's payment: only its own news (run-due sends the rest)
+        send_withdrawals(session, rt)
     return withdrawn
 
 

@@ -58,9 +58,8 @@ def apply_result(session: Session, rt: Runtime, attempt_id: int, result: ChargeR
     if change is None:
         return _get(session, attempt_id)
     attempt = change.attempt  # booking's lock reloads this same object; a failed booking expires it
-    if needs_booking(session, attempt):
-        book_safely(session, attempt_id)
-    if change.after == change.before or needs_booking(session, attempt):
+    booked = needs_booking(session, attempt) and book_safely(session, attempt_id)
+    if change.after == change.before or (not booked and needs_booking(session, attempt)):
         return attempt  # an unbooked payment's email goes out when reconciliation books it
     if change.after == rules.SUCCEEDED:
         notices.send_receipt(session, rt, attempt)
