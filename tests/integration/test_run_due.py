@@ -169,3 +169,27 @@ def test_run_due_never_runs_more_charging_threads_than_the_pool_has_connections(
 
     assert report.problems == [] and (report.charged, report.succeeded) == (12, 12)
     assert [invoice_state(session, invoice) for invoice in invoices] == [("paid", 0)] * 12
+
+
+def test_a_receipt_no_one_could_be_sent_is_tried_again_for_a_week_then_left_to_the_payment_history(
+        app, session, make, sandbox_gateway, outbox, clock):
+    """A client with no billing contact when autopay charged it: each run looks for someone to send the receipt to,
+    for a week (a contact added meanwhile gets it, once); after that no run looks at it again."""
+    rt = runtime_for(sandbox_gateway)
+    early, late = make.client("Acme Dental LLC"), make.client("Birch Clinic LLC")
+    for client in (early, late):
+        make.invoice(client, 12_000, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 16))
+        customer, card = saved_on_gateway(rt, client, "pm_card_visa")
+        enroll_rows(session, rt, client, [(card, CARD)], customer=customer)
+    assert run(app, session, rt).succeeded == 2 and read_outbox(outbox) == []
+
+    clock.advance(days=3)
+    make.contact(early, email="pat@acme-dental.test", is_billing=True)
+    run(app, session, rt)
+    run(app, session, rt)
+    clock.advance(days=5)  # 8 days after the charge
+    make.contact(late, email="lee@birch.test", is_billing=True)
+    run(app, session, rt)
+
+    assert [(m["To"], m["Subject"].split(":")[0]) for m in read_outbox(outbox)] == [
+        ("pat@acme-dental.test", "Payment received")]

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: An attempt written this recently may still be inside its browser request's gateway call: leave it alone.
 GRACE = timedelta(minutes=2)
+#: How long a receipt or failure email the client is owed (not sent, refused, or no one to send it to) is tried again
+#: by each run. After that the payment history in the portal is where it is: a receipt for a payment weeks old would
+#: confuse more than it tells, and a client with no billing contact would otherwise be looked at by every run forever.
+OWED_EMAIL_WINDOW = timedelta(days=7)
 #: A bank authentication step (3-D Secure) not finished after this long is abandoned: it is canceled so the amount
 #: it holds on the invoices is freed and an old browser tab cannot complete it later.
 ABANDONED_AFTER = timedelta(hours=1)
@@ -103,7 +107,8 @@ def finish(session: Session, rt: Runtime, report: ReconcileReport, *, grace: tim
             report.changed += 1
     unsent = session.scalars(
         select(ChargeAttempt.id).join(Payment, Payment.id == ChargeAttempt.payment_id)
-        .where(ChargeAttempt.updated_at <= cutoff, Payment.status == ChargeAttempt.status,
+        .where(ChargeAttempt.updated_at <= cutoff, ChargeAttempt.updated_at > now() - OWED_EMAIL_WINDOW,
+               Payment.status == ChargeAttempt.status,
                or_((ChargeAttempt.status == rules.SUCCEEDED) & ChargeAttempt.receipt_sent_at.is_(None),
                    (ChargeAttempt.status == rules.FAILED) & ChargeAttempt.failure_notice_sent_at.is_(None)))
         .order_by(ChargeAttempt.id)).all()
