@@ -76,7 +76,11 @@ def test_invited_contact_signs_with_a_drawn_signature_and_verifies_the_pdf(page,
     page.get_by_label(re.compile("authorized to sign on behalf of Harbor Dental Group LLC")).check()
     page.get_by_label("Draw my signature").check()
     assert page.locator("input[name=typed_signature]").is_hidden()
-    box = page.locator("#signature-canvas").bounding_box()
+    canvas = page.locator("#signature-canvas")
+    # hovering waits until the canvas is in view and has stopped moving (the section above it was just shown), so
+    # the box below is where the pointer really lands, on a loaded machine too
+    canvas.hover()
+    box = canvas.bounding_box()
     x, y = box["x"], box["y"]
     page.mouse.move(x + 30, y + 120)
     page.mouse.down()
@@ -88,7 +92,7 @@ def test_invited_contact_signs_with_a_drawn_signature_and_verifies_the_pdf(page,
     page.mouse.move(x + 200, y + 140, steps=8)
     page.mouse.up()
     drawn = page.locator("input[name=drawn_signature]").input_value()
-    assert drawn.startswith("data:image/png;base64,")
+    assert drawn.startswith("data:image/png;base64,"), "the strokes did not reach the signature pad"
     page.get_by_role("button", name="Sign", exact=True).click()
 
     page.wait_for_selector("#signed")
