@@ -11,7 +11,7 @@ CENT = Decimal("0.01")
 # The largest amount anywhere ($999,999,999,999.99): beyond any real invoice, and far enough below the 64-bit cents
 # columns that totals of many such amounts still fit. Typed amounts are held to it by their shape (12 digits).
 MAX_CENTS = 10**14 - 1
-_AMOUNT = re.compile(r"^-?\d{1,12}(\.\d{1,2})?$")
+_AMOUNT = re.compile(r"^(-?)(\d{1,12})(?:\.(\d{1,2}))?$")
 SYMBOLS = {"USD": "$", "CAD": "CA$", "AUD": "A$", "EUR": "€", "GBP": "£", "NZD": "NZ$"}
 
 
@@ -23,9 +23,13 @@ def round_half_up(value: Decimal) -> int:
 def parse_amount(text: str, *, allow_negative: bool = False) -> int:
     """'1,234.5' -> 123450. Rejects anything that is not a plain amount with at most two decimals."""
     cleaned = (text or "").strip().replace(",", "").lstrip("$").strip()
-    if not _AMOUNT.match(cleaned):
+    match = _AMOUNT.match(cleaned)
+    if not match:
         raise InvalidAmount(f"{text!r} is not an amount (use digits with up to two decimals, e.g. 1250.00)")
-    cents = int((Decimal(cleaned) * 100).to_integral_value())
+    sign, whole, fraction = match.groups()  # exact in integers: an import reads one amount or two per line
+    cents = int(whole) * 100 + int((fraction or "0").ljust(2, "0"))
+    if sign:
+        cents = -cents
     if cents < 0 and not allow_negative:
         raise InvalidAmount("The amount cannot be negative.")
     return cents

@@ -357,20 +357,18 @@ def test_a_line_another_process_beat_us_to_is_reported(session, make, tmp_path, 
 # --- the bulk path (issue 14): chunks, statement counts, the fast "unchanged" comparison -----------------------
 
 def test_is_unchanged_agrees_with_the_field_by_field_comparison():
-    from dataclasses import replace
-
     from portal.domain import imports
 
     header = imports.read_header(HEADER)
     parsed = imports.parse_row(2, [row("1001", tax="75.00")[c] for c in HEADER], header, currency="USD")
     facts = imports.facts_for(parsed)
     assert imports.is_unchanged(parsed, facts) and imports.invoice_differences(parsed, facts) == []
-    for changed in (replace(parsed, amount_cents=parsed.amount_cents + 1), replace(parsed, tax_cents=0),
-                    replace(parsed, description="Other"), replace(parsed, due_date=date(2026, 4, 30)),
-                    replace(parsed, issue_date=date(2026, 2, 28))):
+    for changed in (parsed._replace(amount_cents=parsed.amount_cents + 1), parsed._replace(tax_cents=0),
+                    parsed._replace(description="Other"), parsed._replace(due_date=date(2026, 4, 30)),
+                    parsed._replace(issue_date=date(2026, 2, 28))):
         assert not imports.is_unchanged(changed, facts)
         assert imports.invoice_differences(changed, facts) != []
-    stored_decimal = replace(facts, lines=((parsed.description, Decimal("1.0000"), parsed.amount_cents),))
+    stored_decimal = facts._replace(lines=((parsed.description, Decimal("1.0000"), parsed.amount_cents),))
     assert imports.is_unchanged(parsed, stored_decimal)  # the database's NUMERIC(12, 4) quantity
 
 

@@ -11,7 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portal.domain import imports
+from portal.domain.errors import InvalidAmount
 from portal.domain.imports import FileChecks, FirstLines, HeaderError, ImportRow, RowError, parse_row, read_header
+from portal.domain.invoices import compute_totals
+from portal.domain.money import check_amount
 
 COLUMNS = ["client_external_id", "client_name", "invoice_number", "issue_date", "due_date", "description",
            "amount", "currency", "contact_email", "contact_name", "tax", "status", "client_address_line1", "city",
@@ -151,6 +154,22 @@ def test_imported_totals_keep_the_exporters_tax_amount():
     totals = imports.totals_for(row)
     assert (totals.subtotal_cents, totals.tax_cents, totals.total_cents) == (10000, 825, 10825)
     assert imports.effective_tax_rate(row) == Decimal("8.25")
+
+
+@given(st.integers(1, 10**14 - 1), st.integers(0, 10**14 - 1))
+def test_imported_totals_are_the_invoice_rules_totals(amount, tax):
+    """totals_for works the one-line invoice out without compute_totals; it must give exactly what the rules give,
+    and refuse the same totals."""
+    row = parse()._replace(amount_cents=amount, tax_cents=tax)
+    try:
+        ruled = compute_totals([imports.line_for(row)], Decimal(0))
+        expected = (ruled.line_amounts, ruled.subtotal_cents, tax, check_amount(ruled.subtotal_cents + tax))
+    except InvalidAmount:
+        with pytest.raises(InvalidAmount):
+            imports.totals_for(row)
+        return
+    totals = imports.totals_for(row)
+    assert (totals.line_amounts, totals.subtotal_cents, totals.tax_cents, totals.total_cents) == expected
 
 
 def test_invoice_differences_name_what_changed():
