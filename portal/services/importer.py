@@ -576,11 +576,15 @@ STORED = (Invoice.id, Invoice.number, Invoice.client_id, Invoice.source, Invoice
 
 
 def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, tuple[Row, InvoiceFacts]]:
-    """The stored invoices with these numbers and what each says, in two queries."""
-    invoices = session.execute(select(*STORED).where(_among(session, Invoice.number, numbers))).all()
+    """The stored invoices with these numbers and what each says, in two queries. Plain rows through the session's
+    connection (after a flush, as the session's own autoflush would): the ORM's result handling was a tenth of a
+    re-import's time and builds nothing these need."""
+    session.flush()
+    connection = session.connection()
+    invoices = connection.execute(select(*STORED).where(_among(session, Invoice.number, numbers))).all()
     lines: dict[int, list[tuple[str, Decimal, int]]] = {i.id: [] for i in invoices}
     if lines:
-        for invoice_id, description, quantity, unit_price in session.execute(
+        for invoice_id, description, quantity, unit_price in connection.execute(
                 select(InvoiceLine.invoice_id, InvoiceLine.description, InvoiceLine.quantity,
                        InvoiceLine.unit_price_cents)
                 .where(_among(session, InvoiceLine.invoice_id, lines))

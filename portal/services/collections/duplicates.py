@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -47,8 +47,8 @@ def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collecti
     lowest = min(b.issue_date for b in new) - timedelta(days=window)
     highest = max(b.issue_date for b in new) + timedelta(days=window)
     candidates = [_bill(r) for r in session.execute(
-        select(*_BILL).where(Invoice.client_id.in_({b.client_id for b in new}),
-                             Invoice.total_cents.in_({b.total_cents for b in new}),
+        select(*_BILL).where(tuple_(Invoice.client_id, Invoice.total_cents).in_({(b.client_id, b.total_cents)
+                                                                                   for b in new}),
                              Invoice.issue_date.between(lowest, highest), Invoice.status != invoice_rules.VOID,
                              Invoice.source.in_(rules.CHECKED_SOURCES)))]
     # grouped by what a duplicate must share, so a large import compares each bill with its few twins only
