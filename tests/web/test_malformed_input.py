@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from flask import Request
-from sqlalchemy import func, select
+from sqlalchemy import text
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
@@ -105,10 +105,13 @@ class Walk:
     requests: int = 0
 
     def counts(self) -> tuple[int, ...]:
-        tables = Base.metadata.sorted_tables
+        """Rows in every table, in one statement (taken around each of the walk's ~8,000 requests; built as a
+        SQLAlchemy select it cost more to build and compile each time than the request it checked)."""
         self.session.rollback()
-        return tuple(self.session.execute(select(*[select(func.count()).select_from(t).scalar_subquery()
-                                                    for t in tables])).one())
+        return tuple(self.session.execute(_COUNTS).one())
+
+
+_COUNTS = text("SELECT " + ", ".join(f'(SELECT count(*) FROM "{t.name}")' for t in Base.metadata.sorted_tables))
 
 
 def _enc(value: str) -> str:
