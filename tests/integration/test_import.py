@@ -309,10 +309,10 @@ engine.dispose()
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_a_line_another_process_beat_us_to_is_reported(session, make, tmp_path, strict):
-    """Another process commits invoice 1001 after our lookups found no 1001 and just before our INSERT of the
-    chunk's invoices (PostgreSQL reports the unique violation; SQLite cannot interleave writers this way, so the
-    test needs PostgreSQL). The seam is the engine's before_cursor_execute on that INSERT: the importer writes
-    new invoices with Core bulk inserts, not an ORM flush."""
+    """Another process commits invoice 1001 after our lookups found no 1001 and before we write the chunk's
+    invoices (PostgreSQL reports the unique violation; SQLite cannot interleave writers this way, so the test needs
+    PostgreSQL). The seam is the engine's before_cursor_execute on the chunk's SAVEPOINT, which comes after the
+    lookups: the importer writes new invoices with COPY on PostgreSQL, which the engine's events do not see."""
     if session.bind.dialect.name != "postgresql":
         pytest.skip("needs concurrent writers: PostgreSQL only")
     import subprocess
@@ -329,7 +329,7 @@ def test_a_line_another_process_beat_us_to_is_reported(session, make, tmp_path, 
     ran = []
 
     def other_process_inserts(conn, cursor, statement, *_):
-        if not ran and statement.startswith("INSERT INTO invoices"):
+        if not ran and statement.startswith("SAVEPOINT"):
             ran.append(subprocess.run([sys.executable, "-c", OTHER_WRITER, url, str(other.id)], check=True,
                                       capture_output=True, text=True))
 
@@ -341,7 +341,7 @@ def test_a_line_another_process_beat_us_to_is_reported(session, make, tmp_path, 
     finally:
         event.remove(engine, "before_cursor_execute", other_process_inserts)
 
-    assert len(ran) == 1  # the other process did run, between our lookups and our insert
+    assert len(ran) == 1  # the other process did run, between our lookups and our writes
     assert [i.line for i in report.issues] == [2]
     assert report.issues[0].message.startswith("the database refused the line")
     owner = session.scalar(select(Invoice.client_id).where(Invoice.number == "1001"))
