@@ -153,9 +153,9 @@ def parse_row(line: int, cells: Sequence[str], header: Header, *, currency: str)
     (external_id, client_name, number, issue_text, due_text, description, amount_text, currency_text, email,
      contact_name, tax_text, status_text, *address_cells) = [c.strip() for c in header.pick([*cells, ""])]
     errors: list[str] = []
-    _text(external_id, "client_external_id", 100, errors)
-    _text(client_name, "client_name", 255, errors)
-    _text(number, "invoice_number", 50, errors)
+    _text(external_id, "client_external_id", errors)
+    _text(client_name, "client_name", errors)
+    _text(number, "invoice_number", errors)
     if not description:
         errors.append("description is missing")
     issue_date = _date(issue_text, "issue_date", errors)
@@ -169,14 +169,14 @@ def parse_row(line: int, cells: Sequence[str], header: Header, *, currency: str)
     row_currency = _currency(currency_text, currency, errors)
 
     if email:
-        if len(email) > 320:
-            errors.append("contact_email is longer than 320 characters")
+        if len(email) > MAX_LENGTHS["contact_email"]:
+            errors.append(f"contact_email is longer than {MAX_LENGTHS['contact_email']} characters")
         email = email.lower()
         if not _EMAIL.match(email):
             errors.append(f"contact_email {email!r} is not an email address")
     if contact_name:
-        if len(contact_name) > 255:
-            errors.append("contact_name is longer than 255 characters")
+        if len(contact_name) > MAX_LENGTHS["contact_name"]:
+            errors.append(f"contact_name is longer than {MAX_LENGTHS['contact_name']} characters")
         if not email:
             errors.append("contact_name is given without a contact_email")
 
@@ -202,12 +202,12 @@ def parse_row(line: int, cells: Sequence[str], header: Header, *, currency: str)
                      issue_date, due_date, description, amount, tax, row_currency, status == "paid")
 
 
-def _text(value: str, column: str, limit: int, errors: list[str]) -> None:
+def _text(value: str, column: str, errors: list[str]) -> None:
     """A required text cell: present, and no longer than its database field."""
     if not value:
         errors.append(f"{column} is missing")
-    elif len(value) > limit:
-        errors.append(f"{column} is longer than {limit} characters")
+    elif len(value) > MAX_LENGTHS[column]:
+        errors.append(f"{column} is longer than {MAX_LENGTHS[column]} characters")
 
 
 def _date(value: str, column: str, errors: list[str]) -> date | None:
