@@ -20,6 +20,8 @@ from portal.domain.invoices import LineInput
 from portal.models import Base, StaffUser
 from portal.services import billing, clients, payments, staff
 
+pytest_plugins = ["tests.demo_snapshot"]  # the `seeded_demo` fixture
+
 # Property tests: no timing checks (speed is measured in bench/; on a loaded CI machine Hypothesis's 200 ms deadline
 # and its "too slow" health check fail at random) and the same examples on every run, so a CI result does not
 # depend on luck. To search fresh examples: HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest tests/unit
@@ -27,6 +29,27 @@ _UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("ci", derandomize=True, database=None, **_UNTIMED)
 settings.register_profile("explore", max_examples=2_000, **_UNTIMED)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--database-tests-only", action="store_true",
+                     help="run only the tests that use the suite's database (PORTAL_TEST_DATABASE_URL); CI's "
+                          "PostgreSQL run, since the others (pure rules, the gateways, the CLI's own SQLite files) "
+                          "do the same thing whichever database the suite is given, and the SQLite run has them")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--database-tests-only"):
+        return
+    # `database_url` is the suite's database; `own_database` (the demo command's tests) swaps in a SQLite file
+    uses = [item for item in items if "database_url" in getattr(item, "fixturenames", ())
+            and "own_database" not in getattr(item, "fixturenames", ())]
+    if not uses:
+        raise pytest.UsageError("--database-tests-only: no collected test uses the database")
+    kept = set(uses)
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = uses
+
 
 START = datetime(2026, 3, 16, 15, 0, tzinfo=UTC)  # a Monday; every test starts here unless it moves the clock
 

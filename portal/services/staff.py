@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -14,8 +16,14 @@ from .clients import normalize_email
 from .errors import Conflict
 
 MIN_PASSWORD = 12
-# checked against when the email is unknown, so response time does not reveal which emails exist
-_DUMMY_HASH = generate_password_hash("not-a-real-password-xxxxxxxx")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown, so response time does not reveal which emails exist. Made on
+    first use with the current hashing parameters, not at import: a scrypt hash costs ~0.2 s, and every process
+    (a CLI command, a web worker, run-due from cron) imports this module whether or not anyone signs in."""
+    return generate_password_hash("not-a-real-password-xxxxxxxx")
 
 
 def check_password_strength(password: str) -> None:
@@ -29,7 +37,7 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
-    return check_password_hash(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    return check_password_hash(stored_hash or _dummy_hash(), password) and stored_hash is not None
 
 
 def create_staff(session: Session, *, email: str, name: str, password: str, role: str = "admin") -> StaffUser:

@@ -51,22 +51,23 @@ def _sign_in_own_process(config: dict, agreement_id: int, contact_id: int, start
 def test_processes_signing_the_same_agreement_at_once_record_one_signature(app, app_config, session, w, make):  # noqa: F811
     ctx = multiprocessing.get_context("spawn")
     config = {**app_config, "EVIDENCE_KEY": None}
-    for round_ in range(ROUNDS):
-        client = w.client if round_ == 0 else make.client(f"Race {round_} LLC")
-        contact = w.contact if round_ == 0 else make.contact(client, name="Dana Whitfield")
-        agreement = svc.invite(session, runtime(), client, contact, meta=w.staff_meta, send=False)
-        prepare(session, agreement, contact)
-        session.commit()
-        with ctx.Manager() as manager:
-            start = manager.Barrier(WORKERS)
-            with ctx.Pool(WORKERS) as pool:
-                outcomes = pool.starmap(_sign_in_own_process,
-                                        [(config, agreement.id, contact.id, start)] * WORKERS)
-        assert sorted(outcomes) == ["refused: This agreement is already signed."] * (WORKERS - 1) + ["signed"], \
-            outcomes
-        session.expire_all()
-        signed_events = session.scalar(select(func.count()).select_from(AgreementEvent).where(
-            AgreementEvent.agreement_id == agreement.id, AgreementEvent.kind == "signed"))
-        assert signed_events == 1
-        result = svc.verify_reference(session, runtime(), agreement.reference)
-        assert result.intact and result.signed and result.breaks == ()
+    # one pool for every round (a fresh interpreter costs seconds to start; each round is a new agreement, and each
+    # task builds its own app), and a barrier that lets the next round's four go together again
+    with ctx.Manager() as manager, ctx.Pool(WORKERS) as pool:
+        start = manager.Barrier(WORKERS)
+        for round_ in range(ROUNDS):
+            client = w.client if round_ == 0 else make.client(f"Race {round_} LLC")
+            contact = w.contact if round_ == 0 else make.contact(client, name="Dana Whitfield")
+            agreement = svc.invite(session, runtime(), client, contact, meta=w.staff_meta, send=False)
+            prepare(session, agreement, contact)
+            session.commit()
+            outcomes = pool.starmap(_sign_in_own_process, [(config, agreement.id, contact.id, start)] * WORKERS,
+                                    chunksize=1)
+            assert sorted(outcomes) == ["refused: This agreement is already signed."] * (WORKERS - 1) + ["signed"], \
+                outcomes
+            session.expire_all()
+            signed_events = session.scalar(select(func.count()).select_from(AgreementEvent).where(
+                AgreementEvent.agreement_id == agreement.id, AgreementEvent.kind == "signed"))
+            assert signed_events == 1
+            result = svc.verify_reference(session, runtime(), agreement.reference)
+            assert result.intact and result.signed and result.breaks == ()

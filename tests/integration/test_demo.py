@@ -34,8 +34,8 @@ def count(session, model) -> int:
     return session.scalar(select(func.count()).select_from(model))
 
 
-def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(session, rt, clock):
-    summary = demo.seed_demo(session, rt)
+def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(session, rt, clock, seeded_demo):
+    summary = seeded_demo
 
     today = clock.today()
     report = ledger.receivables(session, today)
@@ -76,8 +76,7 @@ def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(
     assert count(session, StaffUser) == 1
 
 
-def test_seed_publishes_payment_terms_with_clients_at_every_stage(session, rt):
-    demo.seed_demo(session, rt)
+def test_seed_publishes_payment_terms_with_clients_at_every_stage(session, rt, seeded_demo):
     current = terms.current_version(session, T.TERMS)
     assert current is not None and current.number == 2 and current.summary
     by_status: dict[str, list[str]] = {}
@@ -105,8 +104,7 @@ def test_seed_publishes_payment_terms_with_clients_at_every_stage(session, rt):
     assert [f.waiver_reason for f in fees if f.waived_at] == [demo_fees.WAIVER_REASON]
 
 
-def test_seed_puts_clients_on_autopay_by_card_and_bank_with_the_discount_on(session, rt):
-    demo.seed_demo(session, rt)
+def test_seed_puts_clients_on_autopay_by_card_and_bank_with_the_discount_on(session, rt, seeded_demo):
     on = {row.client.legal_name: row for row in session.scalars(select(AutopayEnrollment))}
     assert set(on) == {name for name, _ in demo.AUTOPAY} and all(r.enrolled for r in on.values())
     assert all(r.incentive_state == "active" and r.incentive_kind == "discount" for r in on.values())

@@ -243,12 +243,9 @@ def test_staff_withdraws_with_a_reason(session, shop, signed, rt, clock, make, s
     assert agreements.verify_reference(session, rt, signed.reference).chain.intact
 
 
-def test_the_demo_has_a_notice_issued_and_a_locked_deliverable(session, rt, clock):
+def test_the_demo_has_a_notice_issued_and_a_locked_deliverable(session, rt, clock, seeded_demo):
     from portal.models import Deliverable
-    from portal.services import demo
     from portal.services.enforcement import deliverables
-
-    demo.seed_demo(session, rt)
 
     notice = session.scalar(select(EnforcementNotice))
     assert notice is not None and notice.status == "issued" and notice.delivered_at is not None

@@ -247,11 +247,9 @@ def test_a_page_of_clients_is_computed_in_a_fixed_number_of_queries(session, mak
     assert [v.client.id for v in rest] == [c.id for c in clients[10:]] and last is None
 
 
-def test_the_demo_shows_clients_on_hold_and_one_override(session, rt):
+def test_the_demo_shows_clients_on_hold_and_one_override(session, seeded_demo):
     from portal.models import Client
-    from portal.services.demo import seed_demo
 
-    seed_demo(session, rt)
     clients = list(session.scalars(select(Client).order_by(Client.id)))
     views = standing.for_clients(session, clients, today())
     held = [v for v in views if v.result.standing == Standing.ON_HOLD]
