@@ -49,6 +49,7 @@ from portal.models import (
 
 from .errors import NotFound
 from .locking import begin_write
+from .payments.locks import end_reads
 from .reports import Page, paginate
 
 CLAIM_SECONDS = 60  # a node sending a delivery holds it this long; a node that died lets go by itself
@@ -235,8 +236,12 @@ def _send(session: Session, delivery: WebhookDelivery, timeout: float) -> bool:
     stamp = now()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, W.EVENT_ID_HEADER: event.event_id,
                W.SIGNATURE_HEADER: W.sign(endpoint.secret, int(stamp.timestamp()), body)}
+    # nothing is held while the endpoint answers (seconds): on SQLite a read begun before the wait cannot become the
+    # write after it once anything else was written meanwhile ("database is locked"), and the outcome was lost
+    end_reads(session)
     code, error = _post(endpoint.url, body, headers, timeout)
     finished = now()
+    begin_write(session)
     delivery.attempts += 1
     delivery.last_attempt_at = finished
     delivery.last_status = code
@@ -308,16 +313,31 @@ def _release(session: Session, ids: list[int]) -> None:
 
 
 def resend(session: Session, delivery_id: int, *, timeout: float = W.TIMEOUT_SECONDS) -> WebhookDelivery:
-    """The admin's "resend": the same event (same id and body, newly signed) tried now; the backoff starts over."""
+    """The admin's "resend": the same event (same id and body, newly signed) tried now; the backoff starts over.
+
+    Claimed like run-due's sends (``claimed_until``), in one conditional update: while a node is sending it (or a
+    resend a moment ago, a double click) it is refused and nothing is sent, so the receiver never gets the same
+    delivery twice at once; and run-due leaves a delivery alone while a resend holds it."""
     delivery = session.get(WebhookDelivery, delivery_id)
     if delivery is None:
         raise NotFound()
     if not delivery.endpoint.active:  # the admin was told nothing goes to a disabled endpoint until it is enabled
         raise DomainError(f"{delivery.endpoint.url} is disabled: enable it first to resend to it.")
-    delivery.status = WebhookDeliveryStatus.PENDING
-    delivery.attempts = 0
-    delivery.next_attempt_at = now()
+    begin_write(session)
+    stamp = now()
+    claimed = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id,
+               or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < stamp))
+        .values(status=WebhookDeliveryStatus.PENDING, attempts=0, next_attempt_at=stamp,
+                claimed_until=stamp + timedelta(seconds=CLAIM_SECONDS))
+        .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        session.rollback()
+        raise DomainError("This event is being sent right now (by run-due or another resend). "
+                          "The delivery log shows the outcome in a minute.")
     session.commit()
+    session.refresh(delivery)
     _send(session, delivery, timeout)
     return delivery
 

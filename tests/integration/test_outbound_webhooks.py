@@ -17,11 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from portal.domain.errors import DomainError
 from portal.domain.plans import PlanStatus
 from portal.domain.webhooks import MAX_ATTEMPTS, WebhookDeliveryStatus
 from portal.models import OutboundEvent, WebhookDelivery, WebhookEndpoint
+from portal.services import clients
 from portal.services import outbound_webhooks as hooks
 from tests.run_due_fixtures import run
 from tests.standing_fixtures import publish_terms, put_on_plan, sign_terms
@@ -33,6 +35,7 @@ class Receiver:
     def __init__(self, clock):
         self.clock = clock  # the portal's (test) clock: the timestamp must be fresh against it
         self.status, self.delay, self.secret = 200, 0.0, ""
+        self.on_request = None  # called while a request is held, before answering; returns the status to answer
         self.received: list[dict] = []
         receiver = self
 
@@ -43,8 +46,9 @@ class Receiver:
                                           "verified": receiver.verify(self.headers.get("Portal-Signature", ""),
                                                                       body)})
                 time.sleep(receiver.delay)
+                status = receiver.on_request() if receiver.on_request else receiver.status
                 try:
-                    self.send_response(receiver.status)
+                    self.send_response(status)
                     self.end_headers()
                     self.wfile.write(b"ok")
                 except (BrokenPipeError, ConnectionResetError):
@@ -174,6 +178,70 @@ def test_a_delivery_is_given_up_after_the_last_try_and_can_be_resent(app, sessio
     assert (delivery.status, delivery.attempts) == (WebhookDeliveryStatus.DELIVERED, 1)
     assert receiver.received[-1]["verified"]
     assert receiver.events()[-1] == receiver.events()[0]  # same id, same body
+
+
+def test_a_resend_while_run_due_is_sending_it_is_refused_and_sends_nothing(app, session, rt, endpoint, receiver,
+                                                                          on_hold, clock):
+    receiver.status = 503
+    run(app, session, rt)  # the first try fails: the delivery waits for its next try
+    [delivery] = deliveries(session)
+    clock.advance(hours=2)
+    node = Session(app.extensions["db_engine"])  # another node's run-due claims it: it is about to send it
+    assert hooks._claim(node, 10) == [delivery.id]
+    node.close()
+    before = (delivery.status, delivery.attempts, delivery.next_attempt_at)
+
+    with pytest.raises(DomainError, match="being sent right now"):
+        hooks.resend(session, delivery.id)
+    [delivery] = deliveries(session)
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == before
+    assert len(receiver.received) == 1  # only run-due's first try reached the receiver
+
+    clock.advance(seconds=hooks.CLAIM_SECONDS + 1)  # that node died without sending: its claim runs out
+    receiver.status = 200
+    hooks.resend(session, delivery.id)
+    [delivery] = deliveries(session)
+    assert (delivery.status, delivery.attempts, delivery.claimed_until) == (WebhookDeliveryStatus.DELIVERED, 1, None)
+    assert len(receiver.received) == 2
+
+
+def test_a_delivery_being_resent_is_left_alone_by_run_due(app, session, rt, endpoint, receiver, on_hold, clock):
+    receiver.status = 503
+    run(app, session, rt)
+    [delivery] = deliveries(session)
+    clock.advance(hours=2)
+    node = Session(app.extensions["db_engine"])
+    sent_by_run_due: list[list[int]] = []
+
+    def receive_then_look():  # while the resend's POST is at the receiver, another node's run-due looks for work
+        with app.app_context():  # (this thread's clock is the test's)
+            sent_by_run_due.append(hooks._claim(node, 10))
+        return 200
+
+    receiver.on_request = receive_then_look
+    hooks.resend(session, delivery.id)
+    node.close()
+    assert sent_by_run_due == [[]]
+    [delivery] = deliveries(session)
+    assert (delivery.status, delivery.attempts) == (WebhookDeliveryStatus.DELIVERED, 1)
+    assert len(receiver.received) == 2
+
+
+def test_a_write_elsewhere_while_the_endpoint_answers_does_not_lose_the_outcome(app, session, rt, endpoint, receiver,
+                                                                               on_hold, make):
+    """A delivery waits seconds for its endpoint; meanwhile the portal keeps working (a client is added). The
+    outcome is still recorded (on SQLite a read begun before the wait could not be turned into that write)."""
+    def somebody_writes():
+        with app.app_context():
+            other = Session(app.extensions["db_engine"])
+            clients.create_client(other, legal_name="Added Meanwhile LLC")
+            other.close()
+        return 200
+
+    receiver.on_request = somebody_writes
+    run(app, session, rt)
+    [delivery] = deliveries(session)
+    assert (delivery.status, delivery.attempts) == (WebhookDeliveryStatus.DELIVERED, 1)
 
 
 def test_a_disabled_endpoint_gets_nothing_and_events_go_only_where_subscribed(app, session, rt, receiver, on_hold):

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from portal.domain.webhooks import WebhookDeliveryStatus
 from portal.models import ApiToken, StandingOverride, WebhookDelivery, WebhookEndpoint
@@ -139,6 +140,25 @@ def test_resend_to_a_disabled_endpoint_is_refused_and_nothing_is_tried(admin, se
     assert "is disabled: enable it first" in page(refused)
     session.expire_all()
     delivery = session.get(WebhookDelivery, delivery.id)
+    assert (delivery.status, delivery.attempts, delivery.last_attempt_at) == before
+
+
+def test_resend_while_run_due_is_sending_it_says_so_and_tries_nothing(admin, session, make, app, clock):
+    hooks.add_endpoint(session, url=closed_port_url(), events=["payment.received"])
+    hooks.emit(session, "payment.received", {"payment": {"id": 9}}, client=make.client(), source_key="test:9")
+    session.commit()
+    hooks.deliver_due(session)
+    clock.advance(hours=2)  # its next try is due, and another node's run-due takes it
+    with Session(app.extensions["db_engine"]) as node:
+        [delivery_id] = hooks._claim(node, 10)
+    delivery = session.get(WebhookDelivery, delivery_id)
+    before = (delivery.status, delivery.attempts, delivery.last_attempt_at)
+
+    refused = admin.post(f"/admin/api/deliveries/{delivery_id}/resend", follow_redirects=True)
+
+    assert "being sent right now" in page(refused)
+    session.expire_all()
+    delivery = session.get(WebhookDelivery, delivery_id)
     assert (delivery.status, delivery.attempts, delivery.last_attempt_at) == before
 
 
