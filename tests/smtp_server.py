@@ -66,6 +66,7 @@ class SmtpServer:
         self.messages: list[Received] = []
         self.attempts = 0  # DATA commands seen, including the ones answered with a scripted failure
         self._replies: deque[str] = deque()
+        self.while_receiving = None  # called (in the server's thread) with each message before it is accepted
         self._lock = threading.Lock()
         self._controller = _LoopbackController(_Handler(self), hostname=hostname)
 
@@ -94,6 +95,7 @@ class SmtpServer:
             self.messages.clear()
             self._replies.clear()
             self.attempts = 0
+        self.while_receiving = None
 
     def reply_next(self, *replies: str) -> None:
         """Answer the next DATA commands with these replies (e.g. "451 ..." or "550 ..."), then accept again."""
@@ -101,6 +103,8 @@ class SmtpServer:
             self._replies.extend(replies)
 
     def _on_data(self, envelope) -> str:
+        if self.while_receiving is not None:
+            self.while_receiving()
         with self._lock:
             self.attempts += 1
             if self._replies:

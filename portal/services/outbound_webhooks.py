@@ -49,7 +49,6 @@ from portal.models import (
 
 from .errors import NotFound
 from .locking import begin_write
-from .payments.locks import end_reads
 from .reports import Page, paginate
 
 CLAIM_SECONDS = 60  # a node sending a delivery holds it this long; a node that died lets go by itself
@@ -236,11 +235,10 @@ def _send(session: Session, delivery: WebhookDelivery, timeout: float) -> bool:
     stamp = now()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, W.EVENT_ID_HEADER: event.event_id,
                W.SIGNATURE_HEADER: W.sign(endpoint.secret, int(stamp.timestamp()), body)}
-    # nothing is held while the endpoint answers (seconds): on SQLite a read begun before the wait cannot become the
-    # write after it once anything else was written meanwhile ("database is locked"), and the outcome was lost
-    end_reads(session)
     code, error = _post(endpoint.url, body, headers, timeout)
     finished = now()
+    # a fresh write transaction for the outcome (begin_write ends the reads above): on SQLite a read transaction
+    # cannot become a write once another request wrote while the endpoint answered ("database is locked")
     begin_write(session)
     delivery.attempts += 1
     delivery.last_attempt_at = finished

@@ -270,6 +270,9 @@ def _deliver(session: Session, rt: Runtime, delivery: InvoiceDelivery, pdf: byte
     except Exception as e:  # a bug in rendering must still leave the delivery on record as failed, not "sending"
         log.exception("email for invoice %s failed before reaching the mail server", invoice.number)
         ok, error, transport, message_id = False, f"{type(e).__name__}: {e}", "", ""
+    # a fresh write transaction for the outcome (begin_write ends the reads the email was built from): on SQLite a
+    # read transaction cannot become a write once another request wrote while the email went out
+    begin_write(session)
     delivery.status = DeliveryStatus.ACCEPTED if ok else DeliveryStatus.FAILED
     delivery.error = error[:2000]
     delivery.transport = transport

@@ -16,6 +16,7 @@ from portal.domain import autopay as policy
 from portal.domain.autopay import SavedMethodStatus
 from portal.models import AutopayNotice, Client, Invoice, SavedPaymentMethod
 
+from ..locking import begin_write
 from ..runtime import Runtime
 from . import autopay_mail
 from .autopay_charging import PRE_CHARGE, notice_subject, plan_client
@@ -52,6 +53,7 @@ def send_pre_charge_notices(session: Session, rt: Runtime, today: date) -> int:
         method = claimed[0][0].method
         if autopay_mail.send_pre_charge(session, rt, client, lines, method.label if method else ""):
             sent += 1
+            begin_write(session)  # a fresh write transaction, as in delivery.sending._deliver
             for _, notice in claimed:
                 notice.delivered = True
             session.commit()

@@ -18,6 +18,7 @@ from portal.models import ChargeAttempt, Contact
 
 from .. import mail
 from ..autopay import incentives
+from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
 
@@ -87,6 +88,10 @@ def _send(session: Session, rt: Runtime, attempt: ChargeAttempt, *, template: st
         log.error("%s email for charge attempt %s was refused: %s", template, attempt.id, delivery.error)
         return
     try:
+        # a fresh write transaction (begin_write ends the reads the email was built from): on SQLite a read
+        # transaction cannot become a write once another request wrote while the email went out ("database is
+        # locked"), and the email would go again
+        begin_write(session)
         setattr(attempt, stamp, now())
         session.commit()
     except SQLAlchemyError:
