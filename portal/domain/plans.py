@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from .errors import AllocationError, DomainError
 from .money import MAX_CENTS, format_money
+from .payments import GATEWAY_MINIMUM_CENTS
 from .schedules import (
     MAX_INSTALLMENTS,
     Frequency,
@@ -51,7 +52,8 @@ class InstallmentStatus(StrEnum):
     PARTLY_PAID = "partly_paid"  # some paid, due later
     UPCOMING = "upcoming"  # nothing paid, due later
     DUE = "due"  # due today
-    LATE = "late"  # past its date, still within the grace days: the plan stands
+    LATE = "late"  # past its date, still within the grace days (or owing less than a charge can take, carried to
+    # the next row's charge): the plan stands
     MISSED = "missed"  # past the grace days: the plan is in default
 
 
@@ -116,12 +118,17 @@ def progress(rows: Sequence[DueRow], paid_cents: int, *, today: date, grace_days
     if grace_days < 0:
         raise DomainError("Grace days cannot be negative.")
     left, states = paid_cents, []
-    for row in sorted(rows, key=lambda row: row.number):
+    ordered = sorted(rows, key=lambda row: row.number)
+    for n, row in enumerate(ordered):
         paid = min(left, row.amount_cents)
         left -= paid
         owing = row.amount_cents - paid
-        states.append(RowState(row.number, row.due_on, row.amount_cents, paid, owing,
-                               _status(row.due_on, paid, owing, today, grace_days)))
+        status = _status(row.due_on, paid, owing, today, grace_days)
+        if status is InstallmentStatus.MISSED and owing < GATEWAY_MINIMUM_CENTS and n + 1 < len(ordered):
+            # less than a card processor will charge on its own (a check a little short): it is charged with the
+            # next row, so it cannot put the plan in default while there is a next row
+            status = InstallmentStatus.LATE
+        states.append(RowState(row.number, row.due_on, row.amount_cents, paid, owing, status))
     total = sum(row.amount_cents for row in rows)
     return Progress(
         rows=tuple(states), paid_cents=paid_cents, remaining_cents=max(0, total - paid_cents),

@@ -232,6 +232,37 @@ def test_a_plan_whose_saved_method_was_declined_defaults_after_the_grace_days(ap
     assert fresh(session, plan).status == PlanStatus.DEFAULTED
 
 
+def test_a_few_cents_left_on_an_installment_go_with_the_next_charge_and_never_default_the_plan(
+        app, session, shop, sandbox_gateway, clock, make):
+    """A check a little short of installment 1 leaves less on it than the card processor's smallest charge: it
+    cannot be charged alone, so it is not "missed" while the next installment can carry it, and run-due charges it
+    with installment 2 in one charge."""
+    rt = runtime_for(sandbox_gateway)
+    plan = make_plan(session, shop.client, [shop.first, shop.second], first_due_on=FIRST_DUE, grace_days=5)
+    enroll_rows(session, rt, shop.client, [("pm_card_visa", CARD)])
+    one, two = rows(plan)[1], rows(plan)[2]
+    collection.record_check(session, plan, amount_cents=one.amount_cents - 30, method="check",
+                            received_on=date(2026, 3, 16), staff=make.staff())
+
+    # "Pay next installment" asks for what a card can take: the 30 cents with installment 2
+    assert collection.next_installment_cents(session, fresh(session, plan)) == 30 + two.amount_cents
+
+    clock.set(FIRST_DUE + timedelta(days=20))  # installment 1's 30 cents are past their grace; 2 is not due yet
+    run(app, session, rt)
+    assert fresh(session, plan).status == PlanStatus.CURRENT
+    assert charges(session, plan) == []
+
+    clock.set(two.due_on)
+    run(app, session, rt)
+    plan = fresh(session, plan)
+    assert plan.status == PlanStatus.CURRENT
+    assert charges(session, plan) == [(1, 1, "pm_card_visa", "succeeded", None)]
+    [attempt] = session.scalars(select(ChargeAttempt)).all()
+    assert attempt.charged_cents == 30 + two.amount_cents
+    found = progress_of(session, plan, two.due_on)
+    assert [r.status for r in found.progress.rows[:2]] == [InstallmentStatus.PAID, InstallmentStatus.PAID]
+
+
 def test_a_client_with_no_saved_method_is_reminded_once_before_the_installment(app, session, shop, sandbox_gateway,
                                                                               clock, outbox):
     rt = runtime_for(sandbox_gateway)

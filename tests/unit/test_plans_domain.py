@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portal.domain.errors import AllocationError, DomainError
+from portal.domain.payments import GATEWAY_MINIMUM_CENTS
 from portal.domain.plans import (
     DueRow,
     InstallmentStatus,
@@ -63,6 +64,19 @@ def test_paid_and_partly_paid_rows():
     state = progress(ROWS, 45_000, today=date(2025, 3, 3), grace_days=5)
     assert [row.status for row in state.rows] == [S.PAID, S.PAID, S.LATE, S.UPCOMING]
     assert (state.rows[2].paid_cents, state.rows[2].owing_cents) == (5_000, 25_000)
+
+
+def test_a_few_cents_short_of_an_installment_wait_for_the_next_rows_charge_but_not_on_the_last_row():
+    """Less than a card processor's smallest charge cannot be collected alone: it is carried to the next row's
+    charge, so it does not put the plan in default; on the last row there is nothing to carry it."""
+    short = 10_000 + 30_000 - 30  # the down payment and row 1, 30 cents short
+    state = progress(ROWS, short, today=date(2025, 3, 3), grace_days=5)
+    assert [row.status for row in state.rows] == [S.PAID, S.LATE, S.LATE, S.UPCOMING]
+    assert state.rows[1].owing_cents == 30 and not state.in_default
+    assert state.due_now_cents == 30 + 30_000
+    everything_but_30 = sum(row.amount_cents for row in ROWS) - 30
+    last = progress(ROWS, everything_but_30, today=ROWS[-1].due_on + timedelta(days=6), grace_days=5)
+    assert last.first_missed == last.rows[-1] and last.rows[-1].owing_cents == 30
 
 
 def test_payments_fill_rows_in_order_which_is_how_paying_ahead_works():
@@ -148,7 +162,9 @@ def test_waterfall_invariants(drawn):
     assert filled == sorted(filled, reverse=True)
     assert sum(0 < row.paid_cents < row.amount_cents for row in state.rows) <= 1
     assert state.completed == (paid >= total)
-    late = [row for row in state.rows if row.owing_cents and (today - row.due_on).days > grace]
+    # past its grace, unless what it owes is less than a charge can take and a later row's charge can carry it
+    late = [row for n, row in enumerate(state.rows) if row.owing_cents and (today - row.due_on).days > grace
+            and not (row.owing_cents < GATEWAY_MINIMUM_CENTS and n + 1 < len(state.rows))]
     assert state.in_default == bool(late) and state.first_missed == (late[0] if late else None)
     assert all((row.status is S.PAID) == (row.owing_cents == 0) for row in state.rows)
 

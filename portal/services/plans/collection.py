@@ -73,14 +73,15 @@ def remaining_cents(session: Session, plan: PaymentPlan) -> int:
 
 
 def next_installment_cents(session: Session, plan: PaymentPlan) -> int:
-    """What is left of the first row not yet paid (nor on its way): the "Pay next installment" amount."""
+    """What is left of the first row not yet paid (nor on its way): the "Pay next installment" amount. Less than a
+    card can be charged (a check a little short of the row) brings the next row along, as run-due's charge does."""
     covered = paid_toward(session, plan) + pending_toward(session, plan)
     upto = 0
     for row in plan.installments:
         upto += row.amount_cents
-        if upto > covered:
+        if upto - covered >= payment_rules.GATEWAY_MINIMUM_CENTS:
             return upto - covered
-    return 0
+    return max(0, upto - covered)
 
 
 def split(session: Session, plan: PaymentPlan, amount_cents: int, on: date, payable: list[OpenItem]) -> Split:
