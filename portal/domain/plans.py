@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from .errors import AllocationError, DomainError
 from .money import MAX_CENTS, format_money
@@ -135,6 +136,29 @@ def progress(rows: Sequence[DueRow], paid_cents: int, *, today: date, grace_days
         next_due=next((s for s in states if s.owing_cents), None),
         first_missed=next((s for s in states if s.status is InstallmentStatus.MISSED), None),
     )
+
+
+class NextCharge(NamedTuple):
+    first: int  # index of the first row not yet covered
+    last: int  # index of the last row the charge reaches (a later one when rows were brought along)
+    cents: int
+
+
+def next_charge(amounts: Sequence[int], covered_cents: int) -> NextCharge | None:
+    """What the next charge toward a plan takes, its rows in order: what is left of the first row not covered; when
+    that is less than a card can be charged (a check a little short of it), the following rows come along until it
+    is not (the same rule that keeps such a row from being missed, ``progress``). Less than the minimum only when it
+    reaches the last row. None when every row is covered."""
+    through = 0
+    first = None
+    for n, amount in enumerate(amounts):
+        through += amount
+        if through <= covered_cents:
+            continue
+        first = n if first is None else first
+        if through - covered_cents >= GATEWAY_MINIMUM_CENTS or n == len(amounts) - 1:
+            return NextCharge(first, n, through - covered_cents)
+    return None
 
 
 def _status(due_on: date, paid: int, owing: int, today: date, grace_days: int) -> InstallmentStatus:

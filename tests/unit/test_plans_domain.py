@@ -22,6 +22,7 @@ from portal.domain.plans import (
     check_offer,
     check_policy,
     due_rows,
+    next_charge,
     progress,
 )
 from portal.domain.schedules import Frequency, PlanTerms, build_schedule
@@ -167,6 +168,28 @@ def test_waterfall_invariants(drawn):
             and not (row.owing_cents < GATEWAY_MINIMUM_CENTS and n + 1 < len(state.rows))]
     assert state.in_default == bool(late) and state.first_missed == (late[0] if late else None)
     assert all((row.status is S.PAID) == (row.owing_cents == 0) for row in state.rows)
+
+
+def test_the_next_charge_brings_the_next_row_along_for_a_few_cents():
+    amounts = [10_000, 30_000, 30_000, 30_000]
+    assert next_charge(amounts, 10_000) == (1, 1, 30_000)
+    assert next_charge(amounts, 40_000 - 30) == (1, 2, 30 + 30_000)  # 30 cents alone cannot be charged
+    assert next_charge(amounts, 100_000 - 30) == (3, 3, 30)  # the last row: nothing left to bring along
+    assert next_charge(amounts, 100_000) is None
+
+
+@PROPERTY
+@given(st.lists(st.integers(1, 100_000), min_size=1, max_size=12), st.integers(0, 1_300_000))
+def test_the_next_charge_takes_whole_rows_from_the_first_one_not_covered(amounts, covered):
+    charge = next_charge(amounts, covered)
+    if covered >= sum(amounts):
+        assert charge is None
+        return
+    first, last, cents = charge
+    assert sum(amounts[:first]) <= covered < sum(amounts[:first + 1])  # the first row not fully covered
+    assert cents == sum(amounts[:last + 1]) - covered  # whole rows up to the last one it reaches
+    assert cents >= GATEWAY_MINIMUM_CENTS or last == len(amounts) - 1
+    assert last == first or sum(amounts[:last]) - covered < GATEWAY_MINIMUM_CENTS  # no row more than needed
 
 
 # --- policy -----------------------------------------------------------------------------------------------------------

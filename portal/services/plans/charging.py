@@ -37,6 +37,7 @@ from portal.clock import now
 from portal.domain import autopay as policy
 from portal.domain import declines
 from portal.domain import payments as rules
+from portal.domain import plans as plans_domain
 from portal.domain.money import format_money
 from portal.domain.payments import GATEWAY_MINIMUM_CENTS, AttemptOrigin
 from portal.domain.plans import PlanStatus
@@ -99,30 +100,19 @@ def target(session: Session, rt: Runtime, plan: PaymentPlan, today: date) -> Tar
     """What to charge on this plan today (None: nothing due; a reason string: due but not charged now)."""
     if plan.status != PlanStatus.CURRENT:
         return None
-    paid = paid_toward(session, plan)
-    upto = 0
-    row: Installment | None = None
-    installments = iter(plan.installments)
-    for candidate in installments:
-        upto += candidate.amount_cents
-        if upto > paid:
-            row = candidate
-            break
-    if row is None or row.due_on > today:
+    installments = plan.installments
+    charge = plans_domain.next_charge([i.amount_cents for i in installments], paid_toward(session, plan))
+    # the rows it reaches must all be due (a few cents left on a row wait for the next row's date)
+    if charge is None or installments[charge.last].due_on > today:
         return None
-    # what is left on the row may be less than a charge can take on its own (a check a little short of it): the
-    # rows due after it come along, or it waits for the next row's date (domain.plans.progress: not missed then)
-    while upto - paid < GATEWAY_MINIMUM_CENTS and (following := next(installments, None)) is not None:
-        if following.due_on > today:
-            return None
-        upto += following.amount_cents
+    row = installments[charge.first]
     if row.number == 0 and row.due_on >= today:
         # acceptance day: the client is at the down payment's checkout right now, and a charge on the saved method
         # as well would take it twice; from the next day an unpaid down payment is charged like an installment
         return None
     if pending_toward(session, plan):
         return IN_FLIGHT
-    amount = upto - paid
+    amount = charge.cents
     history = session.execute(
         select(InstallmentCharge, ChargeAttempt.status)
         .join(ChargeAttempt, ChargeAttempt.id == InstallmentCharge.attempt_id)

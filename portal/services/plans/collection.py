@@ -73,15 +73,11 @@ def remaining_cents(session: Session, plan: PaymentPlan) -> int:
 
 
 def next_installment_cents(session: Session, plan: PaymentPlan) -> int:
-    """What is left of the first row not yet paid (nor on its way): the "Pay next installment" amount. Less than a
-    card can be charged (a check a little short of the row) brings the next row along, as run-due's charge does."""
+    """The "Pay next installment" amount: what run-due's next charge would take (``domain.plans.next_charge``), less
+    what is on its way."""
     covered = paid_toward(session, plan) + pending_toward(session, plan)
-    upto = 0
-    for row in plan.installments:
-        upto += row.amount_cents
-        if upto - covered >= payment_rules.GATEWAY_MINIMUM_CENTS:
-            return upto - covered
-    return max(0, upto - covered)
+    charge = rules.next_charge([row.amount_cents for row in plan.installments], covered)
+    return charge.cents if charge else 0
 
 
 def split(session: Session, plan: PaymentPlan, amount_cents: int, on: date, payable: list[OpenItem]) -> Split:
