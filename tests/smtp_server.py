@@ -66,7 +66,7 @@ class SmtpServer:
         self.messages: list[Received] = []
         self.attempts = 0  # DATA commands seen, including the ones answered with a scripted failure
         self._replies: deque[str] = deque()
-        self.while_receiving = None  # called (in the server's thread) with each message before it is accepted
+        self.while_receiving = None  # called (in the server's thread, no arguments) before a message is accepted
         self._lock = threading.Lock()
         self._controller = _LoopbackController(_Handler(self), hostname=hostname)
 

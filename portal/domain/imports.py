@@ -169,14 +169,12 @@ def parse_row(line: int, cells: Sequence[str], header: Header, *, currency: str)
     row_currency = _currency(currency_text, currency, errors)
 
     if email:
-        if len(email) > MAX_LENGTHS["contact_email"]:
-            errors.append(f"contact_email is longer than {MAX_LENGTHS['contact_email']} characters")
+        _within_limit(email, "contact_email", errors)
         email = email.lower()
         if not _EMAIL.match(email):
             errors.append(f"contact_email {email!r} is not an email address")
     if contact_name:
-        if len(contact_name) > MAX_LENGTHS["contact_name"]:
-            errors.append(f"contact_name is longer than {MAX_LENGTHS['contact_name']} characters")
+        _within_limit(contact_name, "contact_name", errors)
         if not email:
             errors.append("contact_name is given without a contact_email")
 
@@ -206,7 +204,12 @@ def _text(value: str, column: str, errors: list[str]) -> None:
     """A required text cell: present, and no longer than its database field."""
     if not value:
         errors.append(f"{column} is missing")
-    elif len(value) > MAX_LENGTHS[column]:
+    else:
+        _within_limit(value, column, errors)
+
+
+def _within_limit(value: str, column: str, errors: list[str]) -> None:
+    if len(value) > MAX_LENGTHS[column]:
         errors.append(f"{column} is longer than {MAX_LENGTHS[column]} characters")
 
 

@@ -186,9 +186,8 @@ def test_a_resend_while_run_due_is_sending_it_is_refused_and_sends_nothing(app, 
     run(app, session, rt)  # the first try fails: the delivery waits for its next try
     [delivery] = deliveries(session)
     clock.advance(hours=2)
-    node = Session(app.extensions["db_engine"])  # another node's run-due claims it: it is about to send it
-    assert hooks._claim(node, 10) == [delivery.id]
-    node.close()
+    with Session(app.extensions["db_engine"]) as node:  # another node's run-due claims it: it is about to send it
+        assert hooks._claim(node, 10) == [delivery.id]
     before = (delivery.status, delivery.attempts, delivery.next_attempt_at)
 
     with pytest.raises(DomainError, match="being sent right now"):
@@ -232,10 +231,8 @@ def test_a_write_elsewhere_while_the_endpoint_answers_does_not_lose_the_outcome(
     """A delivery waits seconds for its endpoint; meanwhile the portal keeps working (a client is added). The
     outcome is still recorded (on SQLite a read begun before the wait could not be turned into that write)."""
     def somebody_writes():
-        with app.app_context():
-            other = Session(app.extensions["db_engine"])
+        with app.app_context(), Session(app.extensions["db_engine"]) as other:
             clients.create_client(other, legal_name="Added Meanwhile LLC")
-            other.close()
         return 200
 
     receiver.on_request = somebody_writes
