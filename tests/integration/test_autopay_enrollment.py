@@ -262,7 +262,8 @@ def test_removing_the_method_detaches_it_and_revokes_the_authorization(session, 
     with pytest.raises(GatewayRequestError):  # detached on the gateway: no longer this customer's
         stripe_gateway.saved_method(row.method_id, customer_id=row.customer_id)
     events = [e.kind for e in
-              session.scalars(select(AgreementEvent).where(AgreementEvent.agreement_id == agreement.id))]
+              session.scalars(select(AgreementEvent).where(AgreementEvent.agreement_id == agreement.id)
+                              .order_by(AgreementEvent.seq))]
     assert events[-1] == "revoked"
 
 
