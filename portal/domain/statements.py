@@ -10,7 +10,7 @@ from datetime import date
 @dataclass(frozen=True)
 class Entry:
     on: date
-    kind: str  # invoice | payment | refund | void
+    kind: str  # invoice | void | payment | adjustment | refund
     reference: str
     description: str
     charge_cents: int  # raises what the client owes
@@ -32,7 +32,7 @@ class Statement:
     closing_cents: int
 
 
-_ORDER = {"invoice": 0, "void": 1, "payment": 2, "refund": 3}
+_ORDER = {"invoice": 0, "void": 1, "payment": 2, "adjustment": 3, "refund": 4}
 
 
 def build_statement(entries: Iterable[Entry], start: date, end: date, opening_cents: int = 0) -> Statement:

@@ -1,5 +1,9 @@
 """Client statements over a date range: the opening balance is summed in the database, so a client with years of
-history costs the same as a new one; only the activity inside the range is loaded."""
+history costs the same as a new one; only the activity inside the range is loaded.
+
+Everything that changes what the client owes is a line: invoices, voids, payments, refunds, and the ledger's
+adjustments (an autopay discount settles part of an invoice without money moving), so the closing balance is the
+ledger's."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy.orm import Session
 from portal.domain.invoices import InvoiceStatus
 from portal.domain.payments import PaymentStatus, RefundStatus
 from portal.domain.statements import Entry, Statement, build_statement
-from portal.models import Invoice, Payment, Refund
+from portal.models import Invoice, LedgerAdjustment, Payment, Refund
 
 
 def client_statement(session: Session, client_id: int, start: date, end: date) -> Statement:
@@ -33,6 +37,11 @@ def client_statement(session: Session, client_id: int, start: date, end: date) -
     for refund in session.scalars(_refunds(client_id).where(Refund.refunded_on.between(start, end))):
         entries.append(Entry(refund.refunded_on, "refund", f"R-{refund.id}",
                              f"Refund of payment P-{refund.payment_id}", refund.amount_cents, 0))
+    made_on = _day(LedgerAdjustment.created_at)
+    for adjustment, number in session.execute(_adjustments(client_id).where(made_on.between(start, end))):
+        cents = adjustment.amount_cents  # positive: owes less; a reversal is a negative row
+        entries.append(Entry(adjustment.created_at.date(), "adjustment", f"A-{adjustment.id}",
+                             f"{adjustment.memo or 'Adjustment'} on invoice {number}", max(0, -cents), max(0, cents)))
     return build_statement(entries, start, end, opening_cents=opening)
 
 
@@ -49,8 +58,13 @@ def _refunds(client_id: int):
     return select(Refund).join(Payment).where(Payment.client_id == client_id, Refund.status != RefundStatus.FAILED)
 
 
+def _adjustments(client_id: int):
+    return (select(LedgerAdjustment, Invoice.number).join(Invoice, Invoice.id == LedgerAdjustment.invoice_id)
+            .where(LedgerAdjustment.client_id == client_id))
+
+
 def _owed_before(session: Session, client_id: int, start: date) -> int:
-    """Invoiced − voided − paid + refunded, for everything dated before ``start``."""
+    """Invoiced − voided − paid + refunded − adjusted, for everything dated before ``start``."""
 
     def total(query) -> int:
         return int(session.scalar(query) or 0)
@@ -63,4 +77,6 @@ def _owed_before(session: Session, client_id: int, start: date) -> int:
                  .where(Payment.received_on < start))
     refunded = total(_refunds(client_id).with_only_columns(func.sum(Refund.amount_cents))
                      .where(Refund.refunded_on < start))
-    return invoiced - voided - paid + refunded
+    adjusted = total(select(func.sum(LedgerAdjustment.amount_cents)).where(
+        LedgerAdjustment.client_id == client_id, _day(LedgerAdjustment.created_at) < start))
+    return invoiced - voided - paid + refunded - adjusted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from portal.models import (
     SavedPaymentMethod,
     StaffUser,
 )
-from portal.services import agreements, demo, ledger, staff, terms
+from portal.services import agreements, demo, ledger, staff, statements, terms
 
 
 def count(session, model) -> int:
@@ -115,6 +115,16 @@ def test_seed_puts_clients_on_autopay_by_card_and_bank_with_the_discount_on(sess
     for agreement in session.scalars(select(Agreement).where(Agreement.kind.in_(authorizations.KINDS))):
         result = agreements.verify_reference(session, rt, agreement.reference)
         assert result.intact and result.signed
+
+
+def test_every_demo_clients_statement_ends_at_what_the_ledger_says_they_owe(session, clock, seeded_demo):
+    """A statement replays dated activity; the ledger derives balances from allocations and adjustments. The demo has
+    partial payments, credit, voids, refunds, autopay discounts, plans and late fees: both must agree on each client."""
+    today = clock.today()
+    for client in session.scalars(select(Client).order_by(Client.id)):
+        owes = ledger.client_summary(session, client.id, today)
+        statement = statements.client_statement(session, client.id, date(2000, 1, 1), today + timedelta(days=3650))
+        assert statement.closing_cents == owes.balance_due_cents - owes.credit_cents, client.legal_name
 
 
 def test_seed_refuses_a_database_that_is_not_the_demos(session, rt, make):

@@ -2,7 +2,8 @@
 
 from datetime import date, timedelta
 
-from portal.services import billing, payments, statements
+from portal.services import billing, ledger, payments, statements
+from portal.services.autopay import incentives
 
 
 def test_statement_opening_running_and_closing_balances(session, make, clock):
@@ -49,3 +50,25 @@ def test_reversed_range_is_read_forwards(session, make):
     today = date(2026, 3, 16)
     flipped = statements.client_statement(session, client.id, today, today - timedelta(days=30))
     assert (flipped.start, flipped.end, flipped.closing_cents) == (today - timedelta(days=30), today, 1_000)
+
+
+def test_an_autopay_discount_is_a_credit_line_so_the_statement_ends_at_the_ledgers_balance(session, make, clock):
+    """The discount settles part of the invoice without money moving: left out, the statement would show the client
+    owing it."""
+    client = make.client()
+    clock.set(date(2026, 2, 3))
+    invoice = make.invoice(client, 10_000, issue_date=date(2026, 2, 3))
+    clock.set(date(2026, 2, 10))
+    make.payment(client, 9_500, received_on=date(2026, 2, 10), method="card")
+    incentives.record_discount(session, invoice, 500, attempt_id=7)
+    session.commit()
+    assert ledger.balance_of(session, invoice) == 0
+
+    statement = statements.client_statement(session, client.id, date(2026, 2, 1), date(2026, 2, 28))
+    assert [(line.entry.kind, line.entry.charge_cents, line.entry.credit_cents, line.balance_cents)
+            for line in statement.lines] == [("invoice", 10_000, 0, 10_000), ("payment", 0, 9_500, 500),
+                                             ("adjustment", 0, 500, 0)]
+    assert statement.lines[-1].entry.description == f"Autopay discount on invoice {invoice.number}"
+    assert statement.closing_cents == 0
+    later = statements.client_statement(session, client.id, date(2026, 3, 1), date(2026, 3, 31))
+    assert later.opening_cents == 0 and later.lines == ()  # summed in SQL before the range too
