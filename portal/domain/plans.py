@@ -120,14 +120,14 @@ def progress(rows: Sequence[DueRow], paid_cents: int, *, today: date, grace_days
         raise DomainError("Grace days cannot be negative.")
     left, states = paid_cents, []
     ordered = sorted(rows, key=lambda row: row.number)
-    for n, row in enumerate(ordered):
+    for row in ordered:
         paid = min(left, row.amount_cents)
         left -= paid
         owing = row.amount_cents - paid
         status = _status(row.due_on, paid, owing, today, grace_days)
-        if status is InstallmentStatus.MISSED and owing < GATEWAY_MINIMUM_CENTS and n + 1 < len(ordered):
+        if status is InstallmentStatus.MISSED and owing < GATEWAY_MINIMUM_CENTS:
             # less than a card processor will charge on its own (a check a little short): it is charged with the
-            # next row, so it cannot put the plan in default while there is a next row
+            # next row; on the last row the MSP writes it off or records it. A plan never defaults over it.
             status = InstallmentStatus.LATE
         states.append(RowState(row.number, row.due_on, row.amount_cents, paid, owing, status))
     total = sum(row.amount_cents for row in rows)

@@ -34,6 +34,7 @@ DEMO_AGENT = "Mozilla/5.0 (demo data; signed by the seeding script)"
 CURRENT_PLAN = "Blue Heron Veterinary Clinic"
 DEFAULTED_PLAN = "Prairie Wind Community Alliance"
 COUNTERED = "Bright Path Learning Center"
+WRITTEN_OFF = "Oak & Anchor Brewing Co."  # a finished plan whose last check came 30 cents short
 
 POLICY = policy.PolicyInput(
     self_service=True, max_balance_cents=1_500_000, max_installments=6, min_down_percent=Decimal("10"),
@@ -50,6 +51,7 @@ class DemoPlans:
     current: PaymentPlan | None
     defaulted: PaymentPlan | None
     counter: PlanOffer | None
+    written_off: PaymentPlan | None
 
 
 def _at(day: date, hour: int) -> datetime:
@@ -63,10 +65,11 @@ def seed(session: Session, rt: Runtime, clients: list[Client], admin: StaffUser,
     current = _current_plan(session, rt, by_name.get(CURRENT_PLAN), admin, today)
     defaulted = _defaulted_plan(session, rt, by_name.get(DEFAULTED_PLAN), admin, today)
     counter = _counter_offer(session, rt, by_name.get(COUNTERED), admin, today)
+    written_off = _written_off_plan(session, rt, by_name.get(WRITTEN_OFF), admin, today)
     # a current plan's invoices no longer count toward a hold: the standings recorded earlier are brought up to
     # date as the next run-due would
     standing.record_changes(session, today)
-    return DemoPlans(current, defaulted, counter)
+    return DemoPlans(current, defaulted, counter, written_off)
 
 
 def _billing_contact(client: Client) -> Contact:
@@ -154,6 +157,34 @@ def _defaulted_plan(session: Session, rt: Runtime, client: Client | None, admin:
     session.expire_all()
     plan = session.get(PaymentPlan, plan.id)
     assert plan.status == PlanStatus.DEFAULTED, plan.status
+    return plan
+
+
+def _written_off_plan(session: Session, rt: Runtime, client: Client | None, admin: StaffUser,
+                      today: date) -> PaymentPlan | None:
+    """Two monthly installments paid by check, the last one 30 cents short: less than a card can be charged, so the
+    admin wrote it off and the plan completed."""
+    offered_on = today - timedelta(days=120)
+    invoice_ids = _overdue(session, client, offered_on)[:1] if client else ()
+    if not invoice_ids:
+        return None
+    with held_at(_at(offered_on, 11)):
+        offer = negotiation.make_offer(session, rt, client.id, offers.Choice(
+            invoice_ids=invoice_ids, installments=2, frequency="monthly",
+            first_due_on=offered_on + timedelta(days=14)), staff=admin)
+    with held_at(_at(offered_on + timedelta(days=1), 9)):
+        plan = _sign(session, rt, _billing_contact(client), offer).plan
+    for number, short, reference in ((1, 0, "Check #2210"), (2, 30, "Check #2264")):
+        row = next(i for i in session.get(PaymentPlan, plan.id).installments if i.number == number)
+        with held_at(_at(row.due_on, 15)):
+            collection.record_check(session, session.get(PaymentPlan, plan.id), amount_cents=row.amount_cents - short,
+                                    method="check", received_on=row.due_on, reference=reference, staff=admin)
+    with held_at(_at(row.due_on + timedelta(days=3), 10)):
+        collection.write_off_remainder(session, session.get(PaymentPlan, plan.id), staff=admin)
+        lifecycle.complete_if_done(session, rt, plan.id, row.due_on + timedelta(days=3))
+    session.expire_all()
+    plan = session.get(PaymentPlan, plan.id)
+    assert plan.status == PlanStatus.COMPLETED, plan.status
     return plan
 
 

@@ -42,6 +42,7 @@ def invoice_pdf(session: Session, rt: Runtime, invoice: Invoice) -> bytes:
         client=invoice.client,
         lines=invoice.lines,
         paid_cents=figures.paid_cents,
+        adjustments=ledger.adjustments_on(session, invoice.id),
         balance_cents=figures.balance_cents,
         status=figures.status,
         msp=settings,

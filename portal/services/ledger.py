@@ -131,6 +131,24 @@ def invoice_figures(session: Session, invoice: Invoice, today: date) -> InvoiceF
     return figures_for(invoice, paid_cents(session, [invoice.id])[invoice.id], today)
 
 
+@dataclass(frozen=True)
+class AdjustmentLine:
+    kind: str  # autopay_discount | write_off
+    label: str
+    cents: int
+
+
+def adjustments_on(session: Session, invoice_id: int) -> list[AdjustmentLine]:
+    """What was taken off the invoice without money moving (an autopay discount, a small balance written off), one
+    line per kind: the invoice pages show each under the total, apart from what was paid."""
+    rows = session.execute(
+        select(LedgerAdjustment.kind, func.min(LedgerAdjustment.memo), func.sum(LedgerAdjustment.amount_cents))
+        .where(LedgerAdjustment.invoice_id == invoice_id)
+        .group_by(LedgerAdjustment.kind).order_by(func.min(LedgerAdjustment.id)))
+    return [AdjustmentLine(kind, memo or kind.replace("_", " ").capitalize(), int(cents))
+            for kind, memo, cents in rows if cents]
+
+
 def applied_and_refunded(session: Session, payment_ids: Iterable[int]) -> tuple[dict[int, int], dict[int, int]]:
     """Per payment: net money applied to invoices, and money refunded (what payment_credit needs)."""
     ids = list(payment_ids)

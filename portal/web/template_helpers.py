@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from portal import db
 from portal.domain import terms as T
 from portal.domain.money import format_money
-from portal.services.autopay import incentives
+from portal.services import ledger
 from portal.services.settings import SettingsCache
 
 
@@ -19,9 +19,10 @@ def _datetime(value: datetime | None) -> str:
     return value.strftime("%b %-d, %Y %H:%M UTC") if value else ""
 
 
-def _autopay_discount(invoice) -> int:
-    """The autopay discount recorded on an invoice: the invoice shows it as its own line under Paid."""
-    return incentives.discounts_on(db.session(), [invoice.id]).get(invoice.id, 0)
+def _invoice_adjustments(invoice) -> list[ledger.AdjustmentLine]:
+    """What the ledger took off an invoice without money moving: the invoice shows each as its own line, apart
+    from what was paid."""
+    return ledger.adjustments_on(db.session(), invoice.id)
 
 
 def init_app(app: Flask) -> None:
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["date"] = _date
     app.jinja_env.filters["datetime"] = _datetime
     # every document kind the MSP edits and publishes (the agreements pages' tabs)
+    app.jinja_env.globals["invoice_adjustments"] = _invoice_adjustments  # a global: imported macros see it too
     app.jinja_env.globals["document_templates"] = [(kind, T.TEMPLATE_TITLES[kind]) for kind in T.TEMPLATE_KINDS]
     settings = app.extensions["settings_cache"] = SettingsCache(app.config["SETTINGS_CACHE_SECONDS"])
 
@@ -38,5 +40,4 @@ def init_app(app: Flask) -> None:
             "msp": settings.get(db.session()),
             "sandbox_payments": not current_app.config.get("STRIPE_SECRET_KEY"),
             "demo_mode": current_app.config["ENV"] == "demo",
-            "autopay_discount": _autopay_discount,
         }

@@ -296,7 +296,8 @@ def test_discount_applied_shown_exported_and_withdrawn(session, shop, sandbox_ga
     incentives.record_discount(session, invoice, cents, attempt_id=41)  # a replayed booking discounts once
     session.commit()
     assert ledger.balance_of(session, invoice) == 9_500
-    assert incentives.discounts_on(session, [invoice.id]) == {invoice.id: 500}
+    assert ledger.adjustments_on(session, invoice.id) == [
+        ledger.AdjustmentLine("autopay_discount", "Autopay discount", 500)]
     export = incentives.discounts_csv(session, "USD").splitlines()
     assert export[0].startswith("date,client,invoice") and invoice.number in export[1] and ",5.00,USD," in export[1]
     assert session.get(type(invoice), invoice.id).total_cents == 10_000  # never an edit of the total

@@ -1,13 +1,14 @@
 """`portal demo`'s installment plans: a current plan with payments made and the next installment upcoming, a
-defaulted plan (its notices emailed), and an open counter-offer to a client's proposal, all made by the real
-services with the clock held at each step's day (and the clock given back afterwards)."""
+defaulted plan (its notices emailed), a completed plan whose last 30 cents were written off, and an open
+counter-offer to a client's proposal, all made by the real services with the clock held at each step's day (and the
+clock given back afterwards)."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
 from portal.domain.plans import InstallmentStatus, OfferStatus, PlanStatus
-from portal.models import Client, ClientStanding, PaymentPlan, PlanEvent, PlanOffer
+from portal.models import Client, ClientStanding, LedgerAdjustment, PaymentPlan, PlanEvent, PlanOffer
 from portal.services import demo, demo_plans, standing
 from portal.services.plans import collection, lifecycle
 from portal.services.plans.progress import current_plan_invoice_ids, progress_of
@@ -51,6 +52,15 @@ def test_the_demo_has_a_current_plan_a_defaulted_plan_and_an_open_counter_offer(
     assert proposal.installments == 8 and proposal.down_payment_cents == 0 and proposal.message
     assert counter.installments == 6 and counter.down_payment_cents > 0 and counter.parent_id == proposal.id
     assert counter.thread_id == proposal.thread_id
+
+    written_off = plan_of(session, demo_plans.WRITTEN_OFF)  # the last check 30 cents short, written off
+    assert written_off.status == PlanStatus.COMPLETED and written_off.completed_at.date() < today
+    [adjustment] = session.scalars(select(LedgerAdjustment).where(LedgerAdjustment.client_id == written_off.client_id))
+    assert (adjustment.kind, adjustment.amount_cents) == (collection.WRITE_OFF, 30)
+    kinds = session.scalars(select(PlanEvent.kind).where(PlanEvent.plan_id == written_off.id)
+                            .order_by(PlanEvent.id)).all()
+    assert kinds[-2:] == ["written_off", "completed"]
+    assert not current_plan_invoice_ids(session, written_off.client_id)
 
     for plan in (current, defaulted):  # the standings recorded after the plans (a current plan's invoices: no hold)
         recorded = session.scalar(select(ClientStanding.standing).where(ClientStanding.client_id == plan.client_id))

@@ -13,6 +13,7 @@ from pypdf import PdfReader
 
 from portal.domain.invoices import LineInput
 from portal.services import billing, documents, payments
+from portal.services.autopay import incentives
 from portal.services.settings import update_settings
 from portal.services.statements import client_statement
 
@@ -65,6 +66,14 @@ def test_invoice_pdf_reads_like_an_invoice(session, invoice, rt):
     ]:
         assert expected in text, expected
     assert _images(data) == 0  # no logo uploaded
+
+
+def test_an_autopay_discount_is_its_own_line_apart_from_the_amount_paid(session, invoice, rt):
+    incentives.record_discount(session, invoice, 1_000, attempt_id=3)
+    session.commit()
+    text = _text(documents.invoice_pdf(session, rt, invoice))
+    assert "Autopay discount −$10.00" in text
+    assert "Amount paid $200.00" in text and "Balance due $584.09" in text
 
 
 def test_logo_from_the_uploads_folder(session, invoice, app, rt):

@@ -20,6 +20,7 @@ from portal.models import (
     ChargeAttempt,
     InstallmentCharge,
     Invoice,
+    LedgerAdjustment,
     Payment,
     PaymentPlan,
     PlanEvent,
@@ -261,6 +262,50 @@ def test_a_few_cents_left_on_an_installment_go_with_the_next_charge_and_never_de
     assert attempt.charged_cents == 30 + two.amount_cents
     found = progress_of(session, plan, two.due_on)
     assert [r.status for r in found.progress.rows[:2]] == [InstallmentStatus.PAID, InstallmentStatus.PAID]
+
+
+def test_a_few_cents_left_on_the_last_installment_wait_for_a_write_off_that_completes_the_plan(
+        app, session, shop, sandbox_gateway, clock, make):
+    """Nothing can carry what a last check leaves short, and a card cannot take it: the plan stays current past the
+    grace days (no default over 30 cents) and the admin writes it off, as a ledger adjustment on the invoice."""
+    rt = runtime_for(sandbox_gateway)
+    plan = make_plan(session, shop.client, [shop.first, shop.second], first_due_on=FIRST_DUE, grace_days=5)
+    staff = make.staff()
+    total = sum(row.amount_cents for row in plan.installments)
+    last = rows(plan)[3]
+
+    def check(cents):
+        collection.record_check(session, fresh(session, plan), amount_cents=cents, method="check",
+                                received_on=clock.today(), staff=staff)
+
+    check(total - 80)
+    found = progress_of(session, fresh(session, plan), clock.today())
+    assert collection.small_remainder_cents(found) == 0  # 80 cents: a card can take it
+    with pytest.raises(DomainError, match=r"Only a remainder below \$0.50"):
+        collection.write_off_remainder(session, fresh(session, plan), staff=staff)
+    check(50)
+    assert count(session, LedgerAdjustment) == 0
+
+    clock.set(last.due_on + timedelta(days=20))
+    run(app, session, rt)
+    plan = fresh(session, plan)
+    assert plan.status == PlanStatus.CURRENT and charges(session, plan) == []
+    found = progress_of(session, plan, clock.today())
+    assert found.progress.rows[-1].status is InstallmentStatus.LATE and found.open_cents == 30
+    assert collection.small_remainder_cents(found) == 30
+
+    assert collection.write_off_remainder(session, plan, staff=staff) == 30
+    [adjustment] = session.scalars(select(LedgerAdjustment)).all()
+    assert (adjustment.kind, adjustment.amount_cents, adjustment.invoice_id) == ("write_off", 30, shop.second.id)
+    assert invoice_state(session, shop.second) == ("paid", 0)
+    assert session.get(Invoice, shop.second.id).total_cents == 25_000  # never an edit of a total
+    assert lifecycle.complete_if_done(session, rt, plan.id, clock.today())
+    assert fresh(session, plan).status == PlanStatus.COMPLETED
+    assert [e.kind for e in session.scalars(select(PlanEvent).where(PlanEvent.plan_id == plan.id)
+                                            .order_by(PlanEvent.id))][-2:] == ["written_off", "completed"]
+    with pytest.raises(DomainError, match="no longer current"):  # a second click: nothing more written off
+        collection.write_off_remainder(session, fresh(session, plan), staff=staff)
+    assert count(session, LedgerAdjustment) == 1
 
 
 def test_a_client_with_no_saved_method_is_reminded_once_before_the_installment(app, session, shop, sandbox_gateway,

@@ -67,9 +67,10 @@ def test_paid_and_partly_paid_rows():
     assert (state.rows[2].paid_cents, state.rows[2].owing_cents) == (5_000, 25_000)
 
 
-def test_a_few_cents_short_of_an_installment_wait_for_the_next_rows_charge_but_not_on_the_last_row():
+def test_a_few_cents_short_of_an_installment_never_put_the_plan_in_default():
     """Less than a card processor's smallest charge cannot be collected alone: it is carried to the next row's
-    charge, so it does not put the plan in default; on the last row there is nothing to carry it."""
+    charge; on the last row there is nothing to carry it and it waits for the MSP to write it off or record it.
+    Either way it is late, never missed: a plan does not default over a few cents."""
     short = 10_000 + 30_000 - 30  # the down payment and row 1, 30 cents short
     state = progress(ROWS, short, today=date(2025, 3, 3), grace_days=5)
     assert [row.status for row in state.rows] == [S.PAID, S.LATE, S.LATE, S.UPCOMING]
@@ -77,7 +78,10 @@ def test_a_few_cents_short_of_an_installment_wait_for_the_next_rows_charge_but_n
     assert state.due_now_cents == 30 + 30_000
     everything_but_30 = sum(row.amount_cents for row in ROWS) - 30
     last = progress(ROWS, everything_but_30, today=ROWS[-1].due_on + timedelta(days=6), grace_days=5)
-    assert last.first_missed == last.rows[-1] and last.rows[-1].owing_cents == 30
+    assert last.rows[-1].status is S.LATE and last.rows[-1].owing_cents == 30 and not last.in_default
+    assert last.remaining_cents == 30 and not last.completed
+    more = progress(ROWS, everything_but_30 - 20, today=ROWS[-1].due_on + timedelta(days=6), grace_days=5)
+    assert more.first_missed == more.rows[-1]  # 50 cents can be charged: missed as any other row
 
 
 def test_payments_fill_rows_in_order_which_is_how_paying_ahead_works():
@@ -163,9 +167,9 @@ def test_waterfall_invariants(drawn):
     assert filled == sorted(filled, reverse=True)
     assert sum(0 < row.paid_cents < row.amount_cents for row in state.rows) <= 1
     assert state.completed == (paid >= total)
-    # past its grace, unless what it owes is less than a charge can take and a later row's charge can carry it
-    late = [row for n, row in enumerate(state.rows) if row.owing_cents and (today - row.due_on).days > grace
-            and not (row.owing_cents < GATEWAY_MINIMUM_CENTS and n + 1 < len(state.rows))]
+    # past its grace, unless what it owes is less than a charge can take
+    late = [row for row in state.rows if row.owing_cents and (today - row.due_on).days > grace
+            and row.owing_cents >= GATEWAY_MINIMUM_CENTS]
     assert state.in_default == bool(late) and state.first_missed == (late[0] if late else None)
     assert all((row.status is S.PAID) == (row.owing_cents == 0) for row in state.rows)
 

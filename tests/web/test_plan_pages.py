@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from portal.clock import now
 from portal.domain.payments import PaymentRequestStatus
 from portal.domain.plans import OfferStatus
-from portal.models import Payment, PaymentPlan, PaymentRequest, PlanEvent, PlanOffer
+from portal.models import LedgerAdjustment, Payment, PaymentPlan, PaymentRequest, PlanEvent, PlanOffer
 from portal.services.plans import collection
 from tests.conftest import sign_in
 from tests.payments_fixtures import *  # noqa: F403
@@ -188,6 +188,42 @@ def test_a_bad_check_is_refused_and_nothing_changes(staff_http, session, plan, d
     assert count(session, PlanEvent) == 0
 
 
+def short_by_30_cents(session, plan):
+    total = sum(row.amount_cents for row in plan.installments)
+    collection.record_check(session, plan, amount_cents=total - 30, method="check", received_on=date(2026, 3, 16))
+
+
+def test_the_admin_writes_off_a_few_cents_left_and_the_plan_completes(app, staff_http, session, plan, shop):
+    assert 'id="write-off"' not in text(staff_http.get(f"/admin/plans/{plan.id}"))  # $3,000-odd is not a few cents
+    short_by_30_cents(session, plan)
+    page = text(staff_http.get(f"/admin/plans/{plan.id}"))
+    assert 'id="write-off"' in page and "Write off $0.30" in page
+
+    response = staff_http.post(f"/admin/plans/{plan.id}/write-off")
+
+    assert response.status_code == 302
+    done = text(staff_http.get(response.headers["Location"]))
+    assert f"$0.30 written off; plan {plan.reference} is complete." in done
+    assert session.get(PaymentPlan, plan.id).status == "completed"
+    # the invoice shows it as its own line, apart from the money paid; its total is untouched
+    contact = app.test_client()
+    sign_in(contact, shop.contact)
+    for page in (text(staff_http.get(f"/admin/invoices/{shop.second.id}")),
+                 text(contact.get(f"/invoices/{shop.second.id}"))):
+        assert re.search(r'id="write-off".*?Small balance written off \(plan PLAN-\d+\).*?&minus;\$0\.30', page, re.S)
+        assert re.search(r"Paid</td><td class=\"num\">\$249\.70<", page)
+        assert "$250.00" in page
+
+
+def test_a_write_off_of_more_than_a_few_cents_is_refused_and_changes_nothing(staff_http, session, plan):
+    response = staff_http.post(f"/admin/plans/{plan.id}/write-off")
+
+    assert response.status_code == 302
+    assert "Only a remainder below $0.50" in text(staff_http.get(response.headers["Location"]))
+    assert count(session, LedgerAdjustment) == 0 and count(session, PlanEvent) == 0
+    assert session.get(PaymentPlan, plan.id).status == "current"
+
+
 class TestCsrf:
     @pytest.fixture
     def app_config(self, app_config):
@@ -213,6 +249,17 @@ class TestCsrf:
         assert forged.status_code == 400
         assert real.status_code == 302
         assert count(session, Payment) == 1
+
+    def test_a_write_off_needs_the_forms_token(self, staff_http, session, plan):
+        short_by_30_cents(session, plan)
+        forged = staff_http.post(f"/admin/plans/{plan.id}/write-off")
+        token = re.search(r'id="write-off".*?name="csrf_token" value="([^"]+)"',
+                          text(staff_http.get(f"/admin/plans/{plan.id}")), re.S).group(1)
+        real = staff_http.post(f"/admin/plans/{plan.id}/write-off", data={"csrf_token": token})
+
+        assert forged.status_code == 400
+        assert real.status_code == 302
+        assert count(session, LedgerAdjustment) == 1
 
 
 def test_a_signed_plan_links_its_agreement_and_down_payment(portal, session, shop, make, rt):

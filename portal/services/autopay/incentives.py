@@ -94,17 +94,6 @@ def record_discount(session: Session, invoice: Invoice, cents: int, *, attempt_i
     return row
 
 
-def discounts_on(session: Session, invoice_ids: list[int]) -> dict[int, int]:
-    """Autopay discount per invoice (what the invoice page and receipt show as its own line)."""
-    if not invoice_ids:
-        return {}
-    rows = session.execute(select(LedgerAdjustment.invoice_id, func.sum(LedgerAdjustment.amount_cents))
-                           .where(LedgerAdjustment.invoice_id.in_(invoice_ids),
-                                  LedgerAdjustment.kind == AUTOPAY_DISCOUNT)
-                           .group_by(LedgerAdjustment.invoice_id))
-    return {invoice_id: int(cents) for invoice_id, cents in rows if cents}
-
-
 def discounts_for_attempt(session: Session, attempt_id: int) -> list[tuple[str, int, Decimal | None]]:
     """(invoice number, discount, percent) that the autopay charge ``attempt_id`` earned: its receipt lists them."""
     return [(number, int(cents), percent) for number, cents, percent in session.execute(

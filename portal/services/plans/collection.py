@@ -37,6 +37,7 @@ from portal.domain.plans import PlanStatus
 from portal.models import (
     Contact,
     Invoice,
+    LedgerAdjustment,
     Payment,
     PaymentPlan,
     PaymentRequest,
@@ -50,9 +51,10 @@ from .. import billing, ledger
 from ..locking import begin_write
 from ..payments import booking, checkout
 from ..runtime import Runtime
-from .progress import COVERED, INTEREST, paid_toward, pending_toward
+from .progress import COVERED, INTEREST, PlanProgress, paid_toward, pending_toward, plan_invoice_ids, progress_of
 
 NOT_CURRENT = "This plan is no longer current: its invoices are paid the usual way."
+WRITE_OFF = "write_off"  # LedgerAdjustment.kind
 
 
 @dataclass(frozen=True)
@@ -336,3 +338,49 @@ def record_check(session: Session, plan: PaymentPlan, *, amount_cents: int, meth
                                  + (f" (ref. {reference.strip()})" if reference.strip() else "")))
     session.commit()
     return payment
+
+
+def small_remainder_cents(found: PlanProgress) -> int:
+    """What is left on a current plan when it is less than a card can be charged (a last check a little short), with
+    nothing on its way: the MSP may write it off (``write_off_remainder``). 0 otherwise."""
+    if found.plan.status != PlanStatus.CURRENT or found.settled or found.pending_cents:
+        return 0  # nothing owed (run-due completes it), or money on its way
+    small = max(found.open_cents, found.progress.remaining_cents) < payment_rules.GATEWAY_MINIMUM_CENTS
+    return found.open_cents if small else 0  # what the invoices owe: what is written off
+
+
+def write_off_remainder(session: Session, plan: PaymentPlan, *, staff: StaffUser | None) -> int:
+    """Take the plan's small remainder off its invoices as a ledger adjustment each (never an edit of a total; the
+    invoice pages and statements show it as its own line) so the plan can complete. Refused unless what is left is
+    less than a card can be charged: anything a card can take is collected, or the plan renegotiated. Returns the
+    cents written off; the caller completes the plan (``lifecycle.complete_if_done``)."""
+    begin_write(session)
+    payable = _payable(session, plan.client_id)
+    plan = _lock_plan(session, plan.id)
+    try:
+        if plan.status != PlanStatus.CURRENT:
+            raise DomainError(NOT_CURRENT)
+        cents = small_remainder_cents(progress_of(session, plan, today()))
+        if not cents:
+            minimum = format_money(payment_rules.GATEWAY_MINIMUM_CENTS, plan.currency)
+            raise DomainError(f"Only a remainder below {minimum} (less than a card can be charged) can be written off, "
+                              "once nothing is on its way.")
+        ids = set(plan_invoice_ids(session, plan.id))
+        owing = [item for item in payable if item.invoice_id in ids]
+        written = sum(item.balance_cents for item in owing)
+        for item in owing:
+            session.add(LedgerAdjustment(invoice_id=item.invoice_id, client_id=plan.client_id, kind=WRITE_OFF,
+                                         amount_cents=item.balance_cents, created_at=now(),
+                                         memo=f"Small balance written off (plan {plan.reference})"))
+        session.flush()
+        for item in owing:
+            billing.refresh_status(session, session.get(Invoice, item.invoice_id))
+        session.add(PlanEvent(client_id=plan.client_id, plan_id=plan.id,
+                              thread_id=plan.offer.thread_id or plan.offer_id, kind="written_off", created_at=now(),
+                              staff_id=staff.id if staff else None,
+                              detail=f"{format_money(written, plan.currency)} left on the plan written off"))
+    except Exception:
+        session.rollback()
+        raise
+    session.commit()
+    return written

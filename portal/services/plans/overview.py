@@ -15,7 +15,7 @@ from portal.domain.plans import OfferStatus, PlanStatus, RowState
 from portal.models import Allocation, Installment, Payment, PaymentPlan, PaymentRequest, PlanEvent, PlanOffer
 
 from ..errors import NotFound
-from .collection import PayoffQuote, next_installment_cents, payoff_quote
+from .collection import PayoffQuote, next_installment_cents, payoff_quote, small_remainder_cents
 from .progress import PlanProgress, counted, plan_invoice_ids, progress_of
 
 FILTERS = ("current", "offered", "completed", "defaulted", "canceled", "all")
@@ -64,6 +64,7 @@ class PlanPage:
     payoff: PayoffQuote | None  # only while current
     down_payment_request: PaymentRequest | None  # the acceptance's down payment checkout, while it is unpaid
     scheduled_cents: int
+    small_remainder_cents: int  # less than a card can take, left for the MSP to write off
 
     @property
     def is_current(self) -> bool:
@@ -84,7 +85,8 @@ def plan_page(session: Session, plan: PaymentPlan, today: date) -> PlanPage:
     return PlanPage(plan=plan, progress=found, lines=lines,
                     next_cents=next_installment_cents(session, plan) if current else 0,
                     payoff=payoff_quote(session, plan, today) if current and not found.settled else None,
-                    down_payment_request=down, scheduled_cents=sum(i.amount_cents for i in plan.installments))
+                    down_payment_request=down, scheduled_cents=sum(i.amount_cents for i in plan.installments),
+                    small_remainder_cents=small_remainder_cents(found))
 
 
 def plan_payments(session: Session, plan: PaymentPlan) -> list[PlanPaymentRow]:

@@ -1,5 +1,5 @@
 """Installment plans: the client's plan page (schedule, what is paid, pay the next installment, pay ahead, pay off),
-and the admin's plans list and plan detail (progress, payments, timeline, record a check).
+and the admin's plans list and plan detail (progress, payments, timeline, record a check, write off a few cents).
 
 Client reads go through ``overview.plan_for_client`` with the signed-in contact's client: another client's plan is
 404. Paying creates an ordinary payment request and hands over to the existing checkout (``payments.checkout``).
@@ -161,4 +161,17 @@ def admin_record_check(plan_id: int):
     with flash_refusal(session):
         lifecycle.complete_if_done(session, runtime(), plan_id, today())
     flash(f"{format_money(cents, plan.currency)} recorded toward plan {plan.reference}.", "success")
+    return redirect(url_for("plans.admin_detail", plan_id=plan_id))
+
+
+@bp.post("/admin/plans/<int:plan_id>/write-off")
+@staff_required
+def admin_write_off(plan_id: int):
+    session = db.session()
+    plan = _plan_or_404(plan_id)
+    with flash_refusal(session):
+        cents = collection.write_off_remainder(session, plan, staff=current_user.record)
+        completed = lifecycle.complete_if_done(session, runtime(), plan_id, today())
+        flash(f"{format_money(cents, plan.currency)} written off" + (f"; plan {plan.reference} is complete."
+                                                                    if completed else "."), "success")
     return redirect(url_for("plans.admin_detail", plan_id=plan_id))
