@@ -18,6 +18,8 @@ client's invoices first (``payments.payable(lock=True)``), then the plan's rows.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -162,6 +164,23 @@ def _lock_plan(session: Session, plan_id: int) -> PaymentPlan:
     return plan
 
 
+@contextmanager
+def _current_plan_locked(session: Session, plan: PaymentPlan) -> Iterator[tuple[PaymentPlan, list[OpenItem]]]:
+    """The lock order (the client's invoices, then the plan reloaded), the plan still current, then the block's
+    writes: committed together at the end, or rolled back on any error."""
+    begin_write(session)
+    payable = _payable(session, plan.client_id)
+    plan = _lock_plan(session, plan.id)
+    try:
+        if plan.status != PlanStatus.CURRENT:
+            raise DomainError(NOT_CURRENT)
+        yield plan, payable
+    except Exception:
+        session.rollback()
+        raise
+    session.commit()
+
+
 def _payable(session: Session, client_id: int, *, besides: int | None = None) -> list[OpenItem]:
     return checkout.payable(session, client_id, lock=True, besides=besides)
 
@@ -189,18 +208,9 @@ def payment_for_plan(session: Session, rt: Runtime, plan: PaymentPlan, amount_ce
     """A payment request for ``amount_cents`` toward the plan (the next installment, or more: pay ahead), paid at
     the existing checkout. Refused, with nothing written, when the plan is not current or the amount is more than
     the plan still owes."""
-    begin_write(session)
-    payable = _payable(session, plan.client_id)
-    plan = _lock_plan(session, plan.id)
-    try:
-        if plan.status != PlanStatus.CURRENT:
-            raise DomainError(NOT_CURRENT)
+    with _current_plan_locked(session, plan) as (plan, payable):
         found = split(session, plan, amount_cents, on, payable)
         request = request_for(session, plan, contact, found.items, payable)
-    except Exception:
-        session.rollback()
-        raise
-    session.commit()
     return request
 
 
@@ -248,20 +258,11 @@ def _open_by_role(session: Session, plan: PaymentPlan) -> tuple[int, int]:
 def payoff_request(session: Session, rt: Runtime, plan: PaymentPlan, on: date, *,
                    contact: Contact | None = None) -> PaymentRequest:
     """Everything the plan's invoices still owe, with interest only to ``on``: one request at the checkout."""
-    begin_write(session)
-    payable = _payable(session, plan.client_id)
-    plan = _lock_plan(session, plan.id)
-    try:
-        if plan.status != PlanStatus.CURRENT:
-            raise DomainError(NOT_CURRENT)
+    with _current_plan_locked(session, plan) as (plan, payable):
         if pending_toward(session, plan):
             raise DomainError("A payment toward this plan is still on its way; once it has arrived, pay off the rest.")
         items = payoff_items(session, plan, on, payable)
         request = request_for(session, plan, contact, items, payable)
-    except Exception:
-        session.rollback()
-        raise
-    session.commit()
     return request
 
 
@@ -317,17 +318,8 @@ def record_check(session: Session, plan: PaymentPlan, *, amount_cents: int, meth
         raise DomainError("Unknown payment method.")
     if received_on > today():  # booking refuses it too, but only after the interest invoices were committed
         raise DomainError("A payment cannot be received in the future.")
-    begin_write(session)
-    payable = _payable(session, plan.client_id)
-    plan = _lock_plan(session, plan.id)
-    try:
-        if plan.status != PlanStatus.CURRENT:
-            raise DomainError(NOT_CURRENT)
+    with _current_plan_locked(session, plan) as (plan, payable):
         items = split(session, plan, amount_cents, received_on, payable).items
-    except Exception:
-        session.rollback()
-        raise
-    session.commit()
     payment = booking.record_payment(session, plan.client, amount_cents=amount_cents, method=method,
                                      received_on=received_on, reference=reference,
                                      memo=memo or f"Payment plan {plan.reference}", allocations=items,
@@ -354,12 +346,7 @@ def write_off_remainder(session: Session, plan: PaymentPlan, *, staff: StaffUser
     invoice pages and statements show it as its own line) so the plan can complete. Refused unless what is left is
     less than a card can be charged: anything a card can take is collected, or the plan renegotiated. Returns the
     cents written off; the caller completes the plan (``lifecycle.complete_if_done``)."""
-    begin_write(session)
-    payable = _payable(session, plan.client_id)
-    plan = _lock_plan(session, plan.id)
-    try:
-        if plan.status != PlanStatus.CURRENT:
-            raise DomainError(NOT_CURRENT)
+    with _current_plan_locked(session, plan) as (plan, payable):
         cents = small_remainder_cents(progress_of(session, plan, today()))
         if not cents:
             minimum = format_money(payment_rules.GATEWAY_MINIMUM_CENTS, plan.currency)
@@ -379,8 +366,4 @@ def write_off_remainder(session: Session, plan: PaymentPlan, *, staff: StaffUser
                               thread_id=plan.offer.thread_id or plan.offer_id, kind="written_off", created_at=now(),
                               staff_id=staff.id if staff else None,
                               detail=f"{format_money(written, plan.currency)} left on the plan written off"))
-    except Exception:
-        session.rollback()
-        raise
-    session.commit()
     return written
