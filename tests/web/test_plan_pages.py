@@ -215,6 +215,18 @@ def test_the_admin_writes_off_a_few_cents_left_and_the_plan_completes(app, staff
         assert "$250.00" in page
 
 
+def test_the_client_is_told_a_few_cents_left_are_not_charged_and_cannot_pay_them_by_card(portal, session, plan):
+    short_by_30_cents(session, plan)
+    page = text(portal.get(f"/plans/{plan.id}"))
+    assert "$0.30 is left on this plan: less than a card can be charged" in page
+    assert "Pay next installment" not in page and "Pay this amount" not in page
+
+    refused = portal.post(f"/plans/{plan.id}/pay", data={"kind": "next"})
+
+    assert refused.status_code == 400 and "$0.50" in text(refused)
+    assert requests_count(session) == 0
+
+
 def test_a_write_off_of_more_than_a_few_cents_is_refused_and_changes_nothing(staff_http, session, plan):
     response = staff_http.post(f"/admin/plans/{plan.id}/write-off")
 
