@@ -3,6 +3,8 @@ authorization, rules, lock, incentives, and every refusal changing nothing."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -307,6 +309,18 @@ def test_discount_applied_shown_exported_and_withdrawn(session, shop, sandbox_ga
     mails = [m for m in read_outbox(outbox) if "has ended" in m["Subject"]]
     assert len(mails) == 1 and mails[0]["To"] == shop.contact.email
     assert incentives.send_stop_notices(session, runtime_for(sandbox_gateway)) == 0  # told once
+
+
+def test_the_discounts_export_never_hands_the_spreadsheet_a_formula(session, make):
+    client = make.client(name='=HYPERLINK("http://evil.test","Acme")')
+    invoice = make.invoice(client, 10_000, number="+1001")
+    incentives.record_discount(session, invoice, 500, attempt_id=9)
+    session.commit()
+
+    [header, row] = list(csv.reader(io.StringIO(incentives.discounts_csv(session, "USD"))))
+
+    assert header[1:3] == ["client", "invoice"]
+    assert row[1:3] == ['\'=HYPERLINK("http://evil.test","Acme")', "'+1001"] and row[5] == "5.00"
 
 
 def test_incentive_stops_when_the_method_keeps_failing(session, shop, sandbox_gateway, outbox):

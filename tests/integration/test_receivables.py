@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from portal.clock import now
 from portal.domain.dunning import PromiseStatus
 from portal.domain.plans import PlanStatus
+from portal.domain.spreadsheets import safe_cell
 from portal.models import (
     AutopayEnrollment,
     ForecastSnapshot,
@@ -114,8 +115,8 @@ def test_aging_csv_rows_and_injection_safety(make, session):
                        "123.45", "1"]
     assert rows[3] == ["Total", "", "500.00", "123.45", "0.00", "0.00", "10.00", "633.45", "3"]
     for bad in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
-        assert analytics.safe_cell(bad) == "'" + bad
-    assert analytics.safe_cell("Acme - East") == "Acme - East"
+        assert safe_cell(bad) == "'" + bad
+    assert safe_cell("Acme - East") == "Acme - East"
 
 
 # --- DSO and what lending costs ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from portal.clock import now, today
 from portal.domain import autopay as A
 from portal.domain.errors import DomainError
 from portal.domain.invoices import InvoiceStatus
+from portal.domain.spreadsheets import safe_cell
 from portal.models import AutopayEnrollment, Client, Contact, Invoice, LedgerAdjustment, RateLock
 
 from .. import mail
@@ -194,13 +195,15 @@ def discount_lines(session: Session, start_on: date | None = None, end_on: date 
 
 
 def discounts_csv(session: Session, currency: str, start_on: date | None = None, end_on: date | None = None) -> str:
-    """The autopay discounts for the accounting system: one row per adjustment, amounts in currency units."""
+    """The autopay discounts for the accounting system: one row per adjustment, amounts in currency units; names
+    and numbers as text (``safe_cell``: a client named like a formula must not run in the accountant's sheet)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["date", "client", "invoice", "kind", "percent", "amount", "currency", "charge_attempt"])
     for line in discount_lines(session, start_on, end_on):
         a = line.adjustment
-        writer.writerow([a.created_at.date().isoformat(), line.client_name, line.invoice_number, a.kind,
+        writer.writerow([a.created_at.date().isoformat(), safe_cell(line.client_name), safe_cell(line.invoice_number),
+                         a.kind,
                          format(a.percent.normalize(), "f") if a.percent is not None else "",
                          f"{Decimal(a.amount_cents) / 100:.2f}", currency,
                          a.attempt_id or ""])

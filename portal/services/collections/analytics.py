@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from portal.domain import receivables as R
 from portal.domain.aging import BUCKETS, AgingReport
 from portal.domain.payments import PaymentStatus
+from portal.domain.spreadsheets import safe_cell
 from portal.models import Allocation, Client, Invoice, LedgerAdjustment, Payment
 from portal.models.base import Cents
 
@@ -331,17 +332,6 @@ def trend(session: Session, today: date, months: int = R.TREND_MONTHS) -> list[R
 
 
 # --- the CSV export -------------------------------------------------------------------------------------------------
-
-#: A spreadsheet runs a cell that starts with one of these as a formula ("CSV injection"): a client named
-#: '=HYPERLINK(...)' must arrive as text. Tab and carriage return start formulas in some spreadsheets too.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
 
 def _units(cents: int) -> str:
     return f"{Decimal(cents) / 100:.2f}"
