@@ -15,6 +15,7 @@ from portal.domain import links as rules
 from portal.domain.errors import DomainError
 from portal.models import Invoice, InvoiceDelivery, InvoiceEvent, InvoiceLink
 from portal.services import billing, clients, delivery
+from portal.services.autopay import incentives
 from portal.services.settings import update_settings
 from tests.smtp_fixtures import mail_through_smtp, retry_mail_quickly  # noqa: F401 (fixtures)
 
@@ -137,6 +138,22 @@ def test_a_paid_invoice_can_be_sent_as_a_copy(app, session, smtp_server, make, n
     delivery.send_invoice(session, rt, paid, actor=None)
 
     assert smtp_server.messages[0].message["Subject"] == f"Invoice {paid.number} from Acme IT (paid)"
+
+
+def test_the_email_shows_an_autopay_discount_apart_from_the_money_paid(app, session, smtp_server, make, northwind,
+                                                                       rt):
+    discounted = make.invoice(northwind, 10_000)
+    make.payment(northwind, 9_500, method="card")
+    incentives.record_discount(session, discounted, 500, attempt_id=5)
+    session.commit()
+
+    delivery.send_invoice(session, rt, session.get(Invoice, discounted.id), actor=None)
+
+    message = smtp_server.messages[0].message
+    text = message.get_body(("plain",)).get_content()
+    assert "Autopay discount: -$5.00" in text and re.search(r"Paid: +\$95\.00", text)
+    html = message.get_body(("html",)).get_content()
+    assert "Autopay discount" in html and "$95.00" in html and "$100.00</td></tr>" in html
 
 
 def test_without_smtp_the_message_is_written_to_the_outbox(app_config, request, smtp_server):

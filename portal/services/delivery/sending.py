@@ -313,7 +313,9 @@ def email_context(session: Session, rt: Runtime, invoice: Invoice, delivery: Inv
         "contact_name": delivery.to_name,
         "link_url": link_url(rt, delivery.link) if delivery.link else "",
         "link_expires_at": delivery.link.expires_at if delivery.link else None,
-        "paid_cents": figures.paid_cents,
+        # what was paid in money, and each adjustment (an autopay discount, a write-off) as its own line
+        "adjustments": (adjustments := ledger.adjustments_on(session, invoice.id)),
+        "paid_cents": figures.paid_cents - sum(a.cents for a in adjustments),
         "balance_cents": figures.balance_cents,
         "overdue": invoice.status == OPEN and invoice.due_date < today(),
         "msp": get_settings(session),
