@@ -9,9 +9,6 @@ transaction that books the charge (it commits nothing), ``stop`` when the method
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -22,10 +19,10 @@ from portal.clock import now, today
 from portal.domain import autopay as A
 from portal.domain.errors import DomainError
 from portal.domain.invoices import InvoiceStatus
-from portal.domain.spreadsheets import safe_cell
 from portal.models import AutopayEnrollment, Client, Contact, Invoice, LedgerAdjustment, RateLock
 
 from .. import mail
+from ..adjustments import adjustments_csv
 from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
@@ -176,38 +173,9 @@ def yearly_savings(session: Session, client_id: int) -> int | None:
 # --- for the MSP ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DiscountLine:
-    adjustment: LedgerAdjustment
-    invoice_number: str
-    client_name: str
-
-
-def discount_lines(session: Session, start_on: date | None = None, end_on: date | None = None) -> list[DiscountLine]:
-    query = (select(LedgerAdjustment, Invoice.number, Client.legal_name)
-             .join(Invoice, Invoice.id == LedgerAdjustment.invoice_id)
-             .join(Client, Client.id == LedgerAdjustment.client_id)
-             .where(LedgerAdjustment.kind == AUTOPAY_DISCOUNT)
-             .order_by(LedgerAdjustment.created_at, LedgerAdjustment.id))
-    rows = [DiscountLine(a, n, c) for a, n, c in session.execute(query)]
-    return [r for r in rows if (start_on is None or r.adjustment.created_at.date() >= start_on)
-            and (end_on is None or r.adjustment.created_at.date() <= end_on)]
-
-
 def discounts_csv(session: Session, currency: str, start_on: date | None = None, end_on: date | None = None) -> str:
-    """The autopay discounts for the accounting system: one row per adjustment, amounts in currency units; names
-    and numbers as text (``safe_cell``: a client named like a formula must not run in the accountant's sheet)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["date", "client", "invoice", "kind", "percent", "amount", "currency", "charge_attempt"])
-    for line in discount_lines(session, start_on, end_on):
-        a = line.adjustment
-        writer.writerow([a.created_at.date().isoformat(), safe_cell(line.client_name), safe_cell(line.invoice_number),
-                         a.kind,
-                         format(a.percent.normalize(), "f") if a.percent is not None else "",
-                         f"{Decimal(a.amount_cents) / 100:.2f}", currency,
-                         a.attempt_id or ""])
-    return out.getvalue()
+    """The autopay discounts for the accounting system (``adjustments.adjustments_csv`` of that kind only)."""
+    return adjustments_csv(session, currency, kinds=(AUTOPAY_DISCOUNT,), start_on=start_on, end_on=end_on)
 
 
 def rate_locks(session: Session) -> list[tuple[RateLock, str]]:

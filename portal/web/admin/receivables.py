@@ -1,4 +1,5 @@
-"""Receivables pages beside the dashboard: aging per client (sort, filter, page, CSV) and the collection settings."""
+"""Receivables pages beside the dashboard: aging per client (sort, filter, page, CSV), the ledger adjustments CSV
+and the collection settings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from portal.clock import today
 from portal.domain.aging import BUCKETS
 from portal.domain.errors import DomainError
 from portal.domain.money import parse_amount, parse_decimal
+from portal.services import adjustments
 from portal.services.collections import analytics
 from portal.services.collections.settings import collection_settings, update_collection_settings
 from portal.services.settings import get_settings
@@ -74,6 +76,16 @@ def receivables_csv():
     response = Response(_csv_text(rows), mimetype="text/csv")
     # a fixed pattern of ASCII letters, digits and dashes: nothing from the request reaches the header
     response.headers.set("Content-Disposition", "attachment", filename=f"aging-{on.isoformat()}.csv")
+    return response
+
+
+@bp.get("/receivables/adjustments.csv")
+@staff_required
+def adjustments_csv():
+    """Every ledger adjustment (autopay discounts, write-offs) for the accountant to book."""
+    session = db.session()
+    response = Response(adjustments.adjustments_csv(session, get_settings(session).currency), mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment", filename=f"adjustments-{today().isoformat()}.csv")
     return response
 
 

@@ -9,13 +9,17 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal
 
+from portal.services.autopay import incentives
 from portal.services.collections.settings import collection_settings
+from portal.services.plans import collection
 from tests.conftest import sign_in
+from tests.plans_fixtures import make_plan
 
 from .conftest import page, row
 
 TODAY = date(2026, 3, 16)
-URLS = ("/admin/", "/admin/receivables", "/admin/receivables/aging.csv", "/admin/receivables/settings")
+URLS = ("/admin/", "/admin/receivables", "/admin/receivables/aging.csv", "/admin/receivables/adjustments.csv",
+        "/admin/receivables/settings")
 
 
 def test_dashboard_shows_the_receivables_story(admin, make):
@@ -116,6 +120,32 @@ def test_csv_export(admin, make):
     filtered = admin.get("/admin/receivables/aging.csv?past_due=1").get_data(as_text=True)
     filtered = list(csv.reader(io.StringIO(filtered)))
     assert [r[0] for r in filtered] == ["client", "'=cmd|' /C calc'!A0", "Total"]
+
+
+def test_adjustments_export_lists_discounts_and_write_offs_for_the_accountant(admin, session, make):
+    adatum = make.client("Adatum")
+    discounted = make.invoice(adatum, 10_000, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 10))
+    make.payment(adatum, 9_500, method="card")
+    incentives.record_discount(session, discounted, 500, attempt_id=4)
+    session.commit()
+    evil = make.client("=cmd|' /C calc'!A0")
+    owed = make.invoice(evil, 20_000, issue_date=date(2026, 2, 1), due_date=date(2026, 3, 1))
+    plan = make_plan(session, evil, [owed], installments=2, first_due_on=date(2026, 3, 20))
+    collection.record_check(session, plan, amount_cents=20_000 - 30, method="check", received_on=TODAY)
+    collection.write_off_remainder(session, plan, staff=None)
+
+    assert 'href="/admin/receivables/adjustments.csv"' in page(admin.get("/admin/receivables"))
+    response = admin.get("/admin/receivables/adjustments.csv")
+
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == "attachment; filename=adjustments-2026-03-16.csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows == [
+        ["date", "client", "invoice", "kind", "percent", "amount", "currency", "charge_attempt", "memo"],
+        ["2026-03-16", "Adatum", discounted.number, "autopay_discount", "", "5.00", "USD", "4", "Autopay discount"],
+        ["2026-03-16", "'=cmd|' /C calc'!A0", owed.number, "write_off", "", "0.30", "USD", "",
+         f"Small balance written off (plan {plan.reference})"],
+    ]
 
 
 def test_collection_settings_form(admin, session):
