@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from portal.domain.plans import InstallmentStatus, OfferStatus, PlanStatus
 from portal.models import Client, ClientStanding, LedgerAdjustment, PaymentPlan, PlanEvent, PlanOffer
-from portal.services import demo, demo_plans, standing
+from portal.services import adjustments, demo, demo_plans, standing
 from portal.services.plans import collection, lifecycle
 from portal.services.plans.progress import current_plan_invoice_ids, progress_of
 
@@ -56,7 +56,7 @@ def test_the_demo_has_a_current_plan_a_defaulted_plan_and_an_open_counter_offer(
     written_off = plan_of(session, demo_plans.WRITTEN_OFF)  # the last check 30 cents short, written off
     assert written_off.status == PlanStatus.COMPLETED and written_off.completed_at.date() < today
     [adjustment] = session.scalars(select(LedgerAdjustment).where(LedgerAdjustment.client_id == written_off.client_id))
-    assert (adjustment.kind, adjustment.amount_cents) == (collection.WRITE_OFF, 30)
+    assert (adjustment.kind, adjustment.amount_cents) == (adjustments.WRITE_OFF, 30)
     kinds = session.scalars(select(PlanEvent.kind).where(PlanEvent.plan_id == written_off.id)
                             .order_by(PlanEvent.id)).all()
     assert kinds[-2:] == ["written_off", "completed"]

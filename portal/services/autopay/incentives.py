@@ -21,8 +21,7 @@ from portal.domain.errors import DomainError
 from portal.domain.invoices import InvoiceStatus
 from portal.models import AutopayEnrollment, Client, Contact, Invoice, LedgerAdjustment, RateLock
 
-from .. import mail
-from ..adjustments import adjustments_csv
+from .. import adjustments, mail
 from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
@@ -174,8 +173,9 @@ def yearly_savings(session: Session, client_id: int) -> int | None:
 
 
 def discounts_csv(session: Session, currency: str, start_on: date | None = None, end_on: date | None = None) -> str:
-    """The autopay discounts for the accounting system (``adjustments.adjustments_csv`` of that kind only)."""
-    return adjustments_csv(session, currency, kinds=(AUTOPAY_DISCOUNT,), start_on=start_on, end_on=end_on)
+    """The autopay discounts for the accounting system (the adjustments CSV of that kind only)."""
+    return adjustments.adjustments_csv(session, currency, kinds=(AUTOPAY_DISCOUNT,), start_on=start_on,
+                                       end_on=end_on)
 
 
 def rate_locks(session: Session) -> list[tuple[RateLock, str]]:

@@ -39,7 +39,6 @@ from portal.domain.plans import PlanStatus
 from portal.models import (
     Contact,
     Invoice,
-    LedgerAdjustment,
     Payment,
     PaymentPlan,
     PaymentRequest,
@@ -49,14 +48,13 @@ from portal.models import (
     StaffUser,
 )
 
-from .. import billing, ledger
+from .. import adjustments, billing, ledger
 from ..locking import begin_write
 from ..payments import booking, checkout
 from ..runtime import Runtime
 from .progress import COVERED, INTEREST, PlanProgress, paid_toward, pending_toward, plan_invoice_ids, progress_of
 
 NOT_CURRENT = "This plan is no longer current: its invoices are paid the usual way."
-WRITE_OFF = "write_off"  # LedgerAdjustment.kind
 
 
 @dataclass(frozen=True)
@@ -356,12 +354,7 @@ def write_off_remainder(session: Session, plan: PaymentPlan, *, staff: StaffUser
         owing = [item for item in payable if item.invoice_id in ids]
         written = sum(item.balance_cents for item in owing)
         for item in owing:
-            session.add(LedgerAdjustment(invoice_id=item.invoice_id, client_id=plan.client_id, kind=WRITE_OFF,
-                                         amount_cents=item.balance_cents, created_at=now(),
-                                         memo=f"Small balance written off (plan {plan.reference})"))
-        session.flush()
-        for item in owing:
-            billing.refresh_status(session, session.get(Invoice, item.invoice_id))
+            adjustments.write_off(session, item, plan.client_id, f"Small balance written off (plan {plan.reference})")
         session.add(PlanEvent(client_id=plan.client_id, plan_id=plan.id,
                               thread_id=plan.offer.thread_id or plan.offer_id, kind="written_off", created_at=now(),
                               staff_id=staff.id if staff else None,

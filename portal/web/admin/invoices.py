@@ -5,13 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from portal import db
 from portal.clock import today
 from portal.domain.invoices import DRAFT, check_editable
-from portal.domain.money import to_decimal
+from portal.domain.money import format_money, to_decimal
 from portal.models import Client, Invoice
-from portal.services import billing, ledger, payments, reports
+from portal.services import adjustments, billing, ledger, payments, reports
+from portal.services.plans.progress import current_plan_invoice_ids
 from portal.web.auth.identity import staff_required
 from portal.web.params import choice_arg
 from portal.web.refusals import flash_refusal, form_refusal
@@ -137,6 +139,9 @@ def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
         confirm=ConfirmForm(),
         pdf_available=pdf_available(),
         collections=late_fee_views.invoice_panel(session, invoice),  # duplicate holds, late fees
+        # a few cents a card cannot take (a plan's invoices: the plan's page writes off the whole plan's)
+        write_off_cents=0 if current_plan_invoice_ids(session, invoice_ids=[invoice.id]) else
+        adjustments.small_balance_cents(figures.balance_cents),
     )
 
 
@@ -149,6 +154,18 @@ def invoice_issue(invoice_id: int):
         with flash_refusal(session):
             billing.issue_invoice(session, invoice)
             flash(f"Invoice {invoice.number} issued.", "success")
+    return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/write-off")
+@staff_required
+def invoice_write_off(invoice_id: int):
+    session = db.session()
+    invoice = get_or_404(Invoice, invoice_id)
+    if ConfirmForm().validate_on_submit():
+        with flash_refusal(session):
+            cents = adjustments.write_off_small_balance(session, invoice.id, staff=current_user.record)
+            flash(f"{format_money(cents, invoice.currency)} written off invoice {invoice.number}.", "success")
     return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
 
 

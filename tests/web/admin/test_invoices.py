@@ -7,10 +7,10 @@ import re
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.domain.invoices import LineInput
-from portal.models import Allocation, Invoice
+from portal.models import Allocation, Invoice, LedgerAdjustment
 
 from .conftest import count, page, row
 
@@ -256,3 +256,26 @@ def test_a_long_list_counts_up_to_the_cap_and_still_pages_on(session, make):
     assert [r.id for r in last.items] == [7] and last.has_prev  # the real last page, beyond the counted rows
     exact = reports.paginate(session, query, 9, 2, cap=10)
     assert (exact.total, exact.more, exact.page, exact.pages, exact.has_next) == (7, False, 4, 4, False)
+
+
+def test_a_few_cents_left_are_written_off_from_the_invoice_page(admin, make, session):
+    client = make.client()
+    invoice = make.invoice(client, 10_000)
+    make.payment(client, 9_500, reference="CHK-77")
+    assert 'id="small-balance"' not in page(admin.get(f"/admin/invoices/{invoice.id}"))  # $5.00: a card takes it
+    make.payment(client, 470, reference="CHK-78")
+    text = page(admin.get(f"/admin/invoices/{invoice.id}"))
+    assert 'id="small-balance"' in text and "Write off $0.30" in text
+
+    done = admin.post(f"/admin/invoices/{invoice.id}/write-off")
+
+    assert done.status_code == 302
+    text = page(admin.get(done.headers["Location"]))
+    assert f"$0.30 written off invoice {invoice.number}." in text
+    assert re.search(r'id="write-off"><td class="hide-sm"></td><td colspan="2" class="right">Small balance written '
+                     r'off</td><td class="num">−\$0\.30<', text)
+    assert re.search(r'id="paid">\$99\.70<', text) and re.search(r'id="balance">\$0\.00<', text)
+    assert "$0.30 written off (less than a card can be charged)" in text  # the timeline, with who did it
+    again = admin.post(f"/admin/invoices/{invoice.id}/write-off")  # a second click: refused, nothing more
+    assert "Only a balance below $0.50" in page(admin.get(again.headers["Location"]))
+    assert session.scalar(select(func.count()).select_from(LedgerAdjustment)) == 1
