@@ -70,12 +70,22 @@ def write_off(session: Session, item: OpenItem, client_id: int, memo: str) -> No
     billing.refresh_status(session, session.get(Invoice, item.invoice_id))
 
 
+def on_plan(session: Session, invoice_id: int) -> bool:
+    """A current plan's invoice: the plan's page writes off what is left of the whole plan, not this invoice."""
+    from .plans.progress import current_plan_invoice_ids  # plans build on the ledger, not the other way round
+
+    return bool(current_plan_invoice_ids(session, invoice_ids=[invoice_id]))
+
+
+def writable_off_cents(session: Session, invoice_id: int, balance_cents: int) -> int:
+    """What the invoice page offers to write off: a small balance of an invoice not on a current plan, else 0."""
+    return 0 if on_plan(session, invoice_id) else small_balance_cents(balance_cents)
+
+
 def write_off_small_balance(session: Session, invoice_id: int, *, staff: StaffUser | None) -> int:
     """The admin's "Write off $0.30" on an invoice; the invoice's timeline records who. Refused, with nothing written,
     unless the balance is under the card minimum, or while the invoice is on a current plan
     (the plan's page writes off what is left of the whole plan). Returns the cents written off."""
-    from .plans.progress import current_plan_invoice_ids  # plans build on the ledger, not the other way round
-
     begin_write(session)  # the client's invoices are locked before the balance is read
     try:
         invoice = session.get(Invoice, invoice_id)
@@ -83,7 +93,7 @@ def write_off_small_balance(session: Session, invoice_id: int, *, staff: StaffUs
             raise DomainError("Unknown invoice.")
         item = next((i for i in ledger.open_items(session, invoice.client_id, lock=True) if i.invoice_id == invoice_id),
                     None)
-        if current_plan_invoice_ids(session, invoice_ids=[invoice_id]):
+        if on_plan(session, invoice_id):
             raise DomainError("This invoice is on a payment plan: write off what is left on the plan's page.")
         if item is None or not small_balance_cents(item.balance_cents):
             minimum = format_money(GATEWAY_MINIMUM_CENTS, invoice.currency)

@@ -13,7 +13,6 @@ from portal.domain.invoices import DRAFT, check_editable
 from portal.domain.money import format_money, to_decimal
 from portal.models import Client, Invoice
 from portal.services import adjustments, billing, ledger, payments, reports
-from portal.services.plans.progress import current_plan_invoice_ids
 from portal.web.auth.identity import staff_required
 from portal.web.params import choice_arg
 from portal.web.refusals import flash_refusal, form_refusal
@@ -139,9 +138,7 @@ def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
         confirm=ConfirmForm(),
         pdf_available=pdf_available(),
         collections=late_fee_views.invoice_panel(session, invoice),  # duplicate holds, late fees
-        # a few cents a card cannot take (a plan's invoices: the plan's page writes off the whole plan's)
-        write_off_cents=0 if current_plan_invoice_ids(session, invoice_ids=[invoice.id]) else
-        adjustments.small_balance_cents(figures.balance_cents),
+        write_off_cents=adjustments.writable_off_cents(session, invoice.id, figures.balance_cents),
     )
 
 
