@@ -80,6 +80,7 @@ def test_overdue_client_picks_signs_and_pays_a_plan_and_run_due_charges_the_firs
     expect(page.locator("#plan-banner")).to_contain_text("Set up a payment plan")
     page.locator("#plan-banner-link").click()
     expect(page.locator("#schedule-table tbody tr")).to_have_count(3)
+    page.wait_for_load_state("load")  # the live preview (plan_preview.js) listens from here
     page.get_by_role("spinbutton", name="Number of payments").fill("4")
     page.get_by_label("Down payment").fill("100.00")
     page.get_by_label("How often").select_option("monthly")

@@ -25,6 +25,10 @@ def test_the_schedule_updates_as_the_admin_changes_the_offer(page, live_server, 
     page.get_by_label("Email").fill("alex@acme-it.test")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    # The live preview listens only once plan_preview.js has run: a check made before the page's load event (the
+    # script is the last thing the page loads) changes nothing, which is what made this test fail now and then.
+    expect(page).to_have_url(re.compile(r"/plan-offer$"))
+    page.wait_for_load_state("load")
 
     page.locator("input[name=invoice_ids]").first.check()
     page.get_by_role("spinbutton", name="Number of payments").fill("6")
@@ -59,6 +63,7 @@ def test_the_client_plan_pages_are_accessible_and_the_pick_goes_to_signing(page,
     expect(page.locator("#plan-banner")).to_contain_text("Set up a payment plan")
     page.locator("#plan-banner-link").click()
     expect(page.locator("#schedule-table tbody tr")).to_have_count(3)
+    page.wait_for_load_state("load")  # plan_preview.js listening (see above)
     assert_accessible(page, "plan options")
     page.get_by_role("spinbutton", name="Number of payments").fill("5")
     expect(page.locator("#schedule-table tbody tr")).to_have_count(5)
