@@ -285,6 +285,23 @@ def test_forecast_from_each_source(make, session):
     assert h90.total_cents == 950_000
 
 
+def test_an_invoice_over_the_autopay_cap_is_forecast_as_autopay_only_once_approved(make, session):
+    from portal.services.autopay import cap_approvals
+
+    capped = make.client("Capped Co")
+    invoice = make.invoice(capped, 200_000, issue_date=date(2026, 3, 10), due_date=date(2026, 4, 9))
+    session.add(AutopayEnrollment(client_id=capped.id, enrolled=True, enrolled_at=now(), updated_at=now(),
+                                  has_cap_override=True, cap_cents=100_000))
+    session.commit()
+    before = forecast.forecast(session, TODAY).horizons[0].by_source
+
+    cap_approvals.approve(session, invoice.id, staff=make.staff())
+    after = forecast.forecast(session, TODAY).horizons[0].by_source
+
+    assert {str(k): v for k, v in before.items()}["autopay"] == 0  # over the cap: autopay leaves it alone
+    assert {str(k): v for k, v in after.items()}["autopay"] == 200_000  # charged on 9 Apr
+
+
 def test_snapshot_once_a_day_and_compared_with_what_came_in(app, make, session, clock, rt):
     _forecast_book(make, session)
     assert forecast.snapshot(session, TODAY) == 3

@@ -9,10 +9,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import select
 
 from portal.domain import autopay as A
-from portal.models import AutopayCharge, AutopayNotice, ChargeAttempt, DueRunSkip, SavedPaymentMethod
+from portal.domain.errors import DomainError
+from portal.models import AutopayCharge, AutopayNotice, ChargeAttempt, DueRunSkip, InvoiceEvent, SavedPaymentMethod
+from portal.services.autopay import cap_approvals
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import invoice_state, read_outbox, runtime_for
 from tests.run_due_fixtures import CARD, enroll_rows, enroll_through_portal, run, set_rules
@@ -236,7 +239,66 @@ def test_an_invoice_over_the_cap_is_left_for_the_admin(app, session, shop, strip
     report = run(app, session, rt)
 
     assert report.charged == 0 and fake_stripe.charges_by("invoice_id") == {}
-    assert (shop.first.id, "over_cap") in [(s.invoice_id, s.reason) for s in session.scalars(select(DueRunSkip))]
+    # the first is due (listed for the admin); the second ($250, due on the 31st) is not skipped by today's run yet
+    assert report.skips == [(shop.first.id, "over_cap")]
+    assert [(s.invoice_id, s.reason) for s in session.scalars(select(DueRunSkip))] == [(shop.first.id, "over_cap")]
+
+
+def test_an_admin_approves_an_invoice_over_the_cap_and_autopay_charges_it(app, session, shop, stripe_gateway,
+                                                                           fake_stripe, outbox, make):
+    rt = runtime_for(stripe_gateway)
+    enroll_rows(session, rt, shop.client, [("pm_card_visa", CARD)])
+    set_rules(session, shop.client.id, has_cap_override=True, cap_cents=5_000)
+    staff = make.staff()
+    assert run(app, session, rt).charged == 0
+
+    state = cap_approvals.approve(session, shop.first.id, staff=staff)
+    with pytest.raises(DomainError, match="already approved"):  # a second click
+        cap_approvals.approve(session, shop.first.id, staff=staff)
+    report = run(app, session, rt)
+
+    assert (state.cap_cents, state.balance_cents, state.approved) == (5_000, 10_000, True)
+    assert (report.charged, report.succeeded, report.skips) == (1, 1, [])
+    assert fake_stripe.charges_by("invoice_id") == {str(shop.first.id): 1}
+    assert invoice_state(session, shop.first) == ("paid", 0)
+    [event] = session.scalars(select(InvoiceEvent).where(InvoiceEvent.kind == cap_approvals.APPROVED)).all()
+    assert (event.invoice_id, event.actor_id) == (shop.first.id, staff.id)
+    assert event.detail == "Approved for autopay over the $50.00 cap ($100.00)"
+    assert invoice_state(session, shop.second)[0] == "open"  # approvals are one invoice at a time
+
+
+def test_a_withdrawn_approval_leaves_the_invoice_to_the_client_again(app, session, shop, stripe_gateway, fake_stripe,
+                                                                     outbox, make):
+    rt = runtime_for(stripe_gateway)
+    enroll_rows(session, rt, shop.client, [("pm_card_visa", CARD)])
+    set_rules(session, shop.client.id, has_cap_override=True, cap_cents=5_000)
+    staff = make.staff()
+    cap_approvals.approve(session, shop.first.id, staff=staff)
+    cap_approvals.withdraw(session, shop.first.id, staff=staff)
+    with pytest.raises(DomainError, match="not approved"):
+        cap_approvals.withdraw(session, shop.first.id, staff=staff)
+
+    report = run(app, session, rt)
+
+    assert report.charged == 0 and fake_stripe.charges_by("invoice_id") == {}
+    assert report.skips == [(shop.first.id, "over_cap")]
+    assert cap_approvals.approved_ids(session, [shop.first.id]) == set()
+
+
+@pytest.mark.parametrize("case", ["under the cap", "no cap", "not on autopay", "unknown"])
+def test_an_approval_is_refused_unless_the_invoice_is_over_the_cap_of_a_client_on_autopay(
+        app, session, shop, stripe_gateway, make, case):
+    rt = runtime_for(stripe_gateway)
+    if case != "not on autopay":
+        enroll_rows(session, rt, shop.client, [("pm_card_visa", CARD)])
+    if case in ("under the cap", "unknown"):
+        set_rules(session, shop.client.id, has_cap_override=True, cap_cents=10_000)
+    invoice_id = 999_999 if case == "unknown" else shop.first.id  # $100.00: not over a $100.00 cap
+
+    with pytest.raises(DomainError, match="Unknown invoice" if case == "unknown" else "not over the autopay cap"):
+        cap_approvals.approve(session, invoice_id, staff=make.staff())
+
+    assert session.scalars(select(InvoiceEvent)).all() == []
 
 
 def test_a_timeout_mid_charge_is_replayed_with_the_same_key_never_charged_twice(app, session, shop, stripe_gateway,

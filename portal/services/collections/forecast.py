@@ -34,6 +34,7 @@ from portal.models import (
     PlanInvoice,
 )
 
+from ..autopay import cap_approvals
 from ..autopay.rules import autopay_settings, msp_rules, override_of
 from ..ledger import OWING, stored_balance
 from ..locking import begin_write
@@ -96,6 +97,7 @@ def autopay_dates(session: Session, invoices: list[R.OpenInvoice], today: date) 
         return {}
     defaults = msp_rules(autopay_settings(session))
     rules = {client_id: A.rules_for_client(defaults, override_of(row)) for client_id, row in enrolled.items()}
+    approved = cap_approvals.approved_ids(session, None)  # few: an admin approves them one by one
     dates = {}
     for invoice in invoices:
         client_rules = rules.get(invoice.client_id)
@@ -103,7 +105,8 @@ def autopay_dates(session: Session, invoices: list[R.OpenInvoice], today: date) 
             continue
         if client_rules.schedule.charge_date(invoice.due_date) < today:
             continue
-        decision = A.charge_decision(A.DueItem(invoice.due_date, invoice.balance_cents), client_rules, today)
+        decision = A.charge_decision(A.DueItem(invoice.due_date, invoice.balance_cents,
+                                               approved_over_cap=invoice.invoice_id in approved), client_rules, today)
         if decision.autopay_will_charge and decision.charge_on is not None:
             dates[invoice.invoice_id] = decision.charge_on
     return dates

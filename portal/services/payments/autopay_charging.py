@@ -53,7 +53,7 @@ from portal.models import (
 )
 
 from .. import leases, ledger
-from ..autopay import incentives
+from ..autopay import cap_approvals, incentives
 from ..collections import duplicates
 from ..locking import begin_write
 from ..runtime import Runtime
@@ -79,6 +79,9 @@ class InvoicePlan:
     decision: policy.ChargeDecision
     method: MethodOnFile | None
     charge_number: int
+    #: its charge date (by the client's schedule) has come: only then is not charging it a skip worth logging; an
+    #: invoice over the cap due in three weeks was not skipped by today's run (cron runs every few minutes)
+    charge_date_reached: bool
 
     @property
     def reason(self) -> str | None:
@@ -128,34 +131,37 @@ def plan_client(session: Session, setup: ClientAutopay, today: date, *, lock: bo
     on_plan = set(session.scalars(select(PlanInvoice.current_key).where(PlanInvoice.current_key.in_(ids))))
     # a client is never charged for the same work twice: a likely duplicate waits for the admin's decision
     held = duplicates.held_ids(session, ids)
+    approved_over_cap = cap_approvals.approved_ids(session, ids)
     plans = []
     for item in items:
+        reached = setup.rules.schedule.charge_date(due_dates[item.invoice_id]) <= today
         history = charges.get(item.invoice_id, [])
         number = (history[-1][0].charge_number + 1) if history else 1
         if item.invoice_id in on_plan:
             plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.ON_PAYMENT_PLAN), method,
-                                     number))
+                                     number, reached))
             continue
         if item.invoice_id in held:
             plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.HELD_AS_DUPLICATE), method,
-                                     number))
+                                     number, reached))
             continue
         if any(row.handled_at is None and status in rules.FINAL - {rules.SUCCEEDED} for row, status in history):
             # a failure whose consequences have not run yet (a bank return learnt a moment ago): next run
             plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.PAYMENT_IN_FLIGHT), method,
-                                     number))
+                                     number, reached))
             continue
         if any(status in rules.IN_FLIGHT for _, status in history):
             # its discount is booked only when the money arrives, so the balance alone would show it as payable
             plans.append(InvoicePlan(item.invoice_id, policy.ChargeDecision(policy.Skip.PAYMENT_IN_FLIGHT), method,
-                                     number))
+                                     number, reached))
             continue
         retry = _retry(history, method, setup.rules.retry_days)
         due_item = policy.DueItem(due_date=due_dates[item.invoice_id], balance_cents=item.balance_cents,
                                   in_flight_cents=in_flight.get(item.invoice_id, 0),
+                                  approved_over_cap=item.invoice_id in approved_over_cap,
                                   notice_sent_on=noticed.get(notice_subject(item.invoice_id)))
         decision = policy.charge_decision(due_item, setup.rules, today, retry=retry)
-        plans.append(InvoicePlan(item.invoice_id, decision, method, number))
+        plans.append(InvoicePlan(item.invoice_id, decision, method, number, reached))
     return plans
 
 
@@ -321,7 +327,8 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
         end_reads(session)
         due = [p for p in plans if p.reason is None and (p.invoice_id, p.charge_number) not in charged_numbers]
         if round_ == 0:
-            report.skips.extend((p.invoice_id, p.reason) for p in plans if p.reason and p.reason not in _QUIET)
+            report.skips.extend((p.invoice_id, p.reason) for p in plans
+                                if p.reason and p.reason not in _QUIET and p.charge_date_reached)
         if not due:
             return
         charged_numbers.update((plan.invoice_id, plan.charge_number) for plan in due)

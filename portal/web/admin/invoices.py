@@ -13,6 +13,7 @@ from portal.domain.invoices import DRAFT, check_editable
 from portal.domain.money import format_money, to_decimal
 from portal.models import Client, Invoice
 from portal.services import adjustments, billing, ledger, payments, reports
+from portal.services.autopay import cap_approvals
 from portal.web.auth.identity import staff_required
 from portal.web.params import choice_arg
 from portal.web.refusals import flash_refusal, form_refusal
@@ -139,6 +140,7 @@ def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
         pdf_available=pdf_available(),
         collections=late_fee_views.invoice_panel(session, invoice),  # duplicate holds, late fees
         write_off_cents=adjustments.writable_off_cents(session, invoice.id, figures.balance_cents),
+        over_cap=cap_approvals.over_cap(session, invoice, figures.balance_cents),
     )
 
 
@@ -163,6 +165,31 @@ def invoice_write_off(invoice_id: int):
         with flash_refusal(session):
             cents = adjustments.write_off_small_balance(session, invoice.id, staff=current_user.record)
             flash(f"{format_money(cents, invoice.currency)} written off invoice {invoice.number}.", "success")
+    return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/autopay-approval")
+@staff_required
+def invoice_autopay_approve(invoice_id: int):
+    session = db.session()
+    invoice = get_or_404(Invoice, invoice_id)
+    if ConfirmForm().validate_on_submit():
+        with flash_refusal(session):
+            cap_approvals.approve(session, invoice.id, staff=current_user.record)
+            flash(f"Invoice {invoice.number} approved for autopay: it is charged on its charge date, after the "
+                  "usual notice.", "success")
+    return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/autopay-approval/withdraw")
+@staff_required
+def invoice_autopay_withdraw(invoice_id: int):
+    session = db.session()
+    invoice = get_or_404(Invoice, invoice_id)
+    if ConfirmForm().validate_on_submit():
+        with flash_refusal(session):
+            cap_approvals.withdraw(session, invoice.id, staff=current_user.record)
+            flash(f"Autopay approval of invoice {invoice.number} withdrawn.", "success")
     return redirect(url_for("admin.invoice_detail", invoice_id=invoice.id))
 
 

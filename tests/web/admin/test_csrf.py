@@ -27,7 +27,8 @@ def test_forms_need_the_token(admin, make, session):
     assert count(session, Client) == 1
 
     for url in (f"/admin/invoices/{invoice.id}/void", f"/admin/clients/{client.id}/apply-credit",
-                "/admin/settings/logo/remove"):
+                "/admin/settings/logo/remove", f"/admin/invoices/{invoice.id}/autopay-approval",
+                f"/admin/invoices/{invoice.id}/autopay-approval/withdraw"):
         assert admin.post(url, data={"reason": "x"}).status_code == 400, url
     session.expire_all()
     assert invoice.status == "open"

@@ -279,3 +279,37 @@ def test_a_few_cents_left_are_written_off_from_the_invoice_page(admin, make, ses
     again = admin.post(f"/admin/invoices/{invoice.id}/write-off")  # a second click: refused, nothing more
     assert "Only a balance below $0.50" in page(admin.get(again.headers["Location"]))
     assert session.scalar(select(func.count()).select_from(LedgerAdjustment)) == 1
+
+
+def test_an_invoice_over_the_autopay_cap_is_approved_and_withdrawn_from_its_page(admin, make, session):
+    from portal.clock import now
+    from portal.models import AutopayEnrollment, InvoiceEvent
+    from portal.services.autopay import cap_approvals
+
+    client = make.client()
+    small, big = make.invoice(client, 40_000), make.invoice(client, 90_000)
+    assert 'id="autopay-cap"' not in page(admin.get(f"/admin/invoices/{big.id}"))  # not on autopay
+    session.add(AutopayEnrollment(client_id=client.id, enrolled=True, has_cap_override=True, cap_cents=50_000,
+                                  updated_at=now()))
+    session.commit()
+    assert 'id="autopay-cap"' not in page(admin.get(f"/admin/invoices/{small.id}"))  # under the cap
+    text = page(admin.get(f"/admin/invoices/{big.id}"))
+    assert 'id="autopay-cap"' in text and "invoices up to $500.00" in text and "Approve the autopay charge" in text
+
+    done = admin.post(f"/admin/invoices/{big.id}/autopay-approval")
+
+    assert done.status_code == 302
+    text = page(admin.get(done.headers["Location"]))
+    assert f"Invoice {big.number} approved for autopay" in text and "Withdraw the approval" in text
+    assert "Approved for autopay over the $500.00 cap ($900.00)" in text  # the timeline, with who did it
+    again = admin.post(f"/admin/invoices/{big.id}/autopay-approval")  # a second click: refused, nothing more
+    assert f"Invoice {big.number} is already approved for autopay." in page(admin.get(again.headers["Location"]))
+    refused = admin.post(f"/admin/invoices/{small.id}/autopay-approval")
+    assert "is not over the autopay cap" in page(admin.get(refused.headers["Location"]))
+    assert session.scalar(select(func.count()).select_from(InvoiceEvent)) == 1
+
+    withdrawn = admin.post(f"/admin/invoices/{big.id}/autopay-approval/withdraw")
+    text = page(admin.get(withdrawn.headers["Location"]))
+    assert f"Autopay approval of invoice {big.number} withdrawn." in text and "Approve the autopay charge" in text
+    assert cap_approvals.approved_ids(session, [big.id]) == set()
+    assert admin.post("/admin/invoices/999999/autopay-approval").status_code == 404
