@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import click
 from dotenv import load_dotenv
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.orm import Session
 
 from portal import ROOT, db
 
@@ -159,7 +162,7 @@ def demo_command(reset: bool, no_serve: bool, port: int) -> None:
         if reset:
             demo.reset_database(app.extensions["db_engine"])
         upgrade(app)
-        summary = demo.seed_demo(db.session(), app.extensions["runtime"])
+        summary = demo.seed_demo(db.session(), app.extensions["runtime"], open_session=worker_sessions(app))
     except DomainError as e:
         raise click.ClickException(str(e)) from None
     state = "seeded" if summary.seeded else "kept (use --reset to start again)"
@@ -205,6 +208,17 @@ def payments_reconcile() -> None:
         raise SystemExit(1)
 
 
+def worker_sessions(app: Flask) -> Callable[[], AbstractContextManager[Session]]:
+    """`run-due`'s ``open_session``: each worker thread gets its own app context, so its own session (and the clock)."""
+
+    @contextmanager
+    def worker_session() -> Iterator[Session]:
+        with app.app_context():
+            yield db.write_session()
+
+    return worker_session
+
+
 @click.command("run-due", help="Everything time-driven, in order: settle pending payments, autopay charges and "
                              "retries, pre-charge notices, expiring-card emails, terms reminders. Run it from cron "
                              "every few minutes, on any number of nodes. Exits 1 when something needs attention.")
@@ -214,7 +228,6 @@ def payments_reconcile() -> None:
 @with_appcontext
 def run_due_command(grace_seconds: int) -> None:
     import logging
-    from contextlib import contextmanager
     from datetime import timedelta
 
     from flask import current_app
@@ -223,12 +236,6 @@ def run_due_command(grace_seconds: int) -> None:
     from portal.web.runtime import runtime
 
     app = current_app._get_current_object()
-
-    @contextmanager
-    def worker_session():
-        with app.app_context():  # each worker thread: its own app context, so its own session (and the clock)
-            yield db.write_session()
-
     bars: dict[str, object] = {}
     interactive = sys.stdout.isatty()
 
@@ -243,7 +250,8 @@ def run_due_command(grace_seconds: int) -> None:
         if n == total:
             bar.__exit__(None, None, None)
 
-    report = run_due(db.write_session(), runtime(), open_session=worker_session, grace=timedelta(seconds=grace_seconds),
+    report = run_due(db.write_session(), runtime(), open_session=worker_sessions(app),
+                     grace=timedelta(seconds=grace_seconds),
                      on_step=(lambda name: click.echo(f"{name}...")) if interactive else None, on_progress=progress)
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
+from portal.cli import worker_sessions
 from portal.models import Base
 from portal.services import demo
 
@@ -28,7 +29,7 @@ _kept: dict = {}
 def seeded_demo(app, session, rt, tmp_path_factory) -> demo.DemoSummary:
     engine = session.get_bind()
     if not _kept:
-        summary = demo.seed_demo(session, rt)
+        summary = demo.seed_demo(session, rt, open_session=worker_sessions(app))
         session.commit()
         folder = tmp_path_factory.mktemp("demo-instance")
         shutil.copytree(app.instance_path, folder, dirs_exist_ok=True)

@@ -20,15 +20,26 @@ from portal.clock import today
 from portal.domain import terms as T
 from portal.domain.errors import DomainError
 from portal.domain.invoices import LineInput
-from portal.gateways.payments import MandateAcceptance
 from portal.models import Base, Client, Contact, Invoice, Payment, StaffUser
 
-from . import agreements, billing, clients, demo_fees, demo_orders, demo_standing, payments, settings, staff, terms
-from .autopay import enrollment, methods, rules
+from . import (
+    agreements,
+    billing,
+    clients,
+    demo_autopay,
+    demo_fees,
+    demo_orders,
+    demo_standing,
+    payments,
+    settings,
+    staff,
+    terms,
+)
 from .collections import figures
 from .demo_collections import seed as seed_collections
 from .demo_enforcement import seed as seed_enforcement
 from .demo_plans import seed as seed_plans
+from .payments.autopay_charging import OpenSession
 from .runtime import Runtime
 
 ADMIN_EMAIL = "admin@demo.test"
@@ -142,9 +153,6 @@ SIGNED_V2 = ("Alder Creek Family Medicine", "Tidewater Logistics", "Evergreen Ch
 DECLINED = ("Copperline Construction, Inc.",)
 INVITED = ("Foothill Orthodontics",)
 DEMO_AGENT = "Mozilla/5.0 (demo data; signed by the seeding script)"
-#: On autopay: by card, by bank account (ACH), and one card that saves but declines for insufficient funds.
-AUTOPAY = (("Harbor Dental Group, PC", "pm_card_visa"), ("Tidewater Logistics", "pm_usBankAccount_success"),
-           ("Evergreen Chiropractic", "pm_card_chargeDeclinedInsufficientFunds"))
 
 
 @dataclass(frozen=True)
@@ -185,12 +193,13 @@ def _refuse_foreign_data(session: Session) -> None:
 
 # --- seeding ------------------------------------------------------------------------------------------------
 
-def seed_demo(session: Session, rt: Runtime, seed: int = DEFAULT_SEED) -> DemoSummary:
-    """Seed an empty database; a demo database is left as it is (re-running keeps the data)."""
+def seed_demo(session: Session, rt: Runtime, *, open_session: OpenSession, seed: int = DEFAULT_SEED) -> DemoSummary:
+    """Seed an empty database; a demo database is left as it is (re-running keeps the data). ``open_session`` gives
+    each of `run-due`'s worker threads its own session, as in the command (the demo replays its autopay runs)."""
     _refuse_foreign_data(session)
     existed = _is_demo(session)
     if not existed:
-        _Seeder(session, rt, random.Random(seed), today()).run()
+        _Seeder(session, rt, random.Random(seed), today(), open_session).run()
     # The contact to try the portal as: a client that is behind, so there are overdue and part-paid invoices to pay
     showcase = next(i for i, row in enumerate(CLIENTS) if row[7] == "late")
     client = session.scalar(select(Client).where(Client.external_id == _external_id(showcase)))
@@ -214,11 +223,13 @@ class _PlannedInvoice:
     due_date: date
     lines: tuple[LineInput, ...]
     tax_rate: Decimal
+    by_autopay: bool = False  # left for run-due to charge (demo_autopay), not paid by the client's habit
 
 
 class _Seeder:
-    def __init__(self, session: Session, rt: Runtime, rng: random.Random, today: date):
+    def __init__(self, session: Session, rt: Runtime, rng: random.Random, today: date, open_session: OpenSession):
         self.session, self.rt, self.rng, self.today = session, rt, rng, today
+        self.open_session = open_session
 
     def run(self) -> None:
         settings.update_settings(self.session, **MSP)
@@ -226,6 +237,8 @@ class _Seeder:
         demo_clients = [self._client(i, *row[:7]) for i, row in enumerate(CLIENTS)]
         self.session.commit()
         plan = [inv for i, row in enumerate(CLIENTS) for inv in self._plan_invoices(i, row[6])]
+        if self.rt.gateway.is_sandbox:  # Stripe's test ids are tokens only in the sandbox
+            plan += self._autopay_projects()
         plan.sort(key=lambda p: (p.issue_date, p.client_index))  # invoice numbers follow the calendar
         invoices = []
         for n, p in enumerate(plan, start=1):
@@ -242,6 +255,8 @@ class _Seeder:
             own = [(p, inv) for p, inv in invoices if p.client_index == index]
             self._payments(demo_clients[index], own, row[7])
         self._payment_terms(admin, demo_clients)
+        if self.rt.gateway.is_sandbox:  # before late fees, reminders and holds: autopay paid these invoices on time
+            demo_autopay.seed(self.session, self.rt, demo_clients, self.today, self.open_session)
         seed_collections(self.session, demo_clients, admin, self.today)  # promises (one broken), notes, a pause
         demo_standing.seed(self.session, demo_clients, admin, self.today)  # on hold, one override
         demo_orders.seed(self.session, self.rt, demo_clients, admin, self.today)  # equipment, a deposit to pay
@@ -249,8 +264,6 @@ class _Seeder:
         seed_enforcement(self.session, self.rt, demo_clients, admin, self.today)  # a notice, a locked file
         demo_fees.seed_fees(self.session, self.today)  # late fees per the signed terms, as run-due charges them
         demo_fees.waive_one(self.session, admin)  # one waived with a reason
-        if self.rt.gateway.is_sandbox:  # Stripe's test ids are tokens only in the sandbox
-            self._autopay(demo_clients)
         figures.refresh(self.session, self.today)  # the dashboard's trend and forecast, as hourly run-due stores them
 
     def _payment_terms(self, admin: StaffUser, demo_clients: list[Client]) -> None:
@@ -268,31 +281,6 @@ class _Seeder:
                                reason="Our lawyer wants to discuss the remote-disable clause before we sign.")
         for name in INVITED:
             self._walk(by_name[name], steps=False)
-
-    def _autopay(self, demo_clients: list[Client]) -> None:
-        """A 5% autopay discount; clients enrolled by card and by bank account, one whose card will decline."""
-        defaults = rules.autopay_settings(self.session)
-        rules.update_settings(self.session, rules.SettingsInput(
-            timing=defaults.timing, offset_days=0, day_of_month=None, cap_cents=500_000, scope="all",
-            method_types=frozenset({"card", "us_bank_account"}), use_fallback=True, notice_days=3,
-            retry_days="3,5,7", required_for_new_clients=True, incentive_kind="discount",
-            discount_percent=Decimal("5"), stop_after_failures=3))
-        by_name = {c.legal_name: c for c in demo_clients}
-        for name, token in AUTOPAY:
-            client = by_name[name]
-            contact: Contact = next(c for c in client.contacts if c.is_billing)
-            at = datetime.combine(self.today, time(15, 0), tzinfo=UTC)
-            acceptance = MandateAcceptance(ip_address=f"203.0.113.{10 + client.id}", user_agent=DEMO_AGENT,
-                                           accepted_at=at)
-            method = methods.save(self.session, self.rt, contact,
-                                  methods.NewMethod(token=token, nonce=f"demo-setup-{client.id:08d}"), acceptance)
-            document = enrollment.document(self.session, self.rt, client, method)
-            meta = agreements.Meta(ip=acceptance.ip_address, user_agent=DEMO_AGENT,
-                                   session_id=f"demo{client.id:04d}", contact_id=contact.id)
-            enrollment.authorize(self.session, self.rt, contact, method.id, enrollment.SignedBy(
-                full_name=contact.name, title=contact.title or "Owner", authority_confirmed=True,
-                consent_confirmed=True, signature=agreements.Signature("typed", typed=contact.name),
-                shown_sha256=document.sha256), meta=meta)
 
     def _publish(self, admin: StaffUser, parameters: dict[str, str], summary: str) -> None:
         terms.save_draft(self.session, T.TERMS, text=T.DEFAULT_TERMS_TEXT, parameters=parameters, staff=admin)
@@ -354,6 +342,17 @@ class _Seeder:
                                            SALES_TAX))
         return planned
 
+    def _autopay_projects(self) -> list[_PlannedInvoice]:
+        """The one-off invoice of each client on autopay that `run-due` charged (demo_autopay)."""
+        index = {row[0]: i for i, row in enumerate(CLIENTS)}
+        planned = []
+        for row in demo_autopay.AUTOPAY:
+            due = self.today - timedelta(days=row.due_days_ago)
+            planned.append(_PlannedInvoice(
+                index[row.client], 0, due - timedelta(days=demo_autopay.NET_DAYS), due,
+                (LineInput(row.project, row.hours, row.rate_cents, taxable=False),), Decimal(0), by_autopay=True))
+        return planned
+
     def _monthly_lines(self, users: int) -> tuple[LineInput, ...]:
         seats = users + self.rng.choice((0, 0, 0, 1, -1))
         servers = max(1, users // 8)
@@ -377,7 +376,7 @@ class _Seeder:
     def _payments(self, client: Client, invoices: list, habit_name: str) -> None:
         habit = HABITS[habit_name]
         for p, invoice in sorted(invoices, key=lambda pair: pair[1].due_date):
-            if p.months_ago in habit["unpaid"]:
+            if p.by_autopay or p.months_ago in habit["unpaid"]:
                 continue
             half = p.months_ago in habit["half"]
             paid_on = p.due_date + timedelta(days=self.rng.randint(*habit["late_by"]))

@@ -17,24 +17,29 @@ from portal.domain.aging import BUCKETS
 from portal.migrate import upgrade
 from portal.models import (
     Agreement,
+    AutopayCharge,
     AutopayEnrollment,
+    ChargeAttempt,
     Client,
     Contact,
     DashboardFigures,
+    DueRun,
     Invoice,
+    LedgerAdjustment,
     MspSettings,
     Payment,
     SavedPaymentMethod,
     StaffUser,
 )
-from portal.services import agreements, demo, ledger, staff, statements, terms
+from portal.services import agreements, demo, demo_autopay, ledger, staff, statements, terms
+from tests.payments_fixtures import read_outbox
 
 
 def count(session, model) -> int:
     return session.scalar(select(func.count()).select_from(model))
 
 
-def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(session, rt, clock, seeded_demo):
+def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(app, session, rt, clock, seeded_demo):
     summary = seeded_demo
 
     today = clock.today()
@@ -71,7 +76,7 @@ def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(
     assert (summary.clients, summary.invoices, summary.payments, summary.seeded) == (
         len(clients), len(invoices), count(session, Payment), True)
 
-    again = demo.seed_demo(session, rt)  # re-running keeps the demo as it is
+    again = demo.seed_demo(session, rt, open_session=cli.worker_sessions(app))  # re-running keeps the demo as it is
     assert (again.seeded, again.invoices, again.payments) == (False, summary.invoices, summary.payments)
     assert count(session, StaffUser) == 1
 
@@ -106,7 +111,7 @@ def test_seed_publishes_payment_terms_with_clients_at_every_stage(session, rt, s
 
 def test_seed_puts_clients_on_autopay_by_card_and_bank_with_the_discount_on(session, rt, seeded_demo):
     on = {row.client.legal_name: row for row in session.scalars(select(AutopayEnrollment))}
-    assert set(on) == {name for name, _ in demo.AUTOPAY} and all(r.enrolled for r in on.values())
+    assert set(on) == {row.client for row in demo_autopay.AUTOPAY} and all(r.enrolled for r in on.values())
     assert all(r.incentive_state == "active" and r.incentive_kind == "discount" for r in on.values())
     saved = {m.client.legal_name: m for m in session.scalars(select(SavedPaymentMethod))}
     assert {m.method_type for m in saved.values()} == {"card", "us_bank_account"}
@@ -115,6 +120,33 @@ def test_seed_puts_clients_on_autopay_by_card_and_bank_with_the_discount_on(sess
     for agreement in session.scalars(select(Agreement).where(Agreement.kind.in_(authorizations.KINDS))):
         result = agreements.verify_reference(session, rt, agreement.reference)
         assert result.intact and result.signed
+
+
+def test_run_due_charged_the_autopay_clients_project_invoices_in_the_replayed_weeks(session, clock, seeded_demo,
+                                                                                   app):
+    """Two weeks of daily `run-due` replayed: the card paid with the 5% discount, the bank debit settled the next
+    day, the failing card declined with its retry scheduled and the client emailed; each day a run in the log."""
+    today = clock.today()
+    projects = {row.client: session.scalar(select(Invoice).join(Client).where(
+        Client.legal_name == row.client, Invoice.due_date == today - timedelta(days=row.due_days_ago)))
+        for row in demo_autopay.AUTOPAY}
+    card, bank, failing = (projects[row.client] for row in demo_autopay.AUTOPAY)
+    discounts = {a.invoice_id: a.amount_cents for a in session.scalars(
+        select(LedgerAdjustment).where(LedgerAdjustment.kind == "autopay_discount"))}
+    assert discounts == {card.id: card.total_cents // 20, bank.id: bank.total_cents // 20}
+    assert (card.status, bank.status, failing.status) == ("paid", "paid", "open")
+    attempts = {c.invoice_id: (c.charged_on, a.status, c.decline_class) for c, a in session.execute(
+        select(AutopayCharge, ChargeAttempt).join(ChargeAttempt, ChargeAttempt.id == AutopayCharge.attempt_id))}
+    assert attempts == {card.id: (card.due_date, "succeeded", None), bank.id: (bank.due_date, "succeeded", None),
+                        failing.id: (failing.due_date, "failed", "soft")}
+    runs = session.scalars(select(DueRun).order_by(DueRun.id)).all()
+    assert [r.started_at.date() for r in runs] == [today - timedelta(days=d)
+                                                  for d in range(demo_autopay.REPLAYED_DAYS, 0, -1)]
+    assert sum(r.charged for r in runs) == 3 and sum(r.settled for r in runs) == 1 and not any(r.problems
+                                                                                              for r in runs)
+    subjects = [m["Subject"] for m in read_outbox(Path(app.instance_path) / "outbox")]
+    assert sum(s.startswith("Upcoming automatic payment") for s in subjects) == 3
+    assert any("did not go through" in s for s in subjects)
 
 
 def test_every_demo_clients_statement_ends_at_what_the_ledger_says_they_owe(session, clock, seeded_demo):
@@ -127,10 +159,10 @@ def test_every_demo_clients_statement_ends_at_what_the_ledger_says_they_owe(sess
         assert statement.closing_cents == owes.balance_due_cents - owes.credit_cents, client.legal_name
 
 
-def test_seed_refuses_a_database_that_is_not_the_demos(session, rt, make):
+def test_seed_refuses_a_database_that_is_not_the_demos(app, session, rt, make):
     make.client(name="A Real Client LLC")
     with pytest.raises(demo.DomainError, match="holds data that is not the demo's"):
-        demo.seed_demo(session, rt)
+        demo.seed_demo(session, rt, open_session=cli.worker_sessions(app))
     assert count(session, Client) == 1 and count(session, Invoice) == 0
 
 

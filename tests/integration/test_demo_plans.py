@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from portal.cli import worker_sessions
 from portal.domain.plans import InstallmentStatus, OfferStatus, PlanStatus
 from portal.models import Client, ClientStanding, LedgerAdjustment, PaymentPlan, PlanEvent, PlanOffer
 from portal.services import adjustments, demo, demo_plans, standing
@@ -18,9 +19,9 @@ def plan_of(session, name) -> PaymentPlan:
     return session.scalar(select(PaymentPlan).join(Client).where(Client.legal_name == name))
 
 
-def test_the_demo_has_a_current_plan_a_defaulted_plan_and_an_open_counter_offer(session, rt, clock):
+def test_the_demo_has_a_current_plan_a_defaulted_plan_and_an_open_counter_offer(app, session, rt, clock):
     start = clock.now()
-    demo.seed_demo(session, rt)
+    demo.seed_demo(session, rt, open_session=worker_sessions(app))
     today = clock.today()
     assert clock.now() == start  # the clock the seeding held is given back
 
