@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -220,23 +221,20 @@ def test_demo_command_refuses_outside_demo_mode(own_database, app_config, app, s
     engine.dispose()
 
 
-def test_portal_demo_works_without_setting_portal_env(monkeypatch, tmp_path):
-    """`portal demo` on its own: main() switches to demo mode before the app reads its config."""
+def test_portal_demo_works_without_setting_portal_env_and_its_links_follow_the_port(monkeypatch, tmp_path):
+    """`portal demo` on its own: main() switches to demo mode before the app reads its config, and the links in the
+    emails the seeding sends point at the port it serves on (the default BASE_URL follows --port)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     environ["PORTAL_INSTANCE_PATH"] = str(tmp_path / "instance")
     monkeypatch.setattr(os, "environ", environ)
-    monkeypatch.setattr(sys, "argv", ["portal", "demo", "--no-serve"])
+    monkeypatch.setattr(sys, "argv", ["portal", "demo", "--no-serve", "--port", "5055"])
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
     assert exit_info.value.code == 0
     assert environ["PORTAL_ENV"] == "demo"
     assert (tmp_path / "instance" / "portal.db").exists()
     assert (tmp_path / "instance" / "demo-secret-key").exists()  # demo mode: no PORTAL_SECRET_KEY needed
-
-
-def test_demo_links_follow_the_port_it_serves_on(own_database, app_config, request):
-    app_config["BASE_URL"] = "http://127.0.0.1:5000"  # the default, as on a newcomer's machine
-    app = request.getfixturevalue("app")
-    result = app.test_cli_runner().invoke(args=["demo", "--no-serve", "--port", "5055"])
-    assert result.exit_code == 0, result.output
-    assert app.extensions["runtime"].url("auth.staff_login") == "http://127.0.0.1:5055/admin/login"
+    emails = [m.get_body(preferencelist=("plain",)).get_content()
+              for m in read_outbox(tmp_path / "instance" / "outbox")]
+    links = [link for text in emails for link in re.findall(r"http://127\.0\.0\.1:\d+/", text)]
+    assert links and set(links) == {"http://127.0.0.1:5055/"}
