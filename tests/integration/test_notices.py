@@ -243,6 +243,39 @@ def test_staff_withdraws_with_a_reason(session, shop, signed, rt, clock, make, s
     assert agreements.verify_reference(session, rt, signed.reference).chain.intact
 
 
+def test_a_withdrawal_email_with_no_one_to_receive_it_is_tried_for_a_week_then_left(session, shop, signed, rt,
+                                                                                     clock, make, smtp_server):
+    clock.set(DUE + timedelta(days=50))
+    staff = make.staff()
+
+    def withdrawn_with_no_billing_contact() -> EnforcementNotice:
+        notice = notices.issue(session, rt, shop.client, "remote_disable", staff=staff)
+        shop.contact.is_billing = False  # the client's only billing contact left the company
+        session.commit()
+        notices.withdraw(session, rt, shop.client, notice.id, staff=staff, reason="Paid by check at the office")
+        return notice
+
+    def subjects() -> list[str]:
+        return [m["Subject"] for m in messages(smtp_server) if m["Subject"].startswith("Withdrawn")]
+
+    first = withdrawn_with_no_billing_contact()
+    clock.set(clock.now() + timedelta(days=6))
+    assert notices.send_withdrawals(session, rt) == 0 and subjects() == []
+    shop.contact.is_billing = True  # a new billing contact within the week: told once
+    session.commit()
+    assert (notices.send_withdrawals(session, rt), notices.send_withdrawals(session, rt)) == (1, 0)
+    assert len(subjects()) == 1
+
+    second = withdrawn_with_no_billing_contact()
+    clock.set(clock.now() + timedelta(days=8))
+    shop.contact.is_billing = True  # only after the week: the banner has long gone; no late email
+    session.commit()
+    assert notices.send_withdrawals(session, rt) == 0 and len(subjects()) == 1
+    session.expire_all()
+    assert session.get(EnforcementNotice, first.id).withdrawal_sent_at is not None
+    assert session.get(EnforcementNotice, second.id).withdrawal_sent_at is None
+
+
 def test_the_demo_has_a_notice_issued_and_a_locked_deliverable(session, rt, clock, seeded_demo):
     from portal.models import Deliverable
     from portal.services.enforcement import deliverables

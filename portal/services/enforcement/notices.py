@@ -32,6 +32,7 @@ from ..errors import NotFound
 from ..locking import begin_write
 from ..payments.autopay_mail import billing_emails
 from ..payments.locks import end_reads
+from ..payments.reconciliation import OWED_EMAIL_WINDOW
 from ..plans.progress import current_plan_invoice_ids
 from ..runtime import Runtime
 from ..settings import get_settings
@@ -275,10 +276,13 @@ def withdraw_paid(session: Session, rt: Runtime, *, client_id: int | None = None
 
 def send_withdrawals(session: Session, rt: Runtime) -> int:
     """Tell each client once that its notice is withdrawn. The send is claimed (stamped) before it goes out, so two
-    processes never both send; a refused email is un-stamped and tried again on the next run."""
+    processes never both send; a refused email (or a client with no billing contact) is un-stamped and tried again
+    by the next runs, for a week (``OWED_EMAIL_WINDOW``): after that the portal's banner, gone since the withdrawal,
+    has told the client, and every run would otherwise look at that notice again forever."""
     sent = 0
-    ids = list(session.scalars(select(EnforcementNotice.id).where(EnforcementNotice.status == WITHDRAWN,
-                                                                  EnforcementNotice.withdrawal_sent_at.is_(None))))
+    ids = list(session.scalars(select(EnforcementNotice.id).where(
+        EnforcementNotice.status == WITHDRAWN, EnforcementNotice.withdrawal_sent_at.is_(None),
+        EnforcementNotice.withdrawn_at > now() - OWED_EMAIL_WINDOW)))
     end_reads(session)
     for notice_id in ids:
         begin_write(session)
