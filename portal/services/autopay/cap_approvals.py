@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal.clock import now
 from portal.domain.errors import DomainError
+from portal.domain.invoices import OPEN
 from portal.domain.money import format_money
 from portal.models import Invoice, InvoiceEvent, StaffUser
 
@@ -52,7 +53,7 @@ def approved_ids(session: Session, invoice_ids: Collection[int] | None) -> set[i
 
 def over_cap(session: Session, invoice: Invoice, balance_cents: int) -> OverCap | None:
     """None unless the client is on autopay with a cap and the invoice still owes more than it."""
-    if balance_cents <= 0 or invoice.status in ("draft", "void") or not rules.is_enrolled(session, invoice.client_id):
+    if balance_cents <= 0 or invoice.status != OPEN or not rules.is_enrolled(session, invoice.client_id):
         return None
     cap = rules.rules_for(session, invoice.client_id).cap_cents
     if cap is None or balance_cents <= cap:
