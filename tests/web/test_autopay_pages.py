@@ -260,3 +260,26 @@ def test_the_fallback_becomes_the_autopay_method_from_the_page(client_http, sess
     session.expire_all()
     assert session.get(SavedPaymentMethod, second.id).is_default
     assert not session.get(SavedPaymentMethod, first.id).is_default
+
+
+def test_the_client_autopay_panel_says_what_autopay_does_with_each_open_invoice(staff_http, session, shop,
+                                                                                sandbox_gateway):
+    from tests.payments_fixtures import runtime_for
+    from tests.run_due_fixtures import CARD, enroll_rows, set_rules
+
+    panel = f"/admin/clients/{shop.client.id}/autopay"
+    assert 'id="autopay-outlook"' not in staff_http.get(panel).text  # not on autopay: nothing to say
+    enroll_rows(session, runtime_for(sandbox_gateway), shop.client, [("pm_card_visa", CARD)])
+    set_rules(session, shop.client.id, has_cap_override=True, cap_cents=20_000)
+
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", staff_http.get(panel).text))
+
+    # the first ($100.00) was due on March 1; the second ($250.00) is over the $200.00 cap
+    assert f"{shop.first.number} Mar 1, 2026 $100.00 Charged by the next run" in text
+    assert (f"{shop.second.number} Mar 31, 2026 $250.00 Over the autopay cap: approve it or leave it to the "
+            "client") in text
+
+    set_rules(session, shop.client.id, has_cap_override=False, notice_days=3)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", staff_http.get(panel).text))
+    assert f"{shop.second.number} Mar 31, 2026 $250.00 Charged on Mar 31, 2026 (pre-charge notice on Mar 28, " \
+           "2026)" in text

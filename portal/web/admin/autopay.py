@@ -11,12 +11,13 @@ from wtforms import BooleanField, DateField, RadioField, SelectChoice, StringFie
 from wtforms.validators import Length, Optional
 
 from portal import db
+from portal.clock import today
 from portal.domain import autopay as A
 from portal.domain.errors import DomainError
 from portal.domain.money import parse_amount, parse_decimal
 from portal.models import Client
 from portal.services.agreements.chain import Meta
-from portal.services.autopay import adoption, campaign, enrollment, incentives, methods, onboarding, rules
+from portal.services.autopay import adoption, campaign, enrollment, incentives, methods, onboarding, outlook, rules
 from portal.services.settings import get_settings
 from portal.web.auth.identity import staff_required
 from portal.web.forms import PortalForm
@@ -227,7 +228,8 @@ def client_autopay(client_id: int):
         invitation=onboarding.for_client(session, client_id), labels=onboarding.STATUS_LABELS,
         invitation_status=(onboarding.progress(session, onboarding.for_client(session, client_id)).status
                            if onboarding.for_client(session, client_id) else None),
-        authorizations={m.id: enrollment.authorization_of(session, client_id, m) for m in saved}), status
+        authorizations={m.id: enrollment.authorization_of(session, client_id, m) for m in saved},
+        outlook=outlook.client_outlook(session, runtime().gateway.name, client_id, today())), status
 
 
 @bp.post("/clients/<int:client_id>/autopay/onboard")
