@@ -278,6 +278,8 @@ def test_the_client_autopay_panel_says_what_autopay_does_with_each_open_invoice(
     assert f"{shop.first.number} Mar 1, 2026 $100.00 Charged by the next run" in text
     assert (f"{shop.second.number} Mar 31, 2026 $250.00 Over the autopay cap: approve it or leave it to the "
             "client") in text
+    invoice_page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", staff_http.get(f"/admin/invoices/{shop.first.id}").text))
+    assert "Autopay Charged by the next run. The client's autopay" in invoice_page
 
     set_rules(session, shop.client.id, has_cap_override=False, notice_days=3)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", staff_http.get(panel).text))

@@ -37,6 +37,13 @@ def client_outlook(session: Session, gateway_name: str, client_id: int, today: d
     return [InvoiceOutlook(invoice, balances.get(invoice.id, 0), _words(plans[invoice.id])) for invoice in invoices]
 
 
+def invoice_outlook(session: Session, gateway_name: str, invoice: Invoice, today: date) -> str | None:
+    """What autopay does with this one invoice (the admin invoice page); None when its client is not on autopay or
+    it owes nothing."""
+    rows = client_outlook(session, gateway_name, invoice.client_id, today)
+    return next((row.words for row in rows if row.invoice.id == invoice.id), None)
+
+
 def _words(plan: InvoicePlan) -> str:
     decision = plan.decision
     on = _day(decision.charge_on)

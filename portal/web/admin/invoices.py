@@ -13,7 +13,7 @@ from portal.domain.invoices import DRAFT, check_editable
 from portal.domain.money import format_money, to_decimal
 from portal.models import Client, Invoice
 from portal.services import adjustments, billing, ledger, payments, reports
-from portal.services.autopay import cap_approvals
+from portal.services.autopay import cap_approvals, outlook
 from portal.web.auth.identity import staff_required
 from portal.web.params import choice_arg
 from portal.web.refusals import flash_refusal, form_refusal
@@ -141,6 +141,7 @@ def _render_detail(invoice: Invoice, void_form: VoidForm | None = None):
         collections=late_fee_views.invoice_panel(session, invoice),  # duplicate holds, late fees
         write_off_cents=adjustments.writable_off_cents(session, invoice.id, figures.balance_cents),
         over_cap=cap_approvals.over_cap(session, invoice, figures.balance_cents),
+        autopay=outlook.invoice_outlook(session, runtime().gateway.name, invoice, today()),
     )
 
 
