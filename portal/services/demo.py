@@ -38,6 +38,7 @@ from . import (
 from .collections import figures
 from .demo_collections import seed as seed_collections
 from .demo_enforcement import seed as seed_enforcement
+from .demo_plans import DEMO_AGENT
 from .demo_plans import seed as seed_plans
 from .payments.autopay_charging import OpenSession
 from .runtime import Runtime
@@ -152,7 +153,6 @@ SIGNED_V2 = ("Alder Creek Family Medicine", "Tidewater Logistics", "Evergreen Ch
              "Keystone Engineering Group")
 DECLINED = ("Copperline Construction, Inc.",)
 INVITED = ("Foothill Orthodontics",)
-DEMO_AGENT = "Mozilla/5.0 (demo data; signed by the seeding script)"
 
 
 @dataclass(frozen=True)

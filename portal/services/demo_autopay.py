@@ -27,10 +27,9 @@ from portal.models import Client, Contact
 
 from . import agreements, due
 from .autopay import enrollment, methods, rules
+from .demo_plans import DEMO_AGENT
 from .payments.autopay_charging import OpenSession
 from .runtime import Runtime
-
-DEMO_AGENT = "Mozilla/5.0 (demo data; signed by the seeding script)"
 
 
 class OnAutopay(NamedTuple):
