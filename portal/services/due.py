@@ -21,7 +21,7 @@ from portal.clock import now, today
 from portal.domain.terms import TERMS
 from portal.models import DueRun, DueRunSkip
 
-from . import leases, terms
+from . import due_log, leases, terms
 from .agreements import SYSTEM, remind_outstanding
 from .autopay import incentives
 from .collections import due_steps as collections
@@ -172,6 +172,11 @@ def orders_cleared(ctx: DueContext) -> None:
     clear_all_settled(ctx.session)
 
 
+def run_log_pruned(ctx: DueContext) -> None:
+    """Runs older than a week that did nothing leave the run log (see due_log.QUIET_RUNS_KEPT)."""
+    due_log.prune_quiet_runs(ctx.session, before=now() - due_log.QUIET_RUNS_KEPT)
+
+
 def notices_withdrawn(ctx: DueContext) -> None:
     """Live remote-disable/recovery notices whose overdue balance is paid (settled money) are withdrawn; the client
     is told once."""
@@ -210,6 +215,7 @@ STEPS: tuple[Step, ...] = (
     Step("webhook deliveries", webhook_deliveries),
     Step("forecast snapshot", forecast_snapshot),  # once a day (unique per day): compared with receipts a month on
     Step("dashboard figures", dashboard_figures, lease_minutes=30),  # hourly: the page reads them, never computes
+    Step("run log pruned", run_log_pruned),
 )
 
 

@@ -1,17 +1,19 @@
 """The admin's log of `portal run-due` runs: each run's counts (charged, succeeded, failed, skipped, emails, settled),
-its problems, and for one run the invoices it did not charge and why. Read-only."""
+its problems, and for one run the invoices it did not charge and why. Read-only, but for pruning quiet runs."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from portal.domain import autopay as policy
 from portal.models import Client, DueRun, DueRunSkip, Invoice
 
+from .locking import begin_write
 from .payments.autopay_charging import LOCKED_ELSEWHERE
 from .reports import Page, paginate
 
@@ -74,3 +76,30 @@ def run_detail(session: Session, run_id: int) -> RunDetail | None:
                                 .join(Client, Client.id == Invoice.client_id)
                                 .where(DueRunSkip.run_id == run_id).order_by(DueRunSkip.id))]
     return RunDetail(run, lines, Counter(line.reason for line in lines))
+
+
+#: Runs that did nothing (no charge, settlement, email or problem) are kept this long: enough to see that cron runs
+#: and what the recent runs skipped. Cron runs `run-due` every few minutes, each run writing a skip row per invoice
+#: that waits (over the cap, given up, disputed...): kept for ever, that is ~100,000 runs and millions of identical
+#: skip rows a year. A run that did something is kept.
+QUIET_RUNS_KEPT = timedelta(days=7)
+_PRUNE_BATCH = 500
+
+
+def prune_quiet_runs(session: Session, *, before: datetime) -> int:
+    """Delete finished runs started before ``before`` that did nothing, with their skips, a batch per transaction
+    (the first prune of an old installation deletes many). Safe beside another node pruning the same runs."""
+    quiet = (select(DueRun.id)
+             .where(DueRun.started_at < before, DueRun.finished_at.is_not(None), DueRun.charged == 0,
+                    DueRun.settled == 0, DueRun.notices == 0, DueRun.problems == "")
+             .order_by(DueRun.id).limit(_PRUNE_BATCH))
+    pruned = 0
+    while True:
+        begin_write(session)
+        ids = session.scalars(quiet).all()
+        if ids:
+            session.execute(delete(DueRunSkip).where(DueRunSkip.run_id.in_(ids)))
+            pruned += session.execute(delete(DueRun).where(DueRun.id.in_(ids))).rowcount
+        session.commit()
+        if len(ids) < _PRUNE_BATCH:
+            return pruned

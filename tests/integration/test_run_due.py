@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
 from portal import db
+from portal.clock import now
 from portal.domain import autopay as A
-from portal.models import AutopayCharge, AutopayEnrollment, ChargeAttempt, DueRun
+from portal.models import AutopayCharge, AutopayEnrollment, ChargeAttempt, DueRun, DueRunSkip
 from portal.services.due import run_due
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import invoice_state, read_outbox, runtime_for
@@ -88,6 +89,36 @@ def test_the_run_log_shows_each_run_what_it_charged_and_why_it_skipped(app, sess
     assert "1 (1 succeeded, 0 failed, 0 pending)" in text
     assert big.number in text and "Over the autopay cap" in text
     assert staff_http.get("/admin/runs/999999").status_code == 404
+
+
+def test_quiet_runs_leave_the_run_log_after_a_week_and_runs_that_did_something_stay(app, session, make,
+                                                                                   sandbox_gateway):
+    rt = runtime_for(sandbox_gateway)
+    invoice = make.invoice(make.client("Acme Dental LLC"), 4_000)
+
+    def past_run(days_ago: float, *, finished: bool = True, **counts) -> int:
+        started = now() - timedelta(days=days_ago)
+        row = DueRun(node="old:1", started_at=started, finished_at=started if finished else None, **counts)
+        session.add(row)
+        session.flush()
+        session.add(DueRunSkip(run_id=row.id, invoice_id=invoice.id, reason=A.Skip.OVER_CAP))
+        session.commit()
+        return row.id
+
+    quiet_old = [past_run(8), past_run(30, skipped=1)]
+    kept = [past_run(6),  # quiet, but within the week
+            past_run(8, charged=1, succeeded=1), past_run(8, settled=1), past_run(8, notices=2),
+            past_run(8, problems="autopay charges: OperationalError"),
+            past_run(8, finished=False)]  # killed mid-run: a person may want to know
+
+    report = run(app, session, rt)
+    again = run(app, session, rt)
+
+    session.expire_all()
+    runs = set(session.scalars(select(DueRun.id)))
+    assert runs == set(kept) | {report.run_id, again.run_id}
+    assert not runs & set(quiet_old)
+    assert set(session.scalars(select(DueRunSkip.run_id))) == set(kept)  # their skips went with them
 
 
 def test_the_run_log_is_for_staff_only(app, http):
