@@ -32,7 +32,7 @@ from portal.models import (
     SavedPaymentMethod,
     StaffUser,
 )
-from portal.services import agreements, demo, demo_autopay, ledger, staff, statements, terms
+from portal.services import adjustments, agreements, demo, demo_autopay, ledger, staff, statements, terms
 from tests.payments_fixtures import read_outbox
 
 
@@ -50,6 +50,9 @@ def test_seed_spreads_invoices_over_every_aging_bucket_with_payments_and_credit(
     paid = ledger.paid_cents(session, [i.id for i in invoices])
     assert sum(1 for i in invoices if i.status == "paid" and paid[i.id] == i.total_cents) >= 20
     assert sum(1 for i in invoices if 0 < paid[i.id] < i.total_cents) >= 3  # partially paid
+    # a check a few cents short: the one balance the invoice page offers to write off
+    short = [i for i in invoices if adjustments.writable_off_cents(session, i.id, i.total_cents - paid[i.id])]
+    assert [(i.client.legal_name, i.total_cents - paid[i.id]) for i in short] == [("Foothill Orthodontics", 30)]
     assert sum(1 for c in session.scalars(select(Client)) if ledger.credit_cents(session, c.id) > 0) >= 1
     assert min(i.issue_date for i in invoices) <= today - timedelta(days=180)  # six months and more of history
     # nothing void but the one late fee the demo waives (its fee invoice is voided with the waiver)
