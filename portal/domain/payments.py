@@ -71,10 +71,13 @@ class AttemptOrigin(StrEnum):
 
 
 class PaymentRequestStatus(StrEnum):
-    """A checkout: what the client chose to pay at once. Paid once its charge is booked."""
+    """A checkout: what the client chose to pay at once. Paid once its charge is booked. Withdrawn when what it was
+    opened for is settled another way or no longer asked (a plan's down payment paid by check, the plan or the
+    equipment order canceled): an old link to it must not take the money a second time."""
 
     OPEN = "open"
     PAID = "paid"
+    WITHDRAWN = "withdrawn"
 
 
 PENDING, PROCESSING, SUCCEEDED = AttemptStatus.PENDING, AttemptStatus.PROCESSING, AttemptStatus.SUCCEEDED

@@ -14,14 +14,14 @@ from sqlalchemy import func, select
 
 from portal.domain.errors import DomainError
 from portal.domain.orders import OrderItem, OrderStatus
-from portal.models import Agreement, EquipmentOrder, Invoice, PaymentRequest
+from portal.models import Agreement, ChargeAttempt, EquipmentOrder, Invoice, PaymentRequest
 from portal.services import agreements, payments
 from portal.services.agreements.chain import Meta
 from portal.services.due import orders_cleared
 from portal.services.enforcement import credit, orders
 from portal.services.errors import NotFound
 from tests.payments_fixtures import *  # noqa: F403
-from tests.payments_fixtures import invoice_state, read_outbox, runtime_for
+from tests.payments_fixtures import count, invoice_state, read_outbox, runtime_for
 
 META = Meta(ip="203.0.113.7", user_agent="Mozilla/5.0 (test)", session_id="d" * 32)
 WORKERS = 4
@@ -264,6 +264,12 @@ def test_canceling_voids_an_unpaid_deposit_invoice_but_not_a_cleared_order(sessi
     session.expire_all()
     assert status_of(session, order) == OrderStatus.CANCELED
     assert session.get(Invoice, order.deposit_invoice_id).status == "void"
+    deposit = session.get(EquipmentOrder, order.id).request
+    assert deposit.status == "withdrawn"  # its link says so and charges nothing
+    with pytest.raises(DomainError, match="no longer asked for"):
+        payments.pay(session, runtime_for(sandbox_gateway), deposit, token=sandbox_token("card", "4242424242424242"),
+                     attempt_number=1)
+    assert count(session, ChargeAttempt) == 0
 
     rt2 = runtime_for(sandbox_gateway)
     second = new_order(session, rt2, shop, staff)
@@ -273,6 +279,27 @@ def test_canceling_voids_an_unpaid_deposit_invoice_but_not_a_cleared_order(sessi
     with pytest.raises(DomainError, match="only an order not yet cleared"):
         orders.cancel_order(session, second.id, staff=staff, reason="Too late")
     assert status_of(session, second) == OrderStatus.CLEARED
+
+
+def test_a_deposit_checkout_withdrawn_while_the_client_pays_it_charges_nothing(app, session, shop, staff,
+                                                                             sandbox_gateway):
+    """The client's page loaded the checkout; the admin cancels the order before the card is submitted: the charge
+    is refused under the invoice locks the withdrawal took, with no attempt written and no call to the gateway."""
+    from sqlalchemy.orm import Session
+
+    from portal.gateways.payments import sandbox_token
+    from portal.models import StaffUser
+
+    rt = runtime_for(sandbox_gateway)
+    order = new_order(session, rt, shop, staff)
+    deposit = sign(session, rt, shop.contact, order).request  # as the checkout page read it: open
+    with Session(app.extensions["db_engine"]) as admins:
+        orders.cancel_order(admins, order.id, staff=admins.get(StaffUser, staff.id), reason="Quote expired")
+    assert deposit.status == "open"  # this session has not seen the withdrawal
+
+    with pytest.raises(DomainError, match="no longer asked for"):
+        payments.pay(session, rt, deposit, token=sandbox_token("card", "4242424242424242"), attempt_number=1)
+    assert count(session, ChargeAttempt) == 0
 
 
 # --- two tabs, several processes ------------------------------------------------------------------------------------

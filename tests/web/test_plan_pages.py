@@ -293,6 +293,47 @@ def test_a_signed_plan_links_its_agreement_and_down_payment(portal, session, sho
     assert portal.get(f"/agreements/{agreement.reference}/pdf").mimetype == "application/pdf"
 
 
+PAY_BY_CARD = {"attempt": "1", "method": "card", "card_number": "4242 4242 4242 4242", "card_expiry": "12/30",
+               "card_cvc": "123"}
+
+
+def test_a_down_payment_recorded_as_a_check_withdraws_its_checkout(portal, session, shop, make, rt, clock,
+                                                                  sandbox_gateway):
+    from portal.models import ChargeAttempt
+    from tests.integration.test_plan_offers import offer_to, sign
+
+    done = sign(session, rt, shop.contact, offer_to(session, rt, shop, make.staff(), down_payment_cents=5_000))
+    plan, public_id = done.plan, done.down_payment.public_id
+    collection.record_check(session, plan, amount_cents=2_000, method="check", received_on=clock.today())
+    assert portal.get(f"/pay/{public_id}").status_code == 200  # $30.00 of the down payment still owed: still open
+
+    collection.record_check(session, plan, amount_cents=3_000, method="check", received_on=clock.today())
+    payments_before = count(session, Payment)
+    page = portal.get(f"/pay/{public_id}")
+    paid = portal.post(f"/pay/{public_id}", data={"nonce": public_id, **PAY_BY_CARD})  # from the browser's history
+
+    assert page.status_code == paid.status_code == 410
+    assert "no longer asked for" in text(page) and "Nothing was charged" in text(paid)
+    assert count(session, ChargeAttempt) == 0 and count(session, Payment) == payments_before
+    assert session.get(PaymentRequest, done.down_payment.id).status == PaymentRequestStatus.WITHDRAWN
+    assert f"/pay/{public_id}" not in text(portal.get(f"/plans/{plan.id}"))
+    collection.record_check(session, plan, amount_cents=1_000, method="check", received_on=clock.today())
+    assert session.get(PaymentRequest, done.down_payment.id).status == PaymentRequestStatus.WITHDRAWN  # stays so
+
+
+def test_canceling_a_plan_withdraws_its_unpaid_down_payments_checkout(portal, session, shop, make, rt):
+    from portal.services.plans import acceptance
+    from tests.integration.test_plan_offers import offer_to, sign
+
+    staff = make.staff()
+    done = sign(session, rt, shop.contact, offer_to(session, rt, shop, staff, down_payment_cents=5_000))
+
+    acceptance.cancel_plan(session, done.plan.id, staff=staff, reason="The client asked to pay in full instead")
+
+    assert session.get(PaymentRequest, done.down_payment.id).status == PaymentRequestStatus.WITHDRAWN
+    assert portal.get(f"/pay/{done.down_payment.public_id}").status_code == 410
+
+
 def test_the_admin_detail_links_the_offer_renegotiation_and_cancel(staff_http, session, plan):
     page = text(staff_http.get(f"/admin/plans/{plan.id}"))
 

@@ -131,8 +131,7 @@ def notify_client(session: Session, rt: Runtime, order: EquipmentOrder) -> bool:
 
 def cancel_order(session: Session, order_id: int, *, staff: StaffUser | None, reason: str) -> EquipmentOrder:
     """The MSP withdraws an order not yet cleared. An unpaid deposit invoice is voided with it; a deposit already
-    paid (or on its way) must be refunded first, so the order is kept. (The deposit's payment request stays, but
-    the checkout takes nothing for a void invoice.)"""
+    paid (or on its way) must be refunded first, so the order is kept. The deposit's checkout is withdrawn."""
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Say why the order is canceled.")
@@ -158,6 +157,7 @@ def cancel_order(session: Session, order_id: int, *, staff: StaffUser | None, re
             invoice.status, invoice.voided_at = invoice_rules.VOID, now()
             invoice.void_reason = f"Order {order.reference} canceled: {reason}"
         order.status, order.canceled_at = OrderStatus.CANCELED, now()
+        _withdraw_checkout(session, order.request_id)  # its deposit link now says so and charges nothing
         session.commit()
     except BaseException:
         session.rollback()
@@ -335,6 +335,12 @@ def _payable(session: Session, client_id: int) -> list[OpenItem]:
     from ..payments import checkout
 
     return checkout.payable(session, client_id, lock=True)
+
+
+def _withdraw_checkout(session: Session, request_id: int | None) -> None:
+    from ..payments import checkout
+
+    checkout.withdraw(session, request_id)
 
 
 def _lock_order(session: Session, order_id: int) -> EquipmentOrder:

@@ -31,6 +31,7 @@ from .booking import (
 )
 from .charging import ensure_customer, pay, refresh_attempt, replay_charge
 from .checkout import (
+    WITHDRAWN_WORDS,
     InvoiceAwaited,
     PayableInvoice,
     PaymentInFlight,
@@ -42,6 +43,7 @@ from .checkout import (
     create_request,
     in_flight_by_invoice,
     invoices_awaiting,
+    is_withdrawn,
     latest_attempt,
     next_attempt_number,
     payable,
@@ -49,6 +51,7 @@ from .checkout import (
     payments_in_flight,
     quote,
     request_by_public_id,
+    withdraw,
 )
 from .disputes import disputes_of, record_dispute
 from .notices import describe_method
@@ -71,12 +74,14 @@ from .webhooks import handle_event
 __all__ = [
     "AttemptRow", "InvoiceAwaited", "OFFLINE_METHODS", "PayableInvoice", "PaymentInFlight", "PaymentUnavailable",
     "Quote", "ReconcileReport", "RefundOutcomeUnknown", "Refundable", "STATE_FILTERS", "SurchargeConsentNeeded",
+    "WITHDRAWN_WORDS",
     "apply_arrived_payment", "apply_credit", "apply_result", "attempt_for_payment", "attempt_page", "attempt_row",
     "attempts_of", "blocking_attempt", "create_request", "describe_method", "disputes_for", "disputes_of",
     "ensure_customer", "handle_event", "has_open_dispute", "in_flight_by_invoice", "invoices_awaiting",
-    "latest_attempt", "next_attempt_number", "pay", "payable", "payable_invoices", "payment_of", "payment_settings",
+    "is_withdrawn", "latest_attempt", "next_attempt_number", "pay", "payable", "payable_invoices", "payment_of",
+    "payment_settings",
     "payment_unapplied_cents", "payments_in_flight", "quote", "reconcile", "record_dispute",
     "record_gateway_refund", "record_payment", "refresh_attempt", "refund", "refund_offline", "refund_payment",
     "refundable", "refunds_of", "replay_charge", "request_by_public_id", "send_refund", "surcharge_terms",
-    "unapply_invoice", "update_payment_settings",
+    "unapply_invoice", "update_payment_settings", "withdraw",
 ]

@@ -34,11 +34,13 @@ from ..locking import begin_write
 from ..runtime import Runtime
 from .checkout import (
     NOT_ANSWERING,
+    WITHDRAWN_WORDS,
     PaymentUnavailable,
     Quote,
     SurchargeConsentNeeded,
     attempts_of,
     blocking_attempt,
+    is_withdrawn,
     next_attempt_number,
     payable,
     quote,
@@ -57,6 +59,8 @@ def pay(session: Session, rt: Runtime, request: PaymentRequest, *, token: str, a
     existing = _attempt_numbered(session, request, attempt_number) or blocking_attempt(session, request)
     if existing is not None:
         return existing
+    if is_withdrawn(request):
+        raise PaymentUnavailable(WITHDRAWN_WORDS)
     if attempt_number != next_attempt_number(session, request):
         twin = _attempt_numbered(session, request, attempt_number)  # written by a twin submission meanwhile
         if twin is not None:
@@ -201,6 +205,11 @@ def _write_attempt(session: Session, rt: Runtime, request: PaymentRequest, numbe
     # this request's own attempts are left out: a twin submission of this form must reach the unique constraint
     items = {item.invoice_id: item.balance_cents
              for item in payable(session, request.client_id, lock=True, besides=request.id)}
+    # withdrawn meanwhile (the admin recorded a check for it): the withdrawal holds the same invoice locks
+    if session.scalar(select(PaymentRequest.status).where(PaymentRequest.id == request.id)) \
+            == rules.PaymentRequestStatus.WITHDRAWN:
+        session.rollback()
+        raise PaymentUnavailable(WITHDRAWN_WORDS)
     for item in request.items:
         if item.amount_cents > items.get(item.invoice_id, 0):
             session.rollback()

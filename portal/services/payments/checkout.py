@@ -36,7 +36,11 @@ class SurchargeConsentNeeded(DomainError):
 
 
 class PaymentUnavailable(DomainError):
-    """The request cannot be paid (already paid, a payment in progress, or the amounts no longer fit)."""
+    """The request cannot be paid (already paid, a payment in progress, withdrawn, or the amounts no longer fit)."""
+
+
+WITHDRAWN_WORDS = ("This payment is no longer asked for: what it was for was paid another way or canceled. "
+                   "Nothing was charged. Your invoices show what you owe now.")
 
 
 # --- what can be paid ---------------------------------------------------------------------------------------------
@@ -187,6 +191,22 @@ def latest_attempt(session: Session, request: PaymentRequest) -> ChargeAttempt |
 
 def next_attempt_number(session: Session, request: PaymentRequest) -> int:
     return len(attempts_of(session, request)) + 1
+
+
+def withdraw(session: Session, request_id: int | None) -> bool:
+    """Withdraw an open checkout that nothing is paying (no attempt that paid or may still pay it): its link then
+    shows WITHDRAWN_WORDS and charges nothing. Inside the caller's write transaction, which holds the client's
+    invoices (the checkout's own attempt is written under that lock, so the two cannot cross). False when it is
+    paid, already withdrawn, or money is on its way through it (that payment decides)."""
+    request = session.get(PaymentRequest, request_id) if request_id else None
+    if request is None or request.status != rules.PaymentRequestStatus.OPEN or blocking_attempt(session, request):
+        return False
+    request.status = rules.PaymentRequestStatus.WITHDRAWN
+    return True
+
+
+def is_withdrawn(request: PaymentRequest) -> bool:
+    return request.status == rules.PaymentRequestStatus.WITHDRAWN
 
 
 def blocking_attempt(session: Session, request: PaymentRequest) -> ChargeAttempt | None:

@@ -271,6 +271,7 @@ def cancel_plan(session: Session, plan_id: int, *, staff: StaffUser, reason: str
         at = now()
         plan.status, plan.canceled_at = PlanStatus.CANCELED, at
         plan.ended_reason = f"Canceled by {staff.name}: {reason}"
+        checkout.withdraw(session, plan.down_payment_request_id)  # an unpaid down payment is no longer asked
         for offer in session.scalars(select(PlanOffer).where(PlanOffer.renegotiates_plan_id == plan.id,
                                                              PlanOffer.status == OfferStatus.OPEN)):
             offer.status, offer.decided_at = OfferStatus.SUPERSEDED, at

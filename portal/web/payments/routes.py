@@ -135,6 +135,9 @@ def checkout(public_id: str):
     form = PayForm()
     if payments.blocking_attempt(session, payment_request) is not None and request.method == "GET":
         return redirect(url_for("payments.status", public_id=public_id))
+    if payments.is_withdrawn(payment_request):  # a POST too: nothing is charged, the page says why
+        return render_template("payments/withdrawn.html", payment_request=payment_request,
+                               back_url=_back_url(payment_request), words=payments.WITHDRAWN_WORDS), 410
     if form.validate_on_submit():
         token = _token(form, gateway)
         number = form.attempt_number()
