@@ -26,7 +26,7 @@ class ChargeAuthorizationStatus(StrEnum):
     SIGNED = "signed"  # signed; the charge is on its way (or waits for a new card at the checkout)
     CHARGED = "charged"  # the charge succeeded
     FAILED = "failed"  # the charge was declined; the signed document stays
-    CANCELED = "canceled"  # withdrawn by the MSP before signing
+    CANCELED = "canceled"  # withdrawn by the MSP: before signing, or signed but never paid
     EXPIRED = "expired"  # not signed in time
 
 

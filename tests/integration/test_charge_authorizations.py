@@ -129,6 +129,48 @@ def test_without_a_card_the_client_pays_at_the_checkout(session, on_hold, sandbo
     assert invoice_state(session, on_hold.first) == ("paid", 0)
 
 
+def test_signed_but_never_paid_the_admin_cancels_it_and_its_checkout_is_withdrawn(session, on_hold, sandbox_gateway,
+                                                                                  make):
+    rt = runtime_for(sandbox_gateway)
+    staff = make.staff()
+    unpaid = sign(session, rt, on_hold.contact, auths.send(session, rt, on_hold.client, amount_cents=10_000,
+                                                           reason="", staff=staff))  # no card on file: the checkout
+    charged = auths.send(session, rt, on_hold.client, amount_cents=5_000, reason="", staff=staff)
+    charged_request = sign(session, rt, on_hold.contact, charged).request
+    payments.pay(session, rt, session.get(PaymentRequest, charged_request.id),
+                 token=sandbox_token("card", "4242424242424242"), attempt_number=1)
+    assert auths.sync(session, rt, charged.id).status == "charged"
+
+    auths.cancel(session, on_hold.client, unpaid.authorization.id, staff=staff)
+
+    session.expire_all()
+    row = session.get(ChargeAuthorization, unpaid.authorization.id)
+    assert (row.status, row.request.status, row.agreement.status) == ("canceled", "withdrawn", "signed")
+    with pytest.raises(DomainError, match="no longer asked for"):
+        payments.pay(session, rt, row.request, token=sandbox_token("card", "4242424242424242"), attempt_number=1)
+    assert attempts(session) == 1  # the other authorization's charge only
+    with pytest.raises(DomainError, match="is charged; it cannot be canceled"):
+        auths.cancel(session, on_hold.client, charged.id, staff=staff)
+    assert session.get(ChargeAuthorization, charged.id).status == "charged"
+
+
+def test_a_charge_on_its_way_keeps_a_signed_authorization_from_being_canceled(session, on_hold, sandbox_gateway,
+                                                                               make):
+    rt = runtime_for(sandbox_gateway)
+    staff = make.staff()
+    outcome = sign(session, rt, on_hold.contact, auths.send(session, rt, on_hold.client, amount_cents=10_000,
+                                                            reason="", staff=staff))
+    # a bank debit at the checkout: processing for days
+    payments.pay(session, rt, session.get(PaymentRequest, outcome.request.id),
+                 token=sandbox_token("us_bank_account", "000123456789"), attempt_number=1)
+
+    with pytest.raises(DomainError, match="on its way; it cannot be canceled"):
+        auths.cancel(session, on_hold.client, outcome.authorization.id, staff=staff)
+    session.expire_all()
+    row = session.get(ChargeAuthorization, outcome.authorization.id)
+    assert (row.status, row.request.status) == ("signed", "open")
+
+
 def test_expired_canceled_and_another_clients_are_refused(session, on_hold, sandbox_gateway, make, clock):
     rt = runtime_for(sandbox_gateway)
     staff = make.staff()
@@ -156,7 +198,7 @@ def test_expired_canceled_and_another_clients_are_refused(session, on_hold, sand
     with pytest.raises(DomainError, match="canceled by your provider. Nothing was charged"):
         sign(session, rt, on_hold.contact, fresh)
     nothing_signed(session, fresh)
-    with pytest.raises(DomainError, match="still waiting for a signature"):
+    with pytest.raises(DomainError, match="is canceled; it cannot be canceled"):
         auths.cancel(session, on_hold.client, fresh.id, staff=staff)
 
 

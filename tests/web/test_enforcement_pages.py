@@ -169,6 +169,27 @@ def test_without_a_card_signing_leads_to_the_checkout(admin, portal, session, sh
     assert session.get(ChargeAuthorization, row.id).status == "charged"
 
 
+def test_the_admin_cancels_one_signed_but_never_paid_and_the_client_is_told(admin, portal, session, shop, clock, rt,
+                                                                              staff):
+    clock.set(date(2026, 3, 21))
+    row = auths.send(session, rt, shop.client, amount_cents=10_000, reason="", staff=staff)
+    url = f"/authorizations/{row.public_id}"
+    sha = re.search(r'id="document-hash">([0-9a-f]{64})<', text(portal.get(url))).group(1)
+    portal.post(url, data={"document_sha256": sha, "consent": "y", "full_name": "Pat Doe", "title": "Owner",
+                           "authority": "y", "signature_kind": "typed", "typed_signature": "Pat Doe"})
+    request = session.scalar(select(ChargeAuthorization)).request
+    cancel_url = f"/admin/clients/{shop.client.id}/charge-authorizations/{row.id}/cancel"
+    assert cancel_url in text(admin.get(f"/admin/clients/{shop.client.id}"))  # signed, never paid: cancelable
+
+    canceled = admin.post(cancel_url)
+
+    assert canceled.status_code == 302
+    assert "it can no longer be signed or paid" in text(admin.get(canceled.headers["Location"]))
+    assert 'id="canceled"' in text(portal.get(url))
+    assert portal.get(f"/pay/{request.public_id}").status_code == 410
+    assert count(session, ChargeAttempt) == 0
+
+
 def test_an_expired_authorization_says_so(portal, session, shop, clock, rt, staff):
     clock.set(date(2026, 3, 21))
     row = auths.send(session, rt, shop.client, amount_cents=10_000, reason="", staff=staff, valid_days=1)

@@ -94,13 +94,20 @@ def sign_url(rt: Runtime, row: ChargeAuthorization) -> str:
 
 
 def cancel(session: Session, client: Client, authorization_id: int, *, staff: StaffUser) -> ChargeAuthorization:
+    """The MSP withdraws an authorization: one waiting for a signature, or one signed whose charge never went
+    through (signed without a card on file and never paid at the checkout, or declined). Its checkout is withdrawn;
+    the signed agreement stays. Refused while a charge through it succeeded or may still succeed."""
     begin_write(session)
     try:
+        checkout.payable(session, client.id, lock=True)  # the lock order: the client's invoices, then the row
         row = session.get(ChargeAuthorization, authorization_id, with_for_update=True, populate_existing=True)
         if row is None or row.client_id != client.id:
             raise NotFound()
-        if row.status != S.SENT:
-            raise DomainError("Only an authorization still waiting for a signature can be canceled.")
+        if row.status not in (S.SENT, S.SIGNED, S.FAILED):
+            raise DomainError(f"This authorization is {C.LABELS[row.status].lower()}; it cannot be canceled.")
+        if row.request_id is not None and not checkout.withdraw(session, row.request_id):
+            raise DomainError("A payment through this authorization went through or is on its way; it cannot be "
+                              "canceled (refund it from its payment instead).")
         row.status = S.CANCELED
         session.commit()
     except BaseException:

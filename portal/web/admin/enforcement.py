@@ -148,7 +148,7 @@ def cancel_charge_authorization(client_id: int, authorization_id: int):
                 charge_authorizations.cancel(session, client, authorization_id, staff=current_staff())
             except NotFound:
                 abort(404)
-            flash("Charge authorization canceled: it can no longer be signed.", "success")
+            flash("Charge authorization canceled: it can no longer be signed or paid.", "success")
     else:
         flash("The form expired. Please try again.", "error")
     return redirect(url_for("admin.client_detail", client_id=client.id, _anchor="enforcement"))
