@@ -194,12 +194,14 @@ def next_attempt_number(session: Session, request: PaymentRequest) -> int:
 
 
 def withdraw(session: Session, request_id: int | None) -> bool:
-    """Withdraw an open checkout that nothing is paying (no attempt that paid or may still pay it): its link then
-    shows WITHDRAWN_WORDS and charges nothing. Inside the caller's write transaction, which holds the client's
-    invoices (the checkout's own attempt is written under that lock, so the two cannot cross). False when it is
-    paid, already withdrawn, or money is on its way through it (that payment decides)."""
+    """Withdraw an open checkout that nothing is paying (no attempt that paid or may still pay it, a bank's
+    authentication step left open included): its link then shows WITHDRAWN_WORDS and charges nothing. Inside the
+    caller's write transaction, which holds the client's invoices (the checkout's own attempt is written under that
+    lock, so the two cannot cross). False when it is paid, already withdrawn, or money may be on its way through it
+    (that payment decides)."""
     request = session.get(PaymentRequest, request_id) if request_id else None
-    if request is None or request.status != rules.PaymentRequestStatus.OPEN or blocking_attempt(session, request):
+    if request is None or request.status != rules.PaymentRequestStatus.OPEN or any(
+            a.status in rules.IN_FLIGHT | {rules.SUCCEEDED} for a in attempts_of(session, request)):
         return False
     request.status = rules.PaymentRequestStatus.WITHDRAWN
     return True
