@@ -104,9 +104,10 @@ def test_soft_decline_is_retried_on_the_schedule_then_stops(app, session, shop, 
                           fake_stripe.confirmation_token("pm_card_chargeDeclinedInsufficientFunds"))
     set_rules(session, shop.client.id, retry_days="3,5,7")
 
+    skips: set[str] = set()  # each run's own report: the run log keeps a quiet run for a week only
     for day in range(0, 30):
         clock.set(DUE + timedelta(days=day))
-        run(app, session, rt)
+        skips |= {reason for invoice_id, reason in run(app, session, rt).skips if invoice_id == shop.first.id}
 
     charged_on = [(c.charged_on - DUE).days for c in session.scalars(
         select(AutopayCharge).where(AutopayCharge.invoice_id == shop.first.id).order_by(AutopayCharge.charge_number))]
@@ -118,7 +119,6 @@ def test_soft_decline_is_retried_on_the_schedule_then_stops(app, session, shop, 
     assert len(declined) == 4
     assert "try again on March 19, 2026" in declined[0]
     assert "will not try this invoice again" in declined[-1]
-    skips = set(session.scalars(select(DueRunSkip.reason).where(DueRunSkip.invoice_id == shop.first.id)))
     assert {"retry_scheduled", "gave_up"} <= skips
 
 
