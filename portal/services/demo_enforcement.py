@@ -1,6 +1,7 @@
-"""Demo data for notices and deliverables: the signed client furthest past its remote-disable threshold has a formal
-notice issued (emailed to the outbox, on its portal banner, on its terms' evidence chain), and an unpaid invoice
-carries a deliverable the client sees listed but cannot download until it is paid."""
+"""Demo data for notices, charge authorizations and deliverables: the signed client furthest past its remote-disable
+threshold has a formal notice issued (emailed to the outbox, on its portal banner, on its terms' evidence chain) and
+a charge authorization its contact signed with no card on file, so it waits at the checkout (staff may cancel it);
+an unpaid invoice carries a deliverable the client sees listed but cannot download until it is paid."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from sqlalchemy.orm import Session
 from portal.domain import notices as N
 from portal.domain.errors import DomainError
 from portal.domain.invoices import InvoiceStatus, LineInput
-from portal.models import Client, Deliverable, EnforcementNotice, Invoice, StaffUser
+from portal.domain.payments import GATEWAY_MINIMUM_CENTS
+from portal.models import ChargeAuthorization, Client, Deliverable, EnforcementNotice, Invoice, StaffUser
 
-from . import billing, standing
+from . import agreements, billing, standing
+from .demo_plans import DEMO_AGENT
+from .enforcement import charge_authorizations as auths
 from .enforcement import deliverables, notices
 from .runtime import Runtime
 
@@ -48,11 +52,33 @@ def seed(session: Session, rt: Runtime, clients: list[Client], admin: StaffUser,
         standing.record_changes(session, today)  # the hold it causes is recorded like the demo's others
     if notice_client is not None and session.scalar(select(EnforcementNotice.id).limit(1)) is None:
         notices.issue(session, rt, notice_client, N.NoticeKind.REMOTE_DISABLE, staff=admin)
+    if notice_client is not None and session.scalar(select(ChargeAuthorization.id).limit(1)) is None:
+        _authorization_awaiting_payment(session, rt, notice_client, admin)
     owner = notice_client or clients[0]
     invoice = session.scalar(select(Invoice).where(Invoice.client_id == owner.id, Invoice.status == InvoiceStatus.OPEN)
                              .order_by(Invoice.due_date, Invoice.id).limit(1))
     if invoice is not None and session.scalar(select(Deliverable.id).limit(1)) is None:
         deliverables.attach(session, rt, invoice, filename="Network health report Q1.pdf", data=_REPORT, staff=admin)
+
+
+def _authorization_awaiting_payment(session: Session, rt: Runtime, client: Client, admin: StaffUser) -> None:
+    """Half the open balance, "for the emergency visit you asked for": signed in the portal, with no card on file
+    the payment waits at the checkout (Admin -> client -> Notices and charge authorizations: "Signed, charging")."""
+    if auths.card_on_file(session, rt, client.id) is not None:
+        return  # signing would charge the card at once; the demo shows the one waiting for the client
+    contact = next((c for c in client.contacts if c.is_billing and c.email), None)
+    half = auths.open_cents(session, client.id) // 2
+    if contact is None or half < GATEWAY_MINIMUM_CENTS:
+        return
+    row = auths.send(session, rt, client, amount_cents=half, staff=admin,
+                     reason="Emergency on-site visit requested while the account is on hold")
+    document = auths.document(session, rt, row, None)
+    meta = agreements.Meta(ip=f"203.0.113.{10 + client.id}", user_agent=DEMO_AGENT,
+                           session_id=f"demoauth{client.id:04d}", contact_id=contact.id)
+    auths.sign(session, rt, contact, row.public_id, auths.SignedBy(
+        full_name=contact.name, title=contact.title or "Office Manager", authority_confirmed=True,
+        consent_confirmed=True, signature=agreements.Signature("typed", typed=contact.name),
+        shown_sha256=document.sha256), meta=meta)
 
 
 def _may_issue(session: Session, client: Client, today: date) -> bool:

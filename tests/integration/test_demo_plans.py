@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from portal.cli import worker_sessions
 from portal.domain.plans import InstallmentStatus, OfferStatus, PlanStatus
-from portal.models import Client, ClientStanding, LedgerAdjustment, PaymentPlan, PlanEvent, PlanOffer
+from portal.models import Client, ClientStanding, LedgerAdjustment, PaymentPlan, PaymentRequest, PlanEvent, PlanOffer
 from portal.services import adjustments, demo, demo_plans, standing
 from portal.services.plans import collection, lifecycle
 from portal.services.plans.progress import current_plan_invoice_ids, progress_of
@@ -39,6 +39,8 @@ def test_the_demo_has_a_current_plan_a_defaulted_plan_and_an_open_counter_offer(
 
     defaulted = plan_of(session, demo_plans.DEFAULTED_PLAN)
     assert defaulted.status == PlanStatus.DEFAULTED and defaulted.default_notice_sent_at is not None
+    down = session.get(PaymentRequest, defaulted.down_payment_request_id)
+    assert down.status == "withdrawn"  # paid by check: its checkout link charges nothing
     assert defaulted.defaulted_at.date() < today
     assert collection.remaining_cents(session, defaulted) > 0
     assert not current_plan_invoice_ids(session, defaulted.client_id)  # the usual rules apply again

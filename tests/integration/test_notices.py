@@ -289,6 +289,13 @@ def test_the_demo_has_a_notice_issued_and_a_locked_deliverable(session, rt, cloc
     assert verifies(session, rt, notice.agreement)
     file = session.scalar(select(Deliverable))
     assert file is not None and not deliverables.released(session, file.invoice)
+    # the same client signed a charge authorization with no card on file: it waits at the checkout, cancelable
+    from portal.models import ChargeAuthorization
+
+    [authorization] = session.scalars(select(ChargeAuthorization)).all()
+    assert (authorization.client_id, authorization.status) == (notice.client_id, "signed")
+    assert authorization.request.status == "open" and not authorization.request.attempts
+    assert verifies(session, rt, authorization.agreement)
 
 
 def test_the_help_desk_standing_carries_disable_permitted_from_while_a_notice_is_live(session, shop, signed, rt,
