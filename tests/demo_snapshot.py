@@ -22,21 +22,23 @@ from portal.cli import worker_sessions
 from portal.models import Base
 from portal.services import demo
 
-#: One seeding per way the app sends mail: a module whose app mails through the loopback SMTP server seeds with no
-#: email in the outbox folder, which a test reading the demo's outbox must not be given.
-_kept: dict[str | None, dict] = {}
+#: The seedings kept, by where their emails went: "outbox" (the instance folder) serves every test; "smtp" (a module
+#: whose app mails through the loopback SMTP server seeded first) left the outbox folder empty, so it serves only
+#: tests that mail that way too, and a test reading the demo's outbox gets a seeding of its own.
+_kept: dict[str, dict] = {}
 
 
 @pytest.fixture
 def seeded_demo(app, session, rt, tmp_path_factory) -> demo.DemoSummary:
     engine = session.get_bind()
-    kept = _kept.setdefault(app.config["SMTP_URL"] and "smtp", {})
-    if not kept:
+    smtp = bool(app.config["SMTP_URL"])
+    kept = _kept.get("outbox") or (_kept.get("smtp") if smtp else None)
+    if kept is None:
         summary = demo.seed_demo(session, rt, open_session=worker_sessions(app))
         session.commit()
         folder = tmp_path_factory.mktemp("demo-instance")
         shutil.copytree(app.instance_path, folder, dirs_exist_ok=True)
-        kept.update(summary=summary, rows=_rows(engine), folder=folder)
+        _kept["smtp" if smtp else "outbox"] = {"summary": summary, "rows": _rows(engine), "folder": folder}
         return summary
     shutil.copytree(kept["folder"], Path(app.instance_path), dirs_exist_ok=True)
     _restore(engine, kept["rows"])

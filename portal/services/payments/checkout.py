@@ -199,7 +199,7 @@ def withdraw(session: Session, request_id: int | None) -> bool:
     caller's write transaction, which holds the client's invoices (the checkout's own attempt is written under that
     lock, so the two cannot cross). False when it is paid, already withdrawn, or money may be on its way through it
     (that payment decides)."""
-    request = session.get(PaymentRequest, request_id) if request_id else None
+    request = session.get(PaymentRequest, request_id, populate_existing=True) if request_id else None
     if request is None or request.status != rules.PaymentRequestStatus.OPEN or any(
             a.status in rules.IN_FLIGHT | {rules.SUCCEEDED} for a in attempts_of(session, request)):
         return False
