@@ -32,6 +32,9 @@ class ChargeAuthorizationStatus(StrEnum):
 
 S = ChargeAuthorizationStatus
 FINAL = frozenset({S.CHARGED, S.FAILED, S.CANCELED, S.EXPIRED})
+#: What the MSP may cancel: one waiting for a signature, or one signed whose charge has not gone through (the service
+#: still refuses while money is on its way through its checkout).
+CANCELABLE = frozenset({S.SENT, S.SIGNED, S.FAILED})
 LABELS = {S.SENT: "Waiting for signature", S.SIGNED: "Signed, charging", S.CHARGED: "Charged",
           S.FAILED: "Signed, charge declined", S.CANCELED: "Canceled", S.EXPIRED: "Expired"}
 

@@ -91,6 +91,11 @@ class Progress:
         return self.remaining_cents == 0
 
     @property
+    def down_payment_owing(self) -> bool:
+        """Row 0 (the down payment) still has money owing: its checkout is still asked for."""
+        return any(row.number == 0 and row.owing_cents > 0 for row in self.rows)
+
+    @property
     def in_default(self) -> bool:
         return self.first_missed is not None
 

@@ -103,7 +103,7 @@ def cancel(session: Session, client: Client, authorization_id: int, *, staff: St
         row = session.get(ChargeAuthorization, authorization_id, with_for_update=True, populate_existing=True)
         if row is None or row.client_id != client.id:
             raise NotFound()
-        if row.status not in (S.SENT, S.SIGNED, S.FAILED):
+        if row.status not in C.CANCELABLE:
             raise DomainError(f"This authorization is {C.LABELS[row.status].lower()}; it cannot be canceled.")
         if row.request_id is not None and not checkout.withdraw(session, row.request_id):
             raise DomainError("A payment through this authorization went through or is on its way; it cannot be "

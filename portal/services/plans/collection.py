@@ -324,7 +324,7 @@ def record_check(session: Session, plan: PaymentPlan, *, amount_cents: int, meth
                                      recorded_by=staff)
     begin_write(session)
     _payable(session, plan.client_id)  # the lock order: a checkout's attempt is written under the same locks
-    if plan.down_payment_request_id and not _down_payment_owing(session, plan):
+    if plan.down_payment_request_id and not progress_of(session, plan, today()).progress.down_payment_owing:
         checkout.withdraw(session, plan.down_payment_request_id)  # its link must not take the down payment again
     session.add(PlanEvent(client_id=plan.client_id, plan_id=plan.id, thread_id=plan.offer.thread_id or plan.offer_id,
                           kind="payment_recorded", staff_id=staff.id if staff else None, created_at=now(),
@@ -332,11 +332,6 @@ def record_check(session: Session, plan: PaymentPlan, *, amount_cents: int, meth
                                  + (f" (ref. {reference.strip()})" if reference.strip() else "")))
     session.commit()
     return payment
-
-
-def _down_payment_owing(session: Session, plan: PaymentPlan) -> bool:
-    down = next((row for row in progress_of(session, plan, today()).progress.rows if row.number == 0), None)
-    return down is not None and down.owing_cents > 0
 
 
 def small_remainder_cents(found: PlanProgress) -> int:

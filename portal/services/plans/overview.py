@@ -77,10 +77,9 @@ def plan_page(session: Session, plan: PaymentPlan, today: date) -> PlanPage:
     lines = [ScheduleLine(i, states[i.number]) for i in plan.installments]
     current = plan.status == PlanStatus.CURRENT
     down = None
-    if current and plan.down_payment_request_id:
+    if current and plan.down_payment_request_id and found.progress.down_payment_owing:
         request = session.get(PaymentRequest, plan.down_payment_request_id)
-        if request is not None and request.status != payment_rules.PaymentRequestStatus.PAID \
-                and states.get(0) is not None and states[0].owing_cents > 0:
+        if request is not None and request.status == payment_rules.PaymentRequestStatus.OPEN:
             down = request
     return PlanPage(plan=plan, progress=found, lines=lines,
                     next_cents=next_installment_cents(session, plan) if current else 0,

@@ -12,6 +12,7 @@ from portal import db
 from portal.clock import today
 from portal.domain import deliverables as D
 from portal.domain import notices as N
+from portal.domain.charge_authorizations import CANCELABLE
 from portal.domain.charge_authorizations import ChargeAuthorizationStatus as C
 from portal.domain.money import parse_amount
 from portal.models import ChargeAuthorization, Client, EnforcementNotice, Invoice
@@ -37,6 +38,7 @@ class EnforcementPanel:
     withdraw: WithdrawForm
     confirm: ConfirmForm
     disable_permitted_on: object
+    cancelable: frozenset[str] = CANCELABLE  # the authorizations' statuses that show a Cancel button
 
 
 @bp.app_template_global("enforcement_panel")
