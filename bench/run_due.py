@@ -38,6 +38,7 @@ from portal.domain.invoices import LineInput  # noqa: E402
 from portal.models import Base, ChargeAttempt, Invoice  # noqa: E402
 from portal.services import billing, clients  # noqa: E402
 from portal.services.due import run_due  # noqa: E402
+from portal.services.payments.autopay_charging import DATABASE_TURNS  # noqa: E402
 from tests.fake_stripe import FakeStripe  # noqa: E402
 from tests.run_due_fixtures import CARD, enroll_rows, saved_on_gateway  # noqa: E402
 
@@ -96,7 +97,8 @@ def _in_processes(args, url: str, workdir: Path, fake: FakeStripe):
                 "PORTAL_SECRET_KEY": "bench-secret", "PORTAL_BASE_URL": "http://localhost",
                 "PORTAL_STRIPE_SECRET_KEY": fake.secret_key, "PORTAL_STRIPE_PUBLISHABLE_KEY": fake.publishable_key,
                 "PORTAL_STRIPE_WEBHOOK_SECRET": fake.webhook_secret, "PORTAL_STRIPE_API_BASE": fake.url,
-                "PORTAL_GATEWAY_RATE_LIMIT": str(args.rate / args.processes)})
+                "PORTAL_GATEWAY_RATE_LIMIT": str(args.rate / args.processes),
+                "PORTAL_RUN_DUE_DATABASE_THREADS": str(args.database_threads)})
     portal = Path(sys.executable).parent / "portal"
     started = time.monotonic()
     procs = [subprocess.Popen([str(portal), "run-due"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -121,6 +123,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="the gateway rate limit (requests/second), in all")
     parser.add_argument("--processes", type=int, default=1,
                         help="run this many `portal run-due` processes at once, each with rate/N (as N nodes would)")
+    parser.add_argument("--database-threads", type=int, default=DATABASE_TURNS,
+                        help="RUN_DUE_DATABASE_THREADS: charging threads working on the database at once, per process")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # clients without contacts: the "no one to email" notes are expected
 
@@ -132,7 +136,8 @@ def main() -> None:
             "SECRET_KEY": "bench-secret", "BASE_URL": "http://localhost", "SMTP_URL": None,
             "STRIPE_SECRET_KEY": fake.secret_key, "STRIPE_PUBLISHABLE_KEY": fake.publishable_key,
             "STRIPE_WEBHOOK_SECRET": fake.webhook_secret, "STRIPE_API_BASE": fake.url,
-            "GATEWAY_RATE_LIMIT": args.rate, "RATELIMIT_ENABLED": False,
+            "GATEWAY_RATE_LIMIT": args.rate, "RUN_DUE_DATABASE_THREADS": args.database_threads,
+            "RATELIMIT_ENABLED": False,
         })
         engine = app.extensions["db_engine"]
         Base.metadata.drop_all(engine)
@@ -165,7 +170,8 @@ def main() -> None:
     print(report.summary())
     for problem in report.problems[:5]:  # in one process: its first few, in full
         print(f"  problem: {problem}")
-    print(f"gateway: {args.latency_ms:.0f} ms per call, limit {args.rate:.0f} requests/s, {engine.dialect.name}")
+    print(f"gateway: {args.latency_ms:.0f} ms per call, limit {args.rate:.0f} requests/s, {engine.dialect.name}, "
+          f"{args.database_threads} database thread(s) a process")
     print(f"{args.processes} process(es); charging: {report.charged} charges in {seconds:.1f} s = {cps:.1f} charges/s; "
           f"ratio to the limit {cps / args.rate:.2f} (aim: at least 0.80)")
     print(f"PaymentIntents created: {made} for {len(invoice_ids)} invoices; invoices charged more than once: "

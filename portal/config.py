@@ -42,6 +42,8 @@ _SETTINGS: dict[str, tuple[Any, Any]] = {
     "INVOICE_LINK_DAYS_AFTER_DUE": (30, int),  # an emailed invoice link works until due date + this many days
     # Gateway requests per second `portal run-due` may send (per node): Stripe allows ~100 live, 25 in test mode.
     "GATEWAY_RATE_LIMIT": (25, float),
+    # How many of those charging threads work on the database at once (the others wait for the gateway).
+    "RUN_DUE_DATABASE_THREADS": (2, int),
     # Authenticates the heads of the agreements' evidence chains; unset: a key file made in the instance folder.
     "EVIDENCE_KEY": (None, str),
     # How long a sandbox bank debit stays "processing" before reconcile settles it (no effect with Stripe keys).

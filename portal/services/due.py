@@ -29,7 +29,7 @@ from .collections.figures import run_step as dashboard_figures
 from .collections.forecast import run_snapshot_step as forecast_snapshot
 from .locking import begin_write
 from .payments import autopay_declines, autopay_notices, reconcile
-from .payments.autopay_charging import ChargeReport, OpenSession, charge_due
+from .payments.autopay_charging import DATABASE_TURNS, ChargeReport, OpenSession, charge_due
 from .payments.rate_limit import DEFAULT_RATE_PER_SECOND
 from .payments.reconciliation import GRACE
 from .plans import charging as plan_charging
@@ -97,6 +97,7 @@ def autopay_charges(ctx: DueContext) -> None:
     progress = (lambda n, total: ctx.on_progress("autopay", n, total)) if ctx.on_progress else None
     result: ChargeReport = charge_due(ctx.session, ctx.rt, ctx.today, open_session=ctx.open_session,
                                       rate=ctx.rate, node=ctx.node, lease_seconds=ctx.grace.total_seconds(),
+                                      database_threads=ctx.rt.config.get("RUN_DUE_DATABASE_THREADS") or DATABASE_TURNS,
                                       on_progress=progress)
     from portal.domain import payments as rules
 

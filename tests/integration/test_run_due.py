@@ -6,11 +6,13 @@ the client's gateway customer, an authorization agreement row, and autopay switc
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
 from portal import db
 from portal.clock import now
@@ -155,6 +157,46 @@ def test_run_due_never_runs_more_charging_threads_than_the_pool_has_connections(
 
     assert report.problems == [] and (report.charged, report.succeeded) == (12, 12)
     assert [invoice_state(session, invoice) for invoice in invoices] == [("paid", 0)] * 12
+
+
+@pytest.mark.parametrize("database_threads", [1, 2])
+def test_charging_threads_take_turns_on_the_database_and_still_charge_everything(app, session, make, sandbox_gateway,
+                                                                                 outbox, database_threads):
+    """The charging threads (4 on SQLite, 19 on PostgreSQL at this rate) hold a database connection only in their
+    turn (RUN_DUE_DATABASE_THREADS); they give it back, with no transaction open, while the gateway answers."""
+    rt = runtime_for(sandbox_gateway)
+    rt = replace(rt, config={**rt.config, "GATEWAY_RATE_LIMIT": 100, "RUN_DUE_DATABASE_THREADS": database_threads})
+    invoices = []
+    for n in range(12):
+        client = make.client(f"Clinic {n} LLC")
+        invoices += [make.invoice(client, 10_000 + n, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 16)),
+                     make.invoice(client, 20_000 + n, issue_date=date(2026, 3, 2), due_date=date(2026, 3, 16))]
+        customer, card = saved_on_gateway(rt, client, "pm_card_visa")
+        enroll_rows(session, rt, client, [(card, CARD)], customer=customer)
+    engine = app.extensions["db_engine"]
+    lock, held, peak = threading.Lock(), set(), [0]
+
+    def checkout(_dbapi, record, _proxy):
+        if threading.current_thread().name.startswith("run-due"):
+            with lock:
+                held.add(id(record))
+                peak[0] = max(peak[0], len(held))
+
+    def checkin(_dbapi, record):
+        with lock:
+            held.discard(id(record))
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    try:
+        report = run(app, session, rt)
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
+
+    assert report.problems == [] and (report.charged, report.succeeded) == (24, 24)
+    assert [invoice_state(session, invoice) for invoice in invoices] == [("paid", 0)] * 24
+    assert 1 <= peak[0] <= database_threads
 
 
 def test_a_receipt_no_one_could_be_sent_is_tried_again_for_a_week_then_left_to_the_payment_history(

@@ -24,10 +24,11 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -288,22 +289,26 @@ def _discount(session: Session, setup: ClientAutopay, client: Client, invoice: I
 # --- charging ------------------------------------------------------------------------------------------------------
 
 def charge_client(open_session: OpenSession, rt: Runtime, client_id: int, today: date,
-                  bucket: TokenBucket, *, holder: str = "", lease_seconds: float = 0) -> ChargeReport:
+                  bucket: TokenBucket, turns: threading.Semaphore, *, holder: str = "",
+                  lease_seconds: float = 0) -> ChargeReport:
     """Everything due for one client, in one thread with its own session. A hard decline on the default method
     retires it, so the next round charges the fallback the same day.
 
     With ``lease_seconds``, the client is charged by one process at a time: a process that finds another one's
     lease leaves the client to it (whose rounds charge everything due), instead of both skipping invoices the other
     holds locked at that instant. A process killed mid-client lets go when the lease expires (the same grace after
-    which its unanswered charges are replayed)."""
+    which its unanswered charges are replayed).
+
+    ``turns``: the thread does its database work only while it holds one (``DATABASE_TURNS``), and gives it back
+    while it waits for the rate limit and the gateway."""
     report = ChargeReport()
     lease = f"autopay-client:{client_id}"
-    with open_session() as session:
+    with turns, open_session() as session:
         try:
             if lease_seconds > 0 and not leases.take(session, lease, holder, lease_seconds):
                 return report
             try:
-                _charge_rounds(session, rt, client_id, today, bucket, report)
+                _charge_rounds(session, rt, client_id, today, bucket, report, turns)
             finally:
                 if lease_seconds > 0:
                     session.rollback()
@@ -316,7 +321,7 @@ def charge_client(open_session: OpenSession, rt: Runtime, client_id: int, today:
 
 
 def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, bucket: TokenBucket,
-                   report: ChargeReport) -> None:
+                   report: ChargeReport, turns: threading.Semaphore) -> None:
     charged_numbers: set[tuple[int, int]] = set()
     for round_ in range(3):  # default, fallback, and one spare for a method changed meanwhile
         setups = enrolled_clients(session, rt.gateway.name, client_ids=[client_id])
@@ -340,8 +345,11 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
                 if outcome not in _QUIET:
                     report.skips.append((plan.invoice_id, outcome))
                 continue
-            bucket.take()
-            attempt = charging.send_call(session, rt, outcome.attempt_id, outcome.call, source="autopay")
+            end_reads(session)  # nothing open while another thread takes this turn: no lock is held while waiting
+            with _turn_given_back(turns):
+                bucket.take()
+                answer = charging.ask_gateway(rt, outcome.attempt_id, outcome.call)
+            attempt = charging.apply_answer(session, rt, outcome.attempt_id, answer, source="autopay")
             report.charged += 1
             report.outcomes[attempt.status] += 1
             if attempt.status == rules.UNKNOWN:
@@ -352,6 +360,15 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
                 declined = declined or (handled is not None and handled.decline is not None)
         if not declined:
             return  # every charge paid or is still on its way: another round would find nothing new to charge
+
+
+@contextmanager
+def _turn_given_back(turns: threading.Semaphore) -> Iterator[None]:
+    turns.release()
+    try:
+        yield
+    finally:
+        turns.acquire()
 
 
 #: A claim holds the client's invoices for milliseconds. Two processes claiming different invoices of one client can
@@ -377,9 +394,17 @@ def _claim_patiently(session: Session, rt: Runtime, setup: ClientAutopay, invoic
 #: latency, which is what the threads are for.
 SQLITE_THREADS = 4
 
+#: How many of a run-due process's charging threads do database work (and the Python around it) at once, unless
+#: configured (RUN_DUE_DATABASE_THREADS). The threads are there to keep enough gateway calls in the air for the rate
+#: (``threads_for``); when all of them worked at once, a process spent more CPU per charge (a dozen runnable threads
+#: handing the GIL around; the database's backends too) and charged slower (bench/README.md). Two: one thread's
+#: Python runs while the other waits for the database. A thread gives its turn back only with no transaction open,
+#: so no thread waits for a turn while holding a lock another one needs.
+DATABASE_TURNS = 2
+
 
 def charge_due(session: Session, rt: Runtime, today: date, *, open_session: OpenSession, rate: float,
-               node: str = "", lease_seconds: float = 0,
+               node: str = "", lease_seconds: float = 0, database_threads: int = DATABASE_TURNS,
                on_progress: Callable[[int, int], None] | None = None) -> ChargeReport:
     """Charge everything due today for every client on autopay, under ``rate`` gateway requests per second."""
     client_ids = [setup.client_id for setup in enrolled_clients(session, rt.gateway.name)]
@@ -388,6 +413,7 @@ def charge_due(session: Session, rt: Runtime, today: date, *, open_session: Open
         start = random.randrange(len(client_ids))
         client_ids = client_ids[start:] + client_ids[:start]
     bucket = TokenBucket(rate)
+    turns = threading.Semaphore(max(1, database_threads))
     total = ChargeReport()
     done = iter(range(1, len(client_ids) + 1))
 
@@ -396,7 +422,7 @@ def charge_due(session: Session, rt: Runtime, today: date, *, open_session: Open
         if on_progress:
             on_progress(next(done), len(client_ids))
 
-    run_all(lambda client_id: charge_client(open_session, rt, client_id, today, bucket, holder=node,
+    run_all(lambda client_id: charge_client(open_session, rt, client_id, today, bucket, turns, holder=node,
                                             lease_seconds=lease_seconds), client_ids,
             threads=charging_threads(session, rate), on_done=finished)
     return total

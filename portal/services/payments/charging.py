@@ -249,18 +249,30 @@ def send_call(session: Session, rt: Runtime, attempt_id: int, call: ChargeCall |
     """Make the call of a committed attempt and apply the answer; no answer leaves the attempt ``unknown`` for
     reconciliation to replay with the same key."""
     assert call is not None
+    return apply_answer(session, rt, attempt_id, ask_gateway(rt, attempt_id, call), source=source)
+
+
+def ask_gateway(rt: Runtime, attempt_id: int, call: ChargeCall) -> ChargeResult | None:
+    """The gateway call alone, no database work; None when its outcome is unknown."""
     try:
-        result = call.send(rt.gateway)
+        return call.send(rt.gateway)
     except GatewayUnavailable:
         log.warning("charge attempt %s: outcome unknown (gateway unavailable)", attempt_id)
-        return _mark_unknown(session, attempt_id)
+        return None
     except IdempotencyConflict:
         log.error("charge attempt %s: idempotency key reused with other parameters", attempt_id)
-        return _mark_unknown(session, attempt_id)
+        return None
     except GatewayRequestError as e:
         # refused before anything was charged (expired or reused payment details)
-        result = ChargeResult(status="failed", gateway_id=None, failure_code=e.code or "invalid_request",
-                              failure_message="Those payment details could not be used. Please enter them again.")
+        return ChargeResult(status="failed", gateway_id=None, failure_code=e.code or "invalid_request",
+                            failure_message="Those payment details could not be used. Please enter them again.")
+
+
+def apply_answer(session: Session, rt: Runtime, attempt_id: int, result: ChargeResult | None, *,
+                 source: str) -> ChargeAttempt:
+    """``ask_gateway``'s answer on our books; None (no answer) leaves the attempt ``unknown``."""
+    if result is None:
+        return _mark_unknown(session, attempt_id)
     return apply_result(session, rt, attempt_id, result, source=source)
 
 
