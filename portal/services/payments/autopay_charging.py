@@ -16,7 +16,8 @@ receipts, webhooks and reconciliation handle it unchanged. What autopay adds:
 - the outcome is handled at once (``autopay_declines.handle``): a hard decline moves on to the fallback method in the
   same run.
 
-Charges run on several threads (each with its own database session) under the gateway's rate limit.
+Charges run on several threads (each with its own database session) under the gateway's rate limit; the threads
+take turns for their database work and wait for the gateway side by side (``DATABASE_TURNS``).
 """
 
 from __future__ import annotations
