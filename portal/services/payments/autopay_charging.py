@@ -389,12 +389,6 @@ def _claim_patiently(session: Session, rt: Runtime, setup: ClientAutopay, invoic
     return LOCKED_ELSEWHERE
 
 
-#: SQLite has one writer for the whole database: more threads than this (in each run-due process) only queue for
-#: its lock, and its busy handler is not first come, first served, so under load a thread could wait out the busy
-#: timeout (or the connection pool's) while others kept taking the lock. A few threads still overlap the gateway's
-#: latency, which is what the threads are for.
-SQLITE_THREADS = 4
-
 #: How many of a run-due process's charging threads do database work (and the Python around it) at once, unless
 #: configured (RUN_DUE_DATABASE_THREADS). The threads are there to keep enough gateway calls in the air for the rate
 #: (``threads_for``); when all of them worked at once, a process spent more CPU per charge (a dozen runnable threads
@@ -414,7 +408,7 @@ def charge_due(session: Session, rt: Runtime, today: date, *, open_session: Open
         start = random.randrange(len(client_ids))
         client_ids = client_ids[start:] + client_ids[:start]
     bucket = TokenBucket(rate)
-    turns = threading.Semaphore(max(1, database_threads))
+    turns = threading.Semaphore(database_turns(session, database_threads))
     total = ChargeReport()
     done = iter(range(1, len(client_ids) + 1))
 
@@ -425,18 +419,14 @@ def charge_due(session: Session, rt: Runtime, today: date, *, open_session: Open
 
     run_all(lambda client_id: charge_client(open_session, rt, client_id, today, bucket, turns, holder=node,
                                             lease_seconds=lease_seconds), client_ids,
-            threads=charging_threads(session, rate), on_done=finished)
+            threads=threads_for(rate), on_done=finished)
     return total
 
 
-def charging_threads(session: Session, rate: float) -> int:
-    """Enough threads for the rate (``threads_for``), but no more than the database can serve at once: a thread holds
-    one pooled connection while it writes, and one stays for the run's own session. With more threads than that,
-    threads queue for a connection, and in a busy process (threads holding one while they wait for the GIL) some
-    waited out the pool's timeout: their client's charges failed as a problem of the run (seen with the 100/s
-    limit's 50 threads over 20 connections)."""
-    bind = session.get_bind()
-    threads = min(threads_for(rate), bind.pool.size() - 1)
-    if bind.dialect.name == "sqlite":
-        threads = min(threads, SQLITE_THREADS)
-    return max(1, threads)
+def database_turns(session: Session, wanted: int) -> int:
+    """``wanted`` turns, but no more than the pool has connections besides the run's own session: only a thread in
+    its turn holds one (the others wait for the gateway with no transaction open), so however many threads the rate
+    wants, none waits out the pool's timeout. (Before the turns, the 100/s limit's 50 threads over 20 connections
+    did: their clients' charges failed as a problem of the run. On SQLite, the turns also keep the threads from
+    queueing for its one writer's lock, whose busy handler is not first come, first served.)"""
+    return max(1, min(wanted, session.get_bind().pool.size() - 1))
