@@ -58,7 +58,7 @@ def apply_result(session: Session, rt: Runtime, attempt_id: int, result: ChargeR
     if change is None:
         return _get(session, attempt_id)
     attempt = change.attempt  # booking's lock reloads this same object; a failed booking expires it
-    booked = needs_booking(session, attempt) and book_safely(session, attempt_id)
+    booked = needs_booking(session, attempt) and book_safely(session, attempt_id, client_id=attempt.request.client_id)
     if change.after == change.before or (not booked and needs_booking(session, attempt)):
         return attempt  # an unbooked payment's email goes out when reconciliation books it
     if change.after == rules.SUCCEEDED:
@@ -140,11 +140,11 @@ def needs_booking(session: Session, attempt: ChargeAttempt | None) -> bool:
     return payment.status != status
 
 
-def book_safely(session: Session, attempt_id: int) -> bool:
+def book_safely(session: Session, attempt_id: int, *, client_id: int | None = None) -> bool:
     """``book``, where a database failure is logged and left for reconciliation (the answer is already recorded).
     True when this call brought the ledger in step; False when it failed or another request had already done it."""
     try:
-        return book(session, attempt_id)
+        return book(session, attempt_id, client_id=client_id)
     except (SQLAlchemyError, DomainError):
         session.rollback()
         log.exception("charge attempt %s: recorded but not booked yet; `portal payments reconcile` will finish it",
@@ -152,11 +152,12 @@ def book_safely(session: Session, attempt_id: int) -> bool:
         return False
 
 
-def book(session: Session, attempt_id: int) -> bool:
+def book(session: Session, attempt_id: int, *, client_id: int | None = None) -> bool:
     """Step 2: keep the ledger Payment in step with the attempt; allocate it to the invoices when the money arrived.
-    False when there was nothing left to do (a twin request booked it first)."""
+    False when there was nothing left to do (a twin request booked it first). ``client_id``: the attempt's client,
+    when the caller holds it (an attempt's client never changes), else it is looked up."""
     begin_write(session)
-    client_id = client_of_attempt(session, attempt_id)
+    client_id = client_id or client_of_attempt(session, attempt_id)
     lock_client_invoices(session, client_id)
     attempt = lock_attempt(session, attempt_id)
     changed = _sync_payment(session, attempt)
