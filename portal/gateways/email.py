@@ -162,13 +162,6 @@ class Mailer:
         except OSError as e:  # the outbox folder is unwritable: report it like an SMTP failure
             return Delivery(False, message["Message-ID"], error=str(e), recipients=_recipients(message))
 
-    def send(self, *, sender: Sender, to: Sequence[str], subject: str, template: str, context: dict,
-             attachments: Sequence[Attachment] = (), headers: dict[str, str] | None = None) -> Delivery:
-        """Render and deliver one message."""
-        text, html = self.render(template, **context)
-        return self.deliver(self.build(sender=sender, to=to, subject=subject, text=text, html=html,
-                                       attachments=attachments, headers=headers))
-
 
 def _recipients(message: EmailMessage) -> tuple[str, ...]:
     return tuple(a.strip() for a in (message["To"] or "").split(",") if a.strip())

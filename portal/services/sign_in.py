@@ -101,10 +101,9 @@ def request_link(session: Session, rt: Runtime, email_address: str, ip: str, nex
     session.add(link)
     session.commit()
     token = _serializer(rt).dumps({"l": link.id, "n": link.nonce})
-    text, html = rt.mailer.render("sign_in_link", contact=contact, url=link_url(rt, token, next_path), msp=msp,
-                                  minutes=_minutes(rt))
-    message = rt.mailer.build(sender=mail.sender(session), to=[contact.email],
-                              subject=f"Your sign-in link for {msp.name}", text=text, html=html)
+    message = mail.compose(session, rt, to=[contact.email], subject=f"Your sign-in link for {msp.name}",
+                           template="sign_in_link", context={"contact": contact, "url": link_url(rt, token, next_path),
+                                                             "msp": msp, "minutes": _minutes(rt)})
     return LinkEmail(message, contact.id, rt.mailer)
 
 

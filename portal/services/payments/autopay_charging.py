@@ -17,7 +17,7 @@ receipts, webhooks and reconciliation handle it unchanged. What autopay adds:
   same run.
 
 Charges run on several threads (each with its own database session) under the gateway's rate limit; the threads
-take turns for their database work and wait for the gateway side by side (``DATABASE_TURNS``).
+take turns for their database work and wait for the gateway and the mail relay side by side (``DATABASE_TURNS``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -63,7 +62,7 @@ from . import autopay_declines, charging
 from .autopay_setup import ClientAutopay, MethodOnFile, enrolled_clients
 from .checkout import in_flight_by_invoice
 from .locks import end_reads
-from .rate_limit import TokenBucket, run_all, threads_for
+from .rate_limit import TokenBucket, Turns, given_back, run_all, threads_for
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +289,7 @@ def _discount(session: Session, setup: ClientAutopay, client: Client, invoice: I
 # --- charging ------------------------------------------------------------------------------------------------------
 
 def charge_client(open_session: OpenSession, rt: Runtime, client_id: int, today: date,
-                  bucket: TokenBucket, turns: threading.Semaphore, *, holder: str = "",
+                  bucket: TokenBucket, turns: Turns, *, holder: str = "",
                   lease_seconds: float = 0) -> ChargeReport:
     """Everything due for one client, in one thread with its own session. A hard decline on the default method
     retires it, so the next round charges the fallback the same day.
@@ -301,15 +300,15 @@ def charge_client(open_session: OpenSession, rt: Runtime, client_id: int, today:
     which its unanswered charges are replayed).
 
     ``turns``: the thread does its database work only while it holds one (``DATABASE_TURNS``), and gives it back
-    while it waits for the rate limit and the gateway."""
+    while it waits for the rate limit, the gateway and the mail relay."""
     report = ChargeReport()
     lease = f"autopay-client:{client_id}"
-    with turns, open_session() as session:
+    with turns.held(), open_session() as session:
         try:
             if lease_seconds > 0 and not leases.take(session, lease, holder, lease_seconds):
                 return report
             try:
-                _charge_rounds(session, rt, client_id, today, bucket, report, turns)
+                _charge_rounds(session, rt, client_id, today, bucket, report)
             finally:
                 if lease_seconds > 0:
                     session.rollback()
@@ -322,7 +321,7 @@ def charge_client(open_session: OpenSession, rt: Runtime, client_id: int, today:
 
 
 def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, bucket: TokenBucket,
-                   report: ChargeReport, turns: threading.Semaphore) -> None:
+                   report: ChargeReport) -> None:
     charged_numbers: set[tuple[int, int]] = set()
     for round_ in range(3):  # default, fallback, and one spare for a method changed meanwhile
         setups = enrolled_clients(session, rt.gateway.name, client_ids=[client_id])
@@ -347,7 +346,7 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
                     report.skips.append((plan.invoice_id, outcome))
                 continue
             end_reads(session)  # nothing open while another thread takes this turn: no lock is held while waiting
-            with _turn_given_back(turns):
+            with given_back():
                 bucket.take()
                 answer = charging.ask_gateway(rt, outcome.attempt_id, outcome.call)
             attempt = charging.apply_answer(session, rt, outcome.attempt_id, answer, source="autopay")
@@ -361,15 +360,6 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
                 declined = declined or (handled is not None and handled.decline is not None)
         if not declined:
             return  # every charge paid or is still on its way: another round would find nothing new to charge
-
-
-@contextmanager
-def _turn_given_back(turns: threading.Semaphore) -> Iterator[None]:
-    turns.release()
-    try:
-        yield
-    finally:
-        turns.acquire()
 
 
 #: A claim holds the client's invoices for milliseconds. Two processes claiming different invoices of one client can
@@ -408,7 +398,7 @@ def charge_due(session: Session, rt: Runtime, today: date, *, open_session: Open
         start = random.randrange(len(client_ids))
         client_ids = client_ids[start:] + client_ids[:start]
     bucket = TokenBucket(rate)
-    turns = threading.Semaphore(database_turns(session, database_threads))
+    turns = Turns(database_turns(session, database_threads))
     total = ChargeReport()
     done = iter(range(1, len(client_ids) + 1))
 

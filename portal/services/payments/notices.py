@@ -21,6 +21,8 @@ from ..autopay import incentives
 from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
+from .locks import end_reads
+from .rate_limit import given_back
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,15 @@ def _send(session: Session, rt: Runtime, attempt: ChargeAttempt, *, template: st
         if not to:
             log.warning("no one to email about charge attempt %s", attempt.id)
             return
-        delivery = mail.send(session, rt, to=to, subject=subject(), template=template,
-                             context=_context(session, rt, attempt))
+        message = mail.compose(session, rt, to=to, subject=subject(), template=template,
+                               context=_context(session, rt, attempt))
+        end_reads(session)
     except SQLAlchemyError:
         session.rollback()
         log.exception("%s email for charge attempt %s not sent; reconciliation retries it", template, attempt.id)
         return
+    with given_back():  # run-due's charging: the mail relay's wait is not a database turn
+        delivery = mail.deliver(rt, message)
     if not delivery.ok:
         log.error("%s email for charge attempt %s was refused: %s", template, attempt.id, delivery.error)
         return

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -49,6 +50,42 @@ class TokenBucket:
                     return
                 wait = (1 - self._tokens) / self.rate
             self._sleep(wait)
+
+
+class Turns:
+    """At most ``n`` threads at a time work on the database; the others wait for the network (the gateway, the mail
+    relay) meanwhile. A thread takes a turn with ``held()`` and gives it back around a network wait with
+    ``given_back()``, only with no transaction open: it never waits for a turn while holding a lock or a connection
+    another thread needs."""
+
+    _current = threading.local()  # the Turns whose turn this thread holds, if any
+
+    def __init__(self, n: int):
+        self._free = threading.Semaphore(max(1, n))
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._free:
+            Turns._current.turns = self
+            try:
+                yield
+            finally:
+                Turns._current.turns = None
+
+
+@contextmanager
+def given_back() -> Iterator[None]:
+    """Around a wait on the network: this thread's turn, if it holds one, is another thread's meanwhile. The caller
+    has ended its transaction (``locks.end_reads``)."""
+    turns: Turns | None = getattr(Turns._current, "turns", None)
+    if turns is None:
+        yield
+        return
+    turns._free.release()
+    try:
+        yield
+    finally:
+        turns._free.acquire()
 
 
 def threads_for(rate: float) -> int:
