@@ -62,7 +62,7 @@ from . import autopay_declines, charging
 from .autopay_setup import ClientAutopay, MethodOnFile, enrolled_clients
 from .checkout import in_flight_by_invoice
 from .locks import end_reads
-from .rate_limit import TokenBucket, Turns, given_back, run_all, threads_for
+from .rate_limit import TokenBucket, Turns, run_all, threads_for
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ def _charge_rounds(session: Session, rt: Runtime, client_id: int, today: date, b
                     report.skips.append((plan.invoice_id, outcome))
                 continue
             end_reads(session)  # nothing open while another thread takes this turn: no lock is held while waiting
-            with given_back():
+            with Turns.given_back():
                 bucket.take()
                 answer = charging.ask_gateway(rt, outcome.attempt_id, outcome.call)
             attempt = charging.apply_answer(session, rt, outcome.attempt_id, answer, source="autopay")
@@ -383,8 +383,7 @@ def _claim_patiently(session: Session, rt: Runtime, setup: ClientAutopay, invoic
 #: configured (RUN_DUE_DATABASE_THREADS). The threads are there to keep enough gateway calls in the air for the rate
 #: (``threads_for``); when all of them worked at once, a process spent more CPU per charge (a dozen runnable threads
 #: handing the GIL around; the database's backends too) and charged slower (bench/README.md). Two: one thread's
-#: Python runs while the other waits for the database. A thread gives its turn back only with no transaction open,
-#: so no thread waits for a turn while holding a lock another one needs.
+#: Python runs while the other waits for the database.
 DATABASE_TURNS = 2
 
 

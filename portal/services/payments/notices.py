@@ -22,7 +22,7 @@ from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
 from .locks import end_reads
-from .rate_limit import given_back
+from .rate_limit import Turns
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _send(session: Session, rt: Runtime, attempt: ChargeAttempt, *, template: st
         session.rollback()
         log.exception("%s email for charge attempt %s not sent; reconciliation retries it", template, attempt.id)
         return
-    with given_back():  # run-due's charging: the mail relay's wait is not a database turn
+    with Turns.given_back():  # run-due's charging: the mail relay's wait is not a database turn
         delivery = mail.deliver(rt, message)
     if not delivery.ok:
         log.error("%s email for charge attempt %s was refused: %s", template, attempt.id, delivery.error)

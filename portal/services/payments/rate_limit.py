@@ -55,8 +55,8 @@ class TokenBucket:
 class Turns:
     """At most ``n`` threads at a time work on the database; the others wait for the network (the gateway, the mail
     relay) meanwhile. A thread takes a turn with ``held()`` and gives it back around a network wait with
-    ``given_back()``, only with no transaction open: it never waits for a turn while holding a lock or a connection
-    another thread needs."""
+    ``Turns.given_back()``, only with no transaction open: it never waits for a turn while holding a lock or a
+    connection another thread needs."""
 
     _current = threading.local()  # the Turns whose turn this thread holds, if any
 
@@ -72,20 +72,20 @@ class Turns:
             finally:
                 Turns._current.turns = None
 
-
-@contextmanager
-def given_back() -> Iterator[None]:
-    """Around a wait on the network: this thread's turn, if it holds one, is another thread's meanwhile. The caller
-    has ended its transaction (``locks.end_reads``)."""
-    turns: Turns | None = getattr(Turns._current, "turns", None)
-    if turns is None:
-        yield
-        return
-    turns._free.release()
-    try:
-        yield
-    finally:
-        turns._free.acquire()
+    @staticmethod
+    @contextmanager
+    def given_back() -> Iterator[None]:
+        """Around a wait on the network: this thread's turn, if it holds one, is another thread's meanwhile. The
+        caller has ended its transaction (``locks.end_reads``)."""
+        turns: Turns | None = getattr(Turns._current, "turns", None)
+        if turns is None:
+            yield
+            return
+        turns._free.release()
+        try:
+            yield
+        finally:
+            turns._free.acquire()
 
 
 def threads_for(rate: float) -> int:
