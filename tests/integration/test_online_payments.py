@@ -10,7 +10,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from portal import db
 from portal.domain.errors import DomainError
@@ -459,6 +459,48 @@ def test_a_success_recorded_but_not_booked_holds_the_invoice_until_it_is_booked(
     assert receipt["Subject"].startswith("Payment received")
     payments.reconcile(session, runtime_for(stripe_gateway))
     assert len(read_outbox(outbox)) == 1 and invoice_state(session, shop.first) == ("paid", 0)
+
+
+@pytest.fixture
+def payments_refused(session):
+    """The database refuses every new payment row (as it would a full disk), until the test calls the result."""
+    if session.get_bind().dialect.name == "postgresql":
+        ddl = ["CREATE FUNCTION refuse_payment() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ "
+               "LANGUAGE plpgsql",
+               "CREATE TRIGGER refuse_payment BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION refuse_payment()"]
+        undo = ["DROP TRIGGER refuse_payment ON payments", "DROP FUNCTION refuse_payment()"]
+    else:
+        ddl = ["CREATE TRIGGER refuse_payment BEFORE INSERT ON payments BEGIN SELECT RAISE(ABORT, 'disk full'); END"]
+        undo = ["DROP TRIGGER refuse_payment"]
+
+    def run(statements):
+        for statement in statements:
+            session.execute(text(statement))
+        session.commit()
+
+    run(ddl)
+    yield lambda: run(undo)
+
+
+def test_an_answer_whose_booking_the_database_refuses_is_still_recorded(session, shop, stripe_gateway, fake_stripe,
+                                                                       outbox, payments_refused, caplog):
+    """The answer and its booking commit together; when that transaction fails, the answer is recorded on its own,
+    so the money that moved is known (and holds the invoice) until reconciliation books it."""
+    attempt = pay(session, stripe_gateway, new_request(session, shop), fake_stripe.confirmation_token("pm_card_visa"))
+
+    session.expire_all()
+    assert session.get(ChargeAttempt, attempt.id).status == "succeeded"
+    assert count(session, Payment) == 0 and invoice_state(session, shop.first) == ("open", 10_000)
+    assert "recorded but not booked yet" in caplog.text and read_outbox(outbox) == []
+    with pytest.raises(DomainError):
+        new_request(session, shop)
+    session.rollback()
+
+    payments_refused()  # the disk has room again
+    payments.reconcile(session, runtime_for(stripe_gateway))
+    assert invoice_state(session, shop.first) == ("paid", 0)
+    [receipt] = read_outbox(outbox)
+    assert receipt["Subject"].startswith("Payment received")
 
 
 def test_reconcile_leaves_a_still_processing_debit_alone(session, shop, stripe_gateway, fake_stripe):

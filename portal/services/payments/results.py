@@ -1,15 +1,19 @@
 """The one place a gateway's answer about a charge changes our books, whoever brings it (the paying browser's
 request, a webhook, reconciliation). Safe to call again, late, or out of order: states only move forward.
 
-Three steps, each on its own so that nothing after the first can undo the knowledge that money moved:
+Three steps; nothing after the first can undo the knowledge that money moved:
 
-1. ``record``: the answer (status, the gateway's id, method details) in one short transaction on the attempt row.
+1. ``record``: the answer (status, the gateway's id, method details) on the attempt row.
 2. ``book``: the ledger brought in step with the attempt (a Payment while the money is on its way, allocated to the
    invoices once the gateway says it *succeeded*: a bank debit stays "processing" and the invoice stays open). It
-   takes the locks in the one order: the client's invoices, then the attempt. If it fails (a deadlock, the
-   database restarting) the attempt already says what happened, and ``reconciliation.finish`` books it later.
+   takes the locks in the one order: the client's invoices, then the attempt.
 3. the email to the client (a receipt, or a failure the client did not see happen). A refused or failed email is
    logged and retried by reconciliation; it never turns a payment into an error.
+
+Steps 1 and 2 usually commit together (one transaction per answer instead of two: run-due books thousands). Should
+that transaction fail (a deadlock, an allocation refused, the database restarting), the answer is recorded again on
+its own and booking retried once; if that fails too the attempt already says what happened and
+``reconciliation.finish`` books it later.
 """
 
 from __future__ import annotations
@@ -54,11 +58,10 @@ def apply_result(session: Session, rt: Runtime, attempt_id: int, result: ChargeR
     ``source`` is "browser" when the paying client is looking at the outcome right now; failures learned any other
     way (a bank debit returned days later, a webhook, reconciliation) are emailed to the client.
     """
-    change = record(session, attempt_id, result)
+    change, booked = _record_and_book(session, attempt_id, result)
     if change is None:
         return _get(session, attempt_id)
-    attempt = change.attempt  # booking's lock reloads this same object; a failed booking expires it
-    booked = needs_booking(session, attempt) and book_safely(session, attempt_id, client_id=attempt.request.client_id)
+    attempt = change.attempt  # a failed booking expires it; the next read reloads it
     if change.after == change.before or (not booked and needs_booking(session, attempt)):
         return attempt  # an unbooked payment's email goes out when reconciliation books it
     if change.after == rules.SUCCEEDED:
@@ -89,14 +92,49 @@ def _get(session: Session, attempt_id: int) -> ChargeAttempt:
     return attempt
 
 
+def _record_and_book(session: Session, attempt_id: int, result: ChargeResult) -> tuple[Change | None, bool]:
+    """Steps 1 and 2 in one transaction; on failure, step 1 on its own and step 2 once more (``book_safely``).
+    Returns the change (None: the answer is about another charge) and whether this call booked it."""
+    try:
+        begin_write(session)
+        client_id = _get(session, attempt_id).request.client_id  # never changes; often loaded already (run-due)
+        lock_client_invoices(session, client_id)
+        attempt = lock_attempt(session, attempt_id)
+        change = _record_locked(session, attempt, result)
+        if change is None:
+            session.rollback()
+            return None, False
+        booked = needs_booking(session, attempt) and _book_locked(session, attempt, client_id)
+        session.commit()
+        return change, booked
+    except (SQLAlchemyError, DomainError):
+        session.rollback()
+        log.warning("charge attempt %s: recording and booking together failed; recording first", attempt_id,
+                    exc_info=True)
+    change = record(session, attempt_id, result)
+    if change is None:
+        return None, False
+    client_id = change.attempt.request.client_id
+    return change, needs_booking(session, change.attempt) and book_safely(session, attempt_id, client_id=client_id)
+
+
 def record(session: Session, attempt_id: int, result: ChargeResult) -> Change | None:
-    """Step 1: the gateway's answer on the attempt row, committed at once. None: the answer is about another charge."""
+    """Step 1 alone: the gateway's answer on the attempt row, committed at once. None: the answer is about another
+    charge."""
     begin_write(session)
     attempt = lock_attempt(session, attempt_id)  # only the attempt: no invoice lock is held or wanted
+    change = _record_locked(session, attempt, result)
+    if change is None:
+        session.rollback()
+        return None
+    session.commit()  # keeps a newly learnt gateway id even when the state did not move
+    return change
+
+
+def _record_locked(session: Session, attempt: ChargeAttempt, result: ChargeResult) -> Change | None:
     if result.gateway_id and attempt.gateway_id and result.gateway_id != attempt.gateway_id:
         log.error("charge attempt %s is %s, ignoring a result for %s", attempt.id, attempt.gateway_id,
                   result.gateway_id)
-        session.rollback()
         return None
     before = attempt.status
     after = rules.advance(before, rules.attempt_status_for(result.status))
@@ -115,7 +153,6 @@ def record(session: Session, attempt_id: int, result: ChargeResult) -> Change | 
                 "The payment was canceled." if after == rules.CANCELED else "The payment could not be completed.")
         if after in rules.FINAL and before not in rules.FINAL:
             attempt.settled_at = now()
-    session.commit()  # keeps a newly learnt gateway id even when the state did not move
     return Change(before, after, attempt)
 
 
@@ -159,13 +196,17 @@ def book(session: Session, attempt_id: int, *, client_id: int | None = None) -> 
     begin_write(session)
     client_id = client_id or client_of_attempt(session, attempt_id)
     lock_client_invoices(session, client_id)
-    attempt = lock_attempt(session, attempt_id)
+    changed = _book_locked(session, lock_attempt(session, attempt_id), client_id)
+    session.commit()
+    return changed
+
+
+def _book_locked(session: Session, attempt: ChargeAttempt, client_id: int) -> bool:
     changed = _sync_payment(session, attempt)
     if changed and attempt.status == rules.SUCCEEDED:  # settled money: an equipment order waiting on it is cleared
         from ..enforcement.orders import clear_settled
 
         clear_settled(session, client_id=client_id)
-    session.commit()
     return changed
 
 
