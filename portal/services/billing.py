@@ -162,9 +162,10 @@ def void_invoice(session: Session, invoice: Invoice, reason: str, *, commit: boo
     return invoice
 
 
-def refresh_status(session: Session, invoice: Invoice) -> None:
-    """Move an issued invoice between open and paid after its allocations changed (caller commits)."""
-    paid = ledger.paid_cents(session, [invoice.id])[invoice.id]
+def refresh_status(session: Session, invoice: Invoice, *, paid_cents: int | None = None) -> None:
+    """Move an issued invoice between open and paid after its allocations changed (caller commits). ``paid_cents``:
+    what settles it now, when the caller knows (an open item's balance is its total less what was paid)."""
+    paid = ledger.paid_cents(session, [invoice.id])[invoice.id] if paid_cents is None else paid_cents
     new = rules.status_for_balance(invoice.status, invoice.total_cents, paid)
     if new != invoice.status:
         invoice.status = new

@@ -19,7 +19,8 @@ from portal.models import AutopayCharge, ChargeAttempt, Invoice
 def record_on_arrival(session: Session, attempt: ChargeAttempt) -> None:
     if attempt.origin == AttemptOrigin.CHECKOUT:
         return
-    row = session.scalar(select(AutopayCharge).where(AutopayCharge.request_id == attempt.request_id))
+    with session.no_autoflush:  # the booking's pending rows go in one flush with this row's mark, below
+        row = session.scalar(select(AutopayCharge).where(AutopayCharge.request_id == attempt.request_id))
     if row is None:
         return
     if row.attempt_id == attempt.id and row.handled_at is None:

@@ -61,8 +61,7 @@ def record_payment(
         memo=memo.strip(), recorded_by_id=recorded_by.id if recorded_by else None, created_at=now(),
     )
     session.add(payment)
-    session.flush()
-    _apply(session, payment, plan)
+    _apply(session, payment, plan, items)
     session.commit()
     return payment
 
@@ -76,7 +75,7 @@ def apply_arrived_payment(session: Session, payment: Payment, allocations: Mappi
         items = ledger.open_items(session, payment.client_id, lock=True)
     plan = _clean(allocations)
     check_allocation(payment.amount_cents, plan, items)
-    _apply(session, payment, plan)
+    _apply(session, payment, plan, items)
 
 
 def apply_credit(session: Session, client: Client, allocations: Mapping[int, int] | None = None) -> int:
@@ -201,11 +200,15 @@ def _clean(allocations: Mapping[int, int]) -> dict[int, int]:
     return {int(k): int(v) for k, v in allocations.items() if int(v) != 0}
 
 
-def _apply(session: Session, payment: Payment, plan: Mapping[int, int]) -> None:
+def _apply(session: Session, payment: Payment, plan: Mapping[int, int], items: list[OpenItem]) -> None:
+    """Allocate a payment by a plan checked against ``items`` (read in this transaction, the invoices locked): what
+    each invoice had paid is known, so its status follows without reading the allocations back (nor flushing)."""
+    owed = {item.invoice_id: item.balance_cents for item in items}
+    invoices = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.id.in_(list(plan))))}
     for invoice_id, cents in plan.items():
-        session.add(Allocation(payment_id=payment.id, invoice_id=invoice_id, amount_cents=cents, created_at=now()))
-    session.flush()
-    _refresh(session, plan)
+        invoice = invoices[invoice_id]  # check_allocation: every invoice of the plan is an open item
+        refresh_status(session, invoice, paid_cents=invoice.total_cents - owed[invoice_id] + cents)
+        session.add(Allocation(payment=payment, invoice_id=invoice_id, amount_cents=cents, created_at=now()))
 
 
 def _refresh(session: Session, invoice_ids) -> None:

@@ -237,8 +237,7 @@ def _sync_payment(session: Session, attempt: ChargeAttempt) -> bool:
             created_at=now(),
         )
         session.add(payment)
-        session.flush()
-        attempt.payment_id = payment.id
+        attempt.payment = payment  # one flush inserts it and updates the attempt once
         arrived = status == rules.SUCCEEDED
     else:
         session.refresh(payment, with_for_update=True)
