@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from .errors import AllocationError
 from .invoices import DRAFT, VOID
@@ -25,6 +26,7 @@ class OpenItem:
     invoice_id: int
     balance_cents: int
     label: str = ""
+    due_date: date | None = None  # as ledger.open_items reads them
 
 
 def allocate_oldest_first(amount_cents: int, items: Sequence[OpenItem]) -> dict[int, int]:

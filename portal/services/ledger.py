@@ -179,7 +179,8 @@ def open_items(session: Session, client_id: int, *, lock: bool = False) -> list[
         query = query.with_for_update()
     invoices = session.scalars(query).all()
     paid = paid_cents(session, [i.id for i in invoices])
-    items = [OpenItem(i.id, invoice_balance(i.status, i.total_cents, paid[i.id]), i.number) for i in invoices]
+    items = [OpenItem(i.id, invoice_balance(i.status, i.total_cents, paid[i.id]), i.number, i.due_date)
+             for i in invoices]
     return [item for item in items if item.balance_cents > 0]
 
 

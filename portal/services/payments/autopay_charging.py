@@ -115,7 +115,6 @@ def plan_client(session: Session, setup: ClientAutopay, today: date, *, lock: bo
     if not items:
         return []
     ids = [item.invoice_id for item in items]
-    due_dates = {i: d for i, d in session.execute(select(Invoice.id, Invoice.due_date).where(Invoice.id.in_(ids)))}
     in_flight = in_flight_by_invoice(session, setup.client_id)
     charges: dict[int, list[tuple[AutopayCharge, str]]] = {}
     for row, status in session.execute(
@@ -135,7 +134,7 @@ def plan_client(session: Session, setup: ClientAutopay, today: date, *, lock: bo
     approved_over_cap = cap_approvals.approved_ids(session, ids)
     plans = []
     for item in items:
-        reached = setup.rules.schedule.charge_date(due_dates[item.invoice_id]) <= today
+        reached = setup.rules.schedule.charge_date(item.due_date) <= today
         history = charges.get(item.invoice_id, [])
         number = (history[-1][0].charge_number + 1) if history else 1
         if item.invoice_id in on_plan:
@@ -157,7 +156,7 @@ def plan_client(session: Session, setup: ClientAutopay, today: date, *, lock: bo
                                      number, reached))
             continue
         retry = _retry(history, method, setup.rules.retry_days)
-        due_item = policy.DueItem(due_date=due_dates[item.invoice_id], balance_cents=item.balance_cents,
+        due_item = policy.DueItem(due_date=item.due_date, balance_cents=item.balance_cents,
                                   in_flight_cents=in_flight.get(item.invoice_id, 0),
                                   approved_over_cap=item.invoice_id in approved_over_cap,
                                   notice_sent_on=noticed.get(notice_subject(item.invoice_id)))

@@ -56,7 +56,8 @@ def apply_result(session: Session, rt: Runtime, attempt_id: int, result: ChargeR
     """Record what the gateway says about an attempt, book it, and tell the client when they are not looking.
 
     ``source`` is "browser" when the paying client is looking at the outcome right now; failures learned any other
-    way (a bank debit returned days later, a webhook, reconciliation) are emailed to the client.
+    way (a bank debit returned days later, a webhook, reconciliation) are emailed to the client. "autopay": a charge
+    run-due makes (autopay or an installment).
     """
     change, booked = _record_and_book(session, attempt_id, result)
     if change is None:
@@ -66,7 +67,8 @@ def apply_result(session: Session, rt: Runtime, attempt_id: int, result: ChargeR
         return attempt  # an unbooked payment's email goes out when reconciliation books it
     if change.after == rules.SUCCEEDED:
         notices.send_receipt(session, rt, attempt)
-        _withdraw_paid_notices(session, rt, attempt)
+        if source != "autopay":  # run-due's own charges: its "notices withdrawn" step comes later in the same run
+            _withdraw_paid_notices(session, rt, attempt)
     elif change.after == rules.FAILED and (change.before == rules.PROCESSING or source != "browser"):
         notices.send_failure_notice(session, rt, attempt)
     return attempt
