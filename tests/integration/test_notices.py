@@ -21,7 +21,7 @@ from portal.services.errors import NotFound
 from tests.enforcement_fixtures import META, publish_terms, sign_terms, verifies
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import new_request, runtime_for
-from tests.run_due_fixtures import run
+from tests.run_due_fixtures import CARD, enroll_rows, run
 from tests.smtp_fixtures import mail_through_smtp  # noqa: F401 (fixture)
 
 DUE = date(2026, 3, 1)  # the shop's first invoice ($100.00); the second ($250.00) is due March 31
@@ -217,6 +217,24 @@ def test_an_offline_payment_is_picked_up_by_run_due(app, session, shop, signed, 
     assert not report.problems
     session.expire_all()
     assert session.get(EnforcementNotice, notice.id).status == "withdrawn"
+    assert verifies(session, rt, signed)
+
+
+def test_an_autopay_charge_that_pays_the_overdue_balance_withdraws_the_notice_in_the_same_run(
+        app, session, shop, signed, clock, sandbox_gateway, smtp_server):
+    """run-due books its own charges without withdrawing notices one charge at a time: its "notices withdrawn" step,
+    later in the same run, does it once the charges have paid."""
+    rt = runtime_for(sandbox_gateway)
+    clock.set(DUE + timedelta(days=50))
+    notice = notices.issue(session, rt, shop.client, "remote_disable", staff=None)
+    enroll_rows(session, rt, shop.client, [("pm_card_visa", CARD)])
+
+    report = run(app, session, rt)
+
+    assert (report.charged, report.succeeded, report.problems) == (2, 2, [])
+    session.expire_all()
+    assert session.get(EnforcementNotice, notice.id).status == "withdrawn"
+    assert len([m for m in messages(smtp_server) if m["Subject"].startswith("Withdrawn")]) == 1
     assert verifies(session, rt, signed)
 
 
