@@ -191,6 +191,10 @@ class Claim:
     charge_id: int
     attempt_id: int
     call: charging.ChargeCall
+    # the attempt as written, with its request and items: held until the answer is booked, so the session's (weak)
+    # identity map keeps them and booking reads none of them back (when it did, run-due's speed hung on when Python
+    # happened to collect them)
+    attempt: ChargeAttempt
 
 
 def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list[int], today: date
@@ -264,7 +268,7 @@ def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list
         session.rollback()  # another process numbered one of these charges first: it charges, we do not
         return LOCKED_ELSEWHERE
     for row, attempt, call in calls:
-        outcomes[row.invoice_id] = Claim(row.id, attempt.id, call)
+        outcomes[row.invoice_id] = Claim(row.id, attempt.id, call, attempt)
     return outcomes
 
 

@@ -48,7 +48,7 @@ from ..autopay import methods
 from ..autopay import rules as autopay_rules
 from ..locking import begin_write
 from ..payments import autopay_declines, charging
-from ..payments.autopay_charging import LOCKED_ELSEWHERE, lock_client_invoices_now
+from ..payments.autopay_charging import LOCKED_ELSEWHERE, Claim, lock_client_invoices_now
 from ..payments.autopay_mail import billing_emails
 from ..payments.locks import end_reads, lock_client_invoices
 from ..runtime import Runtime
@@ -139,12 +139,6 @@ def target(session: Session, rt: Runtime, plan: PaymentPlan, today: date) -> Tar
     return Target(row.id, row.number, amount, method.id, customer, number)
 
 
-@dataclass(frozen=True)
-class Claim:
-    charge_id: int
-    attempt_id: int
-    call: charging.ChargeCall
-
 
 def claim(session: Session, rt: Runtime, plan_id: int, today: date) -> Claim | str | None:
     """Decide and write one charge of the plan in one transaction, under the client's invoices' lock, committed
@@ -178,7 +172,7 @@ def claim(session: Session, rt: Runtime, plan_id: int, today: date) -> Claim | s
         raise
     stamp = now()
     attempt = ChargeAttempt(
-        request_id=request.id, attempt_number=1, gateway=rt.gateway.name, customer_id=found.customer_id,
+        request=request, attempt_number=1, gateway=rt.gateway.name, customer_id=found.customer_id,
         method_token=method.method_id, origin=AttemptOrigin.AUTOPAY, status=rules.CREATED,
         method_type=method.method_type, card_funding=method.card_funding, brand=method.brand, last4=method.last4,
         amount_cents=request.amount_cents, surcharge_cents=0, charged_cents=request.amount_cents,
@@ -198,7 +192,7 @@ def claim(session: Session, rt: Runtime, plan_id: int, today: date) -> Claim | s
     except IntegrityError:
         session.rollback()  # another process numbered this charge first: it charges, we do not
         return LOCKED_ELSEWHERE
-    return Claim(row.id, attempt.id, call)
+    return Claim(row.id, attempt.id, call, attempt)
 
 
 def charge_plan(session: Session, rt: Runtime, plan_id: int, today: date, report: PlanChargeReport) -> None:
