@@ -267,8 +267,10 @@ class Ledger(SetupIntents):
                     param="payment_method",
                     code="payment_method_unactivated",
                 )
-            used = self._was_used(method["id"]) or method["id"] in self.detached
-            if owner is None and method_id not in TEST_METHODS and used:
+            # "used" only asked about a method without a customer: it scans every PaymentIntent
+            if owner is None and method_id not in TEST_METHODS and (
+                self._was_used(method["id"]) or method["id"] in self.detached
+            ):
                 raise invalid(
                     "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
                     "attachment, or was detached from a Customer. It may not be used again.",
