@@ -243,7 +243,8 @@ def withdraw(session: Session, rt: Runtime, client: Client, notice_id: int, *, s
 
 def withdraw_paid(session: Session, rt: Runtime, *, client_id: int | None = None, on: date | None = None) -> int:
     """Live notices whose grounds are gone (the overdue balance is paid with settled money) are withdrawn, and the
-    clients told once. run-due's "notices withdrawn" step, and called right after a payment is booked."""
+    clients told once. run-due's "notices withdrawn" step, and called right after a payment is booked (except run-due's
+    own charges: the step follows them in the same run)."""
     on = on or today()
     query = select(EnforcementNotice.id).where(EnforcementNotice.status == ISSUED).order_by(EnforcementNotice.id)
     if client_id is not None:
