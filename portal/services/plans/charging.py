@@ -139,7 +139,6 @@ def target(session: Session, rt: Runtime, plan: PaymentPlan, today: date) -> Tar
     return Target(row.id, row.number, amount, method.id, customer, number)
 
 
-
 def claim(session: Session, rt: Runtime, plan_id: int, today: date) -> Claim | str | None:
     """Decide and write one charge of the plan in one transaction, under the client's invoices' lock, committed
     before the gateway is called. A reason string (or None) when nothing is charged."""
