@@ -203,6 +203,8 @@ def _clean(allocations: Mapping[int, int]) -> dict[int, int]:
 def _apply(session: Session, payment: Payment, plan: Mapping[int, int], items: list[OpenItem]) -> None:
     """Allocate a payment by a plan checked against ``items`` (read in this transaction, the invoices locked): what
     each invoice had paid is known, so its status follows without reading the allocations back (nor flushing)."""
+    if not plan:
+        return  # all of it is the client's credit
     owed = {item.invoice_id: item.balance_cents for item in items}
     invoices = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.id.in_(list(plan))))}
     for invoice_id, cents in plan.items():
