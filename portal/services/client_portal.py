@@ -17,6 +17,7 @@ from portal.domain.payments import payment_credit
 from portal.models import Allocation, Invoice, Payment
 
 from . import ledger
+from .payments.checkout import in_flight_on
 from .scope import ClientScope
 
 INVOICE_FILTERS = {
@@ -28,8 +29,10 @@ INVOICE_FILTERS = {
 
 # What a list of invoices prints (templates/client/_invoice_table.html) and ledger.figures_for reads. Lists
 # select only these columns (a Row, read like an Invoice) instead of loading whole ORM objects: cheaper per row.
+# Their balances come from the settled sum the database keeps (ledger.stored_balance), not from the allocation
+# rows: a list is a report; the invoice's own page, and whatever takes money, derive it from the rows.
 LISTED = (Invoice.id, Invoice.number, Invoice.status, Invoice.currency, Invoice.issue_date, Invoice.due_date,
-          Invoice.total_cents)
+          Invoice.total_cents, Invoice.settled_cents)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class InvoiceRow:
     paid_cents: int
     balance_cents: int
     status: str  # what a person sees: open, partially paid, overdue, paid, void
+    paying: bool = False  # in invoice_page: money is on its way to it (checkout.payments_in_flight tells what)
 
     @property
     def badge(self) -> str:
@@ -55,21 +59,21 @@ class Page(Generic[T]):
     has_next: bool
 
 
-def invoice_rows(scope: ClientScope, invoices: Sequence[Invoice | Row], today: date) -> list[InvoiceRow]:
+def invoice_rows(scope: ClientScope, invoices: Sequence[Invoice], today: date) -> list[InvoiceRow]:
     paid = ledger.paid_cents(scope.session, [i.id for i in invoices])
     return [_row(i, paid[i.id], today) for i in invoices]
 
 
-def _row(invoice: Invoice | Row, paid: int, today: date) -> InvoiceRow:
+def _row(invoice: Invoice | Row, paid: int, today: date, paying: bool = False) -> InvoiceRow:
     figures = ledger.figures_for(invoice, paid, today)
-    return InvoiceRow(invoice, figures.paid_cents, figures.balance_cents, figures.status)
+    return InvoiceRow(invoice, figures.paid_cents, figures.balance_cents, figures.status, paying)
 
 
 def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, today: date,
                  number: str = "") -> Page[InvoiceRow]:
     """Newest first, walking the (client_id, issue_date, id) index backwards. No COUNT(*): with a million
     invoices counting costs more than the page itself, so we fetch one extra row to know if there is a next page."""
-    query = scope.invoices().with_only_columns(*LISTED)
+    query = scope.invoices().with_only_columns(*LISTED, in_flight_on(Invoice.id).label("paying"))
     statuses = INVOICE_FILTERS.get(status)
     if statuses:
         query = query.where(Invoice.status.in_(statuses))
@@ -77,13 +81,14 @@ def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, 
         query = query.where(Invoice.number.istartswith(number, autoescape=True))
     query = query.order_by(Invoice.issue_date.desc(), Invoice.id.desc())
     found = scope.session.execute(query.limit(page_size + 1).offset((page - 1) * page_size)).all()
-    return Page(invoice_rows(scope, found[:page_size], today), page, page > 1, len(found) > page_size)
+    rows = [_row(i, i.settled_cents, today, i.paying) for i in found[:page_size]]
+    return Page(rows, page, page > 1, len(found) > page_size)
 
 
 def recent_open(scope: ClientScope, today: date, limit: int = 5) -> list[InvoiceRow]:
     query = (scope.invoices().with_only_columns(*LISTED).where(Invoice.status == OPEN)
              .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit))
-    return invoice_rows(scope, scope.session.execute(query).all(), today)
+    return [_row(i, i.settled_cents, today) for i in scope.session.execute(query)]
 
 
 @dataclass(frozen=True)

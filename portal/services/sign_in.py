@@ -23,6 +23,7 @@ from portal.gateways.email import Mailer
 from portal.models import Contact, SignInLink
 
 from . import mail
+from .agreements.invitations import terms_to_sign_expr
 from .clients import find_contact_by_email
 from .locking import begin_write
 from .runtime import Runtime
@@ -167,3 +168,14 @@ def set_password(session: Session, contact: Contact, password: str) -> None:
     password, is what proves who the contact is, so a password change is not a security reset."""
     contact.password_hash = hash_password(password)
     session.commit()
+
+
+def signed_in_contact(session: Session, contact_id: int, epoch: int) -> tuple[Contact, int | None] | None:
+    """The contact a session cookie names, if it may still use the portal and was not signed out everywhere since
+    (``epoch``), with the payment terms version its client still has to sign (None: nothing to sign). One query:
+    every page view of a signed-in contact starts here."""
+    row = session.execute(
+        select(Contact, terms_to_sign_expr(Contact.client_id)).where(Contact.id == contact_id)).first()
+    if row is None or not (row[0].portal_access and row[0].session_epoch == epoch):
+        return None
+    return row[0], row[1]

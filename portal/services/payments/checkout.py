@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Exists, Select, func, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -80,23 +80,37 @@ class PaymentInFlight:
 def payments_in_flight(session: Session, client_id: int, invoice_ids: Iterable[int] | None = None
                        ) -> dict[int, list[PaymentInFlight]]:
     """The same money in_flight_by_invoice counts, one entry per checkout, by invoice (oldest first)."""
-    busy = ChargeAttempt.status.in_(rules.IN_FLIGHT | {rules.SUCCEEDED})
     query = (
-        select(PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents, func.min(ChargeAttempt.created_at),
-               func.max(ChargeAttempt.method_type))
-        .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
-        .join(ChargeAttempt, ChargeAttempt.request_id == PaymentRequest.id)
-        .where(PaymentRequest.client_id == client_id, busy,
-               PaymentRequest.status != rules.PaymentRequestStatus.PAID)
+        _items_in_flight(PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents,
+                         func.min(ChargeAttempt.created_at), func.max(ChargeAttempt.method_type))
+        .where(PaymentRequest.client_id == client_id)
         .group_by(PaymentRequestItem.id, PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents)
         .order_by(func.min(ChargeAttempt.created_at), PaymentRequestItem.id)
     )
     if invoice_ids is not None:
-        query = query.where(PaymentRequestItem.invoice_id.in_(list(invoice_ids)))
+        ids = list(invoice_ids)
+        if not ids:
+            return {}
+        query = query.where(PaymentRequestItem.invoice_id.in_(ids))
     found: dict[int, list[PaymentInFlight]] = {}
     for invoice_id, cents, since, method_type in session.execute(query):
         found.setdefault(invoice_id, []).append(PaymentInFlight(invoice_id, int(cents), since, method_type))
     return found
+
+
+def in_flight_on(invoice_id: ColumnElement[int]) -> Exists:
+    """Whether payments_in_flight has anything for this invoice, as a column of a list's query: a page of invoices
+    then asks for the details only of those with money on its way (most pages have none)."""
+    return _items_in_flight(PaymentRequestItem.id).where(PaymentRequestItem.invoice_id == invoice_id).exists()
+
+
+def _items_in_flight(*columns) -> Select:
+    # an attempt that may still move money, or money that arrived but is not booked (a paid request is booked)
+    return (select(*columns)
+            .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
+            .join(ChargeAttempt, ChargeAttempt.request_id == PaymentRequest.id)
+            .where(ChargeAttempt.status.in_(rules.IN_FLIGHT | {rules.SUCCEEDED}),
+                   PaymentRequest.status != rules.PaymentRequestStatus.PAID))
 
 
 @dataclass(frozen=True)

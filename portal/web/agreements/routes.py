@@ -8,9 +8,6 @@ from flask import Blueprint, g, redirect, request, url_for
 from flask import session as web_session
 from flask_login import current_user
 
-from portal import db
-from portal.services import agreements
-
 bp = Blueprint("agreements", __name__)
 
 # The terms version the contact was last sent to sign in this session. Sent again only when a newer version is
@@ -29,7 +26,7 @@ def _send_contact_to_terms():
         return None
     if not (current_user.is_authenticated and current_user.is_contact):
         return None
-    version_id = agreements.terms_to_sign(db.session(), current_user.client_id)
+    version_id = current_user.terms_to_sign  # read with the contact's row (Identity)
     g.terms_to_sign = version_id
     if version_id is None or web_session.get(PROMPTED) == version_id:
         return None

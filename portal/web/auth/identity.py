@@ -14,11 +14,14 @@ from flask_login import UserMixin, current_user
 from portal import db
 from portal.extensions import login_manager
 from portal.models import Contact, StaffUser
+from portal.services import sign_in
 
 
 @dataclass
 class Identity(UserMixin):
     record: StaffUser | Contact
+    # a contact's: the payment terms version its client still has to sign, read with the contact (None: nothing)
+    terms_to_sign: int | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -56,9 +59,8 @@ def load_identity(user_id: str) -> Identity | None:
         contact_id, _, epoch = rest.partition(":")
         if not (contact_id.isdigit() and epoch.isdigit()):
             return None
-        contact = session.get(Contact, int(contact_id))
-        if contact and contact.portal_access and contact.session_epoch == int(epoch):
-            return Identity(contact)
+        found = sign_in.signed_in_contact(session, int(contact_id), int(epoch))
+        return Identity(*found) if found else None
     return None
 
 

@@ -68,7 +68,7 @@ def invoices():
     page = client_portal.invoice_page(_scope(), status=status, page=_page_number(), number=number,
                                 page_size=current_app.config["INVOICE_PAGE_SIZE"], today=today())
     in_flight = online_payments.payments_in_flight(db.session(), current_user.client_id,
-                                                   [r.invoice.id for r in page.rows])
+                                                   [r.invoice.id for r in page.rows if r.paying])
     return render_template("client/invoices.html", page=page, status=status, q=number,
                            filters=list(client_portal.INVOICE_FILTERS), in_flight=in_flight)
 
