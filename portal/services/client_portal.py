@@ -34,6 +34,8 @@ INVOICE_FILTERS = {
 LISTED = (Invoice.id, Invoice.number, Invoice.status, Invoice.currency, Invoice.issue_date, Invoice.due_date,
           Invoice.total_cents, Invoice.settled_cents)
 
+_PAGE_COLUMNS = (*LISTED, in_flight_on(Invoice.id).label("paying"))  # built once, not per page view
+
 
 @dataclass(frozen=True)
 class InvoiceRow:
@@ -73,7 +75,7 @@ def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, 
                  number: str = "") -> Page[InvoiceRow]:
     """Newest first, walking the (client_id, issue_date, id) index backwards. No COUNT(*): with a million
     invoices counting costs more than the page itself, so we fetch one extra row to know if there is a next page."""
-    query = scope.invoices().with_only_columns(*LISTED, in_flight_on(Invoice.id).label("paying"))
+    query = scope.invoices().with_only_columns(*_PAGE_COLUMNS)
     statuses = INVOICE_FILTERS.get(status)
     if statuses:
         query = query.where(Invoice.status.in_(statuses))

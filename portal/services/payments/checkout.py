@@ -80,6 +80,9 @@ class PaymentInFlight:
 def payments_in_flight(session: Session, client_id: int, invoice_ids: Iterable[int] | None = None
                        ) -> dict[int, list[PaymentInFlight]]:
     """The same money in_flight_by_invoice counts, one entry per checkout, by invoice (oldest first)."""
+    ids = None if invoice_ids is None else list(invoice_ids)
+    if ids == []:
+        return {}
     query = (
         _items_in_flight(PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents,
                          func.min(ChargeAttempt.created_at), func.max(ChargeAttempt.method_type))
@@ -87,10 +90,7 @@ def payments_in_flight(session: Session, client_id: int, invoice_ids: Iterable[i
         .group_by(PaymentRequestItem.id, PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents)
         .order_by(func.min(ChargeAttempt.created_at), PaymentRequestItem.id)
     )
-    if invoice_ids is not None:
-        ids = list(invoice_ids)
-        if not ids:
-            return {}
+    if ids is not None:
         query = query.where(PaymentRequestItem.invoice_id.in_(ids))
     found: dict[int, list[PaymentInFlight]] = {}
     for invoice_id, cents, since, method_type in session.execute(query):
