@@ -129,6 +129,7 @@ def test_admin_answers_a_client_proposal(admin_http, session, rt, shop):
     session.expire_all()
     assert session.get(PlanOffer, proposal.id).status == "countered"
     assert offers_count(session) == 2
+    assert b"Plan proposals (" not in admin_http.get("/admin/").data  # answered: nothing waits for the MSP
 
 
 # ---------------------------------------------------------------------------------------------------- client

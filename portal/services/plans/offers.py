@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.orm import Session
 
 from portal.clock import today
@@ -305,7 +305,8 @@ def all_open(session: Session) -> list[PlanOffer]:
                                 .order_by(PlanOffer.id.desc())))
 
 
-def waiting_for_staff(session: Session) -> int:
-    """Open client proposals and counters: what the MSP has to answer (a count for the admin pages)."""
-    return session.scalar(select(func.count(PlanOffer.id)).where(PlanOffer.status == OfferStatus.OPEN,
-                                                                  PlanOffer.proposed_by == Proposer.CLIENT)) or 0
+def waiting_for_staff_expr() -> ScalarSelect[int]:
+    """Open client proposals and counters: what the MSP has to answer (a count for the admin pages), as a column
+    beside the signed-in staff user's row (staff.signed_in_staff), so it costs no round trip of its own."""
+    return (select(func.count(PlanOffer.id))
+            .where(PlanOffer.status == OfferStatus.OPEN, PlanOffer.proposed_by == Proposer.CLIENT).scalar_subquery())

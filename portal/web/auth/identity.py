@@ -14,14 +14,15 @@ from flask_login import UserMixin, current_user
 from portal import db
 from portal.extensions import login_manager
 from portal.models import Contact, StaffUser
-from portal.services import sign_in
+from portal.services import sign_in, staff
 
 
 @dataclass
 class Identity(UserMixin):
     record: StaffUser | Contact
-    # a contact's: the payment terms version its client still has to sign, read with the contact (None: nothing)
-    terms_to_sign: int | None = None
+    # Read with the user's row, for the layout of every page (no statement of their own):
+    terms_to_sign: int | None = None  # a contact's: the payment terms version its client still has to sign
+    proposals_waiting: int = 0  # staff: client plan proposals waiting for an answer (plans.offers)
 
     @property
     def is_staff(self) -> bool:
@@ -53,8 +54,8 @@ def load_identity(user_id: str) -> Identity | None:
     kind, _, rest = user_id.partition(":")
     session = db.session()
     if kind == "staff" and rest.isdigit():
-        staff = session.get(StaffUser, int(rest))
-        return Identity(staff) if staff and staff.is_active else None
+        found = staff.signed_in_staff(session, int(rest))
+        return Identity(found[0], proposals_waiting=found[1]) if found else None
     if kind == "contact":
         contact_id, _, epoch = rest.partition(":")
         if not (contact_id.isdigit() and epoch.isdigit()):

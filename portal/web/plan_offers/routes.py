@@ -67,7 +67,7 @@ def _plan_offer_helpers():
     def plan_proposals_waiting() -> int:
         if not (current_user.is_authenticated and current_user.is_staff):
             return 0
-        return offers.waiting_for_staff(db.session())
+        return current_user.proposals_waiting  # read with the staff user (Identity)
 
     def client_plan_offers(client_id: int):
         return offers.latest_in_threads(db.session(), client_id)
