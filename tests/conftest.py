@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from portal import create_app, db
 from portal.clock import Clock, now
@@ -246,6 +246,24 @@ class Factory:
 @pytest.fixture
 def make(session) -> Factory:
     return Factory(session)
+
+
+def statements_run(app, action) -> list[str]:
+    """The SQL statements ``action()`` runs through the app's engine, SQLite's BEGIN left out (portal.db emits it
+    as a statement; PostgreSQL's is the driver's own)."""
+    seen: list[str] = []
+
+    def _seen(_conn, _cursor, statement, *_args):
+        if not statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", _seen)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", _seen)
+    return seen
 
 
 def sign_in(http_client, record) -> None:

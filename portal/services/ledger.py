@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, Subquery, case, func, select, union_all
+from sqlalchemy import ColumnElement, ScalarSelect, Subquery, case, func, select, union_all
 from sqlalchemy.orm import Session
 
 from portal.domain import aging
@@ -79,6 +79,19 @@ def refunded_by_payment(payments: ColumnElement[bool] | None = None) -> Subquery
     if payments is not None:
         query = query.where(payments)
     return query.group_by(Refund.payment_id).subquery()
+
+
+def applied_to_payment() -> ScalarSelect[int]:
+    """applied_by_payment's sum as a column of a query over Payment: the enclosing row's payment only (an index
+    lookup a row), so a page of payments needs no statement of its own for it."""
+    return (select(func.coalesce(func.sum(Allocation.amount_cents), 0))
+            .where(Allocation.payment_id == Payment.id).correlate(Payment).scalar_subquery())
+
+
+def refunded_from_payment() -> ScalarSelect[int]:
+    """refunded_by_payment's sum as a column of a query over Payment (see applied_to_payment)."""
+    return (select(func.coalesce(func.sum(Refund.amount_cents), 0))
+            .where(Refund.payment_id == Payment.id, Refund.status != FAILED).correlate(Payment).scalar_subquery())
 
 
 def credit_expr(applied: Subquery, refunded: Subquery) -> ColumnElement[int]:

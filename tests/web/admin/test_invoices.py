@@ -7,10 +7,12 @@ import re
 from datetime import date
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
 from portal.domain.invoices import LineInput
 from portal.models import Allocation, Invoice, LedgerAdjustment
+from tests.conftest import statements_run
 
 from .conftest import count, page, row
 
@@ -313,3 +315,21 @@ def test_an_invoice_over_the_autopay_cap_is_approved_and_withdrawn_from_its_page
     assert f"Autopay approval of invoice {big.number} withdrawn." in text and "Approve the autopay charge" in text
     assert cap_approvals.approved_ids(session, [big.id]) == set()
     assert admin.post("/admin/invoices/999999/autopay-approval").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/admin/invoices", "/admin/payments"])
+def test_the_invoice_and_payment_lists_are_three_statements_however_many_rows(app, admin, make, path):
+    """The staff user (with the navigation's count), the capped count, the page: balances and per-payment sums
+    are columns of the page's own query, not a statement per page or per row."""
+    def grow(n: int) -> None:
+        for _ in range(n):
+            client = make.client()
+            make.payment(client, 400)  # credit first: the invoice is then part paid
+            make.invoice(client, 1_000)
+
+    grow(1)
+    admin.get(path)  # the process's first page also copies the MSP's settings (SettingsCache)
+    few = statements_run(app, lambda: admin.get(path))
+    grow(6)
+    many = statements_run(app, lambda: admin.get(path))
+    assert len(few) == len(many) == 3, many

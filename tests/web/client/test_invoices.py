@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import event
 
+from tests.conftest import statements_run
 from tests.web.client.conftest import TAXED_LINES
 
 
@@ -109,20 +109,8 @@ def test_odd_page_numbers_do_not_fail(portal, many, page):
     assert response.status_code == 200
 
 
-def _count_queries(app, func) -> int:
-    statements = []
-
-    def _seen(conn, cursor, statement, *args):
-        if not statement.startswith("BEGIN"):  # SQLite's, emitted as a statement (portal.db._sqlite_begin)
-            statements.append(statement)
-
-    engine = app.extensions["db_engine"]
-    event.listen(engine, "before_cursor_execute", _seen)
-    try:
-        func()
-    finally:
-        event.remove(engine, "before_cursor_execute", _seen)
-    return len(statements)
+def _count_queries(app, action) -> int:
+    return len(statements_run(app, action))
 
 
 def test_list_uses_a_fixed_handful_of_queries(portal, many, session):
