@@ -15,6 +15,7 @@ print req/s and latency percentiles of both and the ratio. See bench/README.md. 
 from __future__ import annotations
 
 import argparse
+import http.cookies
 import json
 import os
 import random
@@ -308,13 +309,23 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def fetch(url: str, cookie: str) -> tuple[int, str]:
+    status, body, _ = fetch_with_cookie(url, cookie)
+    return status, body
+
+
+def fetch_with_cookie(url: str, cookie: str) -> tuple[int, str, str]:
+    """(status, body, the Cookie header a browser would send next: ``cookie`` updated by any Set-Cookie)."""
     request = urllib.request.Request(url, headers={"Cookie": cookie, "User-Agent": USER_AGENT})
     opener = urllib.request.build_opener(_NoRedirect)
     try:
         with opener.open(request, timeout=10) as response:
-            return response.status, response.read().decode()
+            jar = http.cookies.SimpleCookie(cookie)
+            for header in response.headers.get_all("Set-Cookie") or []:
+                jar.load(header)
+            sent = "; ".join(f"{name}={morsel.value}" for name, morsel in jar.items())
+            return response.status, response.read().decode(), sent
     except urllib.error.HTTPError as e:
-        return e.code, ""
+        return e.code, "", cookie
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -458,7 +469,9 @@ def main() -> None:
     try:
         servers.append(gunicorn("wsgi:app", args.portal_port, env, args, ROOT))
         servers.append(gunicorn("floor_app:app", args.floor_port, env, args, ROOT / "bench"))
-        status, body = fetch(portal_url, cookie)
+        # the first page adds the CSRF token to the session (the layout's sign-out form): the load then sends the
+        # cookie a browser holds from then on, not one that has the session re-signed on every request
+        status, body, cookie = fetch_with_cookie(portal_url, cookie)
         rows = body.count("B-")  # invoice numbers on the page (each appears in its link at least once)
         if status != 200 or newest not in body:
             raise SystemExit(f"the signed-in invoice list answered {status} without invoice {newest}: "
@@ -478,8 +491,8 @@ def main() -> None:
         status, body = fetch(portal_url, cookie)
         if status != 200 or newest not in body:
             raise SystemExit(f"after the run /invoices answered {status}: the figures are not of the real page")
-        staff = staff_cookie(env)
         base = f"http://127.0.0.1:{args.portal_port}"
+        _, _, staff = fetch_with_cookie(base + "/admin/invoices", staff_cookie(env))  # as above: the CSRF token
         latencies = [("floor page", single_connection_ms(floor_url, ""))]
         latencies += [(path, single_connection_ms(base + path, staff)) for path in STAFF_PAGES]
     finally:

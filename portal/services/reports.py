@@ -87,7 +87,7 @@ class ClientRow:
     oldest_due: date | None
 
 
-def owing_by_client(today: date, client_ids: list[int] | None = None):
+def owing_by_client(today: date, client_ids: list[int] | Select | None = None):
     """One row per client with money owing: balance, overdue part, counts. A subquery to join or filter."""
     owing_invoice = Invoice.status.in_(OWING)
     if client_ids is not None:
@@ -145,8 +145,8 @@ def client_page(
                  .order_by(func.coalesce(column, 0).desc(), Client.legal_name, Client.id)
                  .limit(per_page).offset(offset))
     else:
-        ids = list(session.scalars(select(Client.id).where(*filters).order_by(Client.legal_name, Client.id)
-                                   .limit(per_page).offset(offset)))
+        # the page's clients as a subquery (summed alone, in the same statement as their rows)
+        ids = select(Client.id).where(*filters).order_by(Client.legal_name, Client.id).limit(per_page).offset(offset)
         owing = owing_by_client(today, ids)
         query = (_with_owing(owing).outerjoin(owing, owing.c.client_id == Client.id)
                  .where(Client.id.in_(ids)).order_by(Client.legal_name, Client.id))
@@ -222,8 +222,7 @@ def client_invoices(session: Session, client_id: int, limit: int = 50) -> list[I
         select(Invoice).where(Invoice.client_id == client_id)
         .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit)
     ).all()
-    paid = paid_cents(session, [i.id for i in invoices])
-    return [InvoiceRow(i, "", paid[i.id]) for i in invoices]
+    return [InvoiceRow(i, "", i.settled_cents) for i in invoices]  # a report: the kept sums (see invoice_page)
 
 
 def open_invoices(session: Session, client_id: int) -> list[InvoiceRow]:
