@@ -29,6 +29,9 @@ class Invoice(Base):
         # one client's owing invoices and what each still owes (its balances on every client list and page, what
         # a payment is applied to) without reading its paid ones: no table rows read
         Index("ix_invoices_client_status_due", "client_id", "status", "due_date", "total_cents", "settled_cents"),
+        # a bill's twins, same client and total (the duplicate-bill check of every new invoice, an import's chunk
+        # by chunk): only those rows, not every invoice of the client in the window
+        Index("ix_invoices_client_total_issue", "client_id", "total_cents", "issue_date"),
         # the admin list, newest first, without a sort; what was billed lately (DSO) without a table scan
         Index("ix_invoices_issue_date_id", "issue_date", "id"),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),

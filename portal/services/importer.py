@@ -18,14 +18,12 @@ others are saved exactly as a line-by-line import would save them.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from typing import TextIO
 
-from sqlalchemy import ARRAY, ColumnElement, Integer, Row, String, any_, bindparam, func, insert, literal_column, select
+from sqlalchemy import Row, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +31,6 @@ from portal.clock import now
 from portal.domain import imports
 from portal.domain import invoices as rules
 from portal.domain.clients import ClientStatus
-from portal.domain.duplicates import CHECKED_SOURCES
 from portal.domain.errors import DomainError
 from portal.domain.imports import ImportRow, InvoiceFacts, RowError
 from portal.models import Client, Contact, Invoice, InvoiceLine
@@ -42,6 +39,7 @@ from . import clients, ledger
 from .collections import duplicates
 from .collections.settings import collection_settings
 from .errors import Conflict
+from .keysets import among
 from .settings import get_settings
 
 # Lines per commit when a chunk is redone line by line without --strict. Each written line is then a savepoint (a
@@ -351,14 +349,10 @@ class _Applier:
         self.session.flush()
         created, self.created = self.created, []
         # only twins issued within the window can make a duplicate: a client's older history is not read
-        window = timedelta(days=collection_settings(self.session).duplicate_window_days)
+        window = collection_settings(self.session).duplicate_window_days
+        pairs = select(Invoice.client_id, Invoice.total_cents)
         twins = {tuple(r) for r in self.session.execute(
-            select(Invoice.client_id, Invoice.total_cents)
-            .where(Invoice.client_id.in_({i.client_id for i in created}),
-                   Invoice.total_cents.in_({i.total_cents for i in created}),
-                   Invoice.issue_date.between(min(i.issue_date for i in created) - window,
-                                              max(i.issue_date for i in created) + window),
-                   Invoice.source.in_(CHECKED_SOURCES), Invoice.status != rules.VOID)
+            duplicates.same_client_and_total(self.session, pairs, created, window)
             .group_by(Invoice.client_id, Invoice.total_cents).having(func.count() > 1))}
         duplicates.flag_new(self.session, [i for i in created if (i.client_id, i.total_cents) in twins])
 
@@ -386,14 +380,14 @@ class _Applier:
         """One query each for the chunk's clients, contact emails and invoices (with their lines)."""
         session = self.session
         wanted = {r.client_external_id for r in rows} - self.clients.keys()
-        for client in session.scalars(select(Client).where(_among(session, Client.external_id, wanted))) \
+        for client in session.scalars(select(Client).where(among(session, Client.external_id, wanted))) \
                 if wanted else ():
             self.clients[client.external_id] = client
         self.absent.update(("client", k) for k in wanted - self.clients.keys())
         emails = {r.contact_email for r in rows if r.contact_email} - self.emails.keys()
         if emails:
             self.emails.update(session.execute(select(Contact.email, Contact.client_id)
-                                               .where(_among(session, Contact.email, emails))).all())
+                                               .where(among(session, Contact.email, emails))).all())
         self.absent.update(("email", k) for k in emails - self.emails.keys())
         numbers = [r.invoice_number for r in rows]
         self.invoices = _stored_invoices(session, numbers)
@@ -516,7 +510,7 @@ def _insert_and_get_ids(session: Session, table, key: str, values: list[dict]) -
     (a row another writer added meanwhile makes the INSERT itself fail)."""
     _insert(session, table, values)
     column = table.c[key]
-    ids = dict(session.execute(select(column, table.c.id).where(_among(session, column, [v[key] for v in values])))
+    ids = dict(session.execute(select(column, table.c.id).where(among(session, column, [v[key] for v in values])))
                .all())
     return [ids[v[key]] for v in values]
 
@@ -567,17 +561,6 @@ def _copy(connection, table, names: list[str], rows: list[tuple]) -> None:
         raise IntegrityError(sql, None, e) from e
 
 
-def _among(session: Session, column, values) -> ColumnElement[bool]:
-    """``column IN values`` for a chunk's worth of text keys or integer ids, sent as ONE bound parameter: an
-    ``IN (:p1, ..., :p500)`` list is rendered afresh for every query, which was a good part of a re-import's time.
-    PostgreSQL: ``= ANY(array)``; SQLite: ``IN (SELECT value FROM json_each(:json))``."""
-    values = list(values)
-    element = Integer() if isinstance(column.type, Integer) else String()
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(element)))
-    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(values)))))
-
-
 def _client_label(client: Client | None) -> str:
     if client is None:
         return "unknown"
@@ -596,13 +579,13 @@ def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, tuple[Ro
     re-import's time and builds nothing these need."""
     session.flush()
     connection = session.connection()
-    invoices = connection.execute(select(*STORED).where(_among(session, Invoice.number, numbers))).all()
+    invoices = connection.execute(select(*STORED).where(among(session, Invoice.number, numbers))).all()
     lines: dict[int, list[tuple[str, Decimal, int]]] = {i.id: [] for i in invoices}
     if lines:
         for invoice_id, description, quantity, unit_price in connection.execute(
                 select(InvoiceLine.invoice_id, InvoiceLine.description, InvoiceLine.quantity,
                        InvoiceLine.unit_price_cents)
-                .where(_among(session, InvoiceLine.invoice_id, lines))
+                .where(among(session, InvoiceLine.invoice_id, lines))
                 .order_by(InvoiceLine.invoice_id, InvoiceLine.position)):
             lines[invoice_id].append((description, quantity, unit_price))
     stored = {}

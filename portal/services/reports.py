@@ -60,13 +60,19 @@ class Page:
 def paginate(session: Session, query: Select, page: int, per_page: int, cap: int = COUNT_CAP) -> Page:
     """One page of ``query``'s rows; the count stops at ``cap`` (an index range, not the whole table). The count
     leaves the columns out (some are per-row sums), so ``query`` must not be DISTINCT."""
+    found = _counted(session, query, page, per_page, cap)
+    rows = session.execute(query.limit(per_page).offset((found.page - 1) * per_page)).all()
+    return found.with_items(list(rows))
+
+
+def _counted(session: Session, query: Select, page: int, per_page: int, cap: int = COUNT_CAP) -> Page:
+    """An empty Page with the capped count of ``query``'s rows, and ``page`` brought within them."""
     rows = query.with_only_columns(literal(1), maintain_column_froms=True).order_by(None)
     counted = session.scalar(select(func.count()).select_from(rows.limit(cap + 1).subquery())) or 0
     more = counted > cap
     total = min(counted, cap)
     page = max(1, page) if more else min(max(1, page), max(1, ceil(total / per_page)))
-    rows = session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return Page(list(rows), page, per_page, total, more)
+    return Page([], page, per_page, total, more)
 
 
 def _like(q: str) -> str:
@@ -135,9 +141,8 @@ def client_page(
                            func.lower(Client.external_id).like(pattern, escape="\\")))
     if status:
         filters.append(Client.status == status)
-    total = session.scalar(select(func.count(Client.id)).where(*filters)) or 0
-    page = min(max(1, page), max(1, ceil(total / per_page)))
-    offset = (page - 1) * per_page
+    found = _counted(session, select(Client.id).where(*filters), page, per_page)
+    offset = (found.page - 1) * per_page
     if sort in ("balance", "overdue"):
         owing = owing_by_client(today)
         column = owing.c.due if sort == "balance" else owing.c.overdue
@@ -150,7 +155,7 @@ def client_page(
         owing = owing_by_client(today, ids)
         query = (_with_owing(owing).outerjoin(owing, owing.c.client_id == Client.id)
                  .where(Client.id.in_(ids)).order_by(Client.legal_name, Client.id))
-    return Page(_client_rows(session.execute(query).all()), page, per_page, total)
+    return found.with_items(_client_rows(session.execute(query).all()))
 
 
 def top_clients(session: Session, today: date, *, by: str = "balance", limit: int = 10) -> list[ClientRow]:

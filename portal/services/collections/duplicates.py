@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, insert, select, tuple_
+from sqlalchemy import Date, Select, bindparam, delete, exists, insert, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -24,6 +24,7 @@ from portal.models import DuplicateFlag, Invoice, StaffUser
 
 from .. import billing, ledger
 from ..errors import NotFound
+from ..keysets import with_pairs
 from ..locking import begin_write
 from .settings import collection_settings
 
@@ -44,13 +45,7 @@ def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collecti
     if not new:
         return 0
     window = collection_settings(session).duplicate_window_days
-    lowest = min(b.issue_date for b in new) - timedelta(days=window)
-    highest = max(b.issue_date for b in new) + timedelta(days=window)
-    candidates = [_bill(r) for r in session.execute(
-        select(*_BILL).where(tuple_(Invoice.client_id, Invoice.total_cents).in_({(b.client_id, b.total_cents)
-                                                                                   for b in new}),
-                             Invoice.issue_date.between(lowest, highest), Invoice.status != invoice_rules.VOID,
-                             Invoice.source.in_(rules.CHECKED_SOURCES)))]
+    candidates = [_bill(r) for r in session.execute(same_client_and_total(session, select(*_BILL), new, window))]
     # grouped by what a duplicate must share, so a large import compares each bill with its few twins only
     twins: dict[tuple[int, str, int], list[Bill]] = defaultdict(list)
     for c in candidates:
@@ -64,6 +59,23 @@ def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collecti
     if flags:  # one statement: as ORM objects they were inserted one by one to read back ids nothing needs
         session.execute(insert(DuplicateFlag), flags)
     return len(flags)
+
+
+def same_client_and_total(session: Session, query: Select, bills: Iterable[Bill | Invoice],
+                          window_days: int) -> Select:
+    """``query`` (over Invoice) limited to the checked, unvoided invoices that share client and total with one of
+    ``bills`` and were issued within the window of their dates: where a duplicate can be found. One range of the
+    (client_id, total_cents, issue_date) index a pair (keysets.with_pairs), whatever the client's history."""
+    bills = list(bills)
+    # written into the statement, like the pairs: a plan made without the dates (PostgreSQL's generic plan for a
+    # statement the driver prepared) guessed one row in the window and compared every pair with every invoice
+    lowest, highest = (bindparam(None, day, type_=Date(), literal_execute=True) for day in (
+        min(b.issue_date for b in bills) - timedelta(days=window_days),
+        max(b.issue_date for b in bills) + timedelta(days=window_days)))
+    pairs = sorted({(b.client_id, b.total_cents) for b in bills})
+    return (with_pairs(session, query, Invoice.client_id, Invoice.total_cents, pairs)
+            .where(Invoice.issue_date.between(lowest, highest), Invoice.status != invoice_rules.VOID,
+                   Invoice.source.in_(rules.CHECKED_SOURCES)))
 
 
 def recheck_draft(session: Session, invoice: Invoice) -> int:

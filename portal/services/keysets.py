@@ -1,0 +1,49 @@
+"""A chunk's worth of keys in one query, for the bulk paths (import, the duplicate-bill check), sent as one bound
+parameter where the database plans that well: an ``IN (:p1, ..., :p500)`` list is rendered afresh for every chunk,
+and a ``VALUES`` table of 500 rows is a new statement each time (SQLAlchemy's cache cannot hold it), compiled at a
+cost greater than running it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Integer, Select, String, any_, bindparam, func, select
+from sqlalchemy import literal_column as raw
+from sqlalchemy.orm import Session
+
+
+def among(session: Session, column, values: Iterable) -> ColumnElement[bool]:
+    """``column IN values`` for text keys or integer ids. PostgreSQL: ``= ANY(array)``; SQLite:
+    ``IN (SELECT value FROM json_each(:json))``."""
+    values = list(values)
+    element = Integer() if isinstance(column.type, Integer) else String()
+    if _postgresql(session):
+        return column == any_(bindparam(None, values, type_=ARRAY(element)))
+    return column.in_(select(raw("value")).select_from(func.json_each(bindparam(None, json.dumps(values)))))
+
+
+def with_pairs(session: Session, query: Select, first: ColumnElement[int], second: ColumnElement[int],
+               pairs: Iterable[tuple[int, int]]) -> Select:
+    """``query`` joined to the table of ``pairs`` on (``first``, ``second``): with an index on the two columns, one
+    index range a pair (an IN list on each column probes their cross product; a row-value IN list was planned as a
+    500-term filter on every row, or, on SQLite, through another index). PostgreSQL: ``unnest(ARRAY[..],
+    ARRAY[..])``, the arrays written into the statement when it runs (its compiled form stays cached): as bound
+    parameters the driver prepared the statement after five chunks, and the generic plan PostgreSQL then used
+    knew nothing of the arrays' sizes (a scan per pair, 500 ms a chunk). SQLite: ``json_each(:json)`` of
+    ``[a, b]`` arrays, one bound parameter."""
+    pairs = list(pairs)
+    if _postgresql(session):
+        table = (func.unnest(*(bindparam(None, [pair[n] for pair in pairs], type_=ARRAY(BigInteger()),
+                                         literal_execute=True) for n in (0, 1)))
+                 .table_valued("first", "second").render_derived())
+    else:
+        table = (select(func.json_extract(raw("value"), "$[0]").label("first"),
+                        func.json_extract(raw("value"), "$[1]").label("second"))
+                 .select_from(func.json_each(bindparam(None, json.dumps(pairs)))).subquery())
+    return query.join(table, (first == table.c.first) & (second == table.c.second))
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
