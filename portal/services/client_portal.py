@@ -1,6 +1,7 @@
 """What a signed-in contact sees of its own client's account: pages of invoices and payments. Every query starts
-from ClientScope, so a contact only ever sees its own client's records; balances for a page of rows come from one
-grouped query, not one per row, and follow the ledger's rules (domain.ledger, domain.payments).
+from ClientScope, so a contact only ever sees its own client's records. Balances follow the ledger's rules
+(domain.ledger, domain.payments): a list reads them with its rows (the kept settled sums, see LISTED), a single
+invoice from its allocation rows; never one query per row.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Read-only lists for the staff area: clients with their balances, invoices, payments, top debtors.
 
-Balances are derived from allocation rows (never stored) and aggregated in the database, so the lists stay
-fast with many thousands of clients: only open invoices are summed, and only one page of rows is loaded.
+Lists are reports: invoice balances come from the settled sums the database keeps (``ledger.stored_balance``,
+checked against the allocation rows by the test suite), aggregated in the database, and only one page of rows is
+loaded, so the lists stay fast at a million invoices. What moves money derives balances from the rows (ledger).
 """
 
 from __future__ import annotations
