@@ -45,17 +45,21 @@ WITHDRAWN_WORDS = ("This payment is no longer asked for: what it was for was pai
 
 # --- what can be paid ---------------------------------------------------------------------------------------------
 
+# Money on its way: an attempt that may still turn into money, or money that arrived but is not on the books yet
+# (the gateway's answer is recorded before it is booked); a paid request is booked, so the balances count it.
+_MAY_MOVE_MONEY = ChargeAttempt.status.in_(rules.IN_FLIGHT | {rules.SUCCEEDED})
+_NOT_BOOKED = PaymentRequest.status != rules.PaymentRequestStatus.PAID
+
 def in_flight_by_invoice(session: Session, client_id: int, *, besides: int | None = None) -> dict[int, int]:
     """Cents per invoice already on their way: attempts that may still turn into money, and money that arrived but
     is not on the books yet (the gateway's answer is recorded before it is booked, in a transaction of its own)
     (``besides``: leave out that payment request's own attempts)."""
-    busy = select(ChargeAttempt.request_id).where(ChargeAttempt.status.in_(rules.IN_FLIGHT | {rules.SUCCEEDED}))
+    # each request counted once, however many of its attempts are busy
+    busy = select(ChargeAttempt.request_id).where(_MAY_MOVE_MONEY)
     query = (
         select(PaymentRequestItem.invoice_id, func.sum(PaymentRequestItem.amount_cents))
         .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
-        .where(PaymentRequest.client_id == client_id, PaymentRequest.id.in_(busy),
-               # paid: booked, so the invoices' balances already count it
-               PaymentRequest.status != rules.PaymentRequestStatus.PAID)
+        .where(PaymentRequest.client_id == client_id, PaymentRequest.id.in_(busy), _NOT_BOOKED)
         .group_by(PaymentRequestItem.invoice_id)
     )
     if besides is not None:
@@ -105,12 +109,10 @@ def in_flight_on(invoice_id: ColumnElement[int]) -> Exists:
 
 
 def _items_in_flight(*columns) -> Select:
-    # an attempt that may still move money, or money that arrived but is not booked (a paid request is booked)
     return (select(*columns)
             .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
             .join(ChargeAttempt, ChargeAttempt.request_id == PaymentRequest.id)
-            .where(ChargeAttempt.status.in_(rules.IN_FLIGHT | {rules.SUCCEEDED}),
-                   PaymentRequest.status != rules.PaymentRequestStatus.PAID))
+            .where(_MAY_MOVE_MONEY, _NOT_BOOKED))
 
 
 @dataclass(frozen=True)
