@@ -5,9 +5,12 @@ Services receive the session and own the transaction (they commit); views and co
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 
 from flask import Flask, current_app, g, has_request_context, request
+from psycopg import ServerCursor
+from psycopg.pq import TransactionStatus
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +30,13 @@ def init_app(app: Flask) -> None:
     # fails half-way when another process wrote after its first read (no effect on PostgreSQL).
     app.extensions["db_write_sessionmaker"] = sessionmaker(bind=engine.execution_options(**IMMEDIATE),
                                                            expire_on_commit=False)
+    # A GET on PostgreSQL sends no BEGIN/ROLLBACK around its reads (two of a list page's five round trips): its
+    # connection is in autocommit, and _begin_before_writing opens a real transaction before anything that writes
+    # or locks. Under READ COMMITTED each statement takes its own snapshot either way, so the reads see the same.
+    # The bigger gain: psycopg forgets its prepared statements at every ROLLBACK, so a GET's statements were parsed
+    # and planned afresh on every request; now they are prepared once per connection, as the other paths' are.
+    reads = engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+    app.extensions["db_read_sessionmaker"] = sessionmaker(bind=reads, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
 
@@ -41,7 +51,25 @@ def make_engine(url: str, **pool) -> Engine:
     # instead, before a firewall or server idle timeout drops them; after a database restart the first statement
     # on a dead connection fails, and SQLAlchemy then discards every pooled connection (disconnect detection).
     # `run-due` runs up to pool_size - 1 charging threads (one connection each, and one for the run itself).
-    return create_engine(url, **{"pool_recycle": 1800, "pool_size": 20, "max_overflow": 10, **pool})
+    engine = create_engine(url, **{"pool_recycle": 1800, "pool_size": 20, "max_overflow": 10, **pool})
+    event.listen(engine, "before_cursor_execute", _begin_before_writing)
+    return engine
+
+
+# What may run outside a transaction: a SELECT that neither locks rows nor takes an advisory lock nor moves a
+# sequence. Anything else (INSERT, SAVEPOINT, WITH ..., SELECT ... FOR UPDATE, pg_advisory_xact_lock) begins one.
+_PLAIN_READ = re.compile(r"\s*SELECT\b(?!.*\bFOR\s+(?:NO\s+KEY\s+|KEY\s+)?(?:UPDATE|SHARE)\b)"
+                         r"(?!.*\b(?:pg_\w*advisory\w*|nextval|setval)\s*\()", re.IGNORECASE | re.DOTALL)
+
+
+def _begin_before_writing(conn, cursor, statement, _parameters, _context, _executemany) -> None:
+    """PostgreSQL, a connection in autocommit (a GET's): BEGIN before the first statement that writes or locks, or
+    that reads through a server-side cursor (``yield_per``: its DECLARE lives in a transaction), so the work
+    commits or rolls back as a whole (psycopg's commit and rollback end a transaction they did not begin)."""
+    driver = conn.connection.driver_connection
+    if driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE and (
+            isinstance(cursor, ServerCursor) or not _PLAIN_READ.match(statement)):
+        driver.execute("BEGIN")
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:
@@ -68,8 +96,11 @@ def engine() -> Engine:
 def session() -> Session:
     """The session of the current request or command."""
     if "db_session" not in g:
-        writes = has_request_context() and request.method not in SAFE_METHODS
-        g.db_session = current_app.extensions["db_write_sessionmaker" if writes else "db_sessionmaker"]()
+        if not has_request_context():
+            kind = "db_sessionmaker"  # a command
+        else:
+            kind = "db_read_sessionmaker" if request.method in SAFE_METHODS else "db_write_sessionmaker"
+        g.db_session = current_app.extensions[kind]()
     return g.db_session
 
 
