@@ -1,14 +1,16 @@
 """Jinja filters and globals shared by every template (money, dates, the MSP's name, sandbox banner)."""
 
+from collections.abc import Callable
 from datetime import date, datetime
 
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 
 from portal import db
 from portal.domain import terms as T
 from portal.domain.money import format_money
 from portal.services import ledger
 from portal.services.settings import SettingsCache
+from portal.web.params import MAX_ID
 
 
 def _date(value: date | datetime | None, fmt: str = "%b %-d, %Y") -> str:
@@ -25,12 +27,21 @@ def _invoice_adjustments(invoice) -> list[ledger.AdjustmentLine]:
     return ledger.adjustments_on(db.session(), invoice.id)
 
 
+def _record_links(endpoint: str, key: str) -> Callable[[int], str]:
+    """``url_for(endpoint, **{key: id})`` for every row of a list: the route is built once, for a marker id, and
+    each row's id takes the marker's place (a url_for per row was ~7% of a list page). Ids print as their digits
+    in every route (``RecordId``), so each link is exactly what url_for gives."""
+    head, tail = url_for(endpoint, **{key: MAX_ID}).split(str(MAX_ID))  # one id in a route: exactly two parts
+    return lambda record_id: f"{head}{int(record_id)}{tail}"
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda cents, currency="USD": format_money(int(cents or 0), currency)
     app.jinja_env.filters["date"] = _date
     app.jinja_env.filters["datetime"] = _datetime
     # every document kind the MSP edits and publishes (the agreements pages' tabs)
     app.jinja_env.globals["invoice_adjustments"] = _invoice_adjustments  # a global: imported macros see it too
+    app.jinja_env.globals["record_links"] = _record_links
     app.jinja_env.globals["document_templates"] = [(kind, T.TEMPLATE_TITLES[kind]) for kind in T.TEMPLATE_KINDS]
     settings = app.extensions["settings_cache"] = SettingsCache(app.config["SETTINGS_CACHE_SECONDS"])
 
