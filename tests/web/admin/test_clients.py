@@ -160,6 +160,31 @@ def test_client_search_filter_sort_and_pages(admin, make):
     assert by_balance.index("Beta Builders") < by_balance.index("Alpha Accounting")
 
 
+def test_client_list_sums_are_for_the_day_and_the_search_of_each_request(admin, make, clock):
+    """The list's statements are built once for each kind of request (reports._client_list); the day, the search
+    and the status are each request's own."""
+    late = make.client("Late Co", status="on_hold")
+    make.invoice(late, 10_000, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 20))
+    later = make.client("Later Co")
+    make.invoice(later, 20_000, issue_date=date(2026, 3, 1), due_date=date(2026, 4, 1))
+
+    def by_overdue(query: str = "") -> str:
+        return page(admin.get(f"/admin/clients?sort=overdue{query}"))
+
+    text = by_overdue()  # March 16: nothing overdue yet, so by name
+    assert "$0.00" in row(text, "client", late.id) and text.index("Late Co") < text.index("Later Co")
+    clock.set(date(2026, 3, 25))
+    text = by_overdue()
+    assert "$100.00" in row(text, "client", late.id) and text.index("Late Co") < text.index("Later Co")
+    clock.set(date(2026, 4, 5))
+    text = by_overdue()
+    assert "$200.00" in row(text, "client", later.id) and text.index("Later Co") < text.index("Late Co")
+    on_hold = by_overdue("&q=co&status=on_hold")
+    assert "Late Co" in on_hold and "Later Co" not in on_hold
+    assert "Later Co" in by_overdue("&q=later") and "Late Co" not in by_overdue("&q=later")
+    assert "No client matches" in by_overdue("&q=later&status=on_hold")
+
+
 def test_client_list_query_count_does_not_grow_with_clients(app, admin, make):
     """Balances come from one grouped query, not one query per client (it has to work for 10,000 clients)."""
     def statements_for_list() -> int:
