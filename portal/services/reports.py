@@ -85,6 +85,20 @@ def _page_within(counted: int, page: int, per_page: int, cap: int = COUNT_CAP) -
     return Page([], page, per_page, total, more)
 
 
+def _listed(query: Select) -> tuple[Select, Select]:
+    """A list's count and page statements, to build once: the page is ``LIMIT :limit OFFSET :offset``."""
+    return _count_of(query), query.limit(bindparam("limit")).offset(bindparam("offset"))
+
+
+def _run_list(session: Session, statements: tuple[Select, Select], values: dict, page: int, per_page: int) -> Page:
+    """One page of a list built by ``_listed`` (or shaped like it), with ``values`` for its named parameters (a
+    statement reads the ones it has)."""
+    count, rows = statements
+    found = _page_within(session.scalar(count, values) or 0, page, per_page)
+    offset = (found.page - 1) * per_page
+    return found.with_items(list(session.execute(rows, {**values, "limit": per_page, "offset": offset})))
+
+
 def _like(q: str) -> str:
     escaped = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -145,17 +159,16 @@ def client_page(
     """Clients with their balances. Sorted by name, only the page's clients are summed; sorted by what they
     owe, the sums for every client with an open invoice are needed (one grouped query either way)."""
     by_owing = sort if sort in ("balance", "overdue") else None
-    count, rows = _client_list(by_owing, bool(q.strip()), bool(status))
-    values = {"pattern": _like(q), "status": status, "today": today}  # a statement reads the ones it has
-    found = _page_within(session.scalar(count, values) or 0, page, per_page)
-    values |= {"limit": per_page, "offset": (found.page - 1) * per_page}
-    return found.with_items(_client_rows(session.execute(rows, values).all()))
+    found = _run_list(session, _client_list(by_owing, bool(q.strip()), bool(status)),
+                      {"pattern": _like(q), "status": status, "today": today}, page, per_page)
+    return found.with_items(_client_rows(found.items))
 
 
 @cache
 def _client_list(by_owing: str | None, searched: bool, by_status: bool) -> tuple[Select, Select]:
-    """The client list's count and page statements for one shape of request, built once: building them per
-    request was a tenth of the page. Bound by name: pattern, status, today, limit, offset."""
+    """The client list's count and page statements for one kind of request, built once: building them (and
+    SQLAlchemy's cache key for them) per request was a quarter of the page's time. Bound by name: pattern, status,
+    today, limit, offset."""
     filters = []
     if searched:
         pattern = bindparam("pattern", type_=String())
@@ -225,22 +238,32 @@ def invoice_page(
     session: Session, today: date, *, status: str = "", q: str = "", client_id: int | None = None, page: int = 1,
     per_page: int = 25,
 ) -> Page:
-    # an outer join (every invoice has its client) lets PostgreSQL leave clients out of the capped count
-    query = select(Invoice, Client.legal_name).outerjoin(Client, Client.id == Invoice.client_id)
-    if status == "overdue":
-        query = query.where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_date < today)
-    elif status in INVOICE_FILTERS:
-        query = query.where(Invoice.status == status)
-    if client_id is not None:
-        query = query.where(Invoice.client_id == client_id)
-    if q.strip():
-        pattern = _like(q)
-        query = query.where(or_(func.lower(Invoice.number).like(pattern, escape="\\"),
-                                func.lower(Client.legal_name).like(pattern, escape="\\")))
-    order = (Invoice.due_date, Invoice.id) if status == "overdue" else (Invoice.issue_date.desc(), Invoice.id.desc())
-    found = paginate(session, query.order_by(*order), page, per_page)
+    shown = status if status == "overdue" else ("one status" if status in INVOICE_FILTERS else None)
+    found = _run_list(session, _invoice_list(shown, client_id is not None, bool(q.strip())),
+                      {"status": status, "today": today, "client_id": client_id, "pattern": _like(q)}, page, per_page)
     # a list is a report: the settled sums the database keeps (ledger.stored_balance), no allocation rows read
     return found.with_items([InvoiceRow(invoice, name, invoice.settled_cents) for invoice, name in found.items])
+
+
+@cache
+def _invoice_list(shown: str | None, by_client: bool, searched: bool) -> tuple[Select, Select]:
+    """The invoice list's statements for one kind of request (``shown``: None, "overdue" or "one status"), built
+    once; bound by name: status, today, client_id, pattern, limit, offset."""
+    # an outer join (every invoice has its client) lets PostgreSQL leave clients out of the capped count
+    query = select(Invoice, Client.legal_name).outerjoin(Client, Client.id == Invoice.client_id)
+    if shown == "overdue":
+        query = query.where(Invoice.status == InvoiceStatus.OPEN,
+                            Invoice.due_date < bindparam("today", type_=Date()))
+    elif shown:
+        query = query.where(Invoice.status == bindparam("status"))
+    if by_client:
+        query = query.where(Invoice.client_id == bindparam("client_id"))
+    if searched:
+        pattern = bindparam("pattern", type_=String())
+        query = query.where(or_(func.lower(Invoice.number).like(pattern, escape="\\"),
+                                func.lower(Client.legal_name).like(pattern, escape="\\")))
+    order = (Invoice.due_date, Invoice.id) if shown == "overdue" else (Invoice.issue_date.desc(), Invoice.id.desc())
+    return _listed(query.order_by(*order))
 
 
 def client_invoices(session: Session, client_id: int, limit: int = 50) -> list[InvoiceRow]:
@@ -316,15 +339,23 @@ def _payment_rows(rows) -> list[PaymentRow]:
 def payment_page(
     session: Session, *, client_id: int | None = None, q: str = "", page: int = 1, per_page: int = 25
 ) -> Page:
+    found = _run_list(session, _payment_list(client_id is not None, bool(q.strip())),
+                      {"client_id": client_id, "pattern": _like(q)}, page, per_page)
+    return found.with_items(_payment_rows(found.items))
+
+
+@cache
+def _payment_list(by_client: bool, searched: bool) -> tuple[Select, Select]:
+    """The payment list's statements for one kind of request, built once; bound by name: client_id, pattern,
+    limit, offset."""
     query = _payments()
-    if client_id is not None:
-        query = query.where(Payment.client_id == client_id)
-    if q.strip():
-        pattern = _like(q)
+    if by_client:
+        query = query.where(Payment.client_id == bindparam("client_id"))
+    if searched:
+        pattern = bindparam("pattern", type_=String())
         query = query.where(or_(func.lower(Payment.reference).like(pattern, escape="\\"),
                                 func.lower(Client.legal_name).like(pattern, escape="\\")))
-    found = paginate(session, query.order_by(Payment.received_on.desc(), Payment.id.desc()), page, per_page)
-    return found.with_items(_payment_rows(found.items))
+    return _listed(query.order_by(Payment.received_on.desc(), Payment.id.desc()))
 
 
 def payment_row(session: Session, payment: Payment) -> PaymentRow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -205,7 +205,10 @@ def test_invoice_list_filters_search_and_pages(admin, make, clock):
     assert numbers("?q=globex") == {late.number, paid.number, late2.number}
     assert numbers(f"?q={current.number.lower()}") == {current.number}
     assert numbers(f"?client={acme.id}") == {draft.number, current.number, voided.number}
+    assert numbers(f"?client={globex.id}") == {late.number, paid.number, late2.number}
     assert "Overdue" in row(page(admin.get("/admin/invoices")), "invoice", late2.id)
+    clock.set(current.due_date + timedelta(days=1))  # the list's statements are built once: the day is the request's
+    assert numbers("?status=overdue") == {current.number, late2.number}
 
 
 def test_invoice_list_pages(admin, make):

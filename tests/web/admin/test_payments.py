@@ -196,6 +196,8 @@ def test_payments_list(admin, make):
     assert len(re.findall(r"<tr data-payment=", page(admin.get("/admin/payments?page=2")))) == 2
     only_globex = page(admin.get(f"/admin/payments?client={globex.id}"))
     assert "GLX-WIRE" in only_globex and "ACME-" not in only_globex
+    only_acme = page(admin.get(f"/admin/payments?client={acme.id}"))
+    assert "ACME-25" in only_acme and "GLX-WIRE" not in only_acme
     assert "GLX-WIRE" in page(admin.get("/admin/payments?q=glx")) and "ACME-" not in page(
         admin.get("/admin/payments?q=glx"))
 
