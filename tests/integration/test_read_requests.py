@@ -46,11 +46,10 @@ def _in_transaction(session) -> bool:
 @pytest.mark.parametrize("statement", [
     "SELECT clients.id FROM clients WHERE clients.id = %(id)s",
     "  select 1",
-    "SELECT invoices.id FROM invoices WHERE invoices.memo = 'FOR UPDATE later'",  # a literal: a needless BEGIN only
+    "SELECT count(*) AS count_1 FROM (SELECT 1 FROM invoices LIMIT %(param_1)s) AS anon_1",
 ])
 def test_a_select_that_neither_locks_nor_moves_a_sequence_is_a_plain_read(statement):
-    expected = "FOR UPDATE" not in statement
-    assert bool(_PLAIN_READ.match(statement)) is expected
+    assert _PLAIN_READ.match(statement)
 
 
 @pytest.mark.parametrize("statement", [
@@ -67,6 +66,7 @@ def test_a_select_that_neither_locks_nor_moves_a_sequence_is_a_plain_read(statem
     "SELECT pg_try_advisory_lock(1)",
     "SELECT nextval('invoices_id_seq')",
     "SELECT setval('invoices_id_seq', 1)",
+    "SELECT invoices.id FROM invoices WHERE invoices.memo = 'FOR UPDATE'",  # the words in a literal: a needless BEGIN
 ])
 def test_a_statement_that_writes_or_locks_is_not_a_plain_read(statement):
     assert not _PLAIN_READ.match(statement)
