@@ -6,6 +6,7 @@ import importlib.util
 import re
 from datetime import date, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select
@@ -209,6 +210,32 @@ def test_invoice_list_filters_search_and_pages(admin, make, clock):
     assert "Overdue" in row(page(admin.get("/admin/invoices")), "invoice", late2.id)
     clock.set(current.due_date + timedelta(days=1))  # the list's statements are built once: the day is the request's
     assert numbers("?status=overdue") == {current.number, late2.number}
+
+
+def test_invoice_and_payment_searches_take_any_text(admin, make):
+    """The search pattern is written into the statement when it runs (reports._PATTERN): quotes, backslashes and
+    LIKE's wildcards are only text, and a client's name matches through its id."""
+    odd = make.client("O'Brien \\ 100% Sons")
+    invoice = make.invoice(odd, 1_000)
+    make.payment(odd, 1_000, reference="CHK_9")
+    plain = make.client("Plain Co")
+    make.invoice(plain, 2_000)
+    make.payment(plain, 2_000, reference="CHK-1")
+
+    def found(path: str, q: str) -> str:
+        return page(admin.get(f"{path}?{urlencode({'q': q})}"))
+
+    for q in ("o'brien \\ 100% s", "'brien", "%", "\\"):  # in the odd client's name only
+        invoices, payments = found("/admin/invoices", q), found("/admin/payments", q)
+        assert invoice.number in invoices and "Plain Co" not in invoices, q
+        assert "CHK_9" in payments and "CHK-1" not in payments, q
+    underscore = found("/admin/payments", "_")  # in one reference only
+    assert "CHK_9" in underscore and "CHK-1" not in underscore
+    assert "No invoices match." in found("/admin/invoices", "_")
+    for q in ("'; DELETE FROM invoices; --", "%%", "o''brien"):
+        assert "No invoices match." in found("/admin/invoices", q), q
+        assert "No payments match." in found("/admin/payments", q), q
+    assert invoice.number in found("/admin/invoices", "") and "Plain Co" in found("/admin/invoices", "")
 
 
 def test_invoice_list_pages(admin, make):

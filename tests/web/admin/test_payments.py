@@ -200,6 +200,8 @@ def test_payments_list(admin, make):
     assert "ACME-25" in only_acme and "GLX-WIRE" not in only_acme
     assert "GLX-WIRE" in page(admin.get("/admin/payments?q=glx")) and "ACME-" not in page(
         admin.get("/admin/payments?q=glx"))
+    by_name = page(admin.get("/admin/payments?q=globe"))  # the client's name
+    assert "GLX-WIRE" in by_name and "ACME-" not in by_name
 
 
 def test_payment_detail(admin, make):
