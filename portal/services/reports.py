@@ -100,8 +100,8 @@ def _run_list(session: Session, statements: tuple[Select, Select], values: dict,
 
 
 # What a list's search box asked for (as _like makes it), written into the statement when it runs: how many rows a
-# pattern matches is anyone's guess, so each search gets a plan for its own pattern, never a prepared generic one
-# (which made some searches twice as slow from their sixth run).
+# pattern matches differs wildly from one search to the next, so each gets a plan for its own pattern, never a
+# prepared statement's generic one.
 _PATTERN = bindparam("pattern", type_=String(), literal_execute=True)
 
 
