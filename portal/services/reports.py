@@ -62,14 +62,7 @@ class Page:
 def paginate(session: Session, query: Select, page: int, per_page: int, cap: int = COUNT_CAP) -> Page:
     """One page of ``query``'s rows; the count stops at ``cap`` (an index range, not the whole table). The count
     leaves the columns out (some are per-row sums), so ``query`` must not be DISTINCT."""
-    found = _counted(session, query, page, per_page, cap)
-    rows = session.execute(query.limit(per_page).offset((found.page - 1) * per_page)).all()
-    return found.with_items(list(rows))
-
-
-def _counted(session: Session, query: Select, page: int, per_page: int, cap: int = COUNT_CAP) -> Page:
-    """An empty Page with the capped count of ``query``'s rows, and ``page`` brought within them."""
-    return _page_within(session.scalar(_count_of(query, cap)) or 0, page, per_page, cap)
+    return _run_list(session, _listed(query, cap), {}, page, per_page, cap)
 
 
 def _count_of(query: Select, cap: int = COUNT_CAP) -> Select:
@@ -85,16 +78,18 @@ def _page_within(counted: int, page: int, per_page: int, cap: int = COUNT_CAP) -
     return Page([], page, per_page, total, more)
 
 
-def _listed(query: Select) -> tuple[Select, Select]:
-    """A list's count and page statements, to build once: the page is ``LIMIT :limit OFFSET :offset``."""
-    return _count_of(query), query.limit(bindparam("limit")).offset(bindparam("offset"))
+def _listed(query: Select, cap: int = COUNT_CAP) -> tuple[Select, Select]:
+    """A list's count and page statements (a list whose shape is fixed builds them once): the page is
+    ``LIMIT :limit OFFSET :offset``."""
+    return _count_of(query, cap), query.limit(bindparam("limit")).offset(bindparam("offset"))
 
 
-def _run_list(session: Session, statements: tuple[Select, Select], values: dict, page: int, per_page: int) -> Page:
+def _run_list(session: Session, statements: tuple[Select, Select], values: dict, page: int, per_page: int,
+              cap: int = COUNT_CAP) -> Page:
     """One page of a list built by ``_listed`` (or shaped like it), with ``values`` for its named parameters (a
     statement reads the ones it has)."""
     count, rows = statements
-    found = _page_within(session.scalar(count, values) or 0, page, per_page)
+    found = _page_within(session.scalar(count, values) or 0, page, per_page, cap)
     offset = (found.page - 1) * per_page
     return found.with_items(list(session.execute(rows, {**values, "limit": per_page, "offset": offset})))
 
