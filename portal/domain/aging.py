@@ -44,13 +44,14 @@ class AgingReport:
         return sum(self.counts.values()) - self.counts["current"]
 
 
-def age(balances: Iterable[tuple[date, int]], today: date) -> AgingReport:
-    """``balances``: (due date, open balance in cents) per open invoice."""
+def age(owing: Iterable[tuple[date, int, int]], today: date) -> AgingReport:
+    """``owing``: (due date, cents still owed, number of invoices), one row per invoice or per due date as a grouped
+    query returns them; rows owing nothing are left out."""
     report = AgingReport()
-    for due_date, cents in balances:
+    for due_date, cents, invoices in owing:
         if cents <= 0:
             continue
         bucket = bucket_for(due_date, today)
         report.totals[bucket] += cents
-        report.counts[bucket] += 1
+        report.counts[bucket] += invoices
     return report

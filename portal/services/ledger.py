@@ -2,8 +2,8 @@
 over many invoices read the sum the database keeps of them (``stored_balance``, models/settled.py).
 
 The rules themselves live in the domain (domain.ledger.invoice_balance, domain.payments.payment_credit); this
-module applies them to rows, and states each once in SQL (balance_expr, credit_expr) for the grouped queries that
-aging, client lists and credit need, so no page or report computes a balance its own way.
+module applies them to rows, and states each once in SQL (stored_balance for owing invoices, credit_expr) for the
+grouped queries that aging, client lists and credit need, so no page or report computes a balance its own way.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from portal.domain import aging
 from portal.domain.invoices import OPEN, display_status
-from portal.domain.ledger import NO_BALANCE, OpenItem, invoice_balance
+from portal.domain.ledger import OpenItem, invoice_balance
 from portal.domain.payments import FAILED, SUCCEEDED
 from portal.models import Allocation, Invoice, LedgerAdjustment, Payment, Refund
 
@@ -38,27 +38,12 @@ def _credited_rows() -> Subquery:
     ).subquery()
 
 
-def applied_by_invoice(*where: ColumnElement[bool]) -> Subquery:
-    """Net amount settled per invoice (money applied, net of reversals, plus adjustments), as (invoice_id, cents).
-    ``where`` filters the invoices summed (joined in), e.g. only open ones: paid invoices hold most rows."""
-    rows = _credited_rows()
-    query = select(rows.c.invoice_id, func.sum(rows.c.cents).label("cents"))
-    if where:
-        query = query.join(Invoice, Invoice.id == rows.c.invoice_id).where(*where)
-    return query.group_by(rows.c.invoice_id).subquery()
-
-
-def balance_expr(applied: Subquery) -> ColumnElement[int]:
-    """domain.ledger.invoice_balance in SQL, for a query over Invoice outer-joined to ``applied_by_invoice()``."""
-    return case((Invoice.status.in_(NO_BALANCE), 0),
-                else_=Invoice.total_cents - func.coalesce(applied.c.cents, 0))
-
-
 def stored_balance() -> ColumnElement[int]:
     """What an owing invoice (status in OWING: the query must filter on it) still owes, from
     ``Invoice.settled_cents``, the sum of the same rows kept by the database: domain.ledger.invoice_balance for
-    reports over every owing invoice (aging, the dashboard, client lists, the forecast), which would otherwise sum
-    allocation rows per view. What moves money (open_items, balance_of) keeps reading the rows themselves."""
+    reports and figures to show (aging, the dashboard, client lists, a client's summary and standing, the forecast),
+    which would otherwise sum allocation rows per view. What moves money or goods (open_items, balance_of, the
+    credit-limit check) keeps reading the rows themselves, under its locks."""
     return Invoice.total_cents - Invoice.settled_cents
 
 
@@ -214,7 +199,16 @@ def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payme
 
 
 def credit_cents(session: Session, client_id: int) -> int:
-    return sum(cents for _, cents in unallocated_by_payment(session, client_id))
+    """The client's credit: unallocated_by_payment's total, summed in the database."""
+    theirs = select(Payment.id).where(Payment.client_id == client_id)
+    applied = applied_by_payment(Allocation.payment_id.in_(theirs))
+    refunded = refunded_by_payment(Refund.payment_id.in_(theirs))
+    free = credit_expr(applied, refunded)
+    return int(session.scalar(
+        select(func.coalesce(func.sum(free), 0)).select_from(Payment)
+        .outerjoin(applied, applied.c.payment_id == Payment.id)
+        .outerjoin(refunded, refunded.c.payment_id == Payment.id)
+        .where(Payment.client_id == client_id, free > 0)))
 
 
 @dataclass(frozen=True)
@@ -229,27 +223,33 @@ class ClientSummary:
 
 
 def client_summary(session: Session, client_id: int, today: date) -> ClientSummary:
-    invoices = session.scalars(
-        select(Invoice).where(Invoice.client_id == client_id, Invoice.status.in_(OWING))
-    ).all()
-    paid = paid_cents(session, [i.id for i in invoices])
-    balances = [(i.due_date, invoice_balance(i.status, i.total_cents, paid[i.id])) for i in invoices]
-    owing = [(due, cents) for due, cents in balances if cents > 0]
+    """What a client owes, for display (the client's admin page, the portal's home), from the kept sums."""
+    owing = _owing_by_due_date(session, client_id)
     report = aging.age(owing, today)
-    upcoming = sorted(due for due, _ in owing if due >= today)
     return ClientSummary(
         balance_due_cents=report.total_cents,
         overdue_cents=report.overdue_cents,
         overdue_count=report.overdue_count,
-        open_count=len(owing),
-        next_due_date=upcoming[0] if upcoming else None,
+        open_count=sum(count for _, _, count in owing),
+        next_due_date=min((due for due, _, _ in owing if due >= today), default=None),
         credit_cents=credit_cents(session, client_id),
         aging=report,
     )
 
 
+def owing_cents(session: Session, client_id: int) -> int:
+    """What the client's invoices still owe, from the kept sums: a figure to show (a check that lets money or goods
+    move sums open_items under its locks)."""
+    return sum(cents for _, cents, _ in _owing_by_due_date(session, client_id))
+
+
 def receivables(session: Session, today: date, client_id: int | None = None) -> aging.AgingReport:
     """A/R aging across all clients (or one), grouped in the database so it scales to many invoices."""
+    return aging.age(_owing_by_due_date(session, client_id), today)
+
+
+def _owing_by_due_date(session: Session, client_id: int | None) -> list[tuple[date, int, int]]:
+    """(due date, cents owed, invoices) over every owing invoice (or one client's), from the kept sums."""
     owed = stored_balance()
     query = (
         select(Invoice.due_date, func.sum(owed), func.count())
@@ -258,9 +258,5 @@ def receivables(session: Session, today: date, client_id: int | None = None) -> 
     )
     if client_id is not None:
         query = query.where(Invoice.client_id == client_id)
-    report = aging.AgingReport()
-    for due_date, cents, count in session.execute(query):
-        bucket = aging.bucket_for(due_date, today)
-        report.totals[bucket] += int(cents)
-        report.counts[bucket] += int(count)
-    return report
+    return [(due_date, int(cents), int(count)) for due_date, cents, count in session.execute(query)]
+

@@ -56,15 +56,16 @@ def test_reversal_cannot_exceed_what_is_applied():
 
 def test_aging_buckets():
     today = date(2026, 3, 16)
-    due = [(today, 100), (today - timedelta(days=1), 200), (today - timedelta(days=30), 300),
-           (today - timedelta(days=31), 400), (today - timedelta(days=90), 500), (today - timedelta(days=91), 600),
-           (today + timedelta(days=10), 700), (today - timedelta(days=5), 0)]
+    due = [(today, 100, 1), (today - timedelta(days=1), 200, 1), (today - timedelta(days=30), 300, 1),
+           (today - timedelta(days=31), 400, 1), (today - timedelta(days=90), 500, 3),
+           (today - timedelta(days=91), 600, 2), (today + timedelta(days=10), 700, 1),
+           (today - timedelta(days=5), 0, 1)]  # (due date, cents owed, invoices): grouped rows count their invoices
     report = aging.age(due, today)
     assert report.totals == {"current": 800, "1-30": 500, "31-60": 400, "61-90": 500, "90+": 600}
-    assert report.counts == {"current": 2, "1-30": 2, "31-60": 1, "61-90": 1, "90+": 1}
+    assert report.counts == {"current": 2, "1-30": 2, "31-60": 1, "61-90": 3, "90+": 2}
     assert report.total_cents == 2800
     assert report.overdue_cents == 2000
-    assert report.overdue_count == 5
+    assert report.overdue_count == 8
 
 
 def test_statement_running_balance_and_opening():

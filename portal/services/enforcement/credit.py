@@ -50,8 +50,9 @@ class CreditPosition:
 
 
 def position(session: Session, client_id: int) -> CreditPosition:
+    """For display: open A/R from the kept sums (the check itself, above, reads the rows under its locks)."""
     limit = limit_of(session, client_id)
-    return CreditPosition(limit.limit_cents if limit else None, open_ar_cents(session, client_id))
+    return CreditPosition(limit.limit_cents if limit else None, ledger.owing_cents(session, client_id))
 
 
 def set_limit(session: Session, client_id: int, limit_cents: int | None, *, staff: StaffUser | None) -> None:
