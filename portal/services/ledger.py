@@ -79,11 +79,9 @@ def refunded_from_payment() -> ScalarSelect[int]:
             .where(Refund.payment_id == Payment.id, Refund.status != FAILED).correlate(Payment).scalar_subquery())
 
 
-def credit_expr(applied: Subquery, refunded: Subquery) -> ColumnElement[int]:
-    """domain.payments.payment_credit in SQL, for a query over Payment outer-joined to ``applied_by_payment()``
-    and ``refunded_by_payment()``."""
-    return case((Payment.status == SUCCEEDED,
-                 Payment.amount_cents - func.coalesce(applied.c.cents, 0) - func.coalesce(refunded.c.cents, 0)),
+def credit_expr() -> ColumnElement[int]:
+    """domain.payments.payment_credit in SQL, for a query over Payment (its sums an index lookup a payment)."""
+    return case((Payment.status == SUCCEEDED, Payment.amount_cents - applied_to_payment() - refunded_from_payment()),
                 else_=0)
 
 
@@ -184,31 +182,16 @@ def open_items(session: Session, client_id: int, *, lock: bool = False) -> list[
 
 def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payment, int]]:
     """Payments with money not yet applied nor refunded (the client's credit), oldest first."""
-    theirs = select(Payment.id).where(Payment.client_id == client_id)
-    applied = applied_by_payment(Allocation.payment_id.in_(theirs))
-    refunded = refunded_by_payment(Refund.payment_id.in_(theirs))
-    free = credit_expr(applied, refunded)
+    free = credit_expr()
     rows = session.execute(
-        select(Payment, free)
-        .outerjoin(applied, applied.c.payment_id == Payment.id)
-        .outerjoin(refunded, refunded.c.payment_id == Payment.id)
-        .where(Payment.client_id == client_id, free > 0)
-        .order_by(Payment.received_on, Payment.id)
-    )
+        select(Payment, free).where(Payment.client_id == client_id, free > 0).order_by(Payment.received_on, Payment.id))
     return [(payment, int(cents)) for payment, cents in rows]
 
 
 def credit_cents(session: Session, client_id: int) -> int:
     """The client's credit: unallocated_by_payment's total, summed in the database."""
-    theirs = select(Payment.id).where(Payment.client_id == client_id)
-    applied = applied_by_payment(Allocation.payment_id.in_(theirs))
-    refunded = refunded_by_payment(Refund.payment_id.in_(theirs))
-    free = credit_expr(applied, refunded)
-    return int(session.scalar(
-        select(func.coalesce(func.sum(free), 0)).select_from(Payment)
-        .outerjoin(applied, applied.c.payment_id == Payment.id)
-        .outerjoin(refunded, refunded.c.payment_id == Payment.id)
-        .where(Payment.client_id == client_id, free > 0)))
+    free = credit_expr()
+    return int(session.scalar(select(func.coalesce(func.sum(free), 0)).where(Payment.client_id == client_id, free > 0)))
 
 
 @dataclass(frozen=True)

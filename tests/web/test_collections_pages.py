@@ -122,7 +122,7 @@ def test_call_list_and_the_client_page(app, session, rt, clock, staff_http, acme
     assert "Acme Dental" not in staff_http.get("/admin/collections/").text  # next call scheduled
     client_page = staff_http.get(f"/admin/collections/clients/{acme.id}")
     assert "Resent to the new AP address" in client_page.text and "Did not receive the invoice" in client_page.text
-    assert "Collections" in staff_http.get(f"/admin/clients/{acme.id}").text  # the panel on the client page
+    assert 'id="collections"' in staff_http.get(f"/admin/clients/{acme.id}?tab=collections").text  # client page
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -152,7 +152,7 @@ def test_the_admin_records_a_promise_and_pauses_and_resumes(app, session, staff_
     assert count(session, ClientCollection) == 0
     assert staff_http.post(f"/admin/collections/clients/{acme.id}/pause",
                            data={"reason": "Disputed hours", "until": ""}).status_code == 302
-    page = staff_http.get(f"/admin/clients/{acme.id}")
+    page = staff_http.get(f"/admin/clients/{acme.id}?tab=collections")
     assert "Reminders paused" in page.text and "Disputed hours" in page.text
     staff_http.post(f"/admin/collections/clients/{acme.id}/resume")
     session.expire_all()

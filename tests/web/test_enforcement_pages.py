@@ -92,7 +92,7 @@ def test_issue_then_banner_notice_page_and_withdraw(admin, portal, outsider, ses
     assert issued.status_code == 302
     notice = session.scalar(select(EnforcementNotice))
     assert notice.status == "issued"
-    page = text(admin.get(f"/admin/clients/{shop.client.id}"))
+    page = text(admin.get(f"/admin/clients/{shop.client.id}?tab=equipment"))
     assert "Disable permitted from Apr 25, 2026" in page
 
     dashboard = text(portal.get("/"))
@@ -165,7 +165,7 @@ def test_without_a_card_signing_leads_to_the_checkout(admin, portal, session, sh
         "nonce": request.public_id, "attempt": "1", "method": "card", "card_number": "4242 4242 4242 4242",
         "card_expiry": "12/30", "card_cvc": "123"})
     assert paid.status_code in (302, 303), text(paid)
-    assert 'data-status="charged"' in text(admin.get(f"/admin/clients/{shop.client.id}"))
+    assert 'data-status="charged"' in text(admin.get(f"/admin/clients/{shop.client.id}?tab=equipment"))
     assert session.get(ChargeAuthorization, row.id).status == "charged"
 
 
@@ -179,7 +179,8 @@ def test_the_admin_cancels_one_signed_but_never_paid_and_the_client_is_told(admi
                            "authority": "y", "signature_kind": "typed", "typed_signature": "Pat Doe"})
     request = session.scalar(select(ChargeAuthorization)).request
     cancel_url = f"/admin/clients/{shop.client.id}/charge-authorizations/{row.id}/cancel"
-    assert cancel_url in text(admin.get(f"/admin/clients/{shop.client.id}"))  # signed, never paid: cancelable
+    # signed, never paid: cancelable
+    assert cancel_url in text(admin.get(f"/admin/clients/{shop.client.id}?tab=equipment"))
 
     canceled = admin.post(cancel_url)
 

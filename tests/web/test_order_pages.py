@@ -86,7 +86,7 @@ def test_staff_send_a_deposit_request_and_the_client_is_emailed(admin, session, 
     [mail] = read_outbox(outbox)
     assert f"/orders/{order.public_id}" in mail.get_body(("plain",)).get_content()
     assert order.reference in text(admin.get("/admin/orders"))
-    assert order.reference in text(admin.get(f"/admin/clients/{shop.client.id}"))  # the client page's panel
+    assert order.reference in text(admin.get(f"/admin/clients/{shop.client.id}?tab=equipment"))  # the client's panel
 
 
 def test_a_request_over_the_credit_limit_is_refused_with_the_figures(admin, session, shop, staff):
@@ -119,13 +119,15 @@ def test_a_bad_deposit_request_is_shown_with_nothing_written(admin, session, sho
 
 def test_the_credit_limit_form_sets_and_removes_the_limit(admin, session, shop):
     post = f"/admin/clients/{shop.client.id}/credit-limit"
-    assert admin.post(post, data={"limit": "2,000.00"}).status_code == 302
+    saved = admin.post(post, data={"limit": "2,000.00"})
+    assert saved.status_code == 302  # back to the tab the form is on
+    assert saved.headers["Location"] == f"/admin/clients/{shop.client.id}?tab=equipment#equipment-orders"
     assert session.get(CreditLimit, shop.client.id).limit_cents == 200_000
-    page = text(admin.get(f"/admin/clients/{shop.client.id}"))
+    page = text(admin.get(f"/admin/clients/{shop.client.id}?tab=equipment"))
     assert "Limit $2,000.00; open A/R $350.00; available for new orders $1,650.00." in page
     admin.post(post, data={"limit": "-1"})
     assert session.get(CreditLimit, shop.client.id).limit_cents == 200_000  # refused, unchanged
-    assert "cannot be negative" in text(admin.get(f"/admin/clients/{shop.client.id}"))
+    assert "cannot be negative" in text(admin.get(f"/admin/clients/{shop.client.id}?tab=equipment"))
     admin.post(post, data={"limit": ""})
     session.expire_all()
     assert session.get(CreditLimit, shop.client.id) is None

@@ -95,7 +95,7 @@ def test_offer_form_previews_without_script_and_sends(admin_http, session, shop,
     assert sent.headers["Location"].endswith(f"/admin/plan-offers/{offer.id}")
     detail = admin_http.get(sent.headers["Location"])
     assert b"Offer sent" in detail.data and b"Withdraw this offer" in detail.data
-    assert b"Offer a payment plan" in admin_http.get(f"/admin/clients/{shop.client.id}").data
+    assert b"Offer a payment plan" in admin_http.get(f"/admin/clients/{shop.client.id}?tab=plans").data
 
 
 def test_the_json_preview_runs_the_schedule_and_writes_nothing(admin_http, session, shop):

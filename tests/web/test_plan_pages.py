@@ -168,8 +168,7 @@ def test_the_admin_records_a_check_toward_the_plan(staff_http, session, plan):
     assert "recorded toward plan" in page
     assert "CHK 1001" in page  # in the payments and the timeline
     assert session.scalar(select(func.count()).select_from(Payment)) == 1
-    assert "Plans" in text(staff_http.get(f"/admin/clients/{plan.client_id}")) and plan.reference in text(
-        staff_http.get(f"/admin/clients/{plan.client_id}"))
+    assert plan.reference in text(staff_http.get(f"/admin/clients/{plan.client_id}?tab=plans"))
 
 
 @pytest.mark.parametrize(("data", "message"), [

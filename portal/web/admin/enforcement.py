@@ -83,7 +83,7 @@ def new_notice(client_id: int):
             else:
                 flash("Notice issued and shown in the client's portal, but the email could not be delivered "
                       "(see the agreement's events).", "warning")
-            return redirect(url_for("admin.client_detail", client_id=client.id, _anchor="enforcement"))
+            return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
         status = 400
     with form_refusal(session, errors):
         draft = notices.draft(session, client, form.kind.data or "", today())
@@ -109,7 +109,7 @@ def withdraw_notice(client_id: int, notice_id: int):
             except NotFound:
                 abort(404)
             flash("Notice withdrawn; the client is told.", "success")
-    return redirect(url_for("admin.client_detail", client_id=client.id, _anchor="enforcement"))
+    return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
 
 
 @bp.route("/clients/<int:client_id>/charge-authorizations/new", methods=["GET", "POST"])
@@ -130,7 +130,7 @@ def new_charge_authorization(client_id: int):
                                              staff=current_staff())
             flash(f"Charge authorization sent: the client's billing contacts have the link to sign it "
                   f"(open until {row.expires_at:%B %-d, %Y}).", "success")
-            return redirect(url_for("admin.client_detail", client_id=client.id, _anchor="enforcement"))
+            return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
         status = 400
     elif request.method == "POST":
         status = 400
@@ -153,7 +153,7 @@ def cancel_charge_authorization(client_id: int, authorization_id: int):
             flash("Charge authorization canceled: it can no longer be signed or paid.", "success")
     else:
         flash("The form expired. Please try again.", "error")
-    return redirect(url_for("admin.client_detail", client_id=client.id, _anchor="enforcement"))
+    return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
 
 
 @bp.post("/invoices/<int:invoice_id>/deliverables")

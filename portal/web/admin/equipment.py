@@ -224,7 +224,7 @@ def credit_limit(client_id: int):
             cents = parse_amount(form.limit.data, allow_negative=True) if form.limit.data else None
             credit.set_limit(session, client.id, cents, staff=current_staff())
             flash("Credit limit removed: no limit." if cents is None else "Credit limit saved.", "success")
-    return redirect(url_for("admin.client_detail", client_id=client.id, _anchor="equipment-orders"))
+    return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="equipment-orders"))
 
 
 # --- orders ---------------------------------------------------------------------------------------------------------

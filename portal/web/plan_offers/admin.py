@@ -277,4 +277,4 @@ def admin_cancel_plan(plan_id: int):
     target = "plans.admin_detail"
     if target in current_app.view_functions:
         return redirect(url_for(target, plan_id=plan_id))
-    return redirect(url_for("admin.client_detail", client_id=plan.client_id))
+    return redirect(url_for("admin.client_detail", client_id=plan.client_id, tab="plans"))

@@ -215,8 +215,32 @@ def test_client_detail_shows_account(admin, make, clock):
     text = page(admin.get(f"/admin/clients/{client.id}"))
     assert "9 Harbor Rd" in text and "Portland, ME" in text and "Casey Books" in text and "Controller" in text
     assert "$320.00" in text  # balance due: 300 + 120 - 100
-    assert "overdue" in row(text, "invoice", overdue.id).lower()
-    assert "$200.00" in row(text, "invoice", overdue.id)
-    assert "Open" in row(text, "invoice", current.id)
-    assert "CHK-77" in text
     assert '<tr data-bucket="31-60"><td>31–60 days</td><td class="num">1</td>' in text  # 43 days late
+    invoices = page(admin.get(f"/admin/clients/{client.id}?tab=invoices"))
+    assert "overdue" in row(invoices, "invoice", overdue.id).lower()
+    assert "$200.00" in row(invoices, "invoice", overdue.id)
+    assert "Open" in row(invoices, "invoice", current.id)
+    assert "CHK-77" in page(admin.get(f"/admin/clients/{client.id}?tab=payments"))
+
+
+def test_client_page_shows_one_tab_at_a_time(app, admin, make):
+    """Each tab reads and shows only its own sections (the whole account on one page ran ~30 statements), the tab
+    shown is marked, and an unknown tab is the overview."""
+    client = make.client("Contoso Ltd")
+    make.invoice(client, 30_000)
+    sections = {"overview": ('id="stat-balance"', 'id="standing"', 'id="contacts"'),
+                "invoices": ('id="invoices"',), "payments": ('id="payments"',),  # online payments: once there are any
+                "plans": ('id="plans"', 'id="plan-offers"'), "collections": ('id="collections"',),
+                "equipment": ('id="equipment-orders"', 'id="enforcement"')}
+    every = {marker for markers in sections.values() for marker in markers}
+    statements = {}
+    for tab, markers in sections.items():
+        url, responses = f"/admin/clients/{client.id}?tab={tab}", []
+        seen = statements_run(app, lambda url=url, shown=responses: shown.append(admin.get(url)))
+        text = page(responses[0])
+        assert [m for m in every if m in text] == [m for m in every if m in markers], tab
+        assert f'?tab={tab}" class="active" aria-current="page"' in text or tab == "overview"
+        statements[tab] = len(seen)
+    assert f'<a href="/admin/clients/{client.id}" class="active" aria-current="page">Overview</a>' in page(
+        admin.get(f"/admin/clients/{client.id}?tab=nonsense"))
+    assert max(statements.values()) <= 12, statements

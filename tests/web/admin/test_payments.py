@@ -167,7 +167,7 @@ def test_refund_reopens_the_invoice(admin, make, session):
     assert invoice.status == "open" and ledger.balance_of(session, invoice) == 15_000
     refund = session.scalar(select(Refund))
     assert (refund.amount_cents, refund.reason, refund.refunded_on) == (15_000, "Overbilled", date(2026, 3, 16))
-    reopened = row(page(admin.get(f"/admin/clients/{client.id}")), "invoice", invoice.id)
+    reopened = row(page(admin.get(f"/admin/clients/{client.id}?tab=invoices")), "invoice", invoice.id)
     assert "Partially paid" in reopened and "$150.00" in reopened
 
 

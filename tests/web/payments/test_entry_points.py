@@ -48,7 +48,7 @@ def test_staff_see_disputes_on_the_client_and_the_invoice(http, make, shop, disp
     attempt, dispute = disputed
     sign_in(http, make.staff())
 
-    for url in (f"/admin/invoices/{shop.first.id}", f"/admin/clients/{shop.client.id}"):
+    for url in (f"/admin/invoices/{shop.first.id}", f"/admin/clients/{shop.client.id}?tab=payments"):
         page = text(http.get(url))
         expected = f"Mar 16, 2026 {attempt.gateway_id} duplicate Needs response $100.00"
         assert row(page, "dispute", dispute["id"]) == expected
