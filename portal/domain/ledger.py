@@ -17,7 +17,7 @@ def invoice_balance(status: str, total_cents: int, paid_cents: int) -> int:
     """What is still owed on an invoice: its total less what settled it: money applied (net of reversals) and
     adjustments such as an autopay discount (never an edit of the total), both counted in ``paid_cents``.
 
-    The one statement of the rule; services.ledger.stored_balance is the same rule in SQL for grouped queries."""
+    The one statement of the rule; services.ledger.balance_expr is the same rule in SQL for grouped queries."""
     return 0 if status in NO_BALANCE else total_cents - paid_cents
 
 

@@ -2,8 +2,9 @@
 over many invoices read the sum the database keeps of them (``stored_balance``, models/settled.py).
 
 The rules themselves live in the domain (domain.ledger.invoice_balance, domain.payments.payment_credit); this
-module applies them to rows, and states each once in SQL (stored_balance for owing invoices, credit_expr) for the
-grouped queries that aging, client lists and credit need, so no page or report computes a balance its own way.
+module applies them to rows, and states each once in SQL (balance_expr, stored_balance over the kept sum, credit_expr)
+for the grouped queries that aging, client lists, standing and credit need, so no page or report computes a balance
+its own way.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from portal.domain import aging
 from portal.domain.invoices import OPEN, display_status
-from portal.domain.ledger import OpenItem, invoice_balance
+from portal.domain.ledger import NO_BALANCE, OpenItem, invoice_balance
 from portal.domain.payments import FAILED, SUCCEEDED
 from portal.models import Allocation, Invoice, LedgerAdjustment, Payment, Refund
 
@@ -38,12 +39,30 @@ def _credited_rows() -> Subquery:
     ).subquery()
 
 
+def applied_by_invoice(*where: ColumnElement[bool]) -> Subquery:
+    """Net amount settled per invoice (money applied, net of reversals, plus adjustments), as (invoice_id, cents).
+    ``where`` filters the invoices summed (joined in), e.g. only open ones: paid invoices hold most rows."""
+    rows = _credited_rows()
+    query = select(rows.c.invoice_id, func.sum(rows.c.cents).label("cents"))
+    if where:
+        query = query.join(Invoice, Invoice.id == rows.c.invoice_id).where(*where)
+    return query.group_by(rows.c.invoice_id).subquery()
+
+
+def balance_expr(applied: Subquery) -> ColumnElement[int]:
+    """domain.ledger.invoice_balance in SQL, for a query over Invoice outer-joined to ``applied_by_invoice()``:
+    what decides (standing and holds) reads the rows, not the kept sum."""
+    return case((Invoice.status.in_(NO_BALANCE), 0),
+                else_=Invoice.total_cents - func.coalesce(applied.c.cents, 0))
+
+
 def stored_balance() -> ColumnElement[int]:
     """What an owing invoice (status in OWING: the query must filter on it) still owes, from
     ``Invoice.settled_cents``, the sum of the same rows kept by the database: domain.ledger.invoice_balance for
-    reports and figures to show (aging, the dashboard, client lists, a client's summary and standing, the forecast),
-    which would otherwise sum allocation rows per view. What moves money or goods (open_items, balance_of, the
-    credit-limit check) keeps reading the rows themselves, under its locks."""
+    reports and figures to show (aging, the dashboard, client lists, a client's summary, the forecast), which would
+    otherwise sum allocation rows per view. What moves money or goods or decides a hold (open_items, balance_of, the
+    credit-limit check, standing) keeps reading the rows themselves, so a fault in the kept sum could misstate a
+    figure, never a charge or a hold."""
     return Invoice.total_cents - Invoice.settled_cents
 
 

@@ -2,7 +2,7 @@
 
 What was paid toward a plan is the net money applied (allocations, less their reversals) to the plan's invoices (the
 covered ones and the interest invoices it raised) since the plan was accepted, from payments that succeeded: the
-same rows the ledger counts in ``stored_balance``. Money still on its way (a bank debit clearing, a charge not
+same rows the ledger counts in ``balance_expr``. Money still on its way (a bank debit clearing, a charge not
 finished) is *pending*, shown as such and never as paid. The domain's ``progress`` fills the schedule's rows in
 order with what was paid (row 0 is the down payment).
 

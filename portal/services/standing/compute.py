@@ -18,7 +18,7 @@ from portal.domain.notices import NoticeStatus
 from portal.models import Client, EnforcementNotice, Invoice, PaymentPromise, PlanInvoice
 
 from ..agreements.invitations import signed_terms_of
-from ..ledger import stored_balance
+from ..ledger import applied_by_invoice, balance_expr
 from .overrides import active_overrides
 
 MAX_PAGE = 200
@@ -34,13 +34,16 @@ class ClientStandingView:
 
 def _past_due_items(session: Session, client_ids: Sequence[int], today: date) -> dict[int, list[S.PastDueItem]]:
     """Open invoices due before today with a balance, per client, flagged when a current plan collects them.
-    Only succeeded money is allocated, so a bank payment still processing leaves the balance in place. Balances are
-    the kept sums (ledger.stored_balance): the help desk's page of 200 clients reads no allocation row."""
-    owed = stored_balance()
+    Only succeeded money is allocated, so a bank payment still processing leaves the balance in place."""
+    applied = applied_by_invoice(Invoice.client_id.in_(client_ids), Invoice.status == OPEN)
+    balance = balance_expr(applied)
     rows = session.execute(
-        select(Invoice.id, Invoice.client_id, Invoice.number, Invoice.due_date, owed, PlanInvoice.id.is_not(None))
+        select(Invoice.id, Invoice.client_id, Invoice.number, Invoice.due_date, balance,
+               PlanInvoice.id.is_not(None))
+        .outerjoin(applied, applied.c.invoice_id == Invoice.id)
         .outerjoin(PlanInvoice, PlanInvoice.current_key == Invoice.id)
-        .where(Invoice.client_id.in_(client_ids), Invoice.status == OPEN, Invoice.due_date < today, owed > 0)
+        .where(Invoice.client_id.in_(client_ids), Invoice.status == OPEN, Invoice.due_date < today,
+               balance > 0)
     )
     items: dict[int, list[S.PastDueItem]] = defaultdict(list)
     for invoice_id, client_id, number, due_date, cents, on_plan in rows:
