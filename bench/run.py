@@ -250,7 +250,10 @@ def staff_cookie(env: dict[str, str]) -> str:
     return f"{app.config['SESSION_COOKIE_NAME']}={value}"
 
 
+# A client's page is measured tab by tab (the overview is /admin/clients/1).
 STAFF_PAGES = ("/admin/", "/admin/invoices", "/admin/payments", "/admin/clients", "/admin/clients/1",
+               *(f"/admin/clients/1?tab={tab}" for tab in ("invoices", "payments", "plans", "collections",
+                                                          "equipment")),
                "/admin/receivables")
 
 
@@ -265,7 +268,8 @@ def single_connection_ms(url: str, cookie: str, requests: int = 101, warmup: int
     times = []
     for n in range(warmup + requests):
         start = time.perf_counter()
-        conn.request("GET", parts.path, headers={"Cookie": cookie, "User-Agent": USER_AGENT})
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
+                     headers={"Cookie": cookie, "User-Agent": USER_AGENT})
         response = conn.getresponse()
         response.read()
         if response.status != 200:

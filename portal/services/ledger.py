@@ -13,7 +13,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, ScalarSelect, Subquery, case, func, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    Subquery,
+    bindparam,
+    case,
+    func,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from portal.domain import aging
@@ -98,9 +109,11 @@ def refunded_from_payment() -> ScalarSelect[int]:
             .where(Refund.payment_id == Payment.id, Refund.status != FAILED).correlate(Payment).scalar_subquery())
 
 
-def credit_expr() -> ColumnElement[int]:
-    """domain.payments.payment_credit in SQL, for a query over Payment (its sums an index lookup a payment)."""
-    return case((Payment.status == SUCCEEDED, Payment.amount_cents - applied_to_payment() - refunded_from_payment()),
+def credit_expr(applied: Subquery, refunded: Subquery) -> ColumnElement[int]:
+    """domain.payments.payment_credit in SQL, for a query over Payment outer-joined to ``applied_by_payment()``
+    and ``refunded_by_payment()``."""
+    return case((Payment.status == SUCCEEDED,
+                 Payment.amount_cents - func.coalesce(applied.c.cents, 0) - func.coalesce(refunded.c.cents, 0)),
                 else_=0)
 
 
@@ -201,16 +214,35 @@ def open_items(session: Session, client_id: int, *, lock: bool = False) -> list[
 
 def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payment, int]]:
     """Payments with money not yet applied nor refunded (the client's credit), oldest first."""
-    free = credit_expr()
-    rows = session.execute(
-        select(Payment, free).where(Payment.client_id == client_id, free > 0).order_by(Payment.received_on, Payment.id))
+    payments, free = _with_credit(client_id)
+    rows = session.execute(payments.add_columns(free).order_by(Payment.received_on, Payment.id))
     return [(payment, int(cents)) for payment, cents in rows]
 
 
 def credit_cents(session: Session, client_id: int) -> int:
     """The client's credit: unallocated_by_payment's total, summed in the database."""
-    free = credit_expr()
-    return int(session.scalar(select(func.coalesce(func.sum(free), 0)).where(Payment.client_id == client_id, free > 0)))
+    return int(session.scalar(_CREDIT, {"client_id": client_id}))
+
+
+def _with_credit(client_id: int | BindParameter[int]) -> tuple[Select, ColumnElement[int]]:
+    """The client's payments that hold credit (a query over Payment), and each one's credit."""
+    theirs = select(Payment.id).where(Payment.client_id == client_id)
+    applied = applied_by_payment(Allocation.payment_id.in_(theirs))
+    refunded = refunded_by_payment(Refund.payment_id.in_(theirs))
+    free = credit_expr(applied, refunded)
+    payments = (select(Payment).outerjoin(applied, applied.c.payment_id == Payment.id)
+                .outerjoin(refunded, refunded.c.payment_id == Payment.id)
+                .where(Payment.client_id == client_id, free > 0))
+    return payments, free
+
+
+def _credit_total() -> Select:
+    payments, free = _with_credit(bindparam("client_id"))
+    return payments.with_only_columns(func.coalesce(func.sum(free), 0))
+
+
+# Built once (a client's overview and the payment form show it): constructing it cost more than running it.
+_CREDIT = _credit_total()
 
 
 @dataclass(frozen=True)
