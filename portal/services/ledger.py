@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 
 from sqlalchemy import (
     BindParameter,
@@ -284,13 +285,16 @@ def receivables(session: Session, today: date, client_id: int | None = None) -> 
 
 def _owing_by_due_date(session: Session, client_id: int | None) -> list[tuple[date, int, int]]:
     """(due date, cents owed, invoices) over every owing invoice (or one client's), from the kept sums."""
+    rows = session.execute(_owing_statement(client_id is not None), {"client_id": client_id})
+    return [(due_date, int(cents), int(count)) for due_date, cents, count in rows]
+
+
+@cache
+def _owing_statement(by_client: bool) -> Select:
+    """Built once each (a client's overview and the portal's home read it on every view)."""
     owed = stored_balance()
-    query = (
-        select(Invoice.due_date, func.sum(owed), func.count())
-        .where(Invoice.status.in_(OWING), owed > 0)
-        .group_by(Invoice.due_date)
-    )
-    if client_id is not None:
-        query = query.where(Invoice.client_id == client_id)
-    return [(due_date, int(cents), int(count)) for due_date, cents, count in session.execute(query)]
+    query = select(Invoice.due_date, func.sum(owed), func.count()).where(Invoice.status.in_(OWING), owed > 0)
+    if by_client:
+        query = query.where(Invoice.client_id == bindparam("client_id"))
+    return query.group_by(Invoice.due_date)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from portal.domain import standing as S
@@ -35,20 +35,28 @@ class ClientStandingView:
 def _past_due_items(session: Session, client_ids: Sequence[int], today: date) -> dict[int, list[S.PastDueItem]]:
     """Open invoices due before today with a balance, per client, flagged when a current plan collects them.
     Only succeeded money is allocated, so a bank payment still processing leaves the balance in place."""
-    applied = applied_by_invoice(Invoice.client_id.in_(client_ids), Invoice.status == OPEN)
-    balance = balance_expr(applied)
-    rows = session.execute(
-        select(Invoice.id, Invoice.client_id, Invoice.number, Invoice.due_date, balance,
-               PlanInvoice.id.is_not(None))
-        .outerjoin(applied, applied.c.invoice_id == Invoice.id)
-        .outerjoin(PlanInvoice, PlanInvoice.current_key == Invoice.id)
-        .where(Invoice.client_id.in_(client_ids), Invoice.status == OPEN, Invoice.due_date < today,
-               balance > 0)
-    )
+    rows = session.execute(_PAST_DUE, {"client_ids": list(client_ids), "today": today})
     items: dict[int, list[S.PastDueItem]] = defaultdict(list)
     for invoice_id, client_id, number, due_date, cents, on_plan in rows:
         items[client_id].append(S.PastDueItem(invoice_id, number, due_date, int(cents), bool(on_plan)))
     return items
+
+
+def _past_due_statement() -> Select:
+    past_due = (Invoice.client_id.in_(bindparam("client_ids", expanding=True)), Invoice.status == OPEN,
+                Invoice.due_date < bindparam("today", type_=Date()))
+    applied = applied_by_invoice(*past_due)  # only the past-due invoices' rows are summed
+    balance = balance_expr(applied)
+    return (select(Invoice.id, Invoice.client_id, Invoice.number, Invoice.due_date, balance,
+                   PlanInvoice.id.is_not(None))
+            .outerjoin(applied, applied.c.invoice_id == Invoice.id)
+            .outerjoin(PlanInvoice, PlanInvoice.current_key == Invoice.id)
+            .where(*past_due, balance > 0))
+
+
+# Built once: every standing (a client's page, the help desk's API, the webhooks) reads it, and constructing it
+# cost as much as running it.
+_PAST_DUE = _past_due_statement()
 
 
 def _open_promises(session: Session, client_ids: Sequence[int], today: date) -> dict[int, list[S.Promise]]:
