@@ -19,9 +19,12 @@ from portal.models import AutopayCharge, ChargeAttempt, Client, Contact, Invoice
 
 from .. import mail
 from ..autopay.methods import label
+from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
+from .locks import end_reads
 from .notices import recipients
+from .rate_limit import Turns
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ def send_decline(session: Session, rt: Runtime, charge_id: int, decline: decline
     sent = _send(session, rt, recipients(attempt), subject, "autopay_declined", context)
     if sent:
         try:
+            begin_write(session)  # a fresh write transaction, as after a receipt (notices._send)
             attempt.failure_notice_sent_at = now()
             session.commit()
         except SQLAlchemyError:
@@ -108,11 +112,14 @@ def _send(session: Session, rt: Runtime, to: list[str], subject: str, template: 
         log.warning("%s: no billing contact to email", template)
         return False
     try:
-        delivery = mail.send(session, rt, to=to, subject=subject, template=template, context=context)
+        message = mail.compose(session, rt, to=to, subject=subject, template=template, context=context)
+        end_reads(session)
     except SQLAlchemyError:
         session.rollback()
         log.exception("%s email not sent", template)
         return False
+    with Turns.given_back():  # a decline in run-due's charging: the mail relay's wait is not a database turn
+        delivery = mail.deliver(rt, message)
     if not delivery.ok:
         log.error("%s email refused: %s", template, delivery.error)
     return delivery.ok
