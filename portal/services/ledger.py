@@ -297,4 +297,3 @@ def _owing_statement(by_client: bool) -> Select:
     if by_client:
         query = query.where(Invoice.client_id == bindparam("client_id"))
     return query.group_by(Invoice.due_date)
-

@@ -36,7 +36,8 @@ def clients():
                            statuses=STATUS_LABELS)
 
 
-# The client page's tabs (?tab=), in the order shown. The last three are panels that read their own data.
+# The client page's tabs (?tab=), in the order shown. The view reads what the first three show; the panels on the
+# others (and the payments tab's online payments) read their own data.
 CLIENT_TABS = {"overview": "Overview", "invoices": "Invoices", "payments": "Payments", "plans": "Plans",
                "collections": "Collections", "equipment": "Equipment and enforcement"}
 

@@ -31,6 +31,11 @@ from .forms import ConfirmForm
 bp = Blueprint("enforcement_admin", __name__, url_prefix="/admin")
 
 
+def _back_to_panel(client: Client):
+    """The client page's tab with the notices and charge authorizations, scrolled to them."""
+    return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
+
+
 @dataclass(frozen=True)
 class EnforcementPanel:
     notices: list[EnforcementNotice]
@@ -83,7 +88,7 @@ def new_notice(client_id: int):
             else:
                 flash("Notice issued and shown in the client's portal, but the email could not be delivered "
                       "(see the agreement's events).", "warning")
-            return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
+            return _back_to_panel(client)
         status = 400
     with form_refusal(session, errors):
         draft = notices.draft(session, client, form.kind.data or "", today())
@@ -109,7 +114,7 @@ def withdraw_notice(client_id: int, notice_id: int):
             except NotFound:
                 abort(404)
             flash("Notice withdrawn; the client is told.", "success")
-    return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
+    return _back_to_panel(client)
 
 
 @bp.route("/clients/<int:client_id>/charge-authorizations/new", methods=["GET", "POST"])
@@ -130,7 +135,7 @@ def new_charge_authorization(client_id: int):
                                              staff=current_staff())
             flash(f"Charge authorization sent: the client's billing contacts have the link to sign it "
                   f"(open until {row.expires_at:%B %-d, %Y}).", "success")
-            return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
+            return _back_to_panel(client)
         status = 400
     elif request.method == "POST":
         status = 400
@@ -153,7 +158,7 @@ def cancel_charge_authorization(client_id: int, authorization_id: int):
             flash("Charge authorization canceled: it can no longer be signed or paid.", "success")
     else:
         flash("The form expired. Please try again.", "error")
-    return redirect(url_for("admin.client_detail", client_id=client.id, tab="equipment", _anchor="enforcement"))
+    return _back_to_panel(client)
 
 
 @bp.post("/invoices/<int:invoice_id>/deliverables")
