@@ -131,6 +131,7 @@ def test_the_credit_limit_form_sets_and_removes_the_limit(admin, session, shop):
     admin.post(post, data={"limit": ""})
     session.expire_all()
     assert session.get(CreditLimit, shop.client.id) is None
+    assert "No limit; open A/R $350.00." in text(admin.get(f"/admin/clients/{shop.client.id}?tab=equipment"))
 
 
 def test_cleared_to_order_shows_only_once_the_deposit_settled(admin, session, shop, staff, rt, sandbox_gateway):
