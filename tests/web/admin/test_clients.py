@@ -210,7 +210,7 @@ def test_client_detail_shows_account(admin, make, clock):
     make.contact(client, name="Casey Books", email="casey@contoso.test", title="Controller")
     overdue = make.invoice(client, 30_000, issue_date=date(2026, 1, 1), due_date=date(2026, 2, 1))
     current = make.invoice(client, 12_000)
-    make.payment(client, 10_000, reference="CHK-77")
+    payment = make.payment(client, 10_000, reference="CHK-77")
 
     text = page(admin.get(f"/admin/clients/{client.id}"))
     assert "9 Harbor Rd" in text and "Portland, ME" in text and "Casey Books" in text and "Controller" in text
@@ -220,7 +220,9 @@ def test_client_detail_shows_account(admin, make, clock):
     assert "overdue" in row(invoices, "invoice", overdue.id).lower()
     assert "$200.00" in row(invoices, "invoice", overdue.id)
     assert "Open" in row(invoices, "invoice", current.id)
-    assert "CHK-77" in page(admin.get(f"/admin/clients/{client.id}?tab=payments"))
+    assert f'href="/admin/invoices/{overdue.id}"' in row(invoices, "invoice", overdue.id)
+    payments = page(admin.get(f"/admin/clients/{client.id}?tab=payments"))
+    assert "CHK-77" in payments and f'href="/admin/payments/{payment.id}"' in payments
 
 
 def test_client_page_shows_one_tab_at_a_time(app, admin, make):
