@@ -20,10 +20,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TextIO
 
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +34,7 @@ from portal.domain.errors import DomainError
 from portal.domain.imports import ImportRow, InvoiceFacts, RowError
 from portal.models import Client, Contact, Invoice, InvoiceLine
 
-from . import clients, ledger
+from . import bulk, clients, ledger
 from .collections import duplicates
 from .collections.settings import collection_settings
 from .errors import Conflict
@@ -191,6 +190,7 @@ class _Applier:
         # later line describing its client the same way changes nothing (FileChecks keeps one description per
         # client per file, later lines only filling in blanks), so it skips the field by field comparison.
         self.matching: set[tuple[str, str, tuple]] = set()
+        self.statistics = _Statistics(session)
 
     def apply_chunk(self, chunk: list[ImportRow | list[RowError]]) -> None:
         """Record each entry of ``chunk`` in line order: problems found reading it, or what applying it did."""
@@ -267,14 +267,14 @@ class _Applier:
         session.flush()
         at = now()
         if pending.clients:
-            ids = _insert_and_get_ids(session, Client.__table__, "external_id", [
+            ids = bulk.insert_and_get_ids(session, Client.__table__, "external_id", [
                 {**_CLIENT_DEFAULTS, **{k: getattr(c, k) for k in _CLIENT_DEFAULTS if getattr(c, k) is not None},
                  "legal_name": c.legal_name, "external_id": c.external_id, "created_at": c.created_at}
                 for c in pending.clients])
             for client, client_id in zip(pending.clients, ids, strict=True):
                 client.id = client_id
         if pending.contacts:
-            _insert(session, Contact.__table__, [
+            bulk.insert_rows(session, Contact.__table__, [
                 {"client_id": c.id, "name": name, "email": email, "phone": "", "title": "", "is_billing": True,
                  "portal_access": True, "password_hash": None, "session_epoch": 0, "created_at": at,
                  "last_sign_in_at": None} for c, name, email in pending.contacts])
@@ -288,7 +288,7 @@ class _Applier:
                     "tax_rate": imports.effective_tax_rate(row), "subtotal_cents": totals.subtotal_cents,
                     "tax_cents": totals.tax_cents, "total_cents": totals.total_cents, "memo": "", "source": "import",
                     "created_at": at, "issued_at": at, "paid_at": None, "voided_at": None, "void_reason": ""})
-            ids = _insert_and_get_ids(session, Invoice.__table__, "number", values)
+            ids = bulk.insert_and_get_ids(session, Invoice.__table__, "number", values)
             lines = []
             for invoice_id, (_, row), v in zip(ids, pending.invoices, values, strict=True):
                 line = imports.line_for(row)
@@ -297,7 +297,8 @@ class _Applier:
                               "amount_cents": v["subtotal_cents"], "taxable": line.taxable})
                 self.created.append(_Created(invoice_id, v["client_id"], v["number"], v["total_cents"],
                                              v["issue_date"], v["currency"]))
-            _insert(session, InvoiceLine.__table__, lines)
+            bulk.insert_rows(session, InvoiceLine.__table__, lines)
+            self.statistics.grown(len(lines))  # before the duplicate check, whose plan depends on them
         self._flag_duplicates()
         # A written client is looked up again (as a persistent object) by the next chunk that names it
         for client in pending.clients:
@@ -473,6 +474,35 @@ class _Applier:
         return False
 
 
+class _Statistics:
+    """PostgreSQL: the planner's statistics of the invoice tables kept up with an import that grows them.
+
+    Importing into a new or small database (a new portal's first import) multiplies the invoices many times over,
+    and autovacuum's ANALYZE comes a minute or more behind. Until it does, the planner takes the tables for nearly
+    empty and plans the duplicate-bill check (one index probe per (client, total) pair) as a scan of every invoice
+    in the window: at 100,000 lines it cost 30 ms a chunk and rising, two chunks two seconds each. So the import
+    runs ANALYZE itself each time it has added as many invoices as the tables held at the last one (and at least a
+    chunk): a handful of times for a large first import (at 500, 1,000, 2,000, ... invoices; ~50 ms each at
+    100,000), never for a routine import into a large database. ANALYZE counts the transaction's own new rows."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.on = session.get_bind().dialect.name == "postgresql"
+        self.rows: float | None = None  # invoices at the last ANALYZE, as the planner knows them (None: not read)
+        self.added = 0  # invoices added since
+
+    def grown(self, invoices: int) -> None:
+        if not self.on:  # SQLite has no statistics unless ANALYZE was run, and plans by its indexes alone
+            return
+        if self.rows is None:
+            known = self.session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'invoices'::regclass"))
+            self.rows = max(0.0, known)  # -1: never analyzed
+        self.added += invoices
+        if self.added >= max(CHUNK, self.rows):
+            self.session.execute(text("ANALYZE invoices, invoice_lines"))
+            self.rows, self.added = self.rows + self.added, 0
+
+
 @dataclass
 class _Pending:
     """A chunk's new rows, written together by ``_Applier._write_pending``."""
@@ -501,66 +531,6 @@ _CLIENT_DEFAULTS = {"address_line1": "", "address_line2": "", "city": "", "regio
                     "country": "US", "status": ClientStatus.ACTIVE, "net_days": None, "notes": ""}
 
 
-def _insert_and_get_ids(session: Session, table, key: str, values: list[dict]) -> list[int]:
-    """One executemany INSERT, then the new ids read back by the unique ``key`` column, in the order of ``values``.
-
-    Not INSERT ... RETURNING: with the ids wanted in parameter order, SQLAlchemy sends SQLite one INSERT per row
-    (its RETURNING order is not guaranteed), which was most of a new chunk's statements. A plain executemany is one
-    batch on both databases; the keys are unique and were looked up absent, so the SELECT finds exactly these rows
-    (a row another writer added meanwhile makes the INSERT itself fail)."""
-    _insert(session, table, values)
-    column = table.c[key]
-    ids = dict(session.execute(select(column, table.c.id).where(among(session, column, [v[key] for v in values])))
-               .all())
-    return [ids[v[key]] for v in values]
-
-
-def _insert(session: Session, table, values: list[dict]) -> None:
-    """``session.execute(insert(table), values)`` (every dict with the same keys), sent to the driver's executemany
-    with each column's type conversion looked up once: SQLAlchemy builds and converts a parameter set per row in
-    Python, which was a fifth of a new import's time. The statement is SQLAlchemy's own, compiled for the dialect;
-    a column the rows leave out gets its scalar default, as SQLAlchemy would give it."""
-    connection = session.connection()
-    dialect = connection.dialect
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(values[0]), for_executemany=True)
-    order = compiled.positiontup if compiled.positional else list(compiled.binds)  # the bind names are the columns
-    assert order is not None
-    columns = []
-    for name in order:
-        if name in values[0]:
-            column = [v[name] for v in values]
-        else:
-            default = table.c[name].default
-            if default is None or not default.is_scalar:
-                raise ValueError(f"{table.name}.{name} has no value and no scalar default")
-            column = [default.arg] * len(values)
-        convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if convert:  # once per distinct value: a chunk's rows share their timestamps, dates and rates
-            converted: dict = {}
-            column = [converted[x] if x in converted else converted.setdefault(x, convert(x)) for x in column]
-        columns.append(column)
-    rows = list(zip(*columns, strict=True))
-    if dialect.name == "postgresql":
-        _copy(connection, table, order, rows)
-    else:
-        connection.exec_driver_sql(compiled.string, rows if compiled.positional
-                                   else [dict(zip(order, row, strict=True)) for row in rows])
-
-
-def _copy(connection, table, names: list[str], rows: list[tuple]) -> None:
-    """PostgreSQL: the rows through ``COPY ... FROM STDIN`` in the transaction's own connection. psycopg's
-    executemany binds and executes each row (~75 µs of client CPU a line of an import); COPY streams them. A
-    refused row (another process added the same invoice) raises SQLAlchemy's IntegrityError, as the INSERT did."""
-    quote = connection.dialect.identifier_preparer.quote
-    sql = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
-    try:
-        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-    except connection.dialect.dbapi.IntegrityError as e:
-        raise IntegrityError(sql, None, e) from e
-
-
 def _client_label(client: Client | None) -> str:
     if client is None:
         return "unknown"
@@ -574,25 +544,28 @@ STORED = (Invoice.id, Invoice.number, Invoice.client_id, Invoice.source, Invoice
 
 
 def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, tuple[Row, InvoiceFacts]]:
-    """The stored invoices with these numbers and what each says, in two queries. Plain rows through the session's
-    connection (after a flush, as the session's own autoflush would): the ORM's result handling was a tenth of a
-    re-import's time and builds nothing these need."""
+    """The stored invoices with these numbers and what each says, in one query (an invoice row per line, in
+    order; an invoice without lines once, its line columns NULL). Plain rows through the session's connection
+    (after a flush, as the session's own autoflush would): the ORM's result handling was a tenth of a re-import's
+    time and builds nothing these need."""
     session.flush()
-    connection = session.connection()
-    invoices = connection.execute(select(*STORED).where(among(session, Invoice.number, numbers))).all()
-    lines: dict[int, list[tuple[str, Decimal, int]]] = {i.id: [] for i in invoices}
-    if lines:
-        for invoice_id, description, quantity, unit_price in connection.execute(
-                select(InvoiceLine.invoice_id, InvoiceLine.description, InvoiceLine.quantity,
-                       InvoiceLine.unit_price_cents)
-                .where(among(session, InvoiceLine.invoice_id, lines))
-                .order_by(InvoiceLine.invoice_id, InvoiceLine.position)):
-            lines[invoice_id].append((description, quantity, unit_price))
+    rows = session.connection().execute(
+        select(*STORED, InvoiceLine.description, InvoiceLine.quantity, InvoiceLine.unit_price_cents)
+        .outerjoin(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+        .where(among(session, Invoice.number, numbers))
+        .order_by(Invoice.id, InvoiceLine.position)).all()
+    found: dict[str, tuple[Row, list]] = {}
+    for row in rows:
+        number = row[1]
+        if number not in found:
+            found[number] = row, []
+        if row[-3] is not None:  # the line's description: NOT NULL, so None means no line
+            found[number][1].append(row[-3:])
     stored = {}
-    for invoice in invoices:  # unpacked, not read by name: a Row's attributes cost a lookup each
-        invoice_id, number, _, _, _, issue_date, due_date, currency, tax_cents, total_cents = invoice
-        stored[number] = invoice, InvoiceFacts(issue_date, due_date, currency, tuple(lines[invoice_id]), tax_cents,
-                                               total_cents)
+    for number, (row, lines) in found.items():  # unpacked, not read by name: a Row's attributes cost a lookup each
+        issue_date, due_date, currency, tax_cents, total_cents = row[5:10]
+        stored[number] = row, InvoiceFacts(issue_date, due_date, currency, tuple(tuple(line) for line in lines),
+                                           tax_cents, total_cents)
     return stored
 
 

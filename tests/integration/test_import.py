@@ -421,6 +421,49 @@ def test_a_file_of_several_chunks_imports_clients_across_chunks_and_reimports_un
     assert len(statements) <= 3 * 10, len(statements)
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_large_first_import_keeps_the_planners_statistics_up_with_the_invoices_it_adds(session, tmp_path, strict):
+    """PostgreSQL: ANALYZE each time the import has added as many invoices as the statistics knew (at least a
+    chunk), before that chunk's duplicate check; counting the import's own rows even in one transaction (strict).
+    An import the statistics already cover runs none. SQLite keeps no statistics: never."""
+    from sqlalchemy import event, text
+
+    from portal.services.importer import CHUNK
+
+    postgresql = session.bind.dialect.name == "postgresql"
+    if postgresql:
+        session.execute(text("ANALYZE invoices"))  # the empty table, as the planner knows it: 0 rows
+        session.commit()
+    engine = session.get_bind()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *_):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        first = run_import(session, write_csv(tmp_path / "first.csv", _many_lines(2 * CHUNK + 7, 50)), strict=strict)
+        analyzed_first = [n for n, s in enumerate(statements) if s.startswith("ANALYZE")]
+        duplicate_checks = [n for n, s in enumerate(statements) if "GROUP BY invoices.client_id" in s]
+        statements.clear()
+        later = [row(f"L{i:04d}", client=f"PSA-{i % 50}", name=f"Client {i % 50}", amount=f"{100 + i}.00")
+                 for i in range(CHUNK + 7)]
+        second = run_import(session, write_csv(tmp_path / "later.csv", later), strict=strict)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert (first.created, first.failed, second.created, second.failed) == (2 * CHUNK + 7, 0, CHUNK + 7, 0)
+    if not postgresql:
+        assert analyzed_first == [] and not [s for s in statements if s.startswith("ANALYZE")]
+        return
+    # after the first chunk (500 > the 0 known) and the second (500 more >= the 500 known), not the third (7)
+    assert [s for s in statements if s.startswith("ANALYZE")] == []
+    assert len(analyzed_first) == 2 and len(duplicate_checks) == 3
+    assert analyzed_first[0] < duplicate_checks[0] < analyzed_first[1] < duplicate_checks[1]
+    known = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'invoices'::regclass"))
+    assert known == 2 * CHUNK  # the second ANALYZE saw both chunks, committed or not
+
+
 def test_an_email_taken_by_an_earlier_new_client_of_the_same_chunk_is_a_conflict(session, tmp_path):
     path = write_csv(tmp_path / "x.csv", [row("1001", contact_email="ap@shared.test"),
                                           row("2001", client="PSA-2", name="Cedar LLC", contact_email="ap@shared.test"),

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import event, select, text, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portal import db
@@ -170,3 +170,25 @@ def test_an_admin_list_page_runs_every_statement_outside_a_transaction(app, http
     finally:
         event.remove(engine, "after_cursor_execute", after)
     assert states and set(states) == {TransactionStatus.IDLE}
+
+
+def test_bulk_rows_join_the_transaction_a_gets_write_began_and_are_refused_outside_one(app, make):
+    """``bulk.insert_rows`` sends COPY to the driver, past the hook that begins a GET's transaction: outside a
+    transaction it refuses (rather than commit on its own); after a write began one, its rows roll back with it."""
+    _postgresql_only(app)
+    from portal.clock import now
+    from portal.services.bulk import insert_rows
+
+    client = make.client(notes="before")
+    rows = [{"legal_name": f"Bulk {n} LLC", "created_at": now()} for n in range(3)]
+    with request_session(app, "GET") as session:
+        session.scalars(select(Client)).all()
+        with pytest.raises(RuntimeError, match="open transaction"):
+            insert_rows(session, Client.__table__, rows)
+        session.execute(update(Client).where(Client.id == client.id).values(notes="changed"))
+        insert_rows(session, Client.__table__, rows)
+        assert session.scalar(select(func.count()).select_from(Client)) == 4  # seen inside the transaction
+        session.rollback()
+    with app.extensions["db_engine"].connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Client)) == 1
+    assert _notes(app, client.id) == "before"

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import Date, Select, bindparam, delete, exists, insert, select
+from sqlalchemy import Date, Select, bindparam, delete, exists, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -23,6 +23,7 @@ from portal.domain.errors import DomainError
 from portal.models import DuplicateFlag, Invoice, StaffUser
 
 from .. import billing, ledger
+from ..bulk import insert_rows
 from ..errors import NotFound
 from ..keysets import with_pairs
 from ..locking import begin_write
@@ -56,8 +57,9 @@ def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collecti
              for b in new for original in rules.originals_of(b, twins[(b.client_id, b.currency, b.total_cents)],
                                                               window)
              if original.invoice_id not in decided]
-    if flags:  # one statement: as ORM objects they were inserted one by one to read back ids nothing needs
-        session.execute(insert(DuplicateFlag), flags)
+    # one statement (COPY on PostgreSQL): as ORM objects they were inserted one by one to read back ids nothing
+    # needs, and an executemany of a large import's thousands of flags cost a tenth of its time
+    insert_rows(session, DuplicateFlag.__table__, flags)
     return len(flags)
 
 
