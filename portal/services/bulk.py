@@ -13,10 +13,11 @@ from .keysets import among
 
 
 def insert_rows(session: Session, table: Table, values: list[dict]) -> None:
-    """``session.execute(insert(table), values)`` (every dict with the same keys), sent to the driver's executemany
-    with each column's type conversion looked up once: SQLAlchemy builds and converts a parameter set per row in
-    Python, which was a fifth of a new import's time. The statement is SQLAlchemy's own, compiled for the dialect;
-    a column the rows leave out gets its scalar default, as SQLAlchemy would give it."""
+    """``session.execute(insert(table), values)`` (every dict with the same keys), sent to the driver in one go (an
+    executemany on SQLite, COPY on PostgreSQL) with each column's type conversion looked up once: SQLAlchemy builds
+    and converts a parameter set per row in Python, which was a fifth of a new import's time. The statement is
+    SQLAlchemy's own, compiled for the dialect; a column the rows leave out gets its scalar default, as SQLAlchemy
+    would give it."""
     if not values:
         return
     connection = session.connection()

@@ -461,7 +461,8 @@ def test_a_large_first_import_keeps_the_planners_statistics_up_with_the_invoices
     assert len(analyzed_first) == 2 and len(duplicate_checks) == 3
     assert analyzed_first[0] < duplicate_checks[0] < analyzed_first[1] < duplicate_checks[1]
     known = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'invoices'::regclass"))
-    assert known == 2 * CHUNK  # the second ANALYZE saw both chunks, committed or not
+    # the second ANALYZE saw both chunks, committed or not (autovacuum may have analyzed since, seeing more)
+    assert known >= 2 * CHUNK
 
 
 def test_an_email_taken_by_an_earlier_new_client_of_the_same_chunk_is_a_conflict(session, tmp_path):
