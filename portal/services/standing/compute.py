@@ -54,21 +54,23 @@ def _past_due_statement() -> Select:
             .where(*past_due, balance > 0))
 
 
-# Built once: every standing (a client's page, the help desk's API, the webhooks) reads it, and constructing it
-# cost as much as running it.
+# Built once, like the other statements below: every standing (a client's page, the help desk's API, the webhooks)
+# reads them, and constructing one cost as much as running it.
 _PAST_DUE = _past_due_statement()
 
 
 def _open_promises(session: Session, client_ids: Sequence[int], today: date) -> dict[int, list[S.Promise]]:
-    rows = session.execute(
-        select(PaymentPromise.client_id, PaymentPromise.invoice_id, PaymentPromise.amount_cents)
-        .where(PaymentPromise.client_id.in_(client_ids), PaymentPromise.status == PromiseStatus.OPEN,
-               PaymentPromise.promised_on >= today)
-    )
+    rows = session.execute(_OPEN_PROMISES, {"client_ids": list(client_ids), "today": today})
     promises: dict[int, list[S.Promise]] = defaultdict(list)
     for client_id, invoice_id, cents in rows:
         promises[client_id].append(S.Promise(invoice_id, int(cents)))
     return promises
+
+
+_OPEN_PROMISES = (select(PaymentPromise.client_id, PaymentPromise.invoice_id, PaymentPromise.amount_cents)
+                  .where(PaymentPromise.client_id.in_(bindparam("client_ids", expanding=True)),
+                         PaymentPromise.status == PromiseStatus.OPEN,
+                         PaymentPromise.promised_on >= bindparam("today", type_=Date())))
 
 
 def _signed_terms(session: Session, client_ids: Sequence[int]) -> dict[int, S.Thresholds]:
@@ -100,10 +102,13 @@ def for_clients(session: Session, clients: Sequence[Client], today: date) -> lis
 
 def _disable_permitted(session: Session, client_ids: Sequence[int]) -> dict[int, date]:
     """The earliest "disable permitted from" of each client's live notices (portal.services.enforcement.notices)."""
-    return dict(session.execute(
-        select(EnforcementNotice.client_id, func.min(EnforcementNotice.disable_permitted_on))
-        .where(EnforcementNotice.client_id.in_(client_ids), EnforcementNotice.status == NoticeStatus.ISSUED)
-        .group_by(EnforcementNotice.client_id)).all())
+    return dict(session.execute(_DISABLE_PERMITTED, {"client_ids": list(client_ids)}).all())
+
+
+_DISABLE_PERMITTED = (select(EnforcementNotice.client_id, func.min(EnforcementNotice.disable_permitted_on))
+                      .where(EnforcementNotice.client_id.in_(bindparam("client_ids", expanding=True)),
+                             EnforcementNotice.status == NoticeStatus.ISSUED)
+                      .group_by(EnforcementNotice.client_id))
 
 
 def by_external_id(session: Session, external_id: str, today: date) -> ClientStandingView | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import Date, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -17,16 +17,18 @@ from ..errors import NotFound
 
 def active_overrides(session: Session, client_ids: Sequence[int], today: date) -> dict[int, S.Override]:
     """The override in force per client: the newest one not ended early whose end date has not passed."""
-    rows = session.scalars(
-        select(StandingOverride)
-        .where(StandingOverride.client_id.in_(client_ids), StandingOverride.ended_at.is_(None),
-               StandingOverride.ends_on >= today)
-        .order_by(StandingOverride.client_id, StandingOverride.id.desc())
-    )
+    rows = session.scalars(_IN_FORCE, {"client_ids": list(client_ids), "today": today})
     found: dict[int, S.Override] = {}
     for row in rows:
         found.setdefault(row.client_id, S.Override(S.Standing(row.standing), row.reason, row.ends_on))
     return found
+
+
+# Built once: every standing reads it, and building it cost about as much as running it.
+_IN_FORCE = (select(StandingOverride)
+             .where(StandingOverride.client_id.in_(bindparam("client_ids", expanding=True)),
+                    StandingOverride.ended_at.is_(None), StandingOverride.ends_on >= bindparam("today", type_=Date()))
+             .order_by(StandingOverride.client_id, StandingOverride.id.desc()))
 
 
 def set_override(session: Session, client: Client, *, standing: str, reason: str, ends_on: date | None,
@@ -56,5 +58,8 @@ def end_override(session: Session, client: Client, override_id: int, staff: Staf
 
 
 def override_history(session: Session, client: Client, limit: int = 10) -> list[StandingOverride]:
-    return list(session.scalars(select(StandingOverride).where(StandingOverride.client_id == client.id)
-                                .order_by(StandingOverride.id.desc()).limit(limit)))
+    return list(session.scalars(_HISTORY, {"client_id": client.id, "limit": limit}))
+
+
+_HISTORY = (select(StandingOverride).where(StandingOverride.client_id == bindparam("client_id"))
+            .order_by(StandingOverride.id.desc()).limit(bindparam("limit")))
