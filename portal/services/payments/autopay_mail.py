@@ -12,19 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from portal.clock import now, today
+from portal.clock import today
 from portal.domain import autopay as policy
 from portal.domain import declines
 from portal.models import AutopayCharge, ChargeAttempt, Client, Contact, Invoice, SavedPaymentMethod
 
-from .. import mail
 from ..autopay.methods import label
-from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
-from .locks import end_reads
-from .notices import recipients
-from .rate_limit import Turns
+from .notices import deliver_off_turn, note_sent, recipients
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +58,7 @@ def send_decline(session: Session, rt: Runtime, charge_id: int, decline: decline
                f"Your automatic payment to {context['msp'].name} did not go through")
     sent = _send(session, rt, recipients(attempt), subject, "autopay_declined", context)
     if sent:
-        try:
-            begin_write(session)  # a fresh write transaction, as after a receipt (notices._send)
-            attempt.failure_notice_sent_at = now()
-            session.commit()
-        except SQLAlchemyError:
-            session.rollback()
-            log.exception("could not note the decline email of charge attempt %s", attempt.id)
+        note_sent(session, attempt, "failure_notice_sent_at", "autopay_declined")
     return sent
 
 
@@ -112,14 +102,11 @@ def _send(session: Session, rt: Runtime, to: list[str], subject: str, template: 
         log.warning("%s: no billing contact to email", template)
         return False
     try:
-        message = mail.compose(session, rt, to=to, subject=subject, template=template, context=context)
-        end_reads(session)
+        delivery = deliver_off_turn(session, rt, to=to, subject=subject, template=template, context=context)
     except SQLAlchemyError:
         session.rollback()
         log.exception("%s email not sent", template)
         return False
-    with Turns.given_back():  # a decline in run-due's charging: the mail relay's wait is not a database turn
-        delivery = mail.deliver(rt, message)
     if not delivery.ok:
         log.error("%s email refused: %s", template, delivery.error)
     return delivery.ok

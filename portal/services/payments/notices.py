@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from portal.clock import now
 from portal.domain.money import format_money
 from portal.domain.payments import AttemptOrigin
+from portal.gateways.email import Delivery
 from portal.models import ChargeAttempt, Contact
 
 from .. import mail
@@ -80,18 +81,32 @@ def _send(session: Session, rt: Runtime, attempt: ChargeAttempt, *, template: st
         if not to:
             log.warning("no one to email about charge attempt %s", attempt.id)
             return
-        message = mail.compose(session, rt, to=to, subject=subject(), template=template,
-                               context=_context(session, rt, attempt))
-        end_reads(session)
+        delivery = deliver_off_turn(session, rt, to=to, subject=subject(), template=template,
+                                    context=_context(session, rt, attempt))
     except SQLAlchemyError:
         session.rollback()
         log.exception("%s email for charge attempt %s not sent; reconciliation retries it", template, attempt.id)
         return
-    with Turns.given_back():  # run-due's charging: the mail relay's wait is not a database turn
-        delivery = mail.deliver(rt, message)
     if not delivery.ok:
         log.error("%s email for charge attempt %s was refused: %s", template, attempt.id, delivery.error)
         return
+    note_sent(session, attempt, stamp, template)
+
+
+def deliver_off_turn(session: Session, rt: Runtime, *, to: list[str], subject: str, template: str,
+                     context: dict) -> Delivery:
+    """Compose the email, end the reads it was built from, then hand it to the relay with the database turn given
+    back: in run-due's charging threads the relay's wait is not a database turn. The caller rolls back on a
+    database error while composing."""
+    message = mail.compose(session, rt, to=to, subject=subject, template=template, context=context)
+    end_reads(session)
+    with Turns.given_back():
+        return mail.deliver(rt, message)
+
+
+def note_sent(session: Session, attempt: ChargeAttempt, stamp: str, template: str) -> None:
+    """Stamp the attempt (``stamp``: the column saying the email went). Logged, never raised: the email went; at
+    worst reconciliation sends it again, which beats an error page after paying."""
     try:
         # a fresh write transaction (begin_write ends the reads the email was built from): on SQLite a read
         # transaction cannot become a write once another request wrote while the email went out ("database is
@@ -100,6 +115,5 @@ def _send(session: Session, rt: Runtime, attempt: ChargeAttempt, *, template: st
         setattr(attempt, stamp, now())
         session.commit()
     except SQLAlchemyError:
-        # the email went; at worst reconciliation sends it again, which beats an error page after paying
         session.rollback()
         log.exception("could not note the %s email for charge attempt %s", template, attempt.id)
