@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,6 @@ from portal.models import Client, Contact, Invoice, InvoiceLine
 
 from . import bulk, clients, ledger
 from .collections import duplicates
-from .collections.settings import collection_settings
 from .errors import Conflict
 from .keysets import among
 from .settings import get_settings
@@ -342,22 +341,13 @@ class _Applier:
         return outcome
 
     def _flag_duplicates(self) -> None:
-        """Likely duplicate bills among the invoices just written are held for the admin (flag rows only).
-
-        ``duplicates.flag_new`` decides, in one call for the chunk (it compares each invoice with its twins only).
-        It is given only the invoices that share client and total with another checked, unvoided invoice (one
-        grouped query), since a duplicate needs such a twin: most chunks have none, and then it reads nothing."""
+        """Likely duplicate bills among the invoices just written are held for the admin (flag rows only):
+        ``duplicates.flag_new`` decides in one call for the chunk, comparing each invoice with its twins only."""
         if not self.created:
             return
         self.session.flush()
         created, self.created = self.created, []
-        # only twins issued within the window can make a duplicate: a client's older history is not read
-        window = collection_settings(self.session).duplicate_window_days
-        pairs = select(Invoice.client_id, Invoice.total_cents)
-        twins = {tuple(r) for r in self.session.execute(
-            duplicates.same_client_and_total(self.session, pairs, created, window)
-            .group_by(Invoice.client_id, Invoice.total_cents).having(func.count() > 1))}
-        duplicates.flag_new(self.session, [i for i in created if (i.client_id, i.total_cents) in twins])
+        duplicates.flag_new(self.session, created)
 
     def _record(self, outcome: tuple[ImportRow, _Plan] | list[RowError] | None) -> None:
         report = self.report

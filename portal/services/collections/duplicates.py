@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import Date, Select, bindparam, delete, exists, select
+from sqlalchemy import Date, Select, bindparam, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -46,7 +46,12 @@ def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collecti
     if not new:
         return 0
     window = collection_settings(session).duplicate_window_days
-    candidates = [_bill(r) for r in session.execute(same_client_and_total(session, select(*_BILL), new, window))]
+    # Only invoices with a twin (another of the same client and total in the window) are read back: a bill alone
+    # in its group is the new invoice itself. Counted in the same statement, so a large import's chunk, which
+    # mostly has no twins, reads its index ranges once and gets (almost) nothing back.
+    twin_count = func.count().over(partition_by=(Invoice.client_id, Invoice.total_cents)).label("twins")
+    found = same_client_and_total(session, select(*_BILL, twin_count), new, window).subquery()
+    candidates = [_bill(r) for r in session.execute(select(found).where(found.c.twins > 1))]
     # grouped by what a duplicate must share, so a large import compares each bill with its few twins only
     twins: dict[tuple[int, str, int], list[Bill]] = defaultdict(list)
     for c in candidates:
