@@ -11,15 +11,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Generic, TypeVar
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 
 from portal.domain.invoices import OPEN, PAID
 from portal.domain.payments import payment_credit
 from portal.models import Allocation, Invoice, Payment
 
 from . import ledger
+from .keysets import one_of
 from .payments.checkout import in_flight_on
-from .scope import ClientScope
+from .scope import ClientScope, visible_invoices
 
 INVOICE_FILTERS = {
     "all": None,  # every invoice the client can see (open, paid, void)
@@ -76,16 +77,31 @@ def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, 
                  number: str = "") -> Page[InvoiceRow]:
     """Newest first, walking the (client_id, issue_date, id) index backwards. No COUNT(*): with a million
     invoices counting costs more than the page itself, so we fetch one extra row to know if there is a next page."""
-    query = scope.invoices().with_only_columns(*_PAGE_COLUMNS)
-    statuses = INVOICE_FILTERS.get(status)
-    if statuses:
-        query = query.where(Invoice.status.in_(statuses))
+    params = {"limit": page_size + 1, "offset": (page - 1) * page_size}
     if number:
-        query = query.where(Invoice.number.istartswith(number, autoescape=True))
-    query = query.order_by(Invoice.issue_date.desc(), Invoice.id.desc())
-    found = scope.session.execute(query.limit(page_size + 1).offset((page - 1) * page_size)).all()
+        params["number"] = _escape_like(number)
+    found = scope.run(_PAGES[status if status in INVOICE_FILTERS else "all", bool(number)], **params).all()
     rows = [_row(i, i.settled_cents, today, i.paying) for i in found[:page_size]]
     return Page(rows, page, page > 1, len(found) > page_size)
+
+
+def _page_statement(statuses: tuple[str, ...] | None, by_number: bool) -> Select:
+    query = visible_invoices(*_PAGE_COLUMNS)
+    if statuses:
+        query = query.where(one_of(Invoice.status, statuses))
+    if by_number:  # what istartswith(number, autoescape=True) writes, with the number bound when it runs
+        query = query.where(Invoice.number.ilike(bindparam("number").concat("%"), escape="/"))
+    return (query.order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+            .limit(bindparam("limit")).offset(bindparam("offset")))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+# The invoice list's statements, one per filter, with and without a number searched for: built once.
+_PAGES = {(status, by_number): _page_statement(statuses, by_number)
+          for status, statuses in INVOICE_FILTERS.items() for by_number in (False, True)}
 
 
 def recent_open(scope: ClientScope, today: date, limit: int = 5) -> list[InvoiceRow]:

@@ -9,9 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Integer, Select, String, any_, bindparam, func, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Integer, Select, String, any_, bindparam, func, literal, select
 from sqlalchemy import literal_column as raw
 from sqlalchemy.orm import Session
+
+
+def one_of(column, values: Iterable) -> ColumnElement[bool]:
+    """``column IN (:p1, :p2)`` for a fixed handful of values (statuses) in a statement built once: ``in_`` makes
+    one expanding parameter, which SQLAlchemy renders into the SQL again every time the statement runs."""
+    return column.in_([literal(v, column.type) for v in sorted(values)])
 
 
 def among(session: Session, column, values: Iterable) -> ColumnElement[bool]:

@@ -19,6 +19,7 @@ from portal.gateways.payments import GatewayRequestError, GatewayUnavailable, Me
 from portal.models import ChargeAttempt, Client, Contact, Invoice, InvoiceLink, PaymentRequest, PaymentRequestItem
 
 from .. import ledger
+from ..keysets import one_of
 from ..locking import begin_write
 from ..settings import get_settings
 from .locks import end_reads
@@ -47,7 +48,7 @@ WITHDRAWN_WORDS = ("This payment is no longer asked for: what it was for was pai
 
 # Money on its way: an attempt that may still turn into money, or money that arrived but is not on the books yet
 # (the gateway's answer is recorded before it is booked); a paid request is booked, so the balances count it.
-_MAY_MOVE_MONEY = ChargeAttempt.status.in_(rules.IN_FLIGHT | {rules.SUCCEEDED})
+_MAY_MOVE_MONEY = one_of(ChargeAttempt.status, rules.IN_FLIGHT | {rules.SUCCEEDED})
 _NOT_BOOKED = PaymentRequest.status != rules.PaymentRequestStatus.PAID
 
 def in_flight_by_invoice(session: Session, client_id: int, *, besides: int | None = None) -> dict[int, int]:

@@ -125,3 +125,18 @@ def test_client_pages_need_a_sign_in(http, url):
     response = http.get(url)
     assert response.status_code == 302
     assert urlsplit(response.headers["Location"]).path == "/login"
+
+
+def test_a_statement_built_once_reads_only_the_scopes_client(session, account, other):
+    """The busy pages' statements are built at import with the client as a parameter (scope.visible_invoices):
+    ClientScope.run binds its own client, and the same statement run any other way is refused, never unfiltered."""
+    from sqlalchemy.exc import StatementError
+
+    from portal.models import Invoice
+    from portal.services.scope import ClientScope, visible_invoices
+
+    numbers = visible_invoices(Invoice.number)
+    assert set(ClientScope(session, account.client.id).run(numbers).scalars()) == {
+        account.overdue.number, account.current.number, account.paid.number}  # not its draft, nothing of other's
+    with pytest.raises(StatementError, match="scope_client_id"):
+        session.execute(numbers)
