@@ -34,7 +34,10 @@ from portal.domain.ledger import NO_BALANCE, OpenItem, invoice_balance
 from portal.domain.payments import FAILED, SUCCEEDED
 from portal.models import Allocation, Invoice, LedgerAdjustment, Payment, Refund
 
+from .keysets import one_of
+
 OWING = (OPEN,)  # statuses that can carry a balance
+OWING_INVOICE = one_of(Invoice.status, OWING)  # an invoice in one of them, as a condition built once
 
 
 # --- the rules in SQL ----------------------------------------------------------------------------------------
@@ -64,7 +67,7 @@ def applied_by_invoice(*where: ColumnElement[bool]) -> Subquery:
 def balance_expr(applied: Subquery) -> ColumnElement[int]:
     """domain.ledger.invoice_balance in SQL, for a query over Invoice outer-joined to ``applied_by_invoice()``:
     what decides (standing and holds) reads the rows, not the kept sum."""
-    return case((Invoice.status.in_(NO_BALANCE), 0),
+    return case((one_of(Invoice.status, NO_BALANCE), 0),
                 else_=Invoice.total_cents - func.coalesce(applied.c.cents, 0))
 
 
@@ -201,7 +204,7 @@ def open_items(session: Session, client_id: int, *, lock: bool = False) -> list[
     """The client's invoices with money owing, oldest due first: the default order for applying payments."""
     query = (
         select(Invoice)
-        .where(Invoice.client_id == client_id, Invoice.status.in_(OWING))
+        .where(Invoice.client_id == client_id, OWING_INVOICE)
         .order_by(Invoice.due_date, Invoice.id)
     )
     if lock:  # serialise concurrent allocations to the same invoices on PostgreSQL
@@ -293,7 +296,7 @@ def _owing_by_due_date(session: Session, client_id: int | None) -> list[tuple[da
 def _owing_statement(by_client: bool) -> Select:
     """Built once each (a client's overview and the portal's home read it on every view)."""
     owed = stored_balance()
-    query = select(Invoice.due_date, func.sum(owed), func.count()).where(Invoice.status.in_(OWING), owed > 0)
+    query = select(Invoice.due_date, func.sum(owed), func.count()).where(OWING_INVOICE, owed > 0)
     if by_client:
         query = query.where(Invoice.client_id == bindparam("client_id"))
     return query.group_by(Invoice.due_date)

@@ -22,7 +22,7 @@ from portal.domain.ledger import invoice_balance
 from portal.domain.payments import PaymentStatus, payment_credit
 from portal.models import Allocation, Client, Invoice, Payment
 
-from .ledger import OWING, applied_to_payment, paid_cents, refunded_from_payment, stored_balance
+from .ledger import OWING_INVOICE, applied_to_payment, paid_cents, refunded_from_payment, stored_balance
 
 INVOICE_FILTERS = ("draft", "open", "overdue", "paid", "void")
 CLIENT_SORTS = ("name", "balance", "overdue")
@@ -127,7 +127,7 @@ class ClientRow:
 
 def owing_by_client(today: date | ColumnElement[date], client_ids: list[int] | Select | None = None):
     """One row per client with money owing: balance, overdue part, counts. A subquery to join or filter."""
-    owing_invoice = Invoice.status.in_(OWING)
+    owing_invoice = OWING_INVOICE
     if client_ids is not None:
         owing_invoice = owing_invoice & Invoice.client_id.in_(client_ids)
     owed = stored_balance()
@@ -283,7 +283,7 @@ def client_invoices(session: Session, client_id: int, limit: int = 50) -> list[I
 def open_invoices(session: Session, client_id: int) -> list[InvoiceRow]:
     """The client's invoices with money owing, oldest due first (the order payments are applied in)."""
     invoices = session.scalars(
-        select(Invoice).where(Invoice.client_id == client_id, Invoice.status.in_(OWING))
+        select(Invoice).where(Invoice.client_id == client_id, OWING_INVOICE)
         .order_by(Invoice.due_date, Invoice.id)
     ).all()
     paid = paid_cents(session, [i.id for i in invoices])

@@ -22,6 +22,7 @@ from .. import mail
 from .. import terms as terms_service
 from ..billing import net_days_for
 from ..errors import Conflict, NotFound
+from ..keysets import one_of
 from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
@@ -246,8 +247,8 @@ def terms_to_sign_expr(client_id: int | ColumnElement[int]) -> ScalarSelect[int 
     declined or voided (those need a person, not a prompt). A few index lookups."""
     current = terms_service.current_version_id_query(T.TERMS)
     settled = exists().where(and_(Agreement.client_id == client_id, Agreement.version_id == current,
-                                  Agreement.status.in_((AgreementStatus.SIGNED, AgreementStatus.DECLINED,
-                                                         AgreementStatus.VOID)))).correlate_except(Agreement)
+                                  one_of(Agreement.status, (AgreementStatus.SIGNED, AgreementStatus.DECLINED,
+                                                            AgreementStatus.VOID)))).correlate_except(Agreement)
     return select(current).where(~settled).scalar_subquery()
 
 
