@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from portal.models import PaymentPlan, PlanOffer, PlanPolicy
 from portal.services.plans import negotiation
 from portal.services.plans.offers import Choice
-from tests.conftest import sign_in
+from tests.conftest import sign_in, statements_run
 from tests.payments_fixtures import *  # noqa: F403
 
 APRIL_1 = "2026-04-01"
@@ -157,12 +157,30 @@ def test_overdue_client_sees_the_banner_and_picks_signs_and_pays(contact_http, s
     assert contact_http.get(signed.headers["Location"]).status_code == 200
 
 
-def test_no_banner_when_nothing_is_overdue(http, make):
+def test_an_offer_waiting_is_what_the_banner_shows(contact_http, session, rt, shop, staff):
+    """Overdue, with an offer from the MSP not answered yet: the banner points to the offer, not to setting up a
+    plan; once the offer is withdrawn, the overdue amount and the way to a plan come back."""
+    offer = make_offer(session, rt, shop, staff)
+    home = contact_http.get("/").get_data(as_text=True)
+    assert "A payment plan is waiting for you." in home and f"/plan-offers/{offer.public_id}" in home
+    assert "is overdue." not in home
+    negotiation.withdraw(session, offer.id, staff=staff, reason="Mistake")
+    home = contact_http.get("/").get_data(as_text=True)
+    assert "A payment plan is waiting for you." not in home
+    assert "is overdue." in home and "Set up a payment plan" in home
+
+
+def test_no_banner_when_nothing_is_overdue(app, http, make):
+    """Nor the plannable invoices worked out (balances, money in flight, plans and open offers): with nothing
+    overdue by the kept sums, none of them can be overdue."""
     client = make.client("On Time Inc")
     contact = make.contact(client)
     make.invoice(client, 10_000, due_date=date(2026, 4, 30))
     sign_in(http, contact)
-    assert b'id="plan-banner"' not in http.get("/").data
+    pages = []
+    statements = statements_run(app, lambda: pages.append(http.get("/")))
+    assert pages[0].status_code == 200 and b'id="plan-banner"' not in pages[0].data
+    assert not [s for s in statements if "plan_offer_invoices" in s], statements
 
 
 def test_client_proposes_and_counters(contact_http, session, rt, shop, staff):
