@@ -39,7 +39,7 @@ class ClientScope:
         return select(Invoice).where(Invoice.client_id == self.client_id, _VISIBLE)
 
     def run(self, statement: Select, **params) -> Result:
-        """A statement built with ``visible_invoices``, for this scope's client."""
+        """A statement built with ``visible_invoices``, for this scope's client (``params`` cannot name another)."""
         return self.session.execute(statement, {**params, _CLIENT.key: self.client_id})
 
     def invoice(self, invoice_id: int) -> Invoice:
