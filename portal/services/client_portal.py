@@ -105,9 +105,11 @@ _PAGES = {(status, by_number): _page_statement(statuses, by_number)
 
 
 def recent_open(scope: ClientScope, today: date, limit: int = 5) -> list[InvoiceRow]:
-    query = (scope.invoices().with_only_columns(*LISTED).where(Invoice.status == OPEN)
-             .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit))
-    return [_row(i, i.settled_cents, today) for i in scope.session.execute(query)]
+    return [_row(i, i.settled_cents, today) for i in scope.run(_RECENT_OPEN, limit=limit)]
+
+
+_RECENT_OPEN = (visible_invoices(*LISTED).where(Invoice.status == OPEN)
+                .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(bindparam("limit")))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ A foreign or unknown id raises NotFound, so the web layer answers 404 without sa
 
 from __future__ import annotations
 
-from sqlalchemy import Result, Select, bindparam, func, select
+from sqlalchemy import Result, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.domain.invoices import InvoiceStatus
@@ -23,7 +23,7 @@ _VISIBLE = one_of(Invoice.status, VISIBLE_INVOICE_STATUSES)
 
 
 def visible_invoices(*columns) -> Select:
-    """What ``ClientScope.invoices()`` selects, for a statement built once and run with ``ClientScope.run``."""
+    """The client's invoices it may see (not drafts), for a statement built once and run with ``ClientScope.run``."""
     return select(*columns).where(Invoice.client_id == _CLIENT, _VISIBLE)
 
 
@@ -35,21 +35,12 @@ class ClientScope:
         self.session = session
         self.client_id = client_id
 
-    def invoices(self) -> Select:
-        return select(Invoice).where(Invoice.client_id == self.client_id, _VISIBLE)
-
     def run(self, statement: Select, **params) -> Result:
         """A statement built with ``visible_invoices``, for this scope's client (``params`` cannot name another)."""
         return self.session.execute(statement, {**params, _CLIENT.key: self.client_id})
 
     def invoice(self, invoice_id: int) -> Invoice:
         return _found(self.run(_INVOICE, invoice_id=invoice_id).scalar())
-
-    def invoice_by_number(self, number: str) -> Invoice:
-        return self._one(self.invoices().where(Invoice.number == number))
-
-    def count_invoices(self, query: Select) -> int:
-        return self.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
 
     def payments(self) -> Select:
         return select(Payment).where(Payment.client_id == self.client_id)
