@@ -1,7 +1,8 @@
 """A chunk's worth of keys in one query, for the bulk paths (import, the duplicate-bill check), sent as one bound
 parameter where the database plans that well: an ``IN (:p1, ..., :p500)`` list is rendered afresh for every chunk,
 and a ``VALUES`` table of 500 rows is a new statement each time (SQLAlchemy's cache cannot hold it), compiled at a
-cost greater than running it.
+cost greater than running it. And the opposite case, ``one_of``: a fixed handful of values (statuses) written into
+a statement built once.
 """
 
 from __future__ import annotations

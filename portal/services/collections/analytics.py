@@ -23,7 +23,7 @@ from portal.domain.spreadsheets import safe_cell
 from portal.models import Allocation, Client, Invoice, LedgerAdjustment, Payment
 from portal.models.base import Cents
 
-from ..ledger import OWING, receivables, stored_balance
+from ..ledger import OWING_INVOICE, receivables, stored_balance
 from .settings import collection_settings
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def aging_by_client_query(today: date):
     return (
         select(Invoice.client_id.label("client_id"), *buckets, func.sum(owed).label("total"),
                func.count().label("open_count"))
-        .where(Invoice.status.in_(OWING), owed > 0)
+        .where(OWING_INVOICE, owed > 0)
         .group_by(Invoice.client_id)
         .subquery()
     )
@@ -195,7 +195,7 @@ def aging_overview(session: Session, today: date) -> AgingOverview:
         columns += [func.sum(case((inside, owed), else_=0)), func.sum(case((inside, 1), else_=0))]
     grouped = (select(Invoice.client_id.label("client_id"), *(c.label(f"c{n}") for n, c in enumerate(columns)),
                       func.min(Invoice.due_date).label("oldest_due"))
-               .where(Invoice.status.in_(OWING), owed > 0)
+               .where(OWING_INVOICE, owed > 0)
                .group_by(Invoice.client_id).subquery())
     rows = session.execute(select(Client.id, Client.legal_name, *(grouped.c[f"c{n}"] for n in range(len(columns))),
                                   grouped.c.oldest_due).join(grouped, grouped.c.client_id == Client.id)).all()

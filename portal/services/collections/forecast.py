@@ -36,7 +36,8 @@ from portal.models import (
 
 from ..autopay import cap_approvals
 from ..autopay.rules import autopay_settings, msp_rules, override_of
-from ..ledger import OWING, stored_balance
+from ..keysets import one_of
+from ..ledger import OWING, OWING_INVOICE, stored_balance
 from ..locking import begin_write
 
 #: A promise still waiting for its date (portal.domain.dunning decides when it is kept or broken).
@@ -52,7 +53,7 @@ def open_invoices(session: Session) -> list[R.OpenInvoice]:
     owed = stored_balance()
     rows = session.execute(
         select(Invoice.id, Invoice.client_id, Invoice.issue_date, Invoice.due_date, owed)
-        .where(Invoice.status.in_(OWING), owed > 0, Invoice.id.not_in(_on_current_plan())))
+        .where(OWING_INVOICE, owed > 0, Invoice.id.not_in(_on_current_plan())))
     return [R.OpenInvoice(i, c, issued, due, int(cents)) for i, c, issued, due, cents in rows]
 
 
@@ -65,7 +66,7 @@ def plan_installments(session: Session) -> list[tuple[date, int]]:
     still_owed = dict(session.execute(
         select(PlanInvoice.plan_id, func.sum(owed))
         .join(Invoice, Invoice.id == PlanInvoice.invoice_id)
-        .where(PlanInvoice.current_key.is_not(None), Invoice.status.in_(OWING), owed > 0)
+        .where(PlanInvoice.current_key.is_not(None), OWING_INVOICE, owed > 0)
         .group_by(PlanInvoice.plan_id)).all())
     if not still_owed:
         return []
@@ -115,7 +116,7 @@ def autopay_dates(session: Session, invoices: list[R.OpenInvoice], today: date) 
 def _owing_clients():
     """Clients with an open invoice, as a subquery (a list of ids as parameters would pass SQLite's limit)."""
     owing = aliased(Invoice)
-    return select(owing.client_id).where(owing.status.in_(OWING)).distinct()
+    return select(owing.client_id).where(one_of(owing.status, OWING)).distinct()
 
 
 def days_to_pay(session: Session, today: date, last: int = R.HISTORY_INVOICES) -> tuple[dict[int, int], int | None]:
