@@ -80,18 +80,30 @@ def _page_within(counted: int, page: int, per_page: int, cap: int = COUNT_CAP) -
 
 def _listed(query: Select, cap: int = COUNT_CAP) -> tuple[Select, Select]:
     """A list's count and page statements (a list whose shape is fixed builds them once): the page is
-    ``LIMIT :limit OFFSET :offset``."""
-    return _count_of(query, cap), query.limit(bindparam("limit")).offset(bindparam("offset"))
+    ``LIMIT :limit OFFSET :offset``, its rows carrying the count (``_counted``)."""
+    count = _count_of(query, cap)
+    return count, _counted(query.limit(bindparam("limit")).offset(bindparam("offset")), count)
+
+
+def _counted(page: Select, count: Select) -> Select:
+    """``page`` with the list's capped count as a last column: the page and its count in one round trip. The count
+    is not correlated with the page's rows, so the database works it out once (PostgreSQL: an InitPlan; SQLite: a
+    constant subquery), and only when the page has a row."""
+    return page.add_columns(count.scalar_subquery().label("listed_count"))
 
 
 def _run_list(session: Session, statements: tuple[Select, Select], values: dict, page: int, per_page: int,
               cap: int = COUNT_CAP) -> Page:
     """One page of a list built by ``_listed`` (or shaped like it), with ``values`` for its named parameters (a
-    statement reads the ones it has)."""
+    statement reads the ones it has). The page asked for comes with its count; only a page with no rows (an empty
+    list, or a page past the end, which shows the last page) counts on its own."""
     count, rows = statements
-    found = _page_within(session.scalar(count, values) or 0, page, per_page, cap)
-    offset = (found.page - 1) * per_page
-    return found.with_items(list(session.execute(rows, {**values, "limit": per_page, "offset": offset})))
+    asked = max(1, page)
+    found = session.execute(rows, {**values, "limit": per_page, "offset": (asked - 1) * per_page}).all()
+    listed = _page_within(found[0][-1] if found else session.scalar(count, values) or 0, asked, per_page, cap)
+    if listed.page != asked:
+        found = session.execute(rows, {**values, "limit": per_page, "offset": (listed.page - 1) * per_page}).all()
+    return listed.with_items([row[:-1] for row in found])
 
 
 # What a list's search box asked for (as _like makes it), written into the statement when it runs: how many rows a
@@ -196,7 +208,8 @@ def _client_list(by_owing: str | None, searched: bool, by_status: bool) -> tuple
         owing = owing_by_client(today, ids)
         query = (_with_owing(owing).outerjoin(owing, owing.c.client_id == Client.id)
                  .where(Client.id.in_(ids)).order_by(Client.legal_name, Client.id))
-    return _count_of(select(Client.id).where(*filters)), query
+    count = _count_of(select(Client.id).where(*filters))
+    return count, _counted(query, count)
 
 
 def top_clients(session: Session, today: date, *, by: str = "balance", limit: int = 10) -> list[ClientRow]:
