@@ -26,31 +26,38 @@ def among(session: Session, column, values: Iterable) -> ColumnElement[bool]:
     ``IN (SELECT value FROM json_each(:json))``."""
     values = list(values)
     element = Integer() if isinstance(column.type, Integer) else String()
-    if _postgresql(session):
+    if on_postgresql(session):
         return column == any_(bindparam(None, values, type_=ARRAY(element)))
     return column.in_(select(raw("value")).select_from(func.json_each(bindparam(None, json.dumps(values)))))
 
 
-def with_pairs(session: Session, query: Select, first: ColumnElement[int], second: ColumnElement[int],
-               pairs: Iterable[tuple[int, int]]) -> Select:
-    """``query`` joined to the table of ``pairs`` on (``first``, ``second``): with an index on the two columns, one
-    index range a pair (an IN list on each column probes their cross product; a row-value IN list was planned as a
-    500-term filter on every row, or, on SQLite, through another index). PostgreSQL: ``unnest(ARRAY[..],
+def with_pairs(query: Select, first: ColumnElement[int], second: ColumnElement[int], *, postgresql: bool) -> Select:
+    """``query`` joined to a table of (first, second) pairs on (``first``, ``second``), the pairs bound by name
+    when it runs (``pair_values``), so a statement built once serves every chunk: with an index on the two columns,
+    one index range a pair (an IN list on each column probes their cross product; a row-value IN list was planned
+    as a 500-term filter on every row, or, on SQLite, through another index). PostgreSQL: ``unnest(ARRAY[..],
     ARRAY[..])``, the arrays written into the statement when it runs (its compiled form stays cached): as bound
     parameters the driver prepared the statement after five chunks, and the generic plan PostgreSQL then used
-    knew nothing of the arrays' sizes (a scan per pair, 500 ms a chunk). SQLite: ``json_each(:json)`` of
+    knew nothing of the arrays' sizes (a scan per pair, 500 ms a chunk). SQLite: ``json_each(:pairs)`` of
     ``[a, b]`` arrays, one bound parameter."""
-    pairs = list(pairs)
-    if _postgresql(session):
-        table = (func.unnest(*(bindparam(None, [pair[n] for pair in pairs], type_=ARRAY(BigInteger()),
-                                         literal_execute=True) for n in (0, 1)))
+    if postgresql:
+        table = (func.unnest(*(bindparam(name, type_=ARRAY(BigInteger()), literal_execute=True)
+                               for name in ("pairs_first", "pairs_second")))
                  .table_valued("first", "second").render_derived())
     else:
         table = (select(func.json_extract(raw("value"), "$[0]").label("first"),
                         func.json_extract(raw("value"), "$[1]").label("second"))
-                 .select_from(func.json_each(bindparam(None, json.dumps(pairs)))).subquery())
+                 .select_from(func.json_each(bindparam("pairs"))).subquery())
     return query.join(table, (first == table.c.first) & (second == table.c.second))
 
 
-def _postgresql(session: Session) -> bool:
+def pair_values(session: Session, pairs: Iterable[tuple[int, int]]) -> dict:
+    """The parameters of ``with_pairs``' table for ``pairs``."""
+    pairs = list(pairs)
+    if on_postgresql(session):
+        return {"pairs_first": [a for a, _ in pairs], "pairs_second": [b for _, b in pairs]}
+    return {"pairs": json.dumps(pairs)}
+
+
+def on_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
