@@ -53,6 +53,7 @@ def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collecti
     lowest = min(b.issue_date for b in new) - timedelta(days=window)
     highest = max(b.issue_date for b in new) + timedelta(days=window)
     pairs = sorted({(b.client_id, b.total_cents) for b in new})
+    # grouped by what a duplicate must share, so a large import compares each bill with its few twins only
     twins: dict[tuple[int, str, int], list[Bill]] = defaultdict(list)
     for row in session.execute(_with_twins(on_postgresql(session)),
                                {"lowest": lowest, "highest": highest, **pair_values(session, pairs)}):
