@@ -22,9 +22,10 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import NamedTuple, TextIO
 
-from sqlalchemy import Row, select, text
+from sqlalchemy import Row, Select, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,7 +40,7 @@ from portal.models import Client, Contact, Invoice, InvoiceLine
 from . import bulk, clients, ledger
 from .collections import duplicates
 from .errors import Conflict
-from .keysets import among
+from .keysets import among, among_bound, key_values, on_postgresql
 from .settings import get_settings
 
 # Lines per commit when a chunk is redone line by line without --strict. Each written line is then a savepoint (a
@@ -585,24 +586,34 @@ def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, tuple[Ro
     (after a flush, as the session's own autoflush would): the ORM's result handling was a tenth of a re-import's
     time and builds nothing these need."""
     session.flush()
-    rows = session.connection().execute(
-        select(*STORED, InvoiceLine.description, InvoiceLine.quantity, InvoiceLine.unit_price_cents)
-        .outerjoin(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
-        .where(among(session, Invoice.number, numbers))
-        .order_by(Invoice.id, InvoiceLine.position)).all()
-    found: dict[str, tuple[Row, list]] = {}
-    for row in rows:
-        number = row[1]
-        if number not in found:
-            found[number] = row, []
-        if row[-3] is not None:  # the line's description: NOT NULL, so None means no line
-            found[number][1].append(row[-3:])
+    rows = session.connection().execute(_stored_statement(on_postgresql(session)),
+                                        {"numbers": key_values(session, numbers)})
     stored = {}
-    for number, (row, lines) in found.items():  # unpacked, not read by name: a Row's attributes cost a lookup each
-        issue_date, due_date, currency, tax_cents, total_cents = row[5:10]
-        stored[number] = row, InvoiceFacts(issue_date, due_date, currency, tuple(tuple(line) for line in lines),
-                                           tax_cents, total_cents)
+    invoice, lines = None, []
+    for row in rows:  # one invoice's rows are together (ordered by its id)
+        if invoice is None or row[0] != invoice[0]:
+            if invoice is not None:
+                stored[invoice[1]] = invoice, _facts(invoice, lines)
+            invoice, lines = row, []
+        if row[-3] is not None:  # the line's description: NOT NULL, so None means no line
+            lines.append(tuple(row[-3:]))
+    if invoice is not None:
+        stored[invoice[1]] = invoice, _facts(invoice, lines)
     return stored
+
+
+def _facts(invoice: Row, lines: list[tuple]) -> InvoiceFacts:
+    issue_date, due_date, currency, tax_cents, total_cents = invoice[5:10]  # a Row's attributes cost a lookup each
+    return InvoiceFacts(issue_date, due_date, currency, tuple(lines), tax_cents, total_cents)
+
+
+@cache
+def _stored_statement(postgresql: bool) -> Select:
+    """Built once (bound by name: numbers)."""
+    return (select(*STORED, InvoiceLine.description, InvoiceLine.quantity, InvoiceLine.unit_price_cents)
+            .outerjoin(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+            .where(among_bound(Invoice.number, "numbers", postgresql=postgresql))
+            .order_by(Invoice.id, InvoiceLine.position))
 
 
 # --- billing for imported invoices ------------------------------------------------------------------------------

@@ -24,11 +24,24 @@ def one_of(column, values: Iterable) -> ColumnElement[bool]:
 def among(session: Session, column, values: Iterable) -> ColumnElement[bool]:
     """``column IN values`` for text keys or integer ids. PostgreSQL: ``= ANY(array)``; SQLite:
     ``IN (SELECT value FROM json_each(:json))``."""
-    values = list(values)
-    element = Integer() if isinstance(column.type, Integer) else String()
-    if on_postgresql(session):
-        return column == any_(bindparam(None, values, type_=ARRAY(element)))
-    return column.in_(select(raw("value")).select_from(func.json_each(bindparam(None, json.dumps(values)))))
+    return _among(column, None, key_values(session, values), on_postgresql(session))
+
+
+def among_bound(column, name: str, *, postgresql: bool) -> ColumnElement[bool]:
+    """``among`` for a statement built once: the values bound by ``name`` when it runs (``key_values``)."""
+    return _among(column, name, None, postgresql)
+
+
+def key_values(session: Session, values: Iterable) -> list | str:
+    """The value of ``among``'s parameter: an array on PostgreSQL, JSON on SQLite."""
+    return list(values) if on_postgresql(session) else json.dumps(list(values))
+
+
+def _among(column, name: str | None, value: list | str | None, postgresql: bool) -> ColumnElement[bool]:
+    if postgresql:
+        element = Integer() if isinstance(column.type, Integer) else String()
+        return column == any_(bindparam(name, value, type_=ARRAY(element)))
+    return column.in_(select(raw("value")).select_from(func.json_each(bindparam(name, value))))
 
 
 def with_pairs(query: Select, first: ColumnElement[int], second: ColumnElement[int], *, postgresql: bool) -> Select:
