@@ -500,8 +500,8 @@ class _Statistics:
     empty and plans the duplicate-bill check (one index probe per (client, total) pair) as a scan of every invoice
     in the window: at 100,000 lines it cost 30 ms a chunk and rising, two chunks two seconds each. So the import
     runs ANALYZE itself each time it has added as many invoices as the tables held at the last one (and at least a
-    chunk): a handful of times for a large first import (at 500, 1,000, 2,000, ... invoices: eight times, ~0.3 s in
-    all, for 100,000 lines), never for a routine import into a large database. ANALYZE counts the transaction's own
+    chunk): a handful of times for a large first import (at 2,000, 4,000, 8,000, ... invoices: six times for
+    100,000 lines), never for a routine import into a large database. ANALYZE counts the transaction's own
     new rows, so a strict import (one transaction) is covered too."""
 
     def __init__(self, session: Session):
