@@ -551,7 +551,7 @@ _STORED_CLIENT = tuple(getattr(Client, name) for name in _StoredClient._fields)
 
 
 class _Created(NamedTuple):
-    """A bulk-inserted invoice as ``duplicates.flag_new`` reads it (a tuple: 500 a chunk)."""
+    """A bulk-inserted invoice as ``duplicates.flag_new`` reads it (a tuple: one for each new invoice of a chunk)."""
 
     id: int
     client_id: int
