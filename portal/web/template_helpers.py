@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import lru_cache
 
 from flask import Flask, current_app, url_for
 
@@ -14,7 +15,14 @@ from portal.web.params import MAX_ID
 
 
 def _date(value: date | datetime | None, fmt: str = "%b %-d, %Y") -> str:
+    if type(value) is date:  # a list prints the same few dates over and over: strftime was 3% of a list page
+        return _formatted(value, fmt)
     return value.strftime(fmt) if value else ""
+
+
+@lru_cache(maxsize=4096)
+def _formatted(day: date, fmt: str) -> str:
+    return day.strftime(fmt)
 
 
 def _datetime(value: datetime | None) -> str:
