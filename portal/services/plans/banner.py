@@ -7,15 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Date, bindparam, exists, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.domain.plan_offers import Proposer
 from portal.domain.plans import OfferStatus
-from portal.models import Invoice, PlanOffer
+from portal.models import PlanOffer
 
 from ..keysets import one_of
-from ..ledger import OWING_INVOICE, stored_balance
 from . import offers
 from .policy import get_policy
 
@@ -28,11 +27,13 @@ class Banner:
     waiting: PlanOffer | None  # an offer the client has not answered or signed yet
 
 
-def for_client(session: Session, client_id: int, today: date) -> Banner | None:
+def for_client(session: Session, client_id: int, today: date, *, overdue_cents: int) -> Banner | None:
+    """``overdue_cents``: what the client owes past due by the kept sums (the home's own summary,
+    ``ledger.client_summary``)."""
     waiting = session.scalar(_WAITING, {"client_id": client_id})
     if waiting is not None:
         return Banner(0, waiting.currency, False, waiting)
-    if not session.scalar(_ANY_OVERDUE, {"client_id": client_id, "today": today}):
+    if overdue_cents <= 0:
         # Most clients: nothing overdue by the kept sums, so nothing plannable is overdue (a figure to show, which
         # ledger.stored_balance may serve); the plannable invoices (balances from the rows, money in flight, plans
         # and offers: five statements) are worked out only for a client who may see an amount.
@@ -48,5 +49,3 @@ def for_client(session: Session, client_id: int, today: date) -> Banner | None:
 _WAITING = (select(PlanOffer).where(PlanOffer.client_id == bindparam("client_id"), PlanOffer.status == OfferStatus.OPEN,
                                     one_of(PlanOffer.proposed_by, (Proposer.MSP, Proposer.POLICY)))
             .order_by(PlanOffer.id.desc()).limit(1))
-_ANY_OVERDUE = select(exists().where(Invoice.client_id == bindparam("client_id"), OWING_INVOICE,
-                                     Invoice.due_date < bindparam("today", type_=Date()), stored_balance() > 0))

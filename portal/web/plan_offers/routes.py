@@ -57,12 +57,12 @@ def _plan_offer_helpers():
     """``plan_banner()`` for the client's home page and ``plan_proposals_waiting()`` for the admin pages: called
     only by the templates that show them, so other pages pay nothing."""
 
-    def plan_banner():
+    def plan_banner(overdue_cents: int):
         if not (current_user.is_authenticated and current_user.is_contact):
             return None
         from portal.services.plans import banner
 
-        return banner.for_client(db.session(), current_user.client_id, today())
+        return banner.for_client(db.session(), current_user.client_id, today(), overdue_cents=overdue_cents)
 
     def plan_proposals_waiting() -> int:
         if not (current_user.is_authenticated and current_user.is_staff):
