@@ -54,8 +54,8 @@ def try_draft(session, client_id: int, choice_fn, **kwargs) -> tuple[Draft | Non
 
 @bp.app_context_processor
 def _plan_offer_helpers():
-    """``plan_banner()`` for the client's home page and ``plan_proposals_waiting()`` for the admin pages: called
-    only by the templates that show them, so other pages pay nothing."""
+    """``plan_banner(overdue_cents)`` for the client's home page and ``plan_proposals_waiting()`` for the admin
+    pages: called only by the templates that show them, so other pages pay nothing."""
 
     def plan_banner(overdue_cents: int):
         if not (current_user.is_authenticated and current_user.is_contact):
