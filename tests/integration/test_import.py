@@ -352,6 +352,9 @@ def test_a_line_another_process_beat_us_to_is_reported(session, make, tmp_path, 
         assert invoice(session, "1002") is None and report.saved is False
     else:
         assert invoice(session, "1002").client_id == harbor.id and report.created == 1
+        # the line after the refused one still fills in the stored client's address (read again, then changed)
+        session.expire_all()
+        assert (harbor.address_line1, harbor.city, report.clients_updated) == ("812 N 9th St", "Boise", 1)
 
 
 # --- the bulk path (issue 14): chunks, statement counts, the fast "unchanged" comparison -----------------------
