@@ -34,6 +34,7 @@ _BILL = (Invoice.id, Invoice.client_id, Invoice.number, Invoice.total_cents, Inv
 
 
 def _bill(row) -> Bill:
+    """An invoice (or a row of ``_BILL``'s columns) as a bill to compare."""
     return Bill(row.id, row.client_id, row.number, row.total_cents, row.issue_date, row.currency)
 
 
@@ -42,7 +43,7 @@ def flag_new(session: Session, invoices: Sequence[Invoice], *, decided: Collecti
     query for the candidates of all of them (an import passes a whole chunk). ``decided``: originals the admin has
     already answered for (a re-checked draft), never flagged again. Returns how many flags were written; the
     caller commits."""
-    new = [Bill(i.id, i.client_id, i.number, i.total_cents, i.issue_date, i.currency) for i in invoices
+    new = [_bill(i) for i in invoices
            if i.source in rules.CHECKED_SOURCES and i.status != invoice_rules.VOID and i.total_cents > 0]
     if not new:
         return 0
