@@ -192,10 +192,11 @@ class _Applier:
         self.created: list[Invoice | _Created] = []  # invoices written since the last duplicate check
         # Contact emails planned in this chunk but not written yet -> their client (maybe a not yet written one)
         self.pending_emails: dict[str, Client | _StoredClient] = {}
-        # (external id, name, address) of lines whose client, once their line was applied, says exactly that: a
-        # later line describing its client the same way changes nothing (FileChecks keeps one description per
-        # client per file, later lines only filling in blanks), so it skips the field by field comparison.
-        self.matching: set[tuple[str, str, tuple]] = set()
+        # External id -> (name, address) of the last line whose client, once the line was applied, says exactly
+        # that: a later line describing its client the same way changes nothing (FileChecks keeps one description
+        # per client per file, later lines only filling in blanks), so it skips the field by field comparison. Keyed
+        # by the id, so a line costs one lookup and a comparison, not a hash of its whole description.
+        self.matching: dict[str, tuple[str, tuple]] = {}
         self.statistics = _Statistics(session)
 
     def apply_chunk(self, chunk: list[ImportRow | list[RowError]]) -> None:
@@ -204,7 +205,7 @@ class _Applier:
         outcomes = None
         if rows and not self.stopped:
             self._look_up(rows)
-            known = (dict(self.clients), dict(self.emails), set(self.absent), set(self.matching))
+            known = (dict(self.clients), dict(self.emails), set(self.absent), dict(self.matching))
             try:
                 with self.session.begin_nested():  # the chunk's writes go out together at the end
                     pending = _Pending()
@@ -415,11 +416,11 @@ class _Applier:
                 check_replaceable(self.session, invoice)
         client_changes = self._client_changes(row, client) if client is not None else {}
         # true once the line is applied; forgotten with it if it is rolled back
-        self.matching.add((row.client_external_id, row.client_name, row.address))
+        self.matching[row.client_external_id] = row.client_name, row.address
         return _Plan(client, client_changes, contact_new, invoice, invoice_changes)
 
     def _client_changes(self, row: ImportRow, client: Client | _StoredClient) -> dict[str, str]:
-        if (row.client_external_id, row.client_name, row.address) in self.matching:
+        if self.matching.get(row.client_external_id) == (row.client_name, row.address):
             return {}
         return imports.client_changes(row, {k: getattr(client, k) for k in row.client_fields()})
 
