@@ -106,7 +106,7 @@ def test_issued_delivered_by_smtp_opened_and_the_chain_verifies(session, shop, s
     assert "more than 45 days past due" in text and "FGT60F-0001" in text and "SW-22" in text
     assert f"/notices/{notice.public_id}" in text
 
-    assert notices.live_notice(session, shop.client.id).disable_permitted_on == date(2026, 4, 25)
+    assert notices.live_notice(notices.notices_of(session, shop.client.id)).disable_permitted_on == date(2026, 4, 25)
 
     # opening: recorded once, by the client's own contact only
     other = make.contact(make.client("Other LLC"))
@@ -195,7 +195,7 @@ def test_ach_pending_does_not_withdraw_settled_does(app, session, shop, signed, 
     assert row.status == "withdrawn" and row.open_key is None and row.withdrawn_reason.startswith("paid")
     assert row.withdrawal_sent_at is not None
     assert kinds(session, signed)[-1] == "notice_withdrawn"
-    assert notices.live_notice(session, shop.client.id) is None
+    assert notices.live_notice(notices.notices_of(session, shop.client.id)) is None
     withdrawn = [m for m in messages(smtp_server) if m["Subject"].startswith("Withdrawn")]
     assert len(withdrawn) == 1
     assert "the past-due balance is paid" in withdrawn[0].get_body(("plain",)).get_content()
@@ -334,3 +334,17 @@ def test_the_help_desk_standing_carries_disable_permitted_from_while_a_notice_is
 
     notices.withdraw(session, rt, shop.client, notice.id, staff=staff, reason="Payment promised by the CFO")
     assert standing()["disable_permitted_from"] is None
+
+
+def test_the_live_notice_among_a_clients_notices_is_its_remote_disable_notice_first():
+    """The staff panel lists every notice and picks the live one from that list (no second read)."""
+    def notice(id_, kind, status):
+        return EnforcementNotice(id=id_, kind=kind, status=status)
+
+    recovery = notice(3, "equipment_recovery", "issued")
+    disable = notice(5, "remote_disable", "issued")
+    later_disable = notice(7, "remote_disable", "issued")
+    withdrawn = notice(2, "remote_disable", "withdrawn")
+    assert notices.live_notice([later_disable, disable, recovery, withdrawn]) is disable
+    assert notices.live_notice([recovery, withdrawn]) is recovery
+    assert notices.live_notice([withdrawn]) is None and notices.live_notice([]) is None

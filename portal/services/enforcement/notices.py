@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -313,13 +314,12 @@ def send_withdrawals(session: Session, rt: Runtime) -> int:
     return sent
 
 
-def live_notice(session: Session, client_id: int) -> EnforcementNotice | None:
-    """The client's live remote-disable notice if any (else a live recovery notice): its ``disable_permitted_on`` is
-    what the help-desk API and webhooks expose as "disable permitted from"."""
-    rows = list(session.scalars(select(EnforcementNotice).where(EnforcementNotice.client_id == client_id,
-                                                                EnforcementNotice.status == ISSUED)))
-    rows.sort(key=lambda n: (n.kind != N.NoticeKind.REMOTE_DISABLE, n.id))
-    return rows[0] if rows else None
+def live_notice(notices: Iterable[EnforcementNotice]) -> EnforcementNotice | None:
+    """The live notice among a client's ``notices`` (``notices_of``: the staff panel lists them all, so this reads
+    nothing again): its live remote-disable notice if any, else a live recovery notice. Its ``disable_permitted_on``
+    is what the panel shows as "disable permitted from"."""
+    live = [n for n in notices if n.status == ISSUED]
+    return min(live, key=lambda n: (n.kind != N.NoticeKind.REMOTE_DISABLE, n.id), default=None)
 
 
 def live_notices(session: Session, client_id: int) -> list[EnforcementNotice]:

@@ -49,13 +49,14 @@ class EnforcementPanel:
 @bp.app_template_global("enforcement_panel")
 def enforcement_panel(client: Client) -> EnforcementPanel:
     session = db.session()
-    live = notices.live_notice(session, client.id)
     rows = charge_authorizations.of_client(session, client.id)
     # one paid at the checkout (a new card) is charged once its payment succeeded, whoever looks first
     rows = [charge_authorizations.sync(session, runtime(), r.id) if r.status in (C.SIGNED, C.FAILED) else r
             for r in rows]
-    return EnforcementPanel(notices.notices_of(session, client.id), rows, WithdrawForm(formdata=None),
-                            ConfirmForm(formdata=None), live.disable_permitted_on if live else None)
+    shown = notices.notices_of(session, client.id)
+    live = notices.live_notice(shown)
+    return EnforcementPanel(shown, rows, WithdrawForm(formdata=None), ConfirmForm(formdata=None),
+                            live.disable_permitted_on if live else None)
 
 
 @bp.app_template_global("deliverables_panel")
