@@ -247,6 +247,30 @@ def test_a_page_of_clients_is_computed_in_a_fixed_number_of_queries(session, mak
     assert [v.client.id for v in rest] == [c.id for c in clients[10:]] and last is None
 
 
+def test_promises_are_read_only_for_clients_with_something_past_due(session, signed, make, clock):
+    """A promise covers past-due invoices only: a client with nothing past due (most of them) is measured without
+    reading its promises, and a page reads them for the clients that have something past due."""
+    from sqlalchemy import event
+
+    late, invoice, _ = signed
+    paid_up = make.client("Paid Up LLC")
+    make.invoice(paid_up, 5_000, issue_date=DUE, due_date=DUE + timedelta(days=60))
+    clock.set(DUE + timedelta(days=12))
+    promise(session, late, invoice, on=today() + timedelta(days=3), amount_cents=10_000)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(session.get_bind(), "before_cursor_execute", listener)
+    try:
+        alone = standing.for_client(session, paid_up, today())
+        read_alone = [s for s in statements if "payment_promises" in s]
+        both = standing.for_clients(session, [paid_up, late], today())
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listener)
+    assert alone.standing == Standing.GOOD and alone.past_due_cents == 0 and read_alone == []
+    assert [v.result.standing for v in both] == [Standing.GOOD, Standing.GOOD]  # the promise protects the late one
+    assert len([s for s in statements if "payment_promises" in s]) == 1
+
+
 def test_the_demo_shows_clients_on_hold_and_one_override(session, seeded_demo):
     from portal.models import Client
 

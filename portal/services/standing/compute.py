@@ -90,7 +90,8 @@ def for_clients(session: Session, clients: Sequence[Client], today: date) -> lis
     if not ids:
         return []
     items = _past_due_items(session, ids, today)
-    promises = _open_promises(session, ids, today)
+    # a promise only covers past-due invoices: most clients have none, and need no read for it
+    promises = _open_promises(session, list(items), today) if items else {}
     terms = _signed_terms(session, ids)
     overrides = active_overrides(session, ids, today)
     disable = _disable_permitted(session, ids)
