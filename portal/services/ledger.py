@@ -208,18 +208,19 @@ def applied_and_refunded(session: Session, payment_ids: Iterable[int]) -> tuple[
 
 def open_items(session: Session, client_id: int, *, lock: bool = False) -> list[OpenItem]:
     """The client's invoices with money owing, oldest due first: the default order for applying payments."""
-    query = (
-        select(Invoice)
-        .where(Invoice.client_id == client_id, OWING_INVOICE)
-        .order_by(Invoice.due_date, Invoice.id)
-    )
-    if lock:  # serialise concurrent allocations to the same invoices on PostgreSQL
-        query = query.with_for_update()
-    invoices = session.scalars(query).all()
+    invoices = session.scalars(_open_invoices_statement(lock), {"client_id": client_id}).all()
     paid = paid_cents(session, [i.id for i in invoices])
     items = [OpenItem(i.id, invoice_balance(i.status, i.total_cents, paid[i.id]), i.number, i.due_date)
              for i in invoices]
     return [item for item in items if item.balance_cents > 0]
+
+
+@cache
+def _open_invoices_statement(lock: bool) -> Select:
+    """Built once each (paying, booking and the plan banner read it)."""
+    query = (select(Invoice).where(Invoice.client_id == bindparam("client_id"), OWING_INVOICE)
+             .order_by(Invoice.due_date, Invoice.id))
+    return query.with_for_update() if lock else query  # lock: serialise concurrent allocations (PostgreSQL)
 
 
 def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payment, int]]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -323,9 +323,13 @@ def live_notice(notices: Iterable[EnforcementNotice]) -> EnforcementNotice | Non
 
 
 def live_notices(session: Session, client_id: int) -> list[EnforcementNotice]:
-    return list(session.scalars(select(EnforcementNotice).where(EnforcementNotice.client_id == client_id,
-                                                                EnforcementNotice.status == ISSUED)
-                                .order_by(EnforcementNotice.id)))
+    return list(session.scalars(_LIVE, {"client_id": client_id}))
+
+
+# Built once: the portal's pages read it on every view (the notice banner).
+_LIVE = (select(EnforcementNotice).where(EnforcementNotice.client_id == bindparam("client_id"),
+                                         EnforcementNotice.status == ISSUED)
+         .order_by(EnforcementNotice.id))
 
 
 def notices_of(session: Session, client_id: int) -> list[EnforcementNotice]:

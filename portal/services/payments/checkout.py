@@ -7,8 +7,9 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import ColumnElement, Exists, Select, func, select
+from sqlalchemy import ColumnElement, Exists, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -55,17 +56,23 @@ def in_flight_by_invoice(session: Session, client_id: int, *, besides: int | Non
     """Cents per invoice already on their way: attempts that may still turn into money, and money that arrived but
     is not on the books yet (the gateway's answer is recorded before it is booked, in a transaction of its own)
     (``besides``: leave out that payment request's own attempts)."""
+    rows = session.execute(_in_flight_statement(besides is not None), {"client_id": client_id, "besides": besides})
+    return {invoice_id: int(cents) for invoice_id, cents in rows}
+
+
+@cache
+def _in_flight_statement(besides: bool) -> Select:
+    """Built once each (paying, the plan banner and the plan pages read it): building it cost about as much as
+    running it."""
     # each request counted once, however many of its attempts are busy
     busy = select(ChargeAttempt.request_id).where(_MAY_MOVE_MONEY)
     query = (
         select(PaymentRequestItem.invoice_id, func.sum(PaymentRequestItem.amount_cents))
         .join(PaymentRequest, PaymentRequest.id == PaymentRequestItem.request_id)
-        .where(PaymentRequest.client_id == client_id, PaymentRequest.id.in_(busy), _NOT_BOOKED)
+        .where(PaymentRequest.client_id == bindparam("client_id"), PaymentRequest.id.in_(busy), _NOT_BOOKED)
         .group_by(PaymentRequestItem.invoice_id)
     )
-    if besides is not None:
-        query = query.where(PaymentRequest.id != besides)
-    return {invoice_id: int(cents) for invoice_id, cents in session.execute(query)}
+    return query.where(PaymentRequest.id != bindparam("besides")) if besides else query
 
 
 @dataclass(frozen=True)
@@ -88,19 +95,24 @@ def payments_in_flight(session: Session, client_id: int, invoice_ids: Iterable[i
     ids = None if invoice_ids is None else list(invoice_ids)
     if ids == []:
         return {}
+    found: dict[int, list[PaymentInFlight]] = {}
+    rows = session.execute(_payments_in_flight_statement(ids is not None), {"client_id": client_id, "ids": ids})
+    for invoice_id, cents, since, method_type in rows:
+        found.setdefault(invoice_id, []).append(PaymentInFlight(invoice_id, int(cents), since, method_type))
+    return found
+
+
+@cache
+def _payments_in_flight_statement(some_invoices: bool) -> Select:
+    """Built once each (the portal's home and invoice pages read it on every view)."""
     query = (
         _items_in_flight(PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents,
                          func.min(ChargeAttempt.created_at), func.max(ChargeAttempt.method_type))
-        .where(PaymentRequest.client_id == client_id)
+        .where(PaymentRequest.client_id == bindparam("client_id"))
         .group_by(PaymentRequestItem.id, PaymentRequestItem.invoice_id, PaymentRequestItem.amount_cents)
         .order_by(func.min(ChargeAttempt.created_at), PaymentRequestItem.id)
     )
-    if ids is not None:
-        query = query.where(PaymentRequestItem.invoice_id.in_(ids))
-    found: dict[int, list[PaymentInFlight]] = {}
-    for invoice_id, cents, since, method_type in session.execute(query):
-        found.setdefault(invoice_id, []).append(PaymentInFlight(invoice_id, int(cents), since, method_type))
-    return found
+    return query.where(PaymentRequestItem.invoice_id.in_(bindparam("ids", expanding=True))) if some_invoices else query
 
 
 def in_flight_on(invoice_id: ColumnElement[int]) -> Exists:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import ScalarSelect, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from portal.clock import today
@@ -82,23 +82,25 @@ def busy_invoices(session: Session, client_id: int, *, thread_id: int | None = N
     """Invoice id -> why it cannot go on a new offer: already on a current plan (except the plan being
     renegotiated), or in another open offer thread of this client."""
     busy: dict[int, str] = {}
-    on_plans = session.execute(
-        select(PlanInvoice.invoice_id, PaymentPlan.id, PaymentPlan.reference, Invoice.number)
-        .join(PaymentPlan, PaymentPlan.id == PlanInvoice.plan_id).join(Invoice, Invoice.id == PlanInvoice.invoice_id)
-        .where(PaymentPlan.client_id == client_id, PlanInvoice.current_key.is_not(None)))
-    for invoice_id, plan_id, reference, number in on_plans:
+    for invoice_id, plan_id, reference, number in session.execute(_ON_PLANS, {"client_id": client_id}):
         if plan_id != renegotiates_plan_id:
             busy[invoice_id] = f"Invoice {number} is already on plan {reference}."
-    in_offers = session.execute(
-        select(PlanOfferInvoice.invoice_id, PlanOffer.thread_id, Invoice.number)
-        .join(PlanOffer, PlanOffer.id == PlanOfferInvoice.offer_id)
-        .join(Invoice, Invoice.id == PlanOfferInvoice.invoice_id)
-        .where(PlanOffer.client_id == client_id, PlanOffer.status == OfferStatus.OPEN))
-    for invoice_id, offer_thread, number in in_offers:
+    for invoice_id, offer_thread, number in session.execute(_IN_OFFERS, {"client_id": client_id}):
         if offer_thread != thread_id:
             busy.setdefault(invoice_id, f"Invoice {number} is already in an open plan offer; answer or withdraw "
                                         "that offer first.")
     return busy
+
+
+# Built once: the portal's home asks for an overdue client, and the plan pages on every view.
+_ON_PLANS = (select(PlanInvoice.invoice_id, PaymentPlan.id, PaymentPlan.reference, Invoice.number)
+             .join(PaymentPlan, PaymentPlan.id == PlanInvoice.plan_id)
+             .join(Invoice, Invoice.id == PlanInvoice.invoice_id)
+             .where(PaymentPlan.client_id == bindparam("client_id"), PlanInvoice.current_key.is_not(None)))
+_IN_OFFERS = (select(PlanOfferInvoice.invoice_id, PlanOffer.thread_id, Invoice.number)
+              .join(PlanOffer, PlanOffer.id == PlanOfferInvoice.offer_id)
+              .join(Invoice, Invoice.id == PlanOfferInvoice.invoice_id)
+              .where(PlanOffer.client_id == bindparam("client_id"), PlanOffer.status == OfferStatus.OPEN))
 
 
 def plannable(session: Session, client_id: int, *, thread_id: int | None = None,
@@ -113,7 +115,10 @@ def plannable(session: Session, client_id: int, *, thread_id: int | None = None,
 def _invoices(session: Session, ids: list[int]) -> dict[int, Invoice]:
     if not ids:
         return {}
-    return {i.id: i for i in session.scalars(select(Invoice).where(Invoice.id.in_(ids)))}
+    return {i.id: i for i in session.scalars(_BY_ID, {"ids": ids})}
+
+
+_BY_ID = select(Invoice).where(Invoice.id.in_(bindparam("ids", expanding=True)))  # built once
 
 
 # ---------------------------------------------------------------------------------------------------- the draft

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.domain import payments as payment_rules
@@ -36,9 +36,13 @@ def client_plans(session: Session, client_id: int) -> list[PaymentPlan]:
 
 
 def current_plan(session: Session, client_id: int) -> PaymentPlan | None:
-    return session.scalar(select(PaymentPlan).where(PaymentPlan.client_id == client_id,
-                                                    PaymentPlan.status == PlanStatus.CURRENT)
-                          .order_by(PaymentPlan.id.desc()).limit(1))
+    return session.scalar(_CURRENT_PLAN, {"client_id": client_id})
+
+
+# Built once: the portal's home reads it on every view.
+_CURRENT_PLAN = (select(PaymentPlan).where(PaymentPlan.client_id == bindparam("client_id"),
+                                           PaymentPlan.status == PlanStatus.CURRENT)
+                 .order_by(PaymentPlan.id.desc()).limit(1))
 
 
 # --- one plan --------------------------------------------------------------------------------------------------------
