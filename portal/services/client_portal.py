@@ -33,7 +33,7 @@ class ListedInvoice(NamedTuple):
     """What a list of invoices prints (templates/client/_invoice_table.html) and ledger.figures_for reads, read like
     an Invoice. Lists select only these columns (LISTED) instead of loading whole ORM objects, and keep each row as
     this named tuple rather than a Row: a template reads a dozen attributes of every row, and a Row finds each by
-    name (the conversion cut 9% of the instructions of a page of 25 invoices). Their balances come from the settled
+    name (the conversion cut 8% of the instructions of a page of 25 invoices). Their balances come from the settled
     sum the database keeps (ledger.stored_balance), not from the allocation rows: a list is a report; the invoice's
     own page, and whatever takes money, derive it from the rows."""
 

@@ -62,8 +62,7 @@ def in_flight_by_invoice(session: Session, client_id: int, *, besides: int | Non
 
 @cache
 def _in_flight_statement(besides: bool) -> Select:
-    """Built once each (paying, the plan banner and the plan pages read it): building it cost about as much as
-    running it."""
+    """Built once each (paying, the plan banner and the plan pages read it)."""
     # each request counted once, however many of its attempts are busy
     busy = select(ChargeAttempt.request_id).where(_MAY_MOVE_MONEY)
     query = (
