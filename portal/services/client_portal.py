@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Select, bindparam, func, select
@@ -18,7 +19,7 @@ from portal.domain.payments import payment_credit
 from portal.models import Allocation, Invoice, Payment
 
 from . import ledger
-from .keysets import one_of
+from .keysets import among_bound, key_values, on_postgresql, one_of
 from .payments.checkout import in_flight_on
 from .scope import ClientScope, visible_invoices
 
@@ -174,21 +175,28 @@ def _payment_rows(scope: ClientScope, payments: list[Payment]) -> list[PaymentRo
     rows = {p.id: PaymentRow(p) for p in payments}
     if not rows:
         return []
-    cents = func.sum(Allocation.amount_cents)
-    allocated = scope.session.execute(
-        select(Allocation.payment_id, Invoice.id, Invoice.number, cents)
-        .join(Invoice, Invoice.id == Allocation.invoice_id)
-        .where(Allocation.payment_id.in_(rows), Invoice.client_id == scope.client_id)
-        .group_by(Allocation.payment_id, Invoice.id, Invoice.number)
-        .having(cents != 0)
-        .order_by(Allocation.payment_id, Invoice.id)
-    )
+    allocated = scope.session.execute(_allocated_statement(on_postgresql(scope.session)),
+                                      {"payment_ids": key_values(scope.session, rows), "client_id": scope.client_id})
     for payment_id, invoice_id, number, total in allocated:
         rows[payment_id].invoices.append(PaidInvoice(invoice_id, number, int(total)))
     _applied, refunded = ledger.applied_and_refunded(scope.session, rows)
     for payment_id, total in refunded.items():
         rows[payment_id].refunded_cents = total
     return list(rows.values())
+
+
+@cache
+def _allocated_statement(postgresql: bool) -> Select:
+    """What each payment paid on the client's invoices, built once per kind of database (the payments one bound
+    parameter, keysets.among_bound): the payment list reads it on every view."""
+    cents = func.sum(Allocation.amount_cents)
+    return (select(Allocation.payment_id, Invoice.id, Invoice.number, cents)
+            .join(Invoice, Invoice.id == Allocation.invoice_id)
+            .where(among_bound(Allocation.payment_id, "payment_ids", postgresql=postgresql),
+                   Invoice.client_id == bindparam("client_id"))
+            .group_by(Allocation.payment_id, Invoice.id, Invoice.number)
+            .having(cents != 0)
+            .order_by(Allocation.payment_id, Invoice.id))
 
 
 def payment_page(scope: ClientScope, *, page: int, page_size: int) -> Page[PaymentRow]:
