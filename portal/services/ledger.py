@@ -179,12 +179,15 @@ class AdjustmentLine:
 def adjustments_on(session: Session, invoice_id: int) -> list[AdjustmentLine]:
     """What was taken off the invoice without money moving (an autopay discount, a small balance written off), one
     line per kind: the invoice pages show each under the total, apart from what was paid."""
-    rows = session.execute(
-        select(LedgerAdjustment.kind, func.min(LedgerAdjustment.memo), func.sum(LedgerAdjustment.amount_cents))
-        .where(LedgerAdjustment.invoice_id == invoice_id)
-        .group_by(LedgerAdjustment.kind).order_by(func.min(LedgerAdjustment.id)))
+    rows = session.execute(_ADJUSTMENTS, {"invoice_id": invoice_id})
     return [AdjustmentLine(kind, memo or kind.replace("_", " ").capitalize(), int(cents))
             for kind, memo, cents in rows if cents]
+
+
+# Built once: every view of an invoice reads it (twice on the client's invoice page).
+_ADJUSTMENTS = (select(LedgerAdjustment.kind, func.min(LedgerAdjustment.memo), func.sum(LedgerAdjustment.amount_cents))
+                .where(LedgerAdjustment.invoice_id == bindparam("invoice_id"))
+                .group_by(LedgerAdjustment.kind).order_by(func.min(LedgerAdjustment.id)))
 
 
 def applied_and_refunded(session: Session, payment_ids: Iterable[int]) -> tuple[dict[int, int], dict[int, int]]:

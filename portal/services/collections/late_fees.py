@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, undefer
 
@@ -228,7 +228,11 @@ def memo_for(invoice_number: str, terms: Governing) -> str:
 
 def fee_for_invoice(session: Session, fee_invoice_id: int) -> LateFee | None:
     """The late fee an invoice charges, if it is a late-fee invoice."""
-    return session.scalar(select(LateFee).where(LateFee.fee_invoice_id == fee_invoice_id))
+    return session.scalar(_FEE_OF_INVOICE, {"fee_invoice_id": fee_invoice_id})
+
+
+# Built once: every view of an invoice asks.
+_FEE_OF_INVOICE = select(LateFee).where(LateFee.fee_invoice_id == bindparam("fee_invoice_id"))
 
 
 def fees_on(session: Session, late_invoice_id: int) -> list[LateFee]:

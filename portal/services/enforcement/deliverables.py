@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -79,8 +79,12 @@ def remove(session: Session, rt: Runtime, invoice: Invoice, deliverable_id: int)
 
 
 def of_invoice(session: Session, invoice_id: int) -> list[Deliverable]:
-    return list(session.scalars(select(Deliverable).where(Deliverable.invoice_id == invoice_id,
-                                                          Deliverable.removed_at.is_(None)).order_by(Deliverable.id)))
+    return list(session.scalars(_OF_INVOICE, {"invoice_id": invoice_id}))
+
+
+# Built once: every view of an invoice lists its deliverables.
+_OF_INVOICE = (select(Deliverable).where(Deliverable.invoice_id == bindparam("invoice_id"),
+                                         Deliverable.removed_at.is_(None)).order_by(Deliverable.id))
 
 
 def released(session: Session, invoice: Invoice) -> bool:
