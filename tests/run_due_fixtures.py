@@ -11,18 +11,28 @@ Two ways onto autopay:
 
 from __future__ import annotations
 
+import gc
 import secrets
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from portal import db
 from portal.clock import now
 from portal.domain import authorizations as AUTH
 from portal.domain import autopay as A
 from portal.gateways.payments import MandateAcceptance
-from portal.models import Agreement, AutopayEnrollment, GatewayCustomer, SavedPaymentMethod
+from portal.models import (
+    Agreement,
+    AutopayEnrollment,
+    Base,
+    GatewayCustomer,
+    PaymentRequest,
+    PaymentRequestItem,
+    SavedPaymentMethod,
+)
 from portal.services import agreements
 from portal.services.agreements import rendered
 from portal.services.agreements.chain import Meta
@@ -107,3 +117,31 @@ def worker_session(app):
 def run(app, session, rt, **kwargs):
     """One `run-due`, the way the CLI runs it (worker threads with their own sessions)."""
     return run_due(session, rt, open_session=lambda: worker_session(app), **kwargs)
+
+
+@contextmanager
+def charge_rows_read_back():
+    """The payment requests and items the block read back by relationship (class names, in order): a charge's own
+    claim holds them, so booking its answer should read none. A full collection runs before every statement and
+    after every re-read row (a lock's ``populate_existing`` resets the row's relationships): whatever only the
+    session's weak identity map holds is gone the moment it could be."""
+    read_back: list[str] = []
+
+    def collect(*_args):
+        gc.collect()
+
+    def collect_then_count(state):
+        collect()
+        mapper = state.bind_arguments.get("mapper")
+        if state.is_relationship_load and mapper is not None and mapper.class_ in (PaymentRequest, PaymentRequestItem):
+            read_back.append(mapper.class_.__name__)
+
+    gc.freeze()  # what exists before the block is never collected, so each collection only walks the block's objects
+    event.listen(Session, "do_orm_execute", collect_then_count)
+    event.listen(Base, "refresh", collect, propagate=True)
+    try:
+        yield read_back
+    finally:
+        event.remove(Session, "do_orm_execute", collect_then_count)
+        event.remove(Base, "refresh", collect)
+        gc.unfreeze()

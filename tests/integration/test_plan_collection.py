@@ -33,7 +33,7 @@ from portal.services.plans.progress import INTEREST, current_plan_invoice_ids, o
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import count, invoice_state, read_outbox, runtime_for
 from tests.plans_fixtures import make_plan
-from tests.run_due_fixtures import CARD, enroll_rows, run
+from tests.run_due_fixtures import CARD, charge_rows_read_back, enroll_rows, run
 
 FIRST_DUE = date(2026, 3, 23)  # a week after the clock's day (2026-03-16)
 
@@ -105,6 +105,23 @@ def test_an_installment_is_charged_by_run_due_on_its_date_once(app, session, sho
     assert any("Payment received" in s for s in subjects(outbox))
     charged = select(func.count()).select_from(PlanEvent).where(PlanEvent.kind == "installment_charged")
     assert session.scalar(charged) == 1
+
+
+def test_booking_an_installment_charge_reads_nothing_back_that_its_claim_wrote(app, session, shop, sandbox_gateway,
+                                                                               clock):
+    """As with autopay's charges (test_run_due.py): the installment's claim holds its attempt, request and items
+    until the answer is booked, whenever Python's cycle collector runs."""
+    rt = runtime_for(sandbox_gateway)
+    plan = make_plan(session, shop.client, [shop.first, shop.second], first_due_on=FIRST_DUE)
+    enroll_rows(session, rt, shop.client, [("pm_card_visa", CARD)])
+    clock.set(FIRST_DUE)
+
+    with charge_rows_read_back() as read_back:
+        report = run(app, session, rt)
+
+    assert (report.charged, report.succeeded) == (1, 1)
+    assert charges(session, plan) == [(1, 1, "pm_card_visa", "succeeded", None)]
+    assert read_back == []
 
 
 def test_plan_invoices_are_skipped_by_autopay_full_invoice_charging(app, session, make, sandbox_gateway):

@@ -6,7 +6,6 @@ the client's gateway customer, an authorization agreement row, and autopay switc
 
 from __future__ import annotations
 
-import gc
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
@@ -14,7 +13,6 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
 
 from portal import db
 from portal.clock import now
@@ -25,13 +23,11 @@ from portal.models import (
     ChargeAttempt,
     DueRun,
     DueRunSkip,
-    PaymentRequest,
-    PaymentRequestItem,
 )
 from portal.services.due import run_due
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import invoice_state, read_outbox, runtime_for
-from tests.run_due_fixtures import CARD, enroll_rows, run, saved_on_gateway
+from tests.run_due_fixtures import CARD, charge_rows_read_back, enroll_rows, run, saved_on_gateway
 
 
 def test_an_invoice_due_today_is_charged_off_session_once(app, session, make, sandbox_gateway, outbox):
@@ -214,28 +210,17 @@ def test_booking_a_charge_reads_nothing_back_that_its_claim_wrote_even_when_the_
         app, session, make, sandbox_gateway, outbox):
     """The session's identity map is weak and a charge's attempt, request and items sit in reference cycles: unless
     the claim holds them until the answer is booked, booking reads them back whenever Python's cycle collector ran
-    in between (run-due then made 27 statements a charge instead of 20, its speed hanging on the collector)."""
+    in between (run-due then made 27 statements a charge instead of 20, its speed hanging on the collector). The
+    collector runs at every moment it could matter (``charge_rows_read_back``); before, a rarer collector made this
+    fail one run in many."""
     rt = runtime_for(sandbox_gateway)
     client = make.client("Acme Dental LLC")
     make.contact(client, email="pat@acme-dental.test")
     invoices = [make.invoice(client, 12_000 + n, issue_date=date(2026, 3, 1), due_date=date(2026, 3, 16))
                 for n in range(3)]
     enroll_rows(session, rt, client, [("pm_card_visa", CARD)])
-    read_back = []
-
-    def count(state):
-        mapper = state.bind_arguments.get("mapper")
-        if state.is_relationship_load and mapper is not None and mapper.class_ in (PaymentRequest, PaymentRequestItem):
-            read_back.append(mapper.class_.__name__)
-
-    thresholds = gc.get_threshold()
-    event.listen(Session, "do_orm_execute", count)
-    gc.set_threshold(1, 1, 1)  # a collection on nearly every allocation
-    try:
+    with charge_rows_read_back() as read_back:
         report = run(app, session, rt)
-    finally:
-        gc.set_threshold(*thresholds)
-        event.remove(Session, "do_orm_execute", count)
 
     assert (report.charged, report.succeeded) == (3, 3)
     assert [invoice_state(session, invoice) for invoice in invoices] == [("paid", 0)] * 3

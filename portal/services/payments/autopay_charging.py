@@ -191,10 +191,12 @@ class Claim:
     charge_id: int
     attempt_id: int
     call: charging.ChargeCall
-    # the attempt as written, with its request and items: held until the answer is booked, so the session's (weak)
-    # identity map keeps them and booking reads none of them back (when it did, run-due's speed hung on when Python
-    # happened to collect them)
+    # the attempt and its request (with its items) as written: held until the answer is booked, so the session's
+    # (weak) identity map keeps them and booking reads none of them back (when it did, run-due's speed hung on when
+    # Python happened to collect them). The request is held by itself: booking re-reads the attempt's row under its
+    # lock (``lock_attempt``), which resets the attempt's link to it
     attempt: ChargeAttempt
+    request: PaymentRequest
 
 
 def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list[int], today: date
@@ -268,7 +270,7 @@ def claim(session: Session, rt: Runtime, setup: ClientAutopay, invoice_ids: list
         session.rollback()  # another process numbered one of these charges first: it charges, we do not
         return LOCKED_ELSEWHERE
     for row, attempt, call in calls:
-        outcomes[row.invoice_id] = Claim(row.id, attempt.id, call, attempt)
+        outcomes[row.invoice_id] = Claim(row.id, attempt.id, call, attempt, attempt.request)
     return outcomes
 
 

@@ -191,7 +191,7 @@ def claim(session: Session, rt: Runtime, plan_id: int, today: date) -> Claim | s
     except IntegrityError:
         session.rollback()  # another process numbered this charge first: it charges, we do not
         return LOCKED_ELSEWHERE
-    return Claim(row.id, attempt.id, call, attempt)
+    return Claim(row.id, attempt.id, call, attempt, request)
 
 
 def charge_plan(session: Session, rt: Runtime, plan_id: int, today: date, report: PlanChargeReport) -> None:
