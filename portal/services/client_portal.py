@@ -21,7 +21,7 @@ from portal.models import Allocation, Invoice, Payment
 from . import ledger
 from .keysets import among_bound, key_values, on_postgresql, one_of
 from .payments.checkout import in_flight_on
-from .scope import ClientScope, visible_invoices
+from .scope import ClientScope, visible_invoices, visible_payments
 
 INVOICE_FILTERS = {
     "all": None,  # every invoice the client can see (open, paid, void)
@@ -134,17 +134,16 @@ class AppliedPayment:
 
 def payments_on_invoice(scope: ClientScope, invoice: Invoice) -> list[AppliedPayment]:
     """Payments that (still) pay this invoice, net of reversals."""
-    applied = func.sum(Allocation.amount_cents)
-    query = (
-        scope.payments()
-        .join(Allocation, Allocation.payment_id == Payment.id)
-        .where(Allocation.invoice_id == invoice.id)
-        .add_columns(applied)
-        .group_by(Payment.id)
-        .having(applied != 0)
-        .order_by(Payment.received_on, Payment.id)
-    )
-    return [AppliedPayment(payment, int(cents)) for payment, cents in scope.session.execute(query)]
+    return [AppliedPayment(payment, int(cents)) for payment, cents in scope.run(_ON_INVOICE, invoice_id=invoice.id)]
+
+
+_APPLIED = func.sum(Allocation.amount_cents)
+_ON_INVOICE = (visible_payments(Payment, _APPLIED)
+               .join(Allocation, Allocation.payment_id == Payment.id)
+               .where(Allocation.invoice_id == bindparam("invoice_id"))
+               .group_by(Payment.id)
+               .having(_APPLIED != 0)
+               .order_by(Payment.received_on, Payment.id))
 
 
 @dataclass(frozen=True)
@@ -200,9 +199,12 @@ def _allocated_statement(postgresql: bool) -> Select:
 
 
 def payment_page(scope: ClientScope, *, page: int, page_size: int) -> Page[PaymentRow]:
-    query = scope.payments().order_by(Payment.received_on.desc(), Payment.id.desc())
-    found = list(scope.session.scalars(query.limit(page_size + 1).offset((page - 1) * page_size)))
+    found = list(scope.run(_PAYMENT_PAGE, limit=page_size + 1, offset=(page - 1) * page_size).scalars())
     return Page(_payment_rows(scope, found[:page_size]), page, page > 1, len(found) > page_size)
+
+
+_PAYMENT_PAGE = (visible_payments(Payment).order_by(Payment.received_on.desc(), Payment.id.desc())
+                 .limit(bindparam("limit")).offset(bindparam("offset")))
 
 
 def payment_row(scope: ClientScope, payment_id: int) -> PaymentRow:

@@ -286,11 +286,12 @@ def _invoice_list(shown: str | None, by_client: bool, searched: bool) -> tuple[S
 
 
 def client_invoices(session: Session, client_id: int, limit: int = 50) -> list[InvoiceRow]:
-    invoices = session.scalars(
-        select(Invoice).where(Invoice.client_id == client_id)
-        .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit)
-    ).all()
+    invoices = session.scalars(_CLIENT_INVOICES, {"client_id": client_id, "limit": limit})
     return [InvoiceRow(i, "", i.settled_cents) for i in invoices]  # a report: the kept sums (see invoice_page)
+
+
+_CLIENT_INVOICES = (select(Invoice).where(Invoice.client_id == bindparam("client_id"))
+                    .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(bindparam("limit")))
 
 
 def open_invoices(session: Session, client_id: int) -> list[InvoiceRow]:
@@ -381,6 +382,8 @@ def payment_row(session: Session, payment: Payment) -> PaymentRow:
 
 
 def client_payments(session: Session, client_id: int, limit: int = 50) -> list[PaymentRow]:
-    rows = session.execute(_payments().where(Payment.client_id == client_id)
-                           .order_by(Payment.received_on.desc(), Payment.id.desc()).limit(limit))
-    return _payment_rows(rows)
+    return _payment_rows(session.execute(_CLIENT_PAYMENTS, {"client_id": client_id, "limit": limit}))
+
+
+_CLIENT_PAYMENTS = (_payments().where(Payment.client_id == bindparam("client_id"))
+                    .order_by(Payment.received_on.desc(), Payment.id.desc()).limit(bindparam("limit")))

@@ -27,7 +27,13 @@ def visible_invoices(*columns) -> Select:
     return select(*columns).where(Invoice.client_id == _CLIENT, _VISIBLE)
 
 
+def visible_payments(*columns) -> Select:
+    """The client's payments, for a statement built once and run with ``ClientScope.run``."""
+    return select(*columns).where(Payment.client_id == _CLIENT)
+
+
 _INVOICE = visible_invoices(Invoice).where(Invoice.id == bindparam("invoice_id"))
+_PAYMENT = visible_payments(Payment).where(Payment.id == bindparam("payment_id"))
 
 
 class ClientScope:
@@ -36,17 +42,15 @@ class ClientScope:
         self.client_id = client_id
 
     def run(self, statement: Select, **params) -> Result:
-        """A statement built with ``visible_invoices``, for this scope's client (``params`` cannot name another)."""
+        """A statement built with ``visible_invoices`` or ``visible_payments``, for this scope's client (``params``
+        cannot name another)."""
         return self.session.execute(statement, {**params, _CLIENT.key: self.client_id})
 
     def invoice(self, invoice_id: int) -> Invoice:
         return _found(self.run(_INVOICE, invoice_id=invoice_id).scalar())
 
-    def payments(self) -> Select:
-        return select(Payment).where(Payment.client_id == self.client_id)
-
     def payment(self, payment_id: int) -> Payment:
-        return self._one(self.payments().where(Payment.id == payment_id))
+        return _found(self.run(_PAYMENT, payment_id=payment_id).scalar())
 
     def agreements(self) -> Select:
         return select(Agreement).where(Agreement.client_id == self.client_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -115,8 +115,11 @@ def log_call(session: Session, client_id: int, entry: CallInput, *, staff: Staff
 
 
 def notes(session: Session, client_id: int, limit: int = 50) -> list[CollectionNote]:
-    return list(session.scalars(select(CollectionNote).where(CollectionNote.client_id == client_id)
-                                .order_by(CollectionNote.created_at.desc(), CollectionNote.id.desc()).limit(limit)))
+    return list(session.scalars(_NOTES, {"client_id": client_id, "limit": limit}))
+
+
+_NOTES = (select(CollectionNote).where(CollectionNote.client_id == bindparam("client_id"))
+          .order_by(CollectionNote.created_at.desc(), CollectionNote.id.desc()).limit(bindparam("limit")))
 
 
 # --- the call list ----------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Date, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -102,7 +102,7 @@ class Figures:
 
 def for_dashboard(session: Session, today: date, cache: analytics.FiguresCache) -> Figures:
     """Today's stored figures, or (a kind `run-due` has not stored today) computed here and kept per process."""
-    rows = {row.kind: row for row in session.scalars(select(DashboardFigures).where(DashboardFigures.made_on == today))}
+    rows = {row.kind: row for row in session.scalars(_STORED, {"today": today})}
     values = {}
     for name, kind in KINDS.items():
         row = rows.get(name)
@@ -110,6 +110,9 @@ def for_dashboard(session: Session, today: date, cache: analytics.FiguresCache) 
                         else cache.get((name, today), lambda kind=kind: kind.compute(session, today)))
     stored_at = min((row.computed_at for row in rows.values()), default=None) if len(rows) == len(KINDS) else None
     return Figures(values["trend"], values["forecast"], values["adoption"], stored_at)
+
+
+_STORED = select(DashboardFigures).where(DashboardFigures.made_on == bindparam("today", type_=Date()))
 
 
 # --- writing (`run-due`) --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -224,10 +224,14 @@ class Accuracy:
 def last_accuracy(session: Session, today: date, horizon: int = 30) -> Accuracy | None:
     """The newest ``horizon``-day forecast whose window has closed (made ``horizon`` or more days ago), against
     the succeeded payments received in its window. None until such a snapshot exists."""
-    row = session.scalar(select(ForecastSnapshot).where(
-        ForecastSnapshot.horizon_days == horizon, ForecastSnapshot.made_on <= today - timedelta(days=horizon))
-        .order_by(ForecastSnapshot.made_on.desc()).limit(1))
+    row = session.scalar(_LAST_CLOSED, {"horizon": horizon, "made_by": today - timedelta(days=horizon)})
     if row is None:
         return None
     actual = received_between(session, row.made_on, R.window_end(row.made_on, horizon))
     return Accuracy(row.made_on, horizon, int(row.expected_cents), actual)
+
+
+_LAST_CLOSED = (select(ForecastSnapshot)
+                .where(ForecastSnapshot.horizon_days == bindparam("horizon"),
+                       ForecastSnapshot.made_on <= bindparam("made_by", type_=Date()))
+                .order_by(ForecastSnapshot.made_on.desc()).limit(1))

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now
@@ -186,8 +186,11 @@ def settle(session: Session, today: date) -> Settled:
 
 
 def for_client(session: Session, client_id: int, limit: int = 50) -> list[PaymentPromise]:
-    return list(session.scalars(select(PaymentPromise).where(PaymentPromise.client_id == client_id)
-                                .order_by(PaymentPromise.created_at.desc(), PaymentPromise.id.desc()).limit(limit)))
+    return list(session.scalars(_FOR_CLIENT, {"client_id": client_id, "limit": limit}))
+
+
+_FOR_CLIENT = (select(PaymentPromise).where(PaymentPromise.client_id == bindparam("client_id"))
+               .order_by(PaymentPromise.created_at.desc(), PaymentPromise.id.desc()).limit(bindparam("limit")))
 
 
 def of_client(session: Session, client_id: int, promise_id: int) -> PaymentPromise:

@@ -15,7 +15,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now, today
@@ -117,8 +117,11 @@ def cancel(session: Session, client: Client, authorization_id: int, *, staff: St
 
 
 def of_client(session: Session, client_id: int) -> list[ChargeAuthorization]:
-    return list(session.scalars(select(ChargeAuthorization).where(ChargeAuthorization.client_id == client_id)
-                                .order_by(ChargeAuthorization.id.desc())))
+    return list(session.scalars(_OF_CLIENT, {"client_id": client_id}))
+
+
+_OF_CLIENT = (select(ChargeAuthorization).where(ChargeAuthorization.client_id == bindparam("client_id"))
+              .order_by(ChargeAuthorization.id.desc()))
 
 
 def for_contact(session: Session, contact: Contact, public_id: str) -> ChargeAuthorization:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,8 +68,11 @@ def for_client(session: Session, client_id: int) -> list[EquipmentLine]:
 
 
 def rows_for_client(session: Session, client_id: int) -> list[Equipment]:
-    return list(session.scalars(select(Equipment).where(Equipment.client_id == client_id)
-                                .order_by(Equipment.item, Equipment.serial_number, Equipment.id)))
+    return list(session.scalars(_OF_CLIENT, {"client_id": client_id}))
+
+
+_OF_CLIENT = (select(Equipment).where(Equipment.client_id == bindparam("client_id"))
+              .order_by(Equipment.item, Equipment.serial_number, Equipment.id))
 
 
 def get(session: Session, client_id: int, equipment_id: int) -> Equipment:

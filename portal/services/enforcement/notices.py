@@ -333,8 +333,11 @@ _LIVE = (select(EnforcementNotice).where(EnforcementNotice.client_id == bindpara
 
 
 def notices_of(session: Session, client_id: int) -> list[EnforcementNotice]:
-    return list(session.scalars(select(EnforcementNotice).where(EnforcementNotice.client_id == client_id)
-                                .order_by(EnforcementNotice.id.desc())))
+    return list(session.scalars(_OF_CLIENT, {"client_id": client_id}))
+
+
+_OF_CLIENT = (select(EnforcementNotice).where(EnforcementNotice.client_id == bindparam("client_id"))
+              .order_by(EnforcementNotice.id.desc()))
 
 
 def get(session: Session, client: Client, notice_id: int) -> EnforcementNotice:

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now, today
@@ -166,8 +166,11 @@ def cancel_order(session: Session, order_id: int, *, staff: StaffUser | None, re
 
 
 def orders_of(session: Session, client_id: int) -> list[EquipmentOrder]:
-    return list(session.scalars(select(EquipmentOrder).where(EquipmentOrder.client_id == client_id)
-                                .order_by(EquipmentOrder.created_at.desc(), EquipmentOrder.id.desc())))
+    return list(session.scalars(_OF_CLIENT, {"client_id": client_id}))
+
+
+_OF_CLIENT = (select(EquipmentOrder).where(EquipmentOrder.client_id == bindparam("client_id"))
+              .order_by(EquipmentOrder.created_at.desc(), EquipmentOrder.id.desc()))
 
 
 def all_orders(session: Session, *, status: str | None = None, limit: int = 200) -> list[EquipmentOrder]:

@@ -289,9 +289,12 @@ def history(session: Session, thread_id: int) -> list[PlanEvent]:
 
 def latest_in_threads(session: Session, client_id: int) -> list[PlanOffer]:
     """The newest offer of each of the client's threads, newest thread first."""
-    newest = (select(func.max(PlanOffer.id)).where(PlanOffer.client_id == client_id)
-              .group_by(PlanOffer.thread_id).scalar_subquery())
-    return list(session.scalars(select(PlanOffer).where(PlanOffer.id.in_(newest)).order_by(PlanOffer.id.desc())))
+    return list(session.scalars(_LATEST_IN_THREADS, {"client_id": client_id}))
+
+
+_LATEST_IN_THREADS = (select(PlanOffer).where(PlanOffer.id.in_(
+    select(func.max(PlanOffer.id)).where(PlanOffer.client_id == bindparam("client_id")).group_by(PlanOffer.thread_id)
+)).order_by(PlanOffer.id.desc()))
 
 
 def open_offers(session: Session, client_id: int) -> list[PlanOffer]:

@@ -31,8 +31,11 @@ def plan_for_client(session: Session, client_id: int, plan_id: int) -> PaymentPl
 
 
 def client_plans(session: Session, client_id: int) -> list[PaymentPlan]:
-    return list(session.scalars(select(PaymentPlan).where(PaymentPlan.client_id == client_id)
-                                .order_by(PaymentPlan.id.desc())))
+    return list(session.scalars(_CLIENT_PLANS, {"client_id": client_id}))
+
+
+_CLIENT_PLANS = (select(PaymentPlan).where(PaymentPlan.client_id == bindparam("client_id"))
+                 .order_by(PaymentPlan.id.desc()))
 
 
 def current_plan(session: Session, client_id: int) -> PaymentPlan | None:
