@@ -5,6 +5,7 @@ from datetime import date, datetime
 from functools import lru_cache
 
 from flask import Flask, current_app, url_for
+from markupsafe import Markup
 
 from portal import db
 from portal.domain import terms as T
@@ -43,6 +44,14 @@ def _record_links(endpoint: str, key: str) -> Callable[[int], str]:
     return lambda record_id: f"{head}{int(record_id)}{tail}"
 
 
+def _badge(status: str) -> Markup:
+    """A status as the staff pages show it: "partially_paid" -> "Partially paid", styled by its class. A function,
+    not a macro: a list calls it once a row, and a macro call cost about as much as the rest of the row."""
+    status = str(status)
+    return Markup('<span class="badge badge-{}">{}</span>').format(status.replace(" ", "-"),
+                                                                   status.replace("_", " ").capitalize())
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda cents, currency="USD": format_money(int(cents or 0), currency)
     app.jinja_env.filters["date"] = _date
@@ -50,6 +59,7 @@ def init_app(app: Flask) -> None:
     # every document kind the MSP edits and publishes (the agreements pages' tabs)
     app.jinja_env.globals["invoice_adjustments"] = _invoice_adjustments  # a global: imported macros see it too
     app.jinja_env.globals["record_links"] = _record_links
+    app.jinja_env.globals["badge"] = _badge  # the staff pages' status badge (agreements/_macros.html has its own)
     app.jinja_env.globals["document_templates"] = [(kind, T.TEMPLATE_TITLES[kind]) for kind in T.TEMPLATE_KINDS]
     settings = app.extensions["settings_cache"] = SettingsCache(app.config["SETTINGS_CACHE_SECONDS"])
 
