@@ -56,7 +56,8 @@ def _refunded_ids() -> Select:
 
 def attempt_page(session: Session, *, state: str = "all", client_id: int | None = None, invoice_id: int | None = None,
                  page: int = 1, per_page: int = 25) -> Page:
-    count, rows = _attempt_list(state, client_id is not None, invoice_id is not None)
+    known = state if state in STATE_FILTERS else "all"  # as before (no filter), and the cache stays bounded
+    count, rows = _attempt_list(known, client_id is not None, invoice_id is not None)
     values = {"client_id": client_id, "invoice_id": invoice_id}
     total = session.scalar(count, values) or 0
     page = min(max(1, page), max(1, ceil(total / per_page)))
