@@ -174,8 +174,8 @@ def _payment_rows(scope: ClientScope, payments: list[Payment]) -> list[PaymentRo
     rows = {p.id: PaymentRow(p) for p in payments}
     if not rows:
         return []
-    allocated = scope.session.execute(_allocated_statement(on_postgresql(scope.session)),
-                                      {"payment_ids": key_values(scope.session, rows), "client_id": scope.client_id})
+    allocated = scope.session.execute(_allocated_statement(on_postgresql(scope.session)), {
+        "payment_ids": key_values(scope.session, Payment.id, rows), "client_id": scope.client_id})
     for payment_id, invoice_id, number, total in allocated:
         rows[payment_id].invoices.append(PaidInvoice(invoice_id, number, int(total)))
     _applied, refunded = ledger.applied_and_refunded(scope.session, rows)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple, TextIO
 
-from sqlalchemy import Row, Select, select, text
+from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -155,8 +155,7 @@ def import_csv(
     return report
 
 
-@dataclass
-class _Plan:
+class _Plan(NamedTuple):
     """What a good line will change, worked out with reads only, so a line that changes nothing writes nothing."""
 
     client: Client | _StoredClient | None  # None: the client is new
@@ -164,11 +163,7 @@ class _Plan:
     contact_new: bool
     invoice: Row | None  # the stored invoice's STORED columns; None: the invoice is new
     invoice_changes: list[str]
-
-    @property
-    def writes(self) -> bool:
-        return (self.client is None or self.invoice is None or self.contact_new or bool(self.client_changes)
-                or bool(self.invoice_changes))
+    writes: bool  # any of the above
 
 
 class _Applier:
@@ -188,7 +183,7 @@ class _Applier:
         # The current chunk's invoice numbers looked up and not stored (per chunk: a file's numbers are all
         # different, so remembering them across chunks would only grow with the file)
         self.absent_invoices: set[str] = set()
-        self.invoices: dict[str, tuple[Row, InvoiceFacts]] = {}  # the current chunk's stored invoices, by number
+        self.invoices: dict[str, Row] = {}  # the current chunk's stored invoices, by number
         self.created: list[Invoice | _Created] = []  # invoices written since the last duplicate check
         # Contact emails planned in this chunk but not written yet -> their client (maybe a not yet written one)
         self.pending_emails: dict[str, Client | _StoredClient] = {}
@@ -385,8 +380,10 @@ class _Applier:
             self.clients[row.external_id] = _StoredClient(*row)
         self.absent.update(("client", k) for k in wanted - self.clients.keys())
         # the stored clients a line of the chunk changes, as ORM objects in one query (the change goes through them)
-        changing = {c.id for r in rows if isinstance(c := self.clients.get(r.client_external_id), _StoredClient)
-                    and self._client_changes(r, c)}
+        matching = self.matching
+        changing = {c.id for r in rows if matching.get(r.client_external_id) != (r.client_name, r.address)
+                    and isinstance(c := self.clients.get(r.client_external_id), _StoredClient)
+                    and imports.client_changes(r, _description(c))}
         for client in session.scalars(select(Client).where(among(session, Client.id, changing))) if changing else ():
             self.clients[client.external_id] = client
         emails = {r.contact_email for r in rows if r.contact_email} - self.emails.keys()
@@ -402,31 +399,29 @@ class _Applier:
         """Reads only. Raises RowConflict when the line clashes with what is stored."""
         client = self._client(row.client_external_id)
         contact_new = self._contact_is_new(row, client)
-        stored = self._invoice(row.invoice_number)
-        invoice, facts = stored if stored else (None, None)
+        invoice = self._invoice(row.invoice_number)
         invoice_changes: list[str] = []
         if invoice is not None:
             if client is None or invoice.client_id != client.id:
                 owner = self.session.get(Client, invoice.client_id)
                 raise RowConflict(f"invoice {row.invoice_number} belongs to another client "
                                   f"({_client_label(owner)}); it was not changed")
+            facts = invoice[FACTS:]
             if not imports.is_unchanged(row, facts):
-                invoice_changes = imports.invoice_differences(row, facts)
+                invoice_changes = imports.invoice_differences(row, InvoiceFacts._make(facts))
             if invoice_changes:
                 check_replaceable(self.session, invoice)
-        client_changes = self._client_changes(row, client) if client is not None else {}
-        # true once the line is applied; forgotten with it if it is rolled back. An equal description already kept
-        # stays: replacing it would keep one line's strings of every chunk alive, scattered through memory the
-        # chunks done could otherwise give back (a million-line import peaked at 201 MB so, 185-194 MB without).
+        client_changes = {}
         described = row.client_name, row.address
         if self.matching.get(row.client_external_id) != described:
+            if client is not None:
+                client_changes = imports.client_changes(row, _description(client))
+            # true once the line is applied; forgotten with it if it is rolled back. An equal description already
+            # kept stays: replacing it would keep one line's strings of every chunk alive, scattered through memory
+            # the chunks done could otherwise give back (a million-line import peaked at 201 MB so, 185-194 without)
             self.matching[row.client_external_id] = described
-        return _Plan(client, client_changes, contact_new, invoice, invoice_changes)
-
-    def _client_changes(self, row: ImportRow, client: Client | _StoredClient) -> dict[str, str]:
-        if self.matching.get(row.client_external_id) == (row.client_name, row.address):
-            return {}
-        return imports.client_changes(row, {k: getattr(client, k) for k in row.client_fields()})
+        writes = client is None or invoice is None or contact_new or bool(client_changes) or bool(invoice_changes)
+        return _Plan(client, client_changes, contact_new, invoice, invoice_changes, writes)
 
     def _write(self, row: ImportRow, plan: _Plan) -> None:
         """The line's writes through the ORM, now (a line on its own)."""
@@ -467,7 +462,7 @@ class _Applier:
             client = self.clients[client.external_id] = stored
         return client
 
-    def _invoice(self, number: str) -> tuple[Row, InvoiceFacts] | None:
+    def _invoice(self, number: str) -> Row | None:
         if number in self.invoices or number in self.absent_invoices:
             return self.invoices.get(number)
         return _stored_invoices(self.session, [number]).get(number)
@@ -573,52 +568,48 @@ _CLIENT_DEFAULTS = {"address_line1": "", "address_line2": "", "city": "", "regio
                     "country": "US", "status": ClientStatus.ACTIVE, "net_days": None, "notes": ""}
 
 
+def _description(client: Client | _StoredClient) -> dict[str, str]:
+    """The client's name and address, as ``ImportRow.client_fields`` has a line's."""
+    return {k: getattr(client, k) for k in _DESCRIBED}
+
+
+_DESCRIBED = ("legal_name", *imports.ADDRESS_FIELDS.values())
+
+
 def _client_label(client: Client | _StoredClient | None) -> str:
     if client is None:
         return "unknown"
     return f"{client.legal_name}, {client.external_id}" if client.external_id else client.legal_name
 
 
-# What the import compares and checks of a stored invoice: read as plain rows, not ORM objects (most lines of a
-# re-imported file change nothing, and building an Invoice and its lines for each was most of their cost).
+# What the import compares and checks of a stored invoice, one row per invoice read as a plain row (not ORM
+# objects: most lines of a re-imported file change nothing, and building an Invoice and its lines for each was most
+# of their cost): the invoice's own columns, then what it says (``imports.InvoiceFacts``, in its order) from
+# ``FACTS`` on. An imported invoice has one line, so a stored one says the same as a line only if it has exactly
+# one: its line and its number of lines are enough to compare (of an invoice with several, any one line).
+_LINES = (select(func.count()).where(InvoiceLine.invoice_id == Invoice.id).correlate(Invoice)
+          .scalar_subquery().label("line_count"))
 STORED = (Invoice.id, Invoice.number, Invoice.client_id, Invoice.source, Invoice.status, Invoice.issue_date,
-          Invoice.due_date, Invoice.currency, Invoice.tax_cents, Invoice.total_cents)
+          Invoice.due_date, Invoice.currency, Invoice.tax_cents, Invoice.total_cents, InvoiceLine.description,
+          InvoiceLine.quantity, InvoiceLine.unit_price_cents, _LINES)
+FACTS = 5
 
 
-def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, tuple[Row, InvoiceFacts]]:
-    """The stored invoices with these numbers and what each says, in one query (an invoice row per line, in
-    order; an invoice without lines once, its line columns NULL). Plain rows through the session's connection
-    (after a flush, as the session's own autoflush would): the ORM's result handling was a tenth of a re-import's
-    time and builds nothing these need."""
+def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, Row]:
+    """The stored invoices with these numbers, by number, in one query. Plain rows through the session's
+    connection (after a flush, as the session's own autoflush would): the ORM's result handling was a tenth of a
+    re-import's time and builds nothing these need."""
     session.flush()
     rows = session.connection().execute(_stored_statement(on_postgresql(session)),
-                                        {"numbers": key_values(session, numbers)})
-    stored = {}
-    invoice, lines = None, []
-    for row in rows:  # one invoice's rows are together (ordered by its id)
-        if invoice is None or row[0] != invoice[0]:
-            if invoice is not None:
-                stored[invoice[1]] = invoice, _facts(invoice, lines)
-            invoice, lines = row, []
-        if row[-3] is not None:  # the line's description: NOT NULL, so None means no line
-            lines.append(tuple(row[-3:]))
-    if invoice is not None:
-        stored[invoice[1]] = invoice, _facts(invoice, lines)
-    return stored
-
-
-def _facts(invoice: Row, lines: list[tuple]) -> InvoiceFacts:
-    issue_date, due_date, currency, tax_cents, total_cents = invoice[5:10]  # a Row's attributes cost a lookup each
-    return InvoiceFacts(issue_date, due_date, currency, tuple(lines), tax_cents, total_cents)
+                                        {"numbers": key_values(session, Invoice.number, numbers)})
+    return {row[1]: row for row in rows}  # an invoice with several lines: any one of its rows
 
 
 @cache
 def _stored_statement(postgresql: bool) -> Select:
     """Built once (bound by name: numbers)."""
-    return (select(*STORED, InvoiceLine.description, InvoiceLine.quantity, InvoiceLine.unit_price_cents)
-            .outerjoin(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
-            .where(among_bound(Invoice.number, "numbers", postgresql=postgresql))
-            .order_by(Invoice.id, InvoiceLine.position))
+    return (select(*STORED).outerjoin(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+            .where(among_bound(Invoice.number, "numbers", postgresql=postgresql)))
 
 
 # --- billing for imported invoices ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, Integer, Select, String, any_, bindparam, func, literal, select
 from sqlalchemy import literal_column as raw
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 
@@ -22,9 +23,9 @@ def one_of(column, values: Iterable) -> ColumnElement[bool]:
 
 
 def among(session: Session, column, values: Iterable) -> ColumnElement[bool]:
-    """``column IN values`` for text keys or integer ids. PostgreSQL: ``= ANY(array)``; SQLite:
-    ``IN (SELECT value FROM json_each(:json))``."""
-    return _among(column, None, key_values(session, values), on_postgresql(session))
+    """``column IN values`` for text keys or integer ids: ``IN (SELECT value FROM json_each(:json))`` (SQLite;
+    PostgreSQL: ``jsonb_array_elements_text``), or for integer ids on PostgreSQL ``= ANY(array)``."""
+    return _among(column, None, key_values(session, column, values), on_postgresql(session))
 
 
 def among_bound(column, name: str, *, postgresql: bool) -> ColumnElement[bool]:
@@ -32,16 +33,25 @@ def among_bound(column, name: str, *, postgresql: bool) -> ColumnElement[bool]:
     return _among(column, name, None, postgresql)
 
 
-def key_values(session: Session, values: Iterable) -> list | str:
-    """The value of ``among``'s parameter: an array on PostgreSQL, JSON on SQLite."""
-    return list(values) if on_postgresql(session) else json.dumps(list(values))
+def key_values(session: Session, column, values: Iterable) -> list | str:
+    """The value of ``among``'s parameter for ``column``: JSON text, or for integer ids on PostgreSQL a list (an
+    array). Text keys go as JSON on PostgreSQL too: psycopg writes an array of strings out in Python, item by item
+    (a re-import's invoice numbers: ~1 ms a 2,000-line chunk, against 0.1 ms for ``json.dumps``)."""
+    if on_postgresql(session) and _integer(column):
+        return list(values)
+    return json.dumps(list(values))
 
 
 def _among(column, name: str | None, value: list | str | None, postgresql: bool) -> ColumnElement[bool]:
-    if postgresql:
-        element = Integer() if isinstance(column.type, Integer) else String()
-        return column == any_(bindparam(name, value, type_=ARRAY(element)))
-    return column.in_(select(raw("value")).select_from(func.json_each(bindparam(name, value))))
+    if postgresql and _integer(column):
+        return column == any_(bindparam(name, value, type_=ARRAY(Integer())))
+    elements = func.jsonb_array_elements_text(bindparam(name, value, type_=String()).cast(JSONB)) if postgresql \
+        else func.json_each(bindparam(name, value))
+    return column.in_(select(raw("value")).select_from(elements))
+
+
+def _integer(column) -> bool:
+    return isinstance(column.type, Integer)
 
 
 def with_pairs(query: Select, first: ColumnElement[int], second: ColumnElement[int], *, postgresql: bool) -> Select:

@@ -131,7 +131,8 @@ def paid_cents(session: Session, invoice_ids: Iterable[int]) -> dict[int, int]:
     if not ids:
         return {}
     paid = dict.fromkeys(ids, 0)
-    rows = session.execute(_paid_statement(on_postgresql(session)), {"invoice_ids": key_values(session, ids)})
+    rows = session.execute(_paid_statement(on_postgresql(session)),
+                           {"invoice_ids": key_values(session, Invoice.id, ids)})
     paid.update({invoice_id: int(total) for invoice_id, total in rows})
     return paid
 
@@ -196,7 +197,7 @@ def applied_and_refunded(session: Session, payment_ids: Iterable[int]) -> tuple[
     if not ids:
         return {}, {}
     rows = session.execute(_applied_and_refunded_statement(on_postgresql(session)),
-                           {"payment_ids": key_values(session, ids)})
+                           {"payment_ids": key_values(session, Payment.id, ids)})
     by_applied, by_refunded = {}, {}
     for payment_id, applied_cents, refunded_cents in rows:
         by_applied[payment_id], by_refunded[payment_id] = int(applied_cents or 0), int(refunded_cents or 0)

@@ -117,6 +117,26 @@ def test_changed_row_updates_an_open_unpaid_imported_invoice(session, export, tm
     assert count(session, InvoiceLine) == 3  # the old line was replaced, not kept beside the new one
 
 
+@pytest.mark.parametrize("extra_lines", [1, -1])
+def test_a_stored_invoice_with_other_lines_than_the_exports_one_is_rewritten(session, export, extra_lines):
+    """The invoice holds the export's line twice (whichever row of it is compared, only the number of lines tells
+    it apart), or has lost its line: either way it does not say what the line says."""
+    run_import(session, export)
+    stored = invoice(session, "1001")
+    if extra_lines > 0:
+        stored.lines.append(InvoiceLine(position=2, description="Managed IT services — March", quantity=Decimal(1),
+                                        unit_price_cents=125000, amount_cents=125000, taxable=False))
+    else:
+        stored.lines.clear()
+    session.commit()
+
+    report = run_import(session, export)
+
+    assert (report.updated, report.unchanged) == (1, 2)
+    assert [(li.description, li.amount_cents) for li in invoice(session, "1001").lines] == [
+        ("Managed IT services — March", 125000)]
+
+
 @pytest.mark.parametrize(("paid", "status"), [(132500, "paid"), (50000, "open")])
 def test_changed_row_is_a_conflict_when_money_was_applied(session, export, tmp_path, make, paid, status):
     run_import(session, export)
@@ -371,8 +391,19 @@ def test_is_unchanged_agrees_with_the_field_by_field_comparison():
                     parsed._replace(issue_date=date(2026, 2, 28))):
         assert not imports.is_unchanged(changed, facts)
         assert imports.invoice_differences(changed, facts) != []
-    stored_decimal = facts._replace(lines=((parsed.description, Decimal("1.0000"), parsed.amount_cents),))
+    stored_decimal = facts._replace(quantity=Decimal("1.0000"))
     assert imports.is_unchanged(parsed, stored_decimal)  # the database's NUMERIC(12, 4) quantity
+    for lines in (facts._replace(line_count=2), facts._replace(description=None, quantity=None,
+                                                               unit_price_cents=None, line_count=0)):
+        assert not imports.is_unchanged(parsed, lines)  # an invoice whose one line is this one, plus another; none
+        assert imports.invoice_differences(parsed, lines) == ["lines"]
+
+
+def test_the_stored_invoice_columns_from_facts_on_are_what_an_invoice_says():
+    from portal.domain.imports import InvoiceFacts
+    from portal.services.importer import FACTS, STORED
+
+    assert tuple(column.key for column in STORED[FACTS:]) == InvoiceFacts._fields
 
 
 def _many_lines(count: int, clients: int) -> list[dict]:

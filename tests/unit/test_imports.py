@@ -89,6 +89,7 @@ def test_paid_status_is_imported_as_open_and_flagged():
     ({"description": ""}, "description is missing"),
     ({"invoice_number": "N" * 51}, "invoice_number is longer than 50 characters"),
     ({"client_external_id": "X" * 101}, "client_external_id is longer than 100 characters"),
+    ({"client_name": "N" * 256}, "client_name is longer than 255 characters"),
     ({"contact_email": "dana at harbor"}, "contact_email 'dana at harbor' is not an email address"),
     ({"contact_email": ""}, "contact_name is given without a contact_email"),
     ({"country": "USA"}, "country 'USA' is not a two-letter country code (e.g. US, CA, GB)"),
@@ -98,6 +99,11 @@ def test_each_bad_field_is_reported_with_its_line(changes, expected):
     result = parse(line=7, **changes)
     assert messages(result) == [expected]
     assert all(e.line == 7 and e.kind == "error" for e in result)
+
+
+def test_cells_as_long_as_their_columns_allow_are_accepted():
+    row = parse(client_external_id="X" * 100, client_name="N" * 255, invoice_number="I" * 50)
+    assert isinstance(row, ImportRow) and (len(row.client_external_id), len(row.invoice_number)) == (100, 50)
 
 
 def test_currency_must_be_the_msps():
