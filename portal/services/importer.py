@@ -402,8 +402,8 @@ class _Applier:
         invoice = self._invoice(row.invoice_number)
         invoice_changes: list[str] = []
         if invoice is not None:
-            if client is None or invoice.client_id != client.id:
-                owner = self.session.get(Client, invoice.client_id)
+            if client is None or invoice[CLIENT_ID] != client.id:
+                owner = self.session.get(Client, invoice[CLIENT_ID])
                 raise RowConflict(f"invoice {row.invoice_number} belongs to another client "
                                   f"({_client_label(owner)}); it was not changed")
             facts = invoice[FACTS:]
@@ -592,7 +592,7 @@ _LINES = (select(func.count()).where(InvoiceLine.invoice_id == Invoice.id).corre
 STORED = (Invoice.id, Invoice.number, Invoice.client_id, Invoice.source, Invoice.status, Invoice.issue_date,
           Invoice.due_date, Invoice.currency, Invoice.tax_cents, Invoice.total_cents, InvoiceLine.description,
           InvoiceLine.quantity, InvoiceLine.unit_price_cents, _LINES)
-FACTS = 5
+CLIENT_ID, FACTS = 2, 5  # read by position: a Row's attribute is a lookup by name (~0.45 us, its index 0.02)
 
 
 def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, Row]:

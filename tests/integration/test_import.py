@@ -399,11 +399,12 @@ def test_is_unchanged_agrees_with_the_field_by_field_comparison():
         assert imports.invoice_differences(parsed, lines) == ["lines"]
 
 
-def test_the_stored_invoice_columns_from_facts_on_are_what_an_invoice_says():
+def test_the_stored_invoice_columns_read_by_position_are_the_ones_meant():
     from portal.domain.imports import InvoiceFacts
-    from portal.services.importer import FACTS, STORED
+    from portal.services.importer import CLIENT_ID, FACTS, STORED
 
     assert tuple(column.key for column in STORED[FACTS:]) == InvoiceFacts._fields
+    assert STORED[CLIENT_ID].key == "client_id"
 
 
 def _many_lines(count: int, clients: int) -> list[dict]:
