@@ -180,6 +180,17 @@ def test_the_client_page_shows_the_standing_and_what_lifts_it(admin, overdue_cli
     assert "default terms: nothing signed" in panel and "hold after 15 days" in panel
 
 
+def test_the_client_page_links_to_the_override_form_which_shows_the_standing_it_overrides(admin, overdue_client):
+    panel = page(admin.get(f"/admin/clients/{overdue_client.id}")).split('id="standing"', 1)[1].split("</section>")[0]
+    assert f'href="/admin/clients/{overdue_client.id}/standing/override"' in panel
+    assert 'name="reason"' not in panel  # the form is on its own page
+
+    form = page(admin.get(f"/admin/clients/{overdue_client.id}/standing/override"))
+    assert 'data-standing="on_hold"' in form and "On hold" in form
+    assert 'name="csrf_token"' in form and 'name="reason"' in form and 'name="ends_on"' in form
+    assert admin.get("/admin/clients/99999/standing/override").status_code == 404
+
+
 def test_an_override_is_set_with_a_reason_and_end_date_and_can_be_ended(admin, session, staff_user, overdue_client):
     ends = date(2026, 3, 20)
     response = admin.post(f"/admin/clients/{overdue_client.id}/standing/override",
@@ -204,8 +215,10 @@ def test_an_override_is_set_with_a_reason_and_end_date_and_can_be_ended(admin, s
     ({"standing": "good", "reason": "ok", "ends_on": "20/03/2026"}, "Not a valid date value"),
 ])
 def test_a_bad_override_is_refused_and_nothing_is_stored(admin, session, overdue_client, data, message):
-    response = admin.post(f"/admin/clients/{overdue_client.id}/standing/override", data=data, follow_redirects=True)
-    assert message in page(response)
+    response = admin.post(f"/admin/clients/{overdue_client.id}/standing/override", data=data)
+    text = page(response)  # the form again, with what was typed
+    assert response.status_code == 200 and message in text and "Override the standing" in text
+    assert f'{data["reason"]}</textarea>' in text
     assert count(session, StandingOverride) == 0
     assert admin.post("/admin/clients/99999/standing/override", data=data).status_code == 404
 
