@@ -1,5 +1,6 @@
-"""A client's standing on the staff client page (the panel and its override form) and on the client's own dashboard
-(``my_standing``). The panels are template globals, so the client pages need only an include."""
+"""A client's standing on the staff client page (the panel, and the override form on a page of its own) and on the
+client's own dashboard (``my_standing``). The panels are template globals, so the client pages need only an
+include."""
 
 from __future__ import annotations
 
