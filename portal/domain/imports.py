@@ -432,6 +432,7 @@ def is_unchanged(row: ImportRow, stored: tuple) -> bool:
                       row.description, _ONE, row.amount_cents, 1)
 
 
-def client_changes(row: ImportRow, stored: Mapping[str, str]) -> dict[str, str]:
-    """Client attributes the row changes: its name, and any address cell that is filled in and differs."""
-    return {k: v for k, v in row.client_fields().items() if stored.get(k, "") != v}
+def client_changes(row: ImportRow, client: object) -> dict[str, str]:
+    """Client attributes the row changes on ``client`` (anything with the Client's attribute names: the model, or
+    a row of its columns): its name, and any address cell that is filled in and differs."""
+    return {k: v for k, v in row.client_fields().items() if getattr(client, k) != v}

@@ -383,7 +383,7 @@ class _Applier:
         matching = self.matching
         changing = {c.id for r in rows if matching.get(r.client_external_id) != (r.client_name, r.address)
                     and isinstance(c := self.clients.get(r.client_external_id), _StoredClient)
-                    and imports.client_changes(r, _description(c))}
+                    and imports.client_changes(r, c)}
         for client in session.scalars(select(Client).where(among(session, Client.id, changing))) if changing else ():
             self.clients[client.external_id] = client
         emails = {r.contact_email for r in rows if r.contact_email} - self.emails.keys()
@@ -415,7 +415,7 @@ class _Applier:
         described = row.client_name, row.address
         if self.matching.get(row.client_external_id) != described:
             if client is not None:
-                client_changes = imports.client_changes(row, _description(client))
+                client_changes = imports.client_changes(row, client)
             # true once the line is applied; forgotten with it if it is rolled back. An equal description already
             # kept stays: replacing it would keep one line's strings of every chunk alive, scattered through memory
             # the chunks done could otherwise give back (a million-line import peaked at 201 MB so, 185-194 without)
@@ -566,14 +566,6 @@ class _Created(NamedTuple):
 # What a new client gets for the fields its line leaves blank: the model's defaults.
 _CLIENT_DEFAULTS = {"address_line1": "", "address_line2": "", "city": "", "region": "", "postal_code": "",
                     "country": "US", "status": ClientStatus.ACTIVE, "net_days": None, "notes": ""}
-
-
-def _description(client: Client | _StoredClient) -> dict[str, str]:
-    """The client's name and address, as ``ImportRow.client_fields`` has a line's."""
-    return {k: getattr(client, k) for k in _DESCRIBED}
-
-
-_DESCRIBED = ("legal_name", *imports.ADDRESS_FIELDS.values())
 
 
 def _client_label(client: Client | _StoredClient | None) -> str:

@@ -178,6 +178,16 @@ def test_imported_totals_are_the_invoice_rules_totals(amount, tax):
     assert (totals.line_amounts, totals.subtotal_cents, totals.tax_cents, totals.total_cents) == expected
 
 
+def test_client_changes_are_the_name_and_the_address_cells_filled_in_that_differ():
+    from types import SimpleNamespace
+
+    stored = SimpleNamespace(legal_name="Harbor Dental Group", address_line1="812 N 9th St", address_line2="Suite 4",
+                             city="Boise", region="ID", postal_code="83702", country="US")
+    assert imports.client_changes(parse(), stored) == {}  # address_line2 blank in the line: left alone
+    moved = parse(client_name="Harbor Dental, PLLC", city="Meridian", postal_code="")
+    assert imports.client_changes(moved, stored) == {"legal_name": "Harbor Dental, PLLC", "city": "Meridian"}
+
+
 def test_invoice_differences_name_what_changed():
     row = parse()
     stored = imports.facts_for(row)
