@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session, joinedload
 
 from portal.clock import now
 from portal.domain.clients import CLIENT_STATUSES, ClientStatus
@@ -20,6 +20,14 @@ CONTACT_FIELDS = ("name", "email", "phone", "title", "is_billing", "portal_acces
 
 def normalize_email(email: str) -> str:
     return (email or "").strip().lower()
+
+
+def with_contacts(session: Session, client_id: int) -> Client | None:
+    """A client with its contacts loaded in the same round trip (its admin overview lists them)."""
+    return session.scalars(_WITH_CONTACTS, {"client_id": client_id}).unique().first()
+
+
+_WITH_CONTACTS = select(Client).options(joinedload(Client.contacts)).where(Client.id == bindparam("client_id"))
 
 
 def create_client(session: Session, *, legal_name: str, commit: bool = True, **fields) -> Client:

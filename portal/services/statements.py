@@ -17,6 +17,8 @@ from portal.domain.payments import PaymentStatus, RefundStatus
 from portal.domain.statements import Entry, Statement, build_statement
 from portal.models import Invoice, LedgerAdjustment, Payment, Refund
 
+from .keysets import written
+
 
 def client_statement(session: Session, client_id: int, start: date, end: date) -> Statement:
     if end < start:
@@ -52,10 +54,10 @@ def _day(column):
 # The statements are built once (with the client and the range as parameters): building one costs about as much as
 # running it through SQLAlchemy's compiled cache, and a statement view runs six.
 _CLIENT, _START, _END = bindparam("client_id"), bindparam("start", type_=Date()), bindparam("end", type_=Date())
-_ISSUED_BY_CLIENT = (Invoice.client_id == _CLIENT, Invoice.status != InvoiceStatus.DRAFT)
-_VOIDED_BY_CLIENT = (*_ISSUED_BY_CLIENT, Invoice.status == InvoiceStatus.VOID)
-_PAID_BY_CLIENT = (Payment.client_id == _CLIENT, Payment.status == PaymentStatus.SUCCEEDED)
-_REFUNDED_BY_CLIENT = (Payment.client_id == _CLIENT, Refund.status != RefundStatus.FAILED)
+_ISSUED_BY_CLIENT = (Invoice.client_id == _CLIENT, Invoice.status != written(InvoiceStatus.DRAFT))
+_VOIDED_BY_CLIENT = (*_ISSUED_BY_CLIENT, Invoice.status == written(InvoiceStatus.VOID))
+_PAID_BY_CLIENT = (Payment.client_id == _CLIENT, Payment.status == written(PaymentStatus.SUCCEEDED))
+_REFUNDED_BY_CLIENT = (Payment.client_id == _CLIENT, Refund.status != written(RefundStatus.FAILED))
 
 
 def _sum(column, *where):

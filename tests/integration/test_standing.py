@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal.clock import today
+from portal.clock import now, today
 from portal.domain.dunning import PromiseStatus
 from portal.domain.errors import DomainError
 from portal.domain.plans import PlanStatus
@@ -26,6 +26,9 @@ DUE = date(2026, 3, 1)
 
 def standing_of(session, client):
     session.expire_all()
+    # the staff page's panel takes the override in force from the client's history instead: always the same one
+    in_force = standing.active_overrides(session, [client.id], today()).get(client.id)
+    assert standing.in_force(standing.override_history(session, client), today()) == in_force
     return standing.for_client(session, client, today())
 
 
@@ -208,6 +211,22 @@ def test_a_new_override_replaces_the_one_in_force_which_does_not_come_back(sessi
     result = standing_of(session, client)
     assert (result.standing, result.basis) == (Standing.GOOD, StandingBasis.SIGNED_TERMS)
     assert session.get(StandingOverride, second.id).ended_at is not None
+
+
+def test_of_two_overrides_set_at_the_same_moment_the_newest_is_in_force_then_the_other(session, signed, clock):
+    """Two staff saving at once can each end what was in force before either row exists, leaving two not ended: the
+    newest is in force, and once it is ended the other one is; the panel's reading of the history agrees."""
+    client, _, _ = signed
+    clock.set(DUE + timedelta(days=20))
+    older, newer = (StandingOverride(client_id=client.id, standing=s, reason=s, ends_on=today() + timedelta(days=3),
+                                     created_at=now()) for s in ("warning", "good"))
+    session.add_all([older, newer])
+    session.commit()
+    assert standing_of(session, client).standing == Standing.GOOD
+    standing.end_override(session, client, newer.id, None)
+    assert standing_of(session, client).standing == Standing.WARNING
+    clock.set(today() + timedelta(days=4))  # both past their end date: the signed terms again
+    assert standing_of(session, client).basis == StandingBasis.SIGNED_TERMS
 
 
 @pytest.mark.parametrize(("fields", "message"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,6 +18,7 @@ from portal.domain.notices import NoticeStatus
 from portal.models import Client, EnforcementNotice, Invoice, PaymentPromise, PlanInvoice
 
 from ..agreements.invitations import signed_terms_of
+from ..keysets import written
 from ..ledger import applied_by_invoice, balance_expr
 from .overrides import active_overrides
 
@@ -43,7 +44,7 @@ def _past_due_items(session: Session, client_ids: Sequence[int], today: date) ->
 
 
 def _past_due_statement() -> Select:
-    past_due = (Invoice.client_id.in_(bindparam("client_ids", expanding=True)), Invoice.status == OPEN,
+    past_due = (Invoice.client_id.in_(bindparam("client_ids", expanding=True)), Invoice.status == written(OPEN),
                 Invoice.due_date < bindparam("today", type_=Date()))
     applied = applied_by_invoice(*past_due)  # only the past-due invoices' rows are summed
     balance = balance_expr(applied)
@@ -85,7 +86,9 @@ def _signed_terms(session: Session, client_ids: Sequence[int]) -> dict[int, S.Th
     return found
 
 
-def for_clients(session: Session, clients: Sequence[Client], today: date) -> list[ClientStandingView]:
+def for_clients(session: Session, clients: Sequence[Client], today: date, *,
+                overrides: Mapping[int, S.Override] | None = None) -> list[ClientStandingView]:
+    """``overrides``: the overrides in force by client, when the caller has read them already (else read here)."""
     ids = [c.id for c in clients]
     if not ids:
         return []
@@ -93,7 +96,7 @@ def for_clients(session: Session, clients: Sequence[Client], today: date) -> lis
     # a promise only covers past-due invoices: most clients have none, and need no read for it
     promises = _open_promises(session, list(items), today) if items else {}
     terms = _signed_terms(session, ids)
-    overrides = active_overrides(session, ids, today)
+    overrides = active_overrides(session, ids, today) if overrides is None else overrides
     disable = _disable_permitted(session, ids)
     default = S.thresholds_from(None)
     return [ClientStandingView(c, S.compute(items.get(c.id, []), promises.get(c.id, []), terms.get(c.id, default),

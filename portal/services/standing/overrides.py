@@ -20,8 +20,20 @@ def active_overrides(session: Session, client_ids: Sequence[int], today: date) -
     rows = session.scalars(_IN_FORCE, {"client_ids": list(client_ids), "today": today})
     found: dict[int, S.Override] = {}
     for row in rows:
-        found.setdefault(row.client_id, S.Override(S.Standing(row.standing), row.reason, row.ends_on))
+        found.setdefault(row.client_id, _override(row))
     return found
+
+
+def in_force(history: Sequence[StandingOverride], today: date) -> S.Override | None:
+    """The override in force, from a client's ``override_history`` (newest first) instead of a read of its own: the
+    same rule as ``active_overrides``. Only the newest rows can be in force, because ``set_override`` ends whatever
+    is in force before it adds the new one (two set at the same moment are both among the newest)."""
+    row = next((row for row in history if row.ended_at is None and row.ends_on >= today), None)
+    return _override(row) if row is not None else None
+
+
+def _override(row: StandingOverride) -> S.Override:
+    return S.Override(S.Standing(row.standing), row.reason, row.ends_on)
 
 
 # Built once: every standing reads it, and building it cost about as much as running it.

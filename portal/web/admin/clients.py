@@ -49,11 +49,13 @@ def client_detail(client_id: int):
     about thirty statements; issue 14)."""
     tab = choice_arg("tab", CLIENT_TABS, "overview")
     session = db.session()
-    client = get_or_404(Client, client_id)
+    client = client_service.with_contacts(session, client_id) if tab == "overview" else get_or_404(Client, client_id)
+    if client is None:
+        raise NotFound()
     shown = {}
     if tab == "overview":
         shown = {"summary": ledger.client_summary(session, client.id, today()), "statuses": STATUS_LABELS,
-                 "buckets": BUCKETS, "confirm": ConfirmForm()}
+                 "buckets": BUCKETS}
     elif tab == "invoices":
         shown = {"invoices": reports.client_invoices(session, client.id), "today": today()}
     elif tab == "payments":

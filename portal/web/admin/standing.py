@@ -41,7 +41,6 @@ class OverrideForm(PortalForm):
 class StandingPanel:
     result: StandingResult
     history: list[StandingOverride]
-    confirm: ConfirmForm
 
 
 @bp.app_template_global("client_standing")
@@ -49,9 +48,11 @@ def client_standing(client: Client) -> StandingPanel:
     """For the staff client page: the standing, why, what lifts it, and the overrides. The override form has its own
     page (``override``): building and drawing it was a sixth of the client page's work, on every view, for a form
     rarely used (bench/README.md)."""
-    session = db.session()
-    return StandingPanel(standing.for_client(session, client, today()), standing.override_history(session, client),
-                         ConfirmForm(formdata=None))
+    session, on = db.session(), today()
+    history = standing.override_history(session, client)
+    found = standing.in_force(history, on)  # the history says which is in force: no read of its own
+    view = standing.for_clients(session, [client], on, overrides={client.id: found} if found else {})[0]
+    return StandingPanel(view.result, history)
 
 
 @bp.app_template_global("my_standing")

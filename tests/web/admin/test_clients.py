@@ -208,12 +208,15 @@ def test_client_list_query_count_does_not_grow_with_clients(app, admin, make):
 def test_client_detail_shows_account(admin, make, clock):
     client = make.client("Contoso Ltd", address_line1="9 Harbor Rd", city="Portland", region="ME")
     make.contact(client, name="Casey Books", email="casey@contoso.test", title="Controller")
+    make.contact(client, name="Avery Ops", email="avery@contoso.test")
+    make.contact(make.client(), name="Not Theirs", email="other@example.test")
     overdue = make.invoice(client, 30_000, issue_date=date(2026, 1, 1), due_date=date(2026, 2, 1))
     current = make.invoice(client, 12_000)
     payment = make.payment(client, 10_000, reference="CHK-77")
 
     text = page(admin.get(f"/admin/clients/{client.id}"))
-    assert "9 Harbor Rd" in text and "Portland, ME" in text and "Casey Books" in text and "Controller" in text
+    assert "9 Harbor Rd" in text and "Portland, ME" in text and "Controller" in text
+    assert text.index("Casey Books") < text.index("Avery Ops") and "Not Theirs" not in text  # in the order added
     assert "$320.00" in text  # balance due: 300 + 120 - 100
     assert '<tr data-bucket="31-60"><td>31–60 days</td><td class="num">1</td>' in text  # 43 days late
     invoices = page(admin.get(f"/admin/clients/{client.id}?tab=invoices"))
@@ -223,6 +226,8 @@ def test_client_detail_shows_account(admin, make, clock):
     assert f'href="/admin/invoices/{overdue.id}"' in row(invoices, "invoice", overdue.id)
     payments = page(admin.get(f"/admin/clients/{client.id}?tab=payments"))
     assert "CHK-77" in payments and f'href="/admin/payments/{payment.id}"' in payments
+    assert admin.get("/admin/clients/99999").status_code == 404
+    assert admin.get("/admin/clients/99999?tab=payments").status_code == 404
 
 
 def test_client_page_shows_one_tab_at_a_time(app, admin, make):
@@ -245,6 +250,9 @@ def test_client_page_shows_one_tab_at_a_time(app, admin, make):
         statements[tab] = len(seen)
         if tab == "equipment":  # the enforcement panel lists the notices once and picks the live one from them
             assert sum("FROM enforcement_notices" in sql for sql in seen) == 1, seen
+        if tab == "overview":  # the override history says which override is in force; the contacts come with the client
+            assert sum("FROM standing_overrides" in sql for sql in seen) == 1, seen
+            assert not any(sql.startswith("SELECT contacts.") for sql in seen), seen
     assert f'<a href="/admin/clients/{client.id}" class="active" aria-current="page">Overview</a>' in page(
         admin.get(f"/admin/clients/{client.id}?tab=nonsense"))
     assert max(statements.values()) <= 12, statements

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 
-from portal.models import Client
+from portal.clock import today
+from portal.models import Client, StandingOverride
+from portal.services import ledger, standing
 
 from .conftest import count, page
 
@@ -32,3 +37,29 @@ def test_forms_need_the_token(admin, make, session):
         assert admin.post(url, data={"reason": "x"}).status_code == 400, url
     session.expire_all()
     assert invoice.status == "open"
+
+
+def test_the_client_pages_buttons_carry_a_token_that_is_accepted(admin, make, session):
+    """The overview's "Apply to open invoices" and the standing panel's "End now" write the token themselves (no form
+    object is built for them on every view): a POST with the token the page gave succeeds, one without is refused."""
+    client = make.client()
+    make.payment(client, 5_000)
+    make.invoice(client, 10_000)
+    row = standing.set_override(session, client, standing="good", reason="Wire on its way", staff=None,
+                                ends_on=today() + timedelta(days=5), today=today())
+    text = page(admin.get(f"/admin/clients/{client.id}"))
+    credit = re.search(r'action="/admin/clients/\d+/apply-credit".*?name="csrf_token" value="([^"]+)"', text, re.S)
+    end = re.search(r'action="/admin/clients/\d+/standing/override/\d+/end".*?name="csrf_token" value="([^"]+)"',
+                    text, re.S)
+    assert credit and end
+
+    assert admin.post(f"/admin/clients/{client.id}/standing/override/{row.id}/end").status_code == 400
+    assert admin.post(f"/admin/clients/{client.id}/apply-credit").status_code == 400
+    session.expire_all()
+    assert session.get(StandingOverride, row.id).ended_at is None and ledger.credit_cents(session, client.id) == 5_000
+
+    assert admin.post(f"/admin/clients/{client.id}/standing/override/{row.id}/end",
+                      data={"csrf_token": end.group(1)}).status_code == 302
+    assert admin.post(f"/admin/clients/{client.id}/apply-credit", data={"csrf_token": credit.group(1)}).status_code == 302
+    session.expire_all()
+    assert session.get(StandingOverride, row.id).ended_at is not None and ledger.credit_cents(session, client.id) == 0
