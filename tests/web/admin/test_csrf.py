@@ -60,6 +60,7 @@ def test_the_client_pages_buttons_carry_a_token_that_is_accepted(admin, make, se
 
     assert admin.post(f"/admin/clients/{client.id}/standing/override/{row.id}/end",
                       data={"csrf_token": end.group(1)}).status_code == 302
-    assert admin.post(f"/admin/clients/{client.id}/apply-credit", data={"csrf_token": credit.group(1)}).status_code == 302
+    assert admin.post(f"/admin/clients/{client.id}/apply-credit",
+                      data={"csrf_token": credit.group(1)}).status_code == 302
     session.expire_all()
     assert session.get(StandingOverride, row.id).ended_at is not None and ledger.credit_cents(session, client.id) == 0
