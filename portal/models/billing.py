@@ -86,10 +86,12 @@ class Payment(Base):
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_positive"),
         Index("ix_payments_received", "received_on", "id"),  # the payments list, newest first, without a sort
+        # a client's payments by date: its statement's range and its payment lists (also every lookup by client)
+        Index("ix_payments_client_received", "client_id", "received_on", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     method: Mapped[str] = mapped_column(String(20))  # check | wire | cash | ach | card
     # Only succeeded money is allocated or counted.
     status: Mapped[str] = mapped_column(String(20), default=PaymentStatus.SUCCEEDED)
