@@ -441,6 +441,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--reload", action="store_true", help="load the data again even if the scale matches")
     parser.add_argument("--duration", type=float, default=15, help="seconds of measurement per page")
+    parser.add_argument("--staff-warmup", type=int, default=200,
+                        help="unmeasured requests before each one-connection page's 101 (the floor's too)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of unmeasured load first")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
@@ -499,8 +501,9 @@ def main() -> None:
             raise SystemExit(f"after the run /invoices answered {status}: the figures are not of the real page")
         base = f"http://127.0.0.1:{args.portal_port}"
         _, _, staff = fetch_with_cookie(base + "/admin/invoices", staff_cookie(env))  # as above: the CSRF token
-        latencies = [("floor page", single_connection_ms(floor_url, ""))]
-        latencies += [(path, single_connection_ms(base + path, staff)) for path in STAFF_PAGES]
+        latencies = [("floor page", single_connection_ms(floor_url, "", warmup=args.staff_warmup))]
+        latencies += [(path, single_connection_ms(base + path, staff, warmup=args.staff_warmup))
+                      for path in STAFF_PAGES]
     finally:
         for process in servers:
             stop(process)
