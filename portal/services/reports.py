@@ -7,6 +7,7 @@ loaded, so the lists stay fast at a million invoices. What moves money derives b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
@@ -69,6 +70,13 @@ def _count_of(query: Select, cap: int = COUNT_CAP) -> Select:
     """How many rows ``query`` has, counted up to ``cap + 1``, its columns left out."""
     rows = query.with_only_columns(literal(1), maintain_column_froms=True).order_by(None)
     return select(func.count()).select_from(rows.limit(cap + 1).subquery())
+
+
+def page_of(rows: Sequence, page: int, per_page: int) -> Page:
+    """One page of a list already read whole (its counts needed every row anyway); a page past the end is the last."""
+    number = min(max(1, page), max(1, ceil(len(rows) / per_page)))
+    start = (number - 1) * per_page
+    return Page(list(rows[start:start + per_page]), number, per_page, len(rows))
 
 
 def _page_within(counted: int, page: int, per_page: int, cap: int = COUNT_CAP) -> Page:
