@@ -5,10 +5,13 @@ and see which client stands on which version of the payment terms.
 from __future__ import annotations
 
 import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now
 from portal.domain import evidence
@@ -19,6 +22,7 @@ from portal.domain.evidence import AgreementStatus
 from portal.domain.terms import TermsStanding
 from portal.models import Agreement, Client, StaffUser, TermsTemplate, TermsVersion
 
+from . import reports
 from .locking import begin_write, serialize
 
 
@@ -183,6 +187,12 @@ class ClientTermsStatus:
 
 def status_for(current: TermsVersion | None, client: Client, rows: list[Agreement]) -> ClientTermsStatus:
     """``rows``: the client's payment-terms agreements, newest first."""
+    return ClientTermsStatus(client, *_standing(current, rows))
+
+
+def _standing(current: TermsVersion | None, rows: Sequence[Agreement | _Terms]) -> tuple:
+    """Where a client stands, and its agreements that say so (signed, open, latest), from its payment-terms
+    agreements newest first: whole records or ``_Terms`` rows (the status and version are all the rule reads)."""
     signed = next((a for a in rows if a.status == AgreementStatus.SIGNED), None)
     open_ = next((a for a in rows if a.status == AgreementStatus.INVITED and current and a.version_id == current.id),
                  None)
@@ -197,7 +207,13 @@ def status_for(current: TermsVersion | None, client: Client, rows: list[Agreemen
         status = TermsStanding.DECLINED
     else:
         status = TermsStanding.UNSIGNED
-    return ClientTermsStatus(client, status, signed, open_, latest)
+    return status, signed, open_, latest
+
+
+class _Terms(NamedTuple):
+    client_id: int
+    status: str
+    version_id: int
 
 
 def client_statuses(session: Session) -> list[ClientTermsStatus]:
@@ -209,6 +225,33 @@ def client_statuses(session: Session) -> list[ClientTermsStatus]:
     for a in session.scalars(select(Agreement).where(Agreement.kind == T.TERMS).order_by(Agreement.id.desc())):
         by_client.setdefault(a.client_id, []).append(a)
     return [status_for(current, c, by_client.get(c.id, [])) for c in clients]
+
+
+def overview(session: Session, wanted: str, page: int, per_page: int) -> tuple[Counter, reports.Page]:
+    """The agreements overview: how many active or on-hold clients stand where, and one page of the clients whose
+    status is ``wanted`` (any other value: all), by name. Every client's standing from compact rows; whole records
+    only for the page shown (reading every client's, ~0.35 s at 10,000 clients, is what ``client_statuses`` does)."""
+    current = current_version(session, T.TERMS)
+    rows: dict[int, list[_Terms]] = defaultdict(list)
+    for row in session.execute(_TERMS_ROWS):
+        rows[row.client_id].append(_Terms._make(row))
+    standing = {client_id: _standing(current, rows[client_id])[0] for client_id in session.scalars(_LISTED)}
+    counts = Counter(standing.values())
+    chosen = [client_id for client_id, s in standing.items() if s == wanted] if wanted in set(TermsStanding) \
+        else list(standing)
+    shown = reports.page_of(chosen, page, per_page)
+    clients = {c.id: c for c in session.scalars(select(Client).where(Client.id.in_(shown.items)))}
+    agreements: dict[int, list[Agreement]] = defaultdict(list)
+    for a in session.scalars(select(Agreement).options(selectinload(Agreement.version))
+                             .where(Agreement.kind == T.TERMS, Agreement.client_id.in_(shown.items))
+                             .order_by(Agreement.id.desc())):
+        agreements[a.client_id].append(a)
+    return counts, shown.with_items([status_for(current, clients[c], agreements[c]) for c in shown.items])
+
+
+_LISTED = select(Client.id).where(Client.status != ClientStatus.INACTIVE).order_by(Client.legal_name, Client.id)
+_TERMS_ROWS = (select(Agreement.client_id, Agreement.status, Agreement.version_id)
+               .where(Agreement.kind == T.TERMS).order_by(Agreement.id.desc()))
 
 
 def client_status(session: Session, client: Client) -> ClientTermsStatus:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from sqlalchemy import func, select
 
 from portal.domain import terms as T
-from portal.models import Agreement, TermsVersion
+from portal.models import Agreement, Client, TermsVersion
 from portal.services import agreements as svc
 from portal.services import terms
 from portal.web.runtime import runtime
@@ -155,6 +157,44 @@ def test_overview_shows_a_page_of_clients_at_a_time_with_every_count(admin, sess
     assert second.count('<tr data-client=') == 6 and "Page 2 of 2 · 31 in all" in second
     assert 'href="/admin/agreements/?status=unsigned&amp;page=1"' in second and "Harbor Dental" not in second
     assert admin.get("/admin/agreements/?page=99").get_data(as_text=True).count('<tr data-client=') == 7
+
+
+def test_the_overviews_counts_and_pages_agree_with_each_clients_own_status(admin, session, make, world):
+    """The overview works out every client's standing from compact rows (whole records only for the page shown):
+    the same answer as ``client_statuses`` for each kind of standing, page by page."""
+    def agreement_for(client):
+        contact = make.contact(client)
+        return svc.invite(session, runtime(), client, contact, meta=svc.Meta()), contact
+
+    sign_typed(session, svc.invite(session, runtime(), world.client, world.contact, meta=svc.Meta()), world.contact)
+    publish_terms(session, world.admin, late_fee_percent="1")  # Harbor signed v1: outdated now
+    signed, signer = agreement_for(make.client("Signed Co"))
+    sign_typed(session, signed, signer, name=signer.name)
+    agreement_for(make.client("Invited Co"))
+    voided, decliner = agreement_for(make.client("Declined Co"))  # voided, then invited again and declined
+    svc.void(session, runtime(), voided, reason="Wrong contact", meta=svc.Meta())
+    declined = svc.invite(session, runtime(), voided.client, decliner, meta=svc.Meta())
+    svc.invite(session, runtime(), world.client, world.contact, meta=svc.Meta())  # Harbor: invited to v2 as well
+    svc.decline(session, runtime(), declined, decliner, reason="No.", meta=svc.Meta(contact_id=decliner.id))
+    make.client("Gone Co", status="inactive")
+    for n in range(4):
+        make.client(f"Unsigned {n}")
+
+    whole = {row.client.id: row for row in terms.client_statuses(session)}
+    counts, _ = terms.overview(session, "", 1, 3)
+    assert counts == Counter(row.status for row in whole.values())
+    assert set(counts) == set(T.TermsStanding) and session.scalar(select(Client).where(Client.legal_name == "Gone Co"))
+    for wanted in ("", *T.TermsStanding):
+        listed, number = [], 1
+        while True:
+            _, page = terms.overview(session, wanted, number, 3)
+            listed += [(row.client.id, row.status, row.label, row.latest and row.latest.id) for row in page.items]
+            if not page.has_next:
+                break
+            number += 1
+        expected = [(r.client.id, r.status, r.label, r.latest and r.latest.id) for r in whole.values()
+                    if wanted in ("", r.status)]
+        assert listed == expected, wanted
 
 
 def test_invite_from_the_client_page_emails_the_contact(admin, session, world, outbox):
