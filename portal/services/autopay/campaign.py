@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import NamedTuple
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now
 from portal.domain.errors import DomainError
 from portal.models import AutopayEnrollment, AutopayOffer, Client, StaffUser
 
-from .. import mail
+from .. import mail, reports
 from ..locking import begin_write
 from ..runtime import Runtime
 from ..settings import get_settings
@@ -24,10 +25,24 @@ from .rules import autopay_settings, incentive
 MAX_PER_SEND = 500
 
 
-def candidates(session: Session) -> list[Client]:
-    """Clients not on autopay, by name."""
-    enrolled = select(AutopayEnrollment.client_id).where(AutopayEnrollment.enrolled.is_(True))
-    return list(session.scalars(select(Client).where(Client.id.not_in(enrolled)).order_by(Client.legal_name)))
+PAGE_SIZE = 100  # clients a page of the campaign shows to pick from
+
+
+class Candidate(NamedTuple):
+    id: int
+    legal_name: str
+
+
+def candidate_page(session: Session, page: int) -> reports.Page:
+    """A page of the clients not on autopay, by name, to pick from (all 10,000 of an MSP's clients drawn as
+    checkboxes took ~0.3 s, and the offer goes to at most MAX_PER_SEND at a time anyway)."""
+    found = reports.paginate(session, _CANDIDATES, page, PAGE_SIZE)
+    return found.with_items([Candidate._make(row) for row in found.items])
+
+
+_ENROLLED = select(AutopayEnrollment.client_id).where(AutopayEnrollment.enrolled.is_(True))
+_CANDIDATES = (select(Client.id, Client.legal_name).where(Client.id.not_in(_ENROLLED))
+               .order_by(Client.legal_name, Client.id))
 
 
 def send_offers(session: Session, rt: Runtime, client_ids: list[int], *, staff: StaffUser | None,
@@ -40,7 +55,8 @@ def send_offers(session: Session, rt: Runtime, client_ids: list[int], *, staff: 
         raise DomainError(f"Send at most {MAX_PER_SEND} offers at a time.")
     offer = incentive(autopay_settings(session))
     msp = get_settings(session)
-    allowed = {c.id: c for c in candidates(session)}
+    allowed = {c.id: c for c in session.scalars(select(Client).options(selectinload(Client.contacts))
+                                                .where(Client.id.in_(client_ids), Client.id.not_in(_ENROLLED)))}
     sent = 0
     for client_id in dict.fromkeys(client_ids):
         client = allowed.get(client_id)

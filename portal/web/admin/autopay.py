@@ -25,6 +25,7 @@ from portal.web.params import parse_int
 from portal.web.refusals import flash_refusal, form_refusal
 from portal.web.runtime import runtime
 
+from .common import page_arg
 from .routes import bp
 
 TIMINGS = [SelectChoice(A.Timing.ON_DUE_DATE, "On the due date"),
@@ -173,8 +174,8 @@ def autopay_campaign():
                                         campaign=(request.form.get("campaign") or "")[:100])
             flash(f"Offer sent to {sent} client{'s' if sent != 1 else ''}.", "success")
         return redirect(url_for("admin.autopay_campaign")), 303
-    return render_template("admin/autopay/campaign.html", form=form, candidates=campaign.candidates(session),
-                           offers=campaign.offers(session),
+    return render_template("admin/autopay/campaign.html", form=form,
+                           page=campaign.candidate_page(session, page_arg()), offers=campaign.offers(session),
                            incentive=rules.incentive(rules.autopay_settings(session)))
 
 
