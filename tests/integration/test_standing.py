@@ -261,9 +261,30 @@ def test_a_page_of_clients_is_computed_in_a_fixed_number_of_queries(session, mak
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     assert len(views) == 10 and next_id == clients[9].id
-    assert len(statements) <= 7  # BEGIN, the page, one per source: past due, promises, terms, overrides, notices
+    # BEGIN, the page, then past due, promises, the signed terms with the live notices, overrides
+    assert len(statements) <= 6, statements
     rest, last = standing.client_page(session, after_id=next_id, limit=10, today=today())
     assert [v.client.id for v in rest] == [c.id for c in clients[10:]] and last is None
+
+
+def test_a_page_of_clients_keeps_each_ones_signed_terms_the_last_it_signed(session, signed, make, clock):
+    """The terms (and live notices) are read for a page of clients in one statement: each client is measured by the
+    terms it signed last, a client that signed none by the defaults (15 days)."""
+    harbor, _, first = signed  # signed a 10-day hold on January 5
+    later = publish_terms(session, hold_days=20)
+    resigned = make.client("Resigned LLC")
+    sign_terms(session, resigned, first.version, on=date(2026, 1, 5))
+    newest = sign_terms(session, resigned, later, on=date(2026, 1, 6))
+    unsigned = make.client("Unsigned LLC")
+    for client in (resigned, unsigned):
+        make.invoice(client, 10_000, issue_date=date(2026, 2, 1), due_date=DUE)
+    clock.set(DUE + timedelta(days=12))
+    views = {v.client.id: v.result for v in standing.for_clients(session, [harbor, resigned, unsigned], today())}
+    assert [views[c.id].hold_days for c in (harbor, resigned, unsigned)] == [10, 20, 15]
+    assert views[resigned.id].terms_reference == newest.reference
+    # 12 days past due: over a 10-day hold; not yet a week before a 20-day one; a week into the default 15
+    assert [views[c.id].standing for c in (harbor, resigned, unsigned)] == [Standing.ON_HOLD, Standing.GOOD,
+                                                                             Standing.WARNING]
 
 
 def test_promises_are_read_only_for_clients_with_something_past_due(session, signed, make, clock):

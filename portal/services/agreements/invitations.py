@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from portal.clock import now, today
 from portal.domain import evidence
@@ -77,13 +77,19 @@ def signed_terms_of(session: Session, client_ids: Iterable[int]) -> dict[int, Ag
     return {a.client_id: a for a in session.scalars(_SIGNED_TERMS, {"client_ids": ids})}
 
 
+def last_signed_terms(client_id: ColumnElement[int]) -> ScalarSelect[int]:
+    """The id of the payment terms agreement a client signed last, the one whose numbers bind it now (``client_id``:
+    a column of the query it goes in, e.g. ``Client.id``)."""
+    signed = aliased(Agreement)
+    return (select(func.max(signed.id))
+            .where(signed.client_id == client_id, signed.kind == T.TERMS, signed.status == AgreementStatus.SIGNED)
+            .scalar_subquery())
+
+
 # Built once, like the other statements a client's standing reads on every view: building it cost about as much as
 # running it.
-_SIGNED_TERMS = select(Agreement).where(Agreement.id.in_(
-    select(func.max(Agreement.id))
-    .where(Agreement.client_id.in_(bindparam("client_ids", expanding=True)), Agreement.kind == T.TERMS,
-           Agreement.status == AgreementStatus.SIGNED)
-    .group_by(Agreement.client_id)))
+_SIGNED_TERMS = (select(Agreement).join(Client, Agreement.id == last_signed_terms(Client.id))
+                 .where(Client.id.in_(bindparam("client_ids", expanding=True))))
 
 
 def _signed_on(session: Session, client_id: int, version: TermsVersion) -> Agreement | None:

@@ -15,9 +15,9 @@ from portal.domain import standing as S
 from portal.domain.dunning import PromiseStatus
 from portal.domain.invoices import OPEN
 from portal.domain.notices import NoticeStatus
-from portal.models import Client, EnforcementNotice, Invoice, PaymentPromise, PlanInvoice
+from portal.models import Agreement, Client, EnforcementNotice, Invoice, PaymentPromise, PlanInvoice
 
-from ..agreements.invitations import signed_terms_of
+from ..agreements.invitations import last_signed_terms
 from ..keysets import written
 from ..ledger import applied_by_invoice, balance_expr
 from .overrides import active_overrides
@@ -74,16 +74,30 @@ _OPEN_PROMISES = (select(PaymentPromise.client_id, PaymentPromise.invoice_id, Pa
                          PaymentPromise.promised_on >= bindparam("today", type_=Date())))
 
 
-def _signed_terms(session: Session, client_ids: Sequence[int]) -> dict[int, S.Thresholds]:
-    """The thresholds of the terms version each client signed last (its merged variables are what it agreed to)."""
-    found = {}
-    for client_id, agreement in signed_terms_of(session, client_ids).items():
-        try:
-            merged = json.loads(agreement.merged_variables or "{}")
-        except ValueError:
-            merged = {}
-        found[client_id] = S.thresholds_from(merged if isinstance(merged, dict) else {}, agreement.reference)
-    return found
+def _terms_and_notices(session: Session, client_ids: Sequence[int]
+                       ) -> tuple[dict[int, S.Thresholds], dict[int, date]]:
+    """In one round trip: the thresholds of the terms each client signed last (its merged variables are what it
+    agreed to), and the earliest "disable permitted from" of its live notices (portal.services.enforcement.notices)."""
+    terms, disable = {}, {}
+    for client_id, merged_variables, reference, disable_from in session.execute(
+            _TERMS_AND_NOTICES, {"client_ids": list(client_ids)}):
+        if reference is not None:
+            try:
+                merged = json.loads(merged_variables or "{}")
+            except ValueError:
+                merged = {}
+            terms[client_id] = S.thresholds_from(merged if isinstance(merged, dict) else {}, reference)
+        if disable_from is not None:
+            disable[client_id] = disable_from
+    return terms, disable
+
+
+_DISABLE_FROM = (select(func.min(EnforcementNotice.disable_permitted_on))
+                 .where(EnforcementNotice.client_id == Client.id, EnforcementNotice.status == NoticeStatus.ISSUED)
+                 .scalar_subquery())
+_TERMS_AND_NOTICES = (select(Client.id, Agreement.merged_variables, Agreement.reference, _DISABLE_FROM)
+                      .outerjoin(Agreement, Agreement.id == last_signed_terms(Client.id))
+                      .where(Client.id.in_(bindparam("client_ids", expanding=True))))
 
 
 def for_clients(session: Session, clients: Sequence[Client], today: date, *,
@@ -95,24 +109,12 @@ def for_clients(session: Session, clients: Sequence[Client], today: date, *,
     items = _past_due_items(session, ids, today)
     # a promise only covers past-due invoices: most clients have none, and need no read for it
     promises = _open_promises(session, list(items), today) if items else {}
-    terms = _signed_terms(session, ids)
+    terms, disable = _terms_and_notices(session, ids)
     overrides = active_overrides(session, ids, today) if overrides is None else overrides
-    disable = _disable_permitted(session, ids)
     default = S.thresholds_from(None)
     return [ClientStandingView(c, S.compute(items.get(c.id, []), promises.get(c.id, []), terms.get(c.id, default),
                                             today, overrides.get(c.id)), disable.get(c.id))
             for c in clients]
-
-
-def _disable_permitted(session: Session, client_ids: Sequence[int]) -> dict[int, date]:
-    """The earliest "disable permitted from" of each client's live notices (portal.services.enforcement.notices)."""
-    return dict(session.execute(_DISABLE_PERMITTED, {"client_ids": list(client_ids)}).all())
-
-
-_DISABLE_PERMITTED = (select(EnforcementNotice.client_id, func.min(EnforcementNotice.disable_permitted_on))
-                      .where(EnforcementNotice.client_id.in_(bindparam("client_ids", expanding=True)),
-                             EnforcementNotice.status == NoticeStatus.ISSUED)
-                      .group_by(EnforcementNotice.client_id))
 
 
 def by_external_id(session: Session, external_id: str, today: date) -> ClientStandingView | None:
