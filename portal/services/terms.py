@@ -221,31 +221,34 @@ def client_statuses(session: Session) -> list[ClientTermsStatus]:
     current = current_version(session, T.TERMS)
     clients = list(session.scalars(select(Client).where(Client.status != ClientStatus.INACTIVE)
                                                 .order_by(Client.legal_name)))
-    by_client: dict[int, list[Agreement]] = {}
-    for a in session.scalars(select(Agreement).where(Agreement.kind == T.TERMS).order_by(Agreement.id.desc())):
-        by_client.setdefault(a.client_id, []).append(a)
-    return [status_for(current, c, by_client.get(c.id, [])) for c in clients]
+    by_client = _agreements_by_client(session)
+    return [status_for(current, c, by_client[c.id]) for c in clients]
+
+
+def _agreements_by_client(session: Session, *where) -> defaultdict[int, list[Agreement]]:
+    """Each client's payment-terms agreements (those matching ``where``), newest first, with their versions."""
+    found: defaultdict[int, list[Agreement]] = defaultdict(list)
+    for a in session.scalars(select(Agreement).options(selectinload(Agreement.version))
+                             .where(Agreement.kind == T.TERMS, *where).order_by(Agreement.id.desc())):
+        found[a.client_id].append(a)
+    return found
 
 
 def overview(session: Session, wanted: str, page: int, per_page: int) -> tuple[Counter, reports.Page]:
     """The agreements overview: how many active or on-hold clients stand where, and one page of the clients whose
-    status is ``wanted`` (any other value: all), by name. Every client's standing from compact rows; whole records
-    only for the page shown (reading every client's, ~0.35 s at 10,000 clients, is what ``client_statuses`` does)."""
+    status is ``wanted`` (a ``TermsStanding``; empty: all), by name. Every client's standing from compact rows;
+    whole records only for the page shown (reading every client's, ~0.35 s at 10,000 clients, is what
+    ``client_statuses`` does)."""
     current = current_version(session, T.TERMS)
     rows: dict[int, list[_Terms]] = defaultdict(list)
     for row in session.execute(_TERMS_ROWS):
         rows[row.client_id].append(_Terms._make(row))
     standing = {client_id: _standing(current, rows[client_id])[0] for client_id in session.scalars(_LISTED)}
     counts = Counter(standing.values())
-    chosen = [client_id for client_id, s in standing.items() if s == wanted] if wanted in set(TermsStanding) \
-        else list(standing)
+    chosen = [client_id for client_id, s in standing.items() if s == wanted] if wanted else list(standing)
     shown = reports.page_of(chosen, page, per_page)
     clients = {c.id: c for c in session.scalars(select(Client).where(Client.id.in_(shown.items)))}
-    agreements: dict[int, list[Agreement]] = defaultdict(list)
-    for a in session.scalars(select(Agreement).options(selectinload(Agreement.version))
-                             .where(Agreement.kind == T.TERMS, Agreement.client_id.in_(shown.items))
-                             .order_by(Agreement.id.desc())):
-        agreements[a.client_id].append(a)
+    agreements = _agreements_by_client(session, Agreement.client_id.in_(shown.items))
     return counts, shown.with_items([status_for(current, clients[c], agreements[c]) for c in shown.items])
 
 
@@ -255,6 +258,5 @@ _TERMS_ROWS = (select(Agreement.client_id, Agreement.status, Agreement.version_i
 
 
 def client_status(session: Session, client: Client) -> ClientTermsStatus:
-    rows = list(session.scalars(select(Agreement).where(Agreement.kind == T.TERMS, Agreement.client_id == client.id)
-                                .order_by(Agreement.id.desc())))
+    rows = _agreements_by_client(session, Agreement.client_id == client.id)[client.id]
     return status_for(current_version(session, T.TERMS), client, rows)

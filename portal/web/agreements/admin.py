@@ -20,6 +20,7 @@ from portal.services.errors import NotFound
 from portal.services.settings import get_settings
 from portal.web.admin.common import PAGE_SIZE, page_arg
 from portal.web.auth.identity import staff_required
+from portal.web.params import choice_arg
 from portal.web.refusals import flash_refusal
 from portal.web.runtime import runtime
 
@@ -62,10 +63,9 @@ def _flash_errors(form: FlaskForm) -> None:
 @staff_required
 def admin_overview():
     session = db.session()
-    wanted = request.args.get("status", "")
+    wanted = choice_arg("status", tuple(T.TermsStanding), "")
     # a page at a time: all of an MSP's 10,000 clients in one table took half a second to draw
     counts, page = terms.overview(session, wanted, page_arg(), PAGE_SIZE)
-    wanted = wanted if wanted in set(T.TermsStanding) else ""
     return render_template("agreements/admin/overview.html", page=page, counts=counts, wanted=wanted,
                            current=terms.current_version(session, T.TERMS), remind_form=ActionForm())
 
