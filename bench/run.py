@@ -103,7 +103,8 @@ def load(url: str, n_invoices: int, n_clients: int, seed: int = 42) -> None:
             print(f"  {table}: {counts[table]:,} rows ({time.perf_counter() - started:.0f}s)", flush=True)
         for index in indexes:
             conn.execute(CreateIndex(index))
-        conn.execute(text(settled.BACKFILL))  # the triggers that keep it were off for the COPY (needs the indexes)
+        for backfill in (settled.BACKFILL, settled.PAYMENT_BACKFILL):  # the triggers were off for the COPY
+            conn.execute(text(backfill))
         for table in counts:  # our own table names, not input
             setval = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608
             conn.execute(text(setval))

@@ -163,19 +163,26 @@ def app(_schema, app_config, clock):
 
 def _check_settled_sums(engine) -> None:
     """After every test, whatever it did to the ledger (randomized operations, multi-process payment races, run-due
-    on several nodes, imports): the sum the database keeps on each invoice (models/settled.py) is the sum of its
-    allocation and adjustment rows."""
+    on several nodes, imports): the sums the database keeps (models/settled.py) are the sums of the rows: on each
+    invoice its allocations and adjustments, on each payment its allocations and its refunds but failed ones."""
     from sqlalchemy import select
+    from sqlalchemy.orm import Session
 
-    from portal.models import Invoice
-    from portal.services.ledger import paid_cents
+    from portal.models import Invoice, Payment
+    from portal.services.ledger import applied_by_payment, paid_cents, refunded_by_payment
 
     with engine.connect() as conn:
         stored = dict(conn.execute(select(Invoice.id, Invoice.settled_cents)).all())
+        kept = {i: (a, r) for i, a, r in conn.execute(select(Payment.id, Payment.applied_cents,
+                                                               Payment.refunded_cents))}
+        applied, refunded = applied_by_payment(), refunded_by_payment()
+        rows = dict(conn.execute(select(applied.c.payment_id, applied.c.cents)).all())
+        refunds = dict(conn.execute(select(refunded.c.payment_id, refunded.c.cents)).all())
+    derived_payments = {i: (int(rows.get(i, 0)), int(refunds.get(i, 0))) for i in kept}
+    drift = {i: (kept[i], derived_payments[i]) for i in kept if kept[i] != derived_payments[i]}
+    assert not drift, f"payments' applied/refunded sums drifted from the ledger rows (stored, derived): {drift}"
     if not stored:
         return
-    from sqlalchemy.orm import Session
-
     with Session(engine) as session:
         derived = paid_cents(session, stored)
     drift = {i: (stored[i], derived[i]) for i in stored if stored[i] != derived[i]}

@@ -52,12 +52,15 @@ def _rows(engine: Engine) -> dict[str, list[dict]]:
                 for table in Base.metadata.sorted_tables}
 
 
+_KEPT = {"invoices": {"settled_cents": 0}, "payments": {"applied_cents": 0, "refunded_cents": 0}}  # settled.py
+
+
 def _restore(engine: Engine, rows: dict[str, list[dict]]) -> None:
     with engine.begin() as conn:
         for table in Base.metadata.sorted_tables:  # parents first; each table's rows in key order
             kept = rows[table.name]
-            if table.name == "invoices":  # the triggers add each allocation and adjustment back as it is inserted
-                kept = [{**row, "settled_cents": 0} for row in kept]
+            if table.name in _KEPT:  # the triggers add each allocation, adjustment and refund back as it is inserted
+                kept = [{**row, **_KEPT[table.name]} for row in kept]
             if kept:
                 conn.execute(table.insert(), kept)
         if engine.dialect.name == "postgresql":  # the ids were given: each sequence goes on after the largest

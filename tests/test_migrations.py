@@ -155,3 +155,48 @@ def test_0008_fills_settled_cents_from_the_ledger_and_the_triggers_keep_it(empty
     with engine.begin() as conn:  # no trigger left behind that would write to a column that is gone
         _insert(conn, "allocations", payment_id=1, invoice_id=2, amount_cents=100)
     assert "settled_cents" not in {c["name"] for c in inspect(engine).get_columns("invoices")}
+
+
+def test_0013_fills_the_payments_sums_and_the_triggers_keep_them(empty_app):
+    """Payments that already had allocations and refunds get their sums (a failed refund counts for nothing); later
+    writes (here plain SQL: any writer) move them, a refund that fails gives its money back to the payment, and a
+    downgrade takes the columns, the index and the triggers away."""
+    from alembic import command
+
+    upgrade(empty_app, "0012")
+    engine = empty_app.extensions["db_engine"]
+    with engine.begin() as conn:
+        _insert(conn, "clients", id=1, legal_name="Acme")
+        _insert(conn, "invoices", id=1, client_id=1, number="INV-1", status="open", currency="USD",
+                total_cents=10_000)
+        for n in (1, 2):
+            _insert(conn, "payments", id=n, client_id=1, amount_cents=9_000, status="succeeded")
+        for payment_id, cents in ((1, 6_000), (1, -1_000), (2, 4_000)):
+            _insert(conn, "allocations", payment_id=payment_id, invoice_id=1, amount_cents=cents)
+        _insert(conn, "refunds", id=1, payment_id=1, amount_cents=500, status="succeeded")
+        _insert(conn, "refunds", id=2, payment_id=2, amount_cents=700, status="failed")
+
+    upgrade(empty_app)
+
+    def sums() -> dict[int, tuple[int, int]]:
+        with engine.connect() as conn:
+            return {i: (a, r) for i, a, r in conn.execute(
+                text("SELECT id, applied_cents, refunded_cents FROM payments ORDER BY id"))}
+
+    assert sums() == {1: (5_000, 500), 2: (4_000, 0)}
+    with engine.begin() as conn:
+        _insert(conn, "allocations", payment_id=2, invoice_id=1, amount_cents=-4_000)
+        _insert(conn, "refunds", id=3, payment_id=2, amount_cents=1_000, status="pending")
+        conn.execute(text("UPDATE refunds SET status = 'failed' WHERE id = 1"))
+    assert sums() == {1: (5_000, 0), 2: (0, 1_000)}
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE refunds SET payment_id = 1, amount_cents = 1200 WHERE id = 3"))
+        conn.execute(text("DELETE FROM allocations WHERE amount_cents = -1000"))
+    assert sums() == {1: (6_000, 1_200), 2: (0, 0)}
+
+    command.downgrade(alembic_config(empty_app), "0012")
+    with engine.begin() as conn:  # no trigger left behind that would write to a column that is gone
+        _insert(conn, "allocations", payment_id=1, invoice_id=1, amount_cents=100)
+        _insert(conn, "refunds", id=4, payment_id=1, amount_cents=100, status="succeeded")
+    assert not {"applied_cents", "refunded_cents"} & {c["name"] for c in inspect(engine).get_columns("payments")}
+    assert "ix_payments_credit" not in {i["name"] for i in inspect(engine).get_indexes("payments")}

@@ -1,7 +1,8 @@
 """Invoices and the ledger: payments, their allocations to invoices, refunds.
 
 Nothing here is edited or deleted once money moved; corrections are new rows. Balances are derived from those
-rows; ``Invoice.settled_cents`` is their sum kept by the database for reports (see settled.py).
+rows; ``Invoice.settled_cents``, ``Payment.applied_cents`` and ``Payment.refunded_cents`` are their sums kept by the
+database for reports (see settled.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.domain.invoices import InvoiceStatus
@@ -18,6 +19,10 @@ from portal.domain.payments import PaymentStatus, RefundStatus
 from . import settled
 from .base import Base, Cents
 from .core import Client
+
+# A payment holding credit: money that arrived and is neither applied nor refunded (domain.payments.payment_credit).
+# The index's condition and ledger.HOLDS_CREDIT say the same, so the database can tell the index serves the query.
+HOLDS_CREDIT = f"status = '{PaymentStatus.SUCCEEDED}' AND amount_cents > applied_cents + refunded_cents"
 
 
 class Invoice(Base):
@@ -88,6 +93,8 @@ class Payment(Base):
         Index("ix_payments_received", "received_on", "id"),  # the payments list, newest first, without a sort
         # a client's payments by date: its statement's range and its payment lists (also every lookup by client)
         Index("ix_payments_client_received", "client_id", "received_on", "id"),
+        # the payments that hold credit, and only those: a client's credit reads them, not its whole history
+        Index("ix_payments_credit", "client_id", postgresql_where=text(HOLDS_CREDIT), sqlite_where=text(HOLDS_CREDIT)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -102,6 +109,10 @@ class Payment(Base):
     memo: Mapped[str] = mapped_column(Text, default="")
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime]
+    # its allocations (net of reversals) and its refunds but failed ones, kept by triggers (settled.py); reports and
+    # the credit shown only: what moves money derives them from the rows
+    applied_cents: Mapped[int] = mapped_column(Cents, default=0, server_default="0")
+    refunded_cents: Mapped[int] = mapped_column(Cents, default=0, server_default="0")
 
     client: Mapped[Client] = relationship()
     allocations: Mapped[list[Allocation]] = relationship(back_populates="payment", order_by="Allocation.id")
@@ -142,3 +153,6 @@ class Refund(Base):
     created_at: Mapped[datetime]
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
+
+
+settled.install(Refund.__table__)

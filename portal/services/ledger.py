@@ -1,5 +1,6 @@
 """Read side of the ledger: what is paid, owed and in credit. Everything is derived from allocation rows; reports
-over many invoices read the sum the database keeps of them (``stored_balance``, models/settled.py).
+over many invoices or payments read the sums the database keeps of them (``stored_balance``, ``credit_cents``,
+models/settled.py).
 
 The rules themselves live in the domain (domain.ledger.invoice_balance, domain.payments.payment_credit); this
 module applies them to rows, and states each once in SQL (balance_expr, stored_balance over the kept sum, credit_expr)
@@ -15,15 +16,14 @@ from datetime import date
 from functools import cache
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
-    ScalarSelect,
     Select,
     Subquery,
     bindparam,
     case,
     func,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from portal.domain.invoices import OPEN, display_status
 from portal.domain.ledger import NO_BALANCE, OpenItem, invoice_balance
 from portal.domain.payments import FAILED, SUCCEEDED
 from portal.models import Allocation, Invoice, LedgerAdjustment, Payment, Refund
+from portal.models.billing import HOLDS_CREDIT
 
 from .keysets import among_bound, key_values, on_postgresql, one_of
 
@@ -98,19 +99,6 @@ def refunded_by_payment(payments: ColumnElement[bool] | None = None) -> Subquery
     if payments is not None:
         query = query.where(payments)
     return query.group_by(Refund.payment_id).subquery()
-
-
-def applied_to_payment() -> ScalarSelect[int]:
-    """applied_by_payment's sum as a column of a query over Payment: the enclosing row's payment only (an index
-    lookup a row), so a page of payments needs no statement of its own for it."""
-    return (select(func.coalesce(func.sum(Allocation.amount_cents), 0))
-            .where(Allocation.payment_id == Payment.id).correlate(Payment).scalar_subquery())
-
-
-def refunded_from_payment() -> ScalarSelect[int]:
-    """refunded_by_payment's sum as a column of a query over Payment (see applied_to_payment)."""
-    return (select(func.coalesce(func.sum(Refund.amount_cents), 0))
-            .where(Refund.payment_id == Payment.id, Refund.status != FAILED).correlate(Payment).scalar_subquery())
 
 
 def credit_expr(applied: Subquery, refunded: Subquery) -> ColumnElement[int]:
@@ -244,12 +232,13 @@ def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payme
 
 
 def credit_cents(session: Session, client_id: int) -> int:
-    """The client's credit: unallocated_by_payment's total, summed in the database."""
+    """The client's credit, for display: unallocated_by_payment's total, summed in the database over the sums it
+    keeps on each payment (models/settled.py) and only the payments that hold credit (their own index)."""
     return int(session.scalar(_CREDIT, {"client_id": client_id}))
 
 
-def _with_credit(client_id: int | BindParameter[int]) -> tuple[Select, ColumnElement[int]]:
-    """The client's payments that hold credit (a query over Payment), and each one's credit."""
+def _with_credit(client_id: int) -> tuple[Select, ColumnElement[int]]:
+    """The client's payments that hold credit (a query over Payment), and each one's credit, from the rows."""
     theirs = select(Payment.id).where(Payment.client_id == client_id)
     applied = applied_by_payment(Allocation.payment_id.in_(theirs))
     refunded = refunded_by_payment(Refund.payment_id.in_(theirs))
@@ -260,13 +249,9 @@ def _with_credit(client_id: int | BindParameter[int]) -> tuple[Select, ColumnEle
     return payments, free
 
 
-def _credit_total() -> Select:
-    payments, free = _with_credit(bindparam("client_id"))
-    return payments.with_only_columns(func.coalesce(func.sum(free), 0))
-
-
-# Built once (a client's overview and the payment form show it): constructing it cost more than running it.
-_CREDIT = _credit_total()
+# credit_expr over the kept sums, with the very condition of the index it reads (models/billing.py): built once
+_CREDIT = (select(func.coalesce(func.sum(Payment.amount_cents - Payment.applied_cents - Payment.refunded_cents), 0))
+           .where(Payment.client_id == bindparam("client_id"), text(HOLDS_CREDIT)))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from portal.domain.ledger import invoice_balance
 from portal.domain.payments import PaymentStatus, payment_credit
 from portal.models import Allocation, Client, Invoice, Payment
 
-from .ledger import OWING_INVOICE, applied_to_payment, paid_cents, refunded_from_payment, stored_balance
+from .ledger import OWING_INVOICE, paid_cents, stored_balance
 
 INVOICE_FILTERS = ("draft", "open", "overdue", "paid", "void")
 CLIENT_SORTS = ("name", "balance", "overdue")
@@ -352,8 +352,9 @@ class PaymentRow:
         return self.payment.status
 
 
-# A payment with its client's name and the sums PaymentRow needs, in the same row (no statement per page for them)
-_PAYMENT_ROW = (Payment, Client.legal_name, applied_to_payment(), refunded_from_payment())
+# A payment with its client's name and the sums PaymentRow needs, kept on the payment (models/settled.py) and read
+# as columns of the row: fresh even when the session already holds the Payment from before an allocation
+_PAYMENT_ROW = (Payment, Client.legal_name, Payment.applied_cents, Payment.refunded_cents)
 
 
 def _payments() -> Select:

@@ -300,6 +300,33 @@ def test_the_sql_credit_is_the_domain_credit(session, make):
     assert rows == {applied_and_refunded.id: 5_000, pending.id: 0}
     assert ledger.credit_cents(session, client.id) == 5_000
 
+    # the sums kept on the payment (models/settled.py) follow a refund that fails and money applied later
+    refund = applied_and_refunded.refunds[0]
+    refund.status = "failed"  # what the gateway's webhook records
+    session.commit()
+    make.payment(make.client(), 4_000)  # another client's credit is not this one's
+    payments.apply_credit(session, client)
+    assert ledger.balance_of(session, invoice) == 0
+    assert payments_report_rows(session, [applied_and_refunded]) == {applied_and_refunded.id: 7_000}
+    assert ledger.credit_cents(session, client.id) == 7_000 == sum(
+        credit for _, credit in ledger.unallocated_by_payment(session, client.id))
+
+
+def test_a_clients_credit_is_read_through_the_index_of_payments_holding_credit(session, make):
+    """The credit's condition is the index's, word for word (models/billing.HOLDS_CREDIT): if one changed without
+    the other the database would read the client's whole payment history again, which no figure would show."""
+    client = make.client()
+    make.payment(client, 1_000)
+    connection = session.connection()
+    sql = str(ledger._CREDIT.params(client_id=client.id).compile(connection, compile_kwargs={"literal_binds": True}))
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test's few rows: a scan would do
+        plan = connection.exec_driver_sql(f"EXPLAIN {sql}").scalars().all()
+    else:
+        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+    assert any("ix_payments_credit" in line for line in plan), plan
+    assert ledger.credit_cents(session, client.id) == 1_000
+
 
 def payments_report_rows(session, found) -> dict[int, int]:
     """The credit each payment shows on the staff pages (domain rule over per-payment sums)."""
