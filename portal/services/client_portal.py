@@ -93,7 +93,7 @@ def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, 
     params = {"limit": page_size + 1, "offset": (page - 1) * page_size}
     if number:
         params["number"] = _escape_like(number)
-    found = scope.run(_PAGES[status if status in INVOICE_FILTERS else "all", bool(number)], **params).all()
+    found = scope.rows(_PAGES[status if status in INVOICE_FILTERS else "all", bool(number)], **params).all()
     listed = [(ListedInvoice._make(r[:-1]), r.paying) for r in found[:page_size]]  # LISTED's columns, then paying
     rows = [_row(invoice, invoice.settled_cents, today, paying) for invoice, paying in listed]
     return Page(rows, page, page > 1, len(found) > page_size)
@@ -119,7 +119,7 @@ _PAGES = {(status, by_number): _page_statement(statuses, by_number)
 
 
 def recent_open(scope: ClientScope, today: date, limit: int = 5) -> list[InvoiceRow]:
-    return [_row(i, i.settled_cents, today) for i in map(ListedInvoice._make, scope.run(_RECENT_OPEN, limit=limit))]
+    return [_row(i, i.settled_cents, today) for i in map(ListedInvoice._make, scope.rows(_RECENT_OPEN, limit=limit))]
 
 
 _RECENT_OPEN = (visible_invoices(*LISTED).where(Invoice.status == OPEN)

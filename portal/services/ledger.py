@@ -35,7 +35,7 @@ from portal.domain.payments import FAILED, SUCCEEDED
 from portal.models import Allocation, Invoice, LedgerAdjustment, Payment, Refund
 from portal.models.billing import HOLDS_CREDIT
 
-from .keysets import among_bound, key_values, on_postgresql, one_of
+from .keysets import among_bound, key_values, on_postgresql, one_of, plain_rows
 
 OWING = (OPEN,)  # statuses that can carry a balance
 OWING_INVOICE = one_of(Invoice.status, OWING)  # an invoice in one of them, as a condition built once
@@ -119,8 +119,8 @@ def paid_cents(session: Session, invoice_ids: Iterable[int]) -> dict[int, int]:
     if not ids:
         return {}
     paid = dict.fromkeys(ids, 0)
-    rows = session.execute(_paid_statement(on_postgresql(session)),
-                           {"invoice_ids": key_values(session, Invoice.id, ids)})
+    rows = plain_rows(session, _paid_statement(on_postgresql(session)),
+                      {"invoice_ids": key_values(session, Invoice.id, ids)})
     paid.update({invoice_id: int(total) for invoice_id, total in rows})
     return paid
 
@@ -234,7 +234,7 @@ def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payme
 def credit_cents(session: Session, client_id: int) -> int:
     """The client's credit, for display: unallocated_by_payment's total, summed in the database over the sums it
     keeps on each payment (models/settled.py) and only the payments that hold credit (their own index)."""
-    return int(session.scalar(_CREDIT, {"client_id": client_id}))
+    return int(plain_rows(session, _CREDIT, {"client_id": client_id}).scalar_one())
 
 
 def _with_credit(client_id: int) -> tuple[Select, ColumnElement[int]]:
@@ -293,7 +293,7 @@ def receivables(session: Session, today: date, client_id: int | None = None) -> 
 
 def _owing_by_due_date(session: Session, client_id: int | None) -> list[tuple[date, int, int]]:
     """(due date, cents owed, invoices) over every owing invoice (or one client's), from the kept sums."""
-    rows = session.execute(_owing_statement(client_id is not None), {"client_id": client_id})
+    rows = plain_rows(session, _owing_statement(client_id is not None), {"client_id": client_id})
     return [(due_date, int(cents), int(count)) for due_date, cents, count in rows]
 
 

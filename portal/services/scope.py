@@ -12,7 +12,7 @@ from portal.domain.invoices import InvoiceStatus
 from portal.models import Agreement, Invoice, Payment
 
 from .errors import NotFound
-from .keysets import one_of
+from .keysets import one_of, plain_rows
 
 VISIBLE_INVOICE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID)  # drafts: MSP's work
 # A statement of a busy page is built once, at import, with the client as this parameter: only ClientScope.run
@@ -45,6 +45,10 @@ class ClientScope:
         """A statement built with ``visible_invoices`` or ``visible_payments``, for this scope's client (``params``
         cannot name another)."""
         return self.session.execute(statement, {**params, _CLIENT.key: self.client_id})
+
+    def rows(self, statement: Select, **params) -> Result:
+        """``run`` for a statement of plain columns (keysets.plain_rows)."""
+        return plain_rows(self.session, statement, {**params, _CLIENT.key: self.client_id})
 
     def invoice(self, invoice_id: int) -> Invoice:
         return _found(self.run(_INVOICE, invoice_id=invoice_id).scalar())

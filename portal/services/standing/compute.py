@@ -18,7 +18,7 @@ from portal.domain.notices import NoticeStatus
 from portal.models import Agreement, Client, EnforcementNotice, Invoice, PaymentPromise, PlanInvoice
 
 from ..agreements.invitations import last_signed_terms
-from ..keysets import written
+from ..keysets import plain_rows, written
 from ..ledger import applied_by_invoice, balance_expr
 from .overrides import active_overrides
 
@@ -36,7 +36,7 @@ class ClientStandingView:
 def _past_due_items(session: Session, client_ids: Sequence[int], today: date) -> dict[int, list[S.PastDueItem]]:
     """Open invoices due before today with a balance, per client, flagged when a current plan collects them.
     Only succeeded money is allocated, so a bank payment still processing leaves the balance in place."""
-    rows = session.execute(_PAST_DUE, {"client_ids": list(client_ids), "today": today})
+    rows = plain_rows(session, _PAST_DUE, {"client_ids": list(client_ids), "today": today})
     items: dict[int, list[S.PastDueItem]] = defaultdict(list)
     for invoice_id, client_id, number, due_date, cents, on_plan in rows:
         items[client_id].append(S.PastDueItem(invoice_id, number, due_date, int(cents), bool(on_plan)))
@@ -61,7 +61,7 @@ _PAST_DUE = _past_due_statement()
 
 
 def _open_promises(session: Session, client_ids: Sequence[int], today: date) -> dict[int, list[S.Promise]]:
-    rows = session.execute(_OPEN_PROMISES, {"client_ids": list(client_ids), "today": today})
+    rows = plain_rows(session, _OPEN_PROMISES, {"client_ids": list(client_ids), "today": today})
     promises: dict[int, list[S.Promise]] = defaultdict(list)
     for client_id, invoice_id, cents in rows:
         promises[client_id].append(S.Promise(invoice_id, int(cents)))
@@ -79,8 +79,8 @@ def _terms_and_notices(session: Session, client_ids: Sequence[int]
     """In one round trip: the thresholds of the terms each client signed last (its merged variables are what it
     agreed to), and the earliest "disable permitted from" of its live notices (portal.services.enforcement.notices)."""
     terms, disable = {}, {}
-    for client_id, merged_variables, reference, disable_from in session.execute(
-            _TERMS_AND_NOTICES, {"client_ids": list(client_ids)}):
+    for client_id, merged_variables, reference, disable_from in plain_rows(
+            session, _TERMS_AND_NOTICES, {"client_ids": list(client_ids)}):
         if reference is not None:
             try:
                 merged = json.loads(merged_variables or "{}")
