@@ -21,7 +21,8 @@ from .base import Base, Cents
 from .core import Client
 
 # A payment holding credit: money that arrived and is neither applied nor refunded (domain.payments.payment_credit).
-# The index's condition and ledger.HOLDS_CREDIT say the same, so the database can tell the index serves the query.
+# The index below and the credit's query (ledger.credit_cents) are written with this one text, so the database can
+# tell that the index serves the query.
 HOLDS_CREDIT = f"status = '{PaymentStatus.SUCCEEDED}' AND amount_cents > applied_cents + refunded_cents"
 
 

@@ -42,7 +42,8 @@ class KeptSum(NamedTuple):
 
     def change(self, row: str, sign: str) -> str:
         amount = self.amount.format(row=row)  # our own names and SQL, no input
-        return f"UPDATE {self.target} SET {self.column} = {self.column} {sign} {amount} WHERE id = {row}.{self.key};"  # noqa: S608
+        column = self.column
+        return f"UPDATE {self.target} SET {column} = {column} {sign} {amount} WHERE id = {row}.{self.key};"  # noqa: S608
 
     def postgresql_function(self) -> str:
         return f"""
@@ -98,10 +99,10 @@ BACKFILL = """UPDATE invoices SET settled_cents =
   + COALESCE((SELECT SUM(amount_cents) FROM ledger_adjustments l WHERE l.invoice_id = invoices.id), 0)"""
 
 #: The same for every payment's sums (migration 0013; bulk loads).
-PAYMENT_BACKFILL = """UPDATE payments SET
+PAYMENT_BACKFILL = f"""UPDATE payments SET
     applied_cents = COALESCE((SELECT SUM(amount_cents) FROM allocations a WHERE a.payment_id = payments.id), 0),
     refunded_cents = COALESCE((SELECT SUM(amount_cents) FROM refunds r
-                               WHERE r.payment_id = payments.id AND r.status <> 'failed'), 0)"""
+                               WHERE r.payment_id = payments.id AND r.status <> '{RefundStatus.FAILED}'), 0)"""  # noqa: S608
 
 
 def trigger_statements(dialect: str, table: str) -> list[str]:
