@@ -60,6 +60,8 @@ def attempt_page(session: Session, *, state: str = "all", client_id: int | None 
     count, rows = _attempt_list(known, client_id is not None, invoice_id is not None)
     values = {"client_id": client_id, "invoice_id": invoice_id}
     total = session.scalar(count, values) or 0
+    if not total:  # most clients never paid online: their payments tab asks no more
+        return Page([], 1, per_page, 0)
     page = min(max(1, page), max(1, ceil(total / per_page)))
     found = session.execute(rows, {**values, "limit": per_page, "offset": (page - 1) * per_page})
     return Page(rows_for(session, list(found)), page, per_page, total)

@@ -120,8 +120,9 @@ def online_payments_panel(*, client_id: int | None = None, invoice_id: int | Non
     """For the staff client and invoice pages: recent online payments and any disputes on them."""
     session = db.session()
     page = payments.attempt_page(session, client_id=client_id, invoice_id=invoice_id, per_page=10)
-    return {"rows": page.items, "total": page.total,
-            "disputes": payments.disputes_for(session, client_id=client_id, invoice_id=invoice_id)}
+    # a dispute is on one of these online payments (the same requests): none of them, no dispute to look for
+    disputes = payments.disputes_for(session, client_id=client_id, invoice_id=invoice_id) if page.total else []
+    return {"rows": page.items, "total": page.total, "disputes": disputes}
 
 
 @bp.app_template_global("online_attempt_for")
