@@ -116,9 +116,10 @@ def on_postgresql(session: Session) -> bool:
 
 def plain_rows(session: Session, statement: Executable, params: dict | None = None) -> CursorResult:
     """``session.execute`` for a statement of columns, no ORM entity in it: run on the session's connection (after a
-    flush, as the session's own autoflush would), so the rows come from SQLAlchemy Core as they are. The ORM's
-    result handling loads each row through per-column processors and builds its query context for rows that are
-    tuples anyway: a quarter of such a statement's time at the driver (~100 us of 430 for the client's invoice
-    page, measured in-process against the million-invoice database)."""
-    session.flush()
+    flush unless autoflush is off, ``no_autoflush``, as session.execute would), so the rows come from SQLAlchemy
+    Core as they are. The ORM's result handling loads each row through per-column processors and builds its query
+    context for rows that are tuples anyway: a quarter of such a statement's time at the driver (~100 us of 430 for
+    the client's invoice page, measured in-process against the million-invoice database)."""
+    if session.autoflush:
+        session.flush()
     return session.connection().execute(statement, params)

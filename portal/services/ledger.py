@@ -225,9 +225,16 @@ def _open_invoices_statement(lock: bool) -> Select:
 
 
 def unallocated_by_payment(session: Session, client_id: int) -> list[tuple[Payment, int]]:
-    """Payments with money not yet applied nor refunded (the client's credit), oldest first."""
-    payments, free = _with_credit(client_id)
-    rows = session.execute(payments.add_columns(free).order_by(Payment.received_on, Payment.id))
+    """Payments with money not yet applied nor refunded (the client's credit), oldest first, from the rows (what
+    applying credit reads; credit_cents, for display, reads the kept sums)."""
+    theirs = select(Payment.id).where(Payment.client_id == client_id)
+    applied = applied_by_payment(Allocation.payment_id.in_(theirs))
+    refunded = refunded_by_payment(Refund.payment_id.in_(theirs))
+    free = credit_expr(applied, refunded)
+    rows = session.execute(select(Payment, free).outerjoin(applied, applied.c.payment_id == Payment.id)
+                           .outerjoin(refunded, refunded.c.payment_id == Payment.id)
+                           .where(Payment.client_id == client_id, free > 0)
+                           .order_by(Payment.received_on, Payment.id))
     return [(payment, int(cents)) for payment, cents in rows]
 
 
@@ -235,18 +242,6 @@ def credit_cents(session: Session, client_id: int) -> int:
     """The client's credit, for display: unallocated_by_payment's total, summed in the database over the sums it
     keeps on each payment (models/settled.py) and only the payments that hold credit (their own index)."""
     return int(plain_rows(session, _CREDIT, {"client_id": client_id}).scalar_one())
-
-
-def _with_credit(client_id: int) -> tuple[Select, ColumnElement[int]]:
-    """The client's payments that hold credit (a query over Payment), and each one's credit, from the rows."""
-    theirs = select(Payment.id).where(Payment.client_id == client_id)
-    applied = applied_by_payment(Allocation.payment_id.in_(theirs))
-    refunded = refunded_by_payment(Refund.payment_id.in_(theirs))
-    free = credit_expr(applied, refunded)
-    payments = (select(Payment).outerjoin(applied, applied.c.payment_id == Payment.id)
-                .outerjoin(refunded, refunded.c.payment_id == Payment.id)
-                .where(Payment.client_id == client_id, free > 0))
-    return payments, free
 
 
 # credit_expr over the kept sums, with the very condition of the index it reads (models/billing.py): built once

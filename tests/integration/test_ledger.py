@@ -331,3 +331,21 @@ def test_a_clients_credit_is_read_through_the_index_of_payments_holding_credit(s
 def payments_report_rows(session, found) -> dict[int, int]:
     """The credit each payment shows on the staff pages (domain rule over per-payment sums)."""
     return {p.id: reports.payment_row(session, p).unapplied_cents for p in found}
+
+
+def test_plain_rows_reads_what_session_execute_would(session, make):
+    """keysets.plain_rows (the busiest reads, past the ORM's result handling) sees the session's pending changes as
+    session.execute does (it flushes first), and under no_autoflush it leaves them pending, as session.execute
+    does."""
+    from portal.services.keysets import plain_rows
+
+    client = make.client()
+    statement = select(Payment.amount_cents).where(Payment.client_id == client.id).order_by(Payment.id)
+    make.payment(client, 1_000)
+    pending = Payment(client_id=client.id, method="check", amount_cents=2_000, currency="USD",
+                      received_on=client.created_at.date(), created_at=client.created_at)
+    session.add(pending)
+    with session.no_autoflush:
+        assert plain_rows(session, statement).scalars().all() == session.execute(statement).scalars().all() == [1_000]
+    assert plain_rows(session, statement).scalars().all() == [1_000, 2_000]
+    session.rollback()
