@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from contextlib import suppress
 
 from flask import Flask, current_app, g, has_request_context, request
-from psycopg import ServerCursor
-from psycopg.pq import TransactionStatus
+from psycopg import Cursor, ServerCursor
+from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,7 +55,48 @@ def make_engine(url: str, **pool) -> Engine:
     # `run-due` runs up to pool_size - 1 charging threads (one connection each, and one for the run itself).
     engine = create_engine(url, **{"pool_recycle": 1800, "pool_size": 20, "max_overflow": 10, **pool})
     event.listen(engine, "before_cursor_execute", _begin_before_writing)
+    event.listen(engine, "connect", _postgresql_connect)
     return engine
+
+
+def _postgresql_connect(dbapi_conn, _record) -> None:
+    dbapi_conn.cursor_factory = _Cursor
+
+
+class _Cursor(Cursor):
+    """psycopg's cursor, whose ``description`` is built only when looked into. psycopg builds a ``Column`` object
+    for every column of the result each time it is asked, and SQLAlchemy asks after every SELECT, only to check it
+    is not None when its compiled cache already knows the statement's columns (3.8% of the Python instructions of a
+    client's admin overview, 1.7% of a client's invoice list: bench/README.md)."""
+
+    @property
+    def description(self):
+        result = self.pgresult  # psycopg's rule for "returned rows" (a SELECT of no columns too)
+        if result and (result.nfields or result.status in _ROWS):
+            return _Description(self)
+        return None
+
+
+_ROWS = (ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE, ExecStatus.TUPLES_CHUNK)
+
+
+class _Description(Sequence):
+    """``Cursor.description`` of the result the cursor held when it was asked, built at the first look inside."""
+
+    __slots__ = ("_cursor", "_result", "_columns")
+
+    def __init__(self, cursor: _Cursor):
+        self._cursor, self._result, self._columns = cursor, cursor.pgresult, None
+
+    def __len__(self) -> int:
+        return self._result.nfields
+
+    def __getitem__(self, index):
+        if self._columns is None:
+            if self._cursor.pgresult is not self._result:
+                raise RuntimeError("a cursor's description read after the cursor moved to another result")
+            self._columns = Cursor.description.fget(self._cursor)
+        return self._columns[index]
 
 
 # What may run outside a transaction: a SELECT that neither locks rows nor takes an advisory lock nor moves a
