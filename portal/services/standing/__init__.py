@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from .changes import StandingChange, record_changes
 from .compute import ClientStandingView, as_json, by_external_id, client_page, for_client, for_clients
-from .overrides import active_overrides, end_override, in_force, override_history, set_override
+from .overrides import PastOverride, active_overrides, end_override, in_force, override_history, set_override
 
 __all__ = [
-    "ClientStandingView", "StandingChange", "active_overrides", "as_json", "by_external_id", "client_page",
-    "end_override", "for_client", "for_clients", "in_force", "override_history", "record_changes", "set_override",
+    "ClientStandingView", "PastOverride", "StandingChange", "active_overrides", "as_json", "by_external_id",
+    "client_page", "end_override", "for_client", "for_clients", "in_force", "override_history", "record_changes",
+    "set_override",
 ]

@@ -14,7 +14,7 @@ from wtforms.validators import Length, Optional
 from portal import db
 from portal.clock import today
 from portal.domain.standing import LABELS, Standing, StandingResult
-from portal.models import Client, StandingOverride
+from portal.models import Client
 from portal.services import standing
 from portal.web.auth.identity import staff_required
 from portal.web.forms import PortalForm
@@ -40,7 +40,7 @@ class OverrideForm(PortalForm):
 @dataclass(frozen=True)
 class StandingPanel:
     result: StandingResult
-    history: list[StandingOverride]
+    history: list[standing.PastOverride]
 
 
 @bp.app_template_global("client_standing")

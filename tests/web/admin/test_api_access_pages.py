@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from portal.domain.webhooks import WebhookDeliveryStatus
 from portal.models import ApiToken, StandingOverride, WebhookDelivery, WebhookEndpoint
-from portal.services import api_tokens
+from portal.services import api_tokens, standing
 from portal.services import outbound_webhooks as hooks
 from tests.conftest import sign_in
 
@@ -201,9 +201,25 @@ def test_an_override_is_set_with_a_reason_and_end_date_and_can_be_ended(admin, s
     assert 'data-standing="good"' in text and "CFO promised a wire" in text
     [row] = session.scalars(select(StandingOverride)).all()
     assert (row.staff_id, row.ends_on) == (staff_user.id, ends)
+    listed = _history_entry(text, row.id)
+    assert "Good until Mar 20, 2026: CFO promised a wire" in listed and f"({staff_user.name}, " in listed
+    assert "End now" in listed and "ended" not in listed
 
     ended = admin.post(f"/admin/clients/{overdue_client.id}/standing/override/{row.id}/end", follow_redirects=True)
     assert 'data-standing="on_hold"' in page(ended)
+    listed = _history_entry(page(ended), row.id)
+    assert f"({staff_user.name}, " in listed and "; ended " in listed and "End now" not in listed
+
+
+def test_an_override_set_by_no_one_signed_in_is_listed_as_set_by_staff(admin, session, overdue_client, clock):
+    row = standing.set_override(session, overdue_client, standing="warning", reason="Disputed invoice",
+                                ends_on=clock.today() + timedelta(days=5), staff=None, today=clock.today())
+    listed = _history_entry(page(admin.get(f"/admin/clients/{overdue_client.id}")), row.id)
+    assert "Warning until" in listed and "Disputed invoice" in listed and "(staff, " in listed
+
+
+def _history_entry(text: str, override_id: int) -> str:
+    return text.split(f'data-override="{override_id}"', 1)[1].split("</li>", 1)[0]
 
 
 @pytest.mark.parametrize(("data", "message"), [
