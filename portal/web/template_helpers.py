@@ -12,6 +12,7 @@ from portal.domain import terms as T
 from portal.domain.money import format_money
 from portal.services import ledger
 from portal.services.settings import SettingsCache
+from portal.web.frame import frame_url, navigation
 from portal.web.params import MAX_ID
 
 
@@ -61,6 +62,8 @@ def init_app(app: Flask) -> None:
     # every document kind the MSP edits and publishes (the agreements pages' tabs)
     app.jinja_env.globals["invoice_adjustments"] = _invoice_adjustments  # a global: imported macros see it too
     app.jinja_env.globals["record_links"] = _record_links
+    app.jinja_env.globals["frame_url"] = frame_url  # the frame's fixed links (base.html, the navigation)
+    app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["badge"] = _badge  # the staff pages' status badge (agreements/_macros.html has its own)
     app.jinja_env.globals["document_templates"] = [(kind, T.TEMPLATE_TITLES[kind]) for kind in T.TEMPLATE_KINDS]
     settings = app.extensions["settings_cache"] = SettingsCache(app.config["SETTINGS_CACHE_SECONDS"])
