@@ -1,6 +1,5 @@
 """Jinja filters and globals shared by every template (money, dates, the MSP's name, sandbox banner)."""
 
-from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -37,12 +36,20 @@ def _invoice_adjustments(invoice) -> list[ledger.AdjustmentLine]:
     return ledger.adjustments_on(db.session(), invoice.id)
 
 
-def _record_links(endpoint: str, key: str) -> Callable[[int], str]:
-    """``url_for(endpoint, **{key: id})`` for every row of a list: the route is built once, for a marker id, and
-    each row's id takes the marker's place (a url_for per row was ~7% of a list page). Ids print as their digits
+class RecordLinks:
+    """``url_for(endpoint, **{key: id})`` for every row of a list, as ``links[id]``: the route is built once, for a
+    marker id, and each row's id takes the marker's place (a url_for per row was ~7% of a list page; a subscript,
+    not a call, as Jinja's call of a template global costs more than the link itself). Ids print as their digits
     in every route (``RecordId``), so each link is exactly what url_for gives."""
-    head, tail = url_for(endpoint, **{key: MAX_ID}).split(str(MAX_ID))  # one id in a route: exactly two parts
-    return lambda record_id: f"{head}{int(record_id)}{tail}"
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, endpoint: str, key: str):
+        # one id in a route: exactly two parts
+        self._head, self._tail = url_for(endpoint, **{key: MAX_ID}).split(str(MAX_ID))
+
+    def __getitem__(self, record_id: int) -> str:
+        return f"{self._head}{int(record_id)}{self._tail}"
 
 
 def _badge(status: str) -> Markup:
@@ -61,7 +68,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = _datetime
     # every document kind the MSP edits and publishes (the agreements pages' tabs)
     app.jinja_env.globals["invoice_adjustments"] = _invoice_adjustments  # a global: imported macros see it too
-    app.jinja_env.globals["record_links"] = _record_links
+    app.jinja_env.globals["record_links"] = RecordLinks
     app.jinja_env.globals["frame_url"] = frame_url  # the frame's fixed links (base.html, the navigation)
     app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["badge"] = _badge  # the staff pages' status badge (agreements/_macros.html has its own)
