@@ -1,4 +1,4 @@
-"""``badge`` (portal.web.template_helpers): the staff pages' status badge, a function instead of a macro, renders
+"""``badge`` (portal.web.template_helpers): the staff pages' status badge, a filter instead of a macro, renders
 exactly what the macro did, and escapes what it prints like any template text."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ MACRO = """{% macro old_badge(status) -%}
 @pytest.mark.parametrize("status", ["open", "partially_paid", "on hold", "VOID", "", "x_y z"])
 def test_the_badge_is_what_the_macro_rendered(app, status):
     with app.test_request_context("/"):
-        assert render_template_string("{{ badge(status) }}", status=status) == render_template_string(
+        assert render_template_string("{{ status|badge }}", status=status) == render_template_string(
             MACRO, status=status)
 
 
 def test_a_status_cannot_write_markup(app):
     with app.test_request_context("/"):
-        html = render_template_string("{{ badge(status) }}", status='"><script>x</script>')
+        html = render_template_string("{{ status|badge }}", status='"><script>x</script>')
     assert html == ('<span class="badge badge-&#34;&gt;&lt;script&gt;x&lt;/script&gt;">'
                     '&#34;&gt;&lt;script&gt;x&lt;/script&gt;</span>')
