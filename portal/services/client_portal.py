@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy import Select, bindparam, func, select
 
@@ -21,6 +21,7 @@ from portal.models import Allocation, Invoice, Payment
 from . import ledger
 from .keysets import among_bound, key_values, on_postgresql, one_of
 from .payments.checkout import in_flight_on
+from .reports import LISTED, ListedInvoice
 from .scope import ClientScope, visible_invoices, visible_payments
 
 INVOICE_FILTERS = {
@@ -30,25 +31,6 @@ INVOICE_FILTERS = {
 }
 
 
-class ListedInvoice(NamedTuple):
-    """What a list of invoices prints (templates/client/_invoice_table.html) and ledger.figures_for reads, read like
-    an Invoice. Lists select only these columns (LISTED) instead of loading whole ORM objects, and keep each row as
-    this named tuple rather than a Row: a template reads a dozen attributes of every row, and a Row finds each by
-    name (the conversion cut 8% of the instructions of a page of 25 invoices). Their balances come from the settled
-    sum the database keeps (ledger.stored_balance), not from the allocation rows: a list is a report; the invoice's
-    own page, and whatever takes money, derive it from the rows."""
-
-    id: int
-    number: str
-    status: str
-    currency: str
-    issue_date: date
-    due_date: date
-    total_cents: int
-    settled_cents: int
-
-
-LISTED = tuple(getattr(Invoice, name) for name in ListedInvoice._fields)
 _PAGE_COLUMNS = (*LISTED, in_flight_on(Invoice.id).label("paying"))  # built once, not per page view
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 from math import ceil
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Date, Select, String, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from portal.domain.ledger import invoice_balance
 from portal.domain.payments import PaymentStatus, payment_credit
 from portal.models import Allocation, Client, Invoice, Payment
 
+from .keysets import plain_rows
 from .ledger import OWING_INVOICE, paid_cents, stored_balance
 
 INVOICE_FILTERS = ("draft", "open", "overdue", "paid", "void")
@@ -247,9 +248,32 @@ def find_clients(session: Session, q: str, limit: int = 20) -> list[Client]:
 # --- invoices ------------------------------------------------------------------------------------------------
 
 
+class ListedInvoice(NamedTuple):
+    """What a list of invoices prints (the staff lists, the client's; templates/client/_invoice_table.html) and
+    ledger.figures_for reads, read like an Invoice. Lists select only these columns (LISTED) instead of loading
+    whole ORM objects (19 columns each, through the ORM's row handling: a quarter of the instructions of a client's
+    invoices tab of 50 rows, a sixth of /admin/invoices'), and keep each row as this named tuple rather than a Row: a template reads a dozen
+    attributes of every row, and a Row finds each by name (the conversion cut 8% of the instructions of a page of 25
+    invoices). Their balances come from the settled sum the database keeps (ledger.stored_balance), not from the
+    allocation rows: a list is a report; the invoice's own page, and whatever takes money, derive it from the rows."""
+
+    id: int
+    client_id: int
+    number: str
+    status: str
+    currency: str
+    issue_date: date
+    due_date: date
+    total_cents: int
+    settled_cents: int
+
+
+LISTED = tuple(getattr(Invoice, name) for name in ListedInvoice._fields)
+
+
 @dataclass(frozen=True)
 class InvoiceRow:
-    invoice: Invoice
+    invoice: Invoice | ListedInvoice  # a ListedInvoice in the lists
     client_name: str
     paid_cents: int
 
@@ -270,7 +294,8 @@ def invoice_page(
     found = _run_list(session, _invoice_list(shown, client_id is not None, bool(q.strip())),
                       {"status": status, "today": today, "client_id": client_id, "pattern": _like(q)}, page, per_page)
     # a list is a report: the settled sums the database keeps (ledger.stored_balance), no allocation rows read
-    return found.with_items([InvoiceRow(invoice, name, invoice.settled_cents) for invoice, name in found.items])
+    listed = [(ListedInvoice._make(row[:-1]), row[-1]) for row in found.items]  # LISTED's columns, then the name
+    return found.with_items([InvoiceRow(invoice, name, invoice.settled_cents) for invoice, name in listed])
 
 
 @cache
@@ -278,7 +303,7 @@ def _invoice_list(shown: str | None, by_client: bool, searched: bool) -> tuple[S
     """The invoice list's statements for one kind of request (``shown``: None, "overdue" or "one status"), built
     once; bound by name: status, today, client_id, pattern, limit, offset."""
     # an outer join (every invoice has its client) lets PostgreSQL leave clients out of the capped count
-    query = select(Invoice, Client.legal_name).outerjoin(Client, Client.id == Invoice.client_id)
+    query = select(*LISTED, Client.legal_name).outerjoin(Client, Client.id == Invoice.client_id)
     if shown == "overdue":
         query = query.where(Invoice.status == InvoiceStatus.OPEN,
                             Invoice.due_date < bindparam("today", type_=Date()))
@@ -294,11 +319,11 @@ def _invoice_list(shown: str | None, by_client: bool, searched: bool) -> tuple[S
 
 
 def client_invoices(session: Session, client_id: int, limit: int = 50) -> list[InvoiceRow]:
-    invoices = session.scalars(_CLIENT_INVOICES, {"client_id": client_id, "limit": limit})
+    invoices = map(ListedInvoice._make, plain_rows(session, _CLIENT_INVOICES, {"client_id": client_id, "limit": limit}))
     return [InvoiceRow(i, "", i.settled_cents) for i in invoices]  # a report: the kept sums (see invoice_page)
 
 
-_CLIENT_INVOICES = (select(Invoice).where(Invoice.client_id == bindparam("client_id"))
+_CLIENT_INVOICES = (select(*LISTED).where(Invoice.client_id == bindparam("client_id"))
                     .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(bindparam("limit")))
 
 
