@@ -252,10 +252,11 @@ class ListedInvoice(NamedTuple):
     """What a list of invoices prints (the staff lists, the client's; templates/client/_invoice_table.html) and
     ledger.figures_for reads, read like an Invoice. Lists select only these columns (LISTED) instead of loading
     whole ORM objects (19 columns each, through the ORM's row handling: a quarter of the instructions of a client's
-    invoices tab of 50 rows, a sixth of /admin/invoices'), and keep each row as this named tuple rather than a Row: a template reads a dozen
-    attributes of every row, and a Row finds each by name (the conversion cut 8% of the instructions of a page of 25
-    invoices). Their balances come from the settled sum the database keeps (ledger.stored_balance), not from the
-    allocation rows: a list is a report; the invoice's own page, and whatever takes money, derive it from the rows."""
+    invoices tab of 50 rows, a sixth of /admin/invoices'), and keep each row as this named tuple rather than a
+    Row: a template reads a dozen attributes of every row, and a Row finds each by name (the conversion cut 8% of
+    the instructions of a page of 25 invoices). Their balances come from the settled sum the database keeps
+    (ledger.stored_balance), not from the allocation rows: a list is a report; the invoice's own page, and whatever
+    takes money, derive it from the rows."""
 
     id: int
     client_id: int
@@ -356,9 +357,26 @@ def invoice_allocations(session: Session, invoice_id: int) -> list[AllocationRow
 # --- payments ------------------------------------------------------------------------------------------------
 
 
+class ListedPayment(NamedTuple):
+    """What a list of payments prints, read like a Payment: the lists select these columns (LISTED_PAYMENT), not
+    whole ORM payments (ListedInvoice says why)."""
+
+    id: int
+    client_id: int
+    received_on: date
+    method: str
+    reference: str
+    amount_cents: int
+    currency: str
+    status: str
+
+
+LISTED_PAYMENT = tuple(getattr(Payment, name) for name in ListedPayment._fields)
+
+
 @dataclass(frozen=True)
 class PaymentRow:
-    payment: Payment
+    payment: Payment | ListedPayment  # a ListedPayment in the lists
     client_name: str
     applied_cents: int
     refunded_cents: int
@@ -379,15 +397,22 @@ class PaymentRow:
 
 # A payment with its client's name and the sums PaymentRow needs, kept on the payment (models/settled.py) and read
 # as columns of the row: fresh even when the session already holds the Payment from before an allocation
-_PAYMENT_ROW = (Payment, Client.legal_name, Payment.applied_cents, Payment.refunded_cents)
+_SUMS = (Client.legal_name, Payment.applied_cents, Payment.refunded_cents)
 
 
-def _payments() -> Select:
-    return select(*_PAYMENT_ROW).join(Client, Client.id == Payment.client_id)
+def _payments(*payment: Any) -> Select:
+    """``payment``: the Payment entity (a payment's own page) or LISTED_PAYMENT's columns (the lists)."""
+    return select(*payment, *_SUMS).join(Client, Client.id == Payment.client_id)
 
 
 def _payment_rows(rows) -> list[PaymentRow]:
     return [PaymentRow(p, name, int(applied), int(refunded)) for p, name, applied, refunded in rows]
+
+
+def _listed_payment_rows(rows) -> list[PaymentRow]:
+    """LISTED_PAYMENT's columns, then the client's name and the kept sums."""
+    width = len(ListedPayment._fields)
+    return _payment_rows((ListedPayment._make(row[:width]), *row[width:]) for row in rows)
 
 
 def payment_page(
@@ -395,14 +420,14 @@ def payment_page(
 ) -> Page:
     found = _run_list(session, _payment_list(client_id is not None, bool(q.strip())),
                       {"client_id": client_id, "pattern": _like(q)}, page, per_page)
-    return found.with_items(_payment_rows(found.items))
+    return found.with_items(_listed_payment_rows(found.items))
 
 
 @cache
 def _payment_list(by_client: bool, searched: bool) -> tuple[Select, Select]:
     """The payment list's statements for one kind of request, built once; bound by name: client_id, pattern,
     limit, offset."""
-    query = _payments()
+    query = _payments(*LISTED_PAYMENT)
     if by_client:
         query = query.where(Payment.client_id == bindparam("client_id"))
     if searched:
@@ -412,12 +437,12 @@ def _payment_list(by_client: bool, searched: bool) -> tuple[Select, Select]:
 
 
 def payment_row(session: Session, payment: Payment) -> PaymentRow:
-    return _payment_rows([session.execute(_payments().where(Payment.id == payment.id)).one()])[0]
+    return _payment_rows([session.execute(_payments(Payment).where(Payment.id == payment.id)).one()])[0]
 
 
 def client_payments(session: Session, client_id: int, limit: int = 50) -> list[PaymentRow]:
-    return _payment_rows(session.execute(_CLIENT_PAYMENTS, {"client_id": client_id, "limit": limit}))
+    return _listed_payment_rows(plain_rows(session, _CLIENT_PAYMENTS, {"client_id": client_id, "limit": limit}))
 
 
-_CLIENT_PAYMENTS = (_payments().where(Payment.client_id == bindparam("client_id"))
+_CLIENT_PAYMENTS = (_payments(*LISTED_PAYMENT).where(Payment.client_id == bindparam("client_id"))
                     .order_by(Payment.received_on.desc(), Payment.id.desc()).limit(bindparam("limit")))
