@@ -136,9 +136,22 @@ def _like(q: str) -> str:
 # --- clients -------------------------------------------------------------------------------------------------
 
 
+class ListedClient(NamedTuple):
+    """What the client list prints of a client, read like a Client: the list selects these columns, not whole ORM
+    clients (ListedInvoice says why)."""
+
+    id: int
+    legal_name: str
+    external_id: str | None
+    status: str
+
+
+LISTED_CLIENT = tuple(getattr(Client, name) for name in ListedClient._fields)
+
+
 @dataclass(frozen=True)
 class ClientRow:
-    client: Client
+    client: ListedClient
     balance_due_cents: int
     overdue_cents: int
     open_count: int
@@ -170,15 +183,18 @@ def owing_by_client(today: date | ColumnElement[date], client_ids: list[int] | S
 
 def _with_owing(owing):
     return select(
-        Client, owing.c.due, owing.c.overdue, owing.c.open_count, owing.c.overdue_count, owing.c.oldest_due
+        *LISTED_CLIENT, owing.c.due, owing.c.overdue, owing.c.open_count, owing.c.overdue_count, owing.c.oldest_due
     )
 
 
 def _client_rows(rows) -> list[ClientRow]:
-    return [
-        ClientRow(client, int(due or 0), int(overdue or 0), int(n or 0), int(n_late or 0), oldest)
-        for client, due, overdue, n, n_late, oldest in rows
-    ]
+    """LISTED_CLIENT's columns, then the owing figures."""
+    listed = []
+    for row in rows:
+        due, overdue, count, overdue_count, oldest = row[len(LISTED_CLIENT):]
+        listed.append(ClientRow(ListedClient._make(row[:len(LISTED_CLIENT)]), int(due or 0), int(overdue or 0),
+                                int(count or 0), int(overdue_count or 0), oldest))
+    return listed
 
 
 def client_page(
@@ -219,20 +235,6 @@ def _client_list(by_owing: str | None, searched: bool, by_status: bool) -> tuple
                  .where(Client.id.in_(ids)).order_by(Client.legal_name, Client.id))
     count = _count_of(select(Client.id).where(*filters))
     return count, _counted(query, count)
-
-
-def top_clients(session: Session, today: date, *, by: str = "balance", limit: int = 10) -> list[ClientRow]:
-    """Clients owing the most (``balance``) or with the most overdue (``overdue``); only those with some."""
-    owing = owing_by_client(today)
-    column = owing.c.overdue if by == "overdue" else owing.c.due
-    rows = session.execute(
-        _with_owing(owing)
-        .join(owing, owing.c.client_id == Client.id)
-        .where(column > 0)
-        .order_by(column.desc(), Client.legal_name)
-        .limit(limit)
-    ).all()
-    return _client_rows(rows)
 
 
 def find_clients(session: Session, q: str, limit: int = 20) -> list[Client]:
