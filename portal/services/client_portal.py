@@ -1,7 +1,7 @@
 """What a signed-in contact sees of its own client's account: pages of invoices and payments. Every query starts
 from ClientScope, so a contact only ever sees its own client's records. Balances follow the ledger's rules
-(domain.ledger, domain.payments): a list reads them with its rows (the kept settled sums, see LISTED), a single
-invoice from its allocation rows; never one query per row.
+(domain.ledger, domain.payments): a list reads them with its rows (the kept settled sums, see
+reports.ListedInvoice), a single invoice from its allocation rows; never one query per row.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from portal.models import Allocation, Invoice, Payment
 from . import ledger
 from .keysets import among_bound, key_values, on_postgresql, one_of
 from .payments.checkout import in_flight_on
-from .reports import LISTED, ListedInvoice
+from .reports import LISTED_INVOICE, ListedInvoice
 from .scope import ClientScope, visible_invoices, visible_payments
 
 INVOICE_FILTERS = {
@@ -31,7 +31,7 @@ INVOICE_FILTERS = {
 }
 
 
-_PAGE_COLUMNS = (*LISTED, in_flight_on(Invoice.id).label("paying"))  # built once, not per page view
+_PAGE_COLUMNS = (*LISTED_INVOICE, in_flight_on(Invoice.id).label("paying"))  # built once, not per page view
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def invoice_page(scope: ClientScope, *, status: str, page: int, page_size: int, 
     if number:
         params["number"] = _escape_like(number)
     found = scope.rows(_PAGES[status if status in INVOICE_FILTERS else "all", bool(number)], **params).all()
-    listed = [(ListedInvoice._make(r[:-1]), r.paying) for r in found[:page_size]]  # LISTED's columns, then paying
+    listed = [(ListedInvoice._make(r[:-1]), r.paying) for r in found[:page_size]]  # the listed columns, then paying
     rows = [_row(invoice, invoice.settled_cents, today, paying) for invoice, paying in listed]
     return Page(rows, page, page > 1, len(found) > page_size)
 
@@ -104,7 +104,7 @@ def recent_open(scope: ClientScope, today: date, limit: int = 5) -> list[Invoice
     return [_row(i, i.settled_cents, today) for i in map(ListedInvoice._make, scope.rows(_RECENT_OPEN, limit=limit))]
 
 
-_RECENT_OPEN = (visible_invoices(*LISTED).where(Invoice.status == OPEN)
+_RECENT_OPEN = (visible_invoices(*LISTED_INVOICE).where(Invoice.status == OPEN)
                 .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(bindparam("limit")))
 
 

@@ -189,11 +189,11 @@ def _with_owing(owing):
 
 def _client_rows(rows) -> list[ClientRow]:
     """LISTED_CLIENT's columns, then the owing figures."""
-    listed = []
+    width, listed = len(LISTED_CLIENT), []
     for row in rows:
-        due, overdue, count, overdue_count, oldest = row[len(LISTED_CLIENT):]
-        listed.append(ClientRow(ListedClient._make(row[:len(LISTED_CLIENT)]), int(due or 0), int(overdue or 0),
-                                int(count or 0), int(overdue_count or 0), oldest))
+        due, overdue, count, overdue_count, oldest = row[width:]
+        listed.append(ClientRow(ListedClient._make(row[:width]), int(due or 0), int(overdue or 0), int(count or 0),
+                                int(overdue_count or 0), oldest))
     return listed
 
 
@@ -252,11 +252,11 @@ def find_clients(session: Session, q: str, limit: int = 20) -> list[Client]:
 
 class ListedInvoice(NamedTuple):
     """What a list of invoices prints (the staff lists, the client's; templates/client/_invoice_table.html) and
-    ledger.figures_for reads, read like an Invoice. Lists select only these columns (LISTED) instead of loading
-    whole ORM objects (19 columns each, through the ORM's row handling: a quarter of the instructions of a client's
-    invoices tab of 50 rows, a sixth of /admin/invoices'), and keep each row as this named tuple rather than a
-    Row: a template reads a dozen attributes of every row, and a Row finds each by name (the conversion cut 8% of
-    the instructions of a page of 25 invoices). Their balances come from the settled sum the database keeps
+    ledger.figures_for reads, read like an Invoice. Lists select only these columns (LISTED_INVOICE) instead of
+    loading whole ORM objects (19 columns each, through the ORM's row handling: a quarter of the instructions of a
+    client's invoices tab of 50 rows, a sixth of /admin/invoices'), and keep each row as this named tuple rather
+    than a Row: a template reads a dozen attributes of every row, and a Row finds each by name (the conversion cut
+    8% of the instructions of a page of 25 invoices). Their balances come from the settled sum the database keeps
     (ledger.stored_balance), not from the allocation rows: a list is a report; the invoice's own page, and whatever
     takes money, derive it from the rows."""
 
@@ -271,7 +271,7 @@ class ListedInvoice(NamedTuple):
     settled_cents: int
 
 
-LISTED = tuple(getattr(Invoice, name) for name in ListedInvoice._fields)
+LISTED_INVOICE = tuple(getattr(Invoice, name) for name in ListedInvoice._fields)
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def invoice_page(
     found = _run_list(session, _invoice_list(shown, client_id is not None, bool(q.strip())),
                       {"status": status, "today": today, "client_id": client_id, "pattern": _like(q)}, page, per_page)
     # a list is a report: the settled sums the database keeps (ledger.stored_balance), no allocation rows read
-    listed = [(ListedInvoice._make(row[:-1]), row[-1]) for row in found.items]  # LISTED's columns, then the name
+    listed = [(ListedInvoice._make(row[:-1]), row[-1]) for row in found.items]  # the listed columns, then the name
     return found.with_items([InvoiceRow(invoice, name, invoice.settled_cents) for invoice, name in listed])
 
 
@@ -306,7 +306,7 @@ def _invoice_list(shown: str | None, by_client: bool, searched: bool) -> tuple[S
     """The invoice list's statements for one kind of request (``shown``: None, "overdue" or "one status"), built
     once; bound by name: status, today, client_id, pattern, limit, offset."""
     # an outer join (every invoice has its client) lets PostgreSQL leave clients out of the capped count
-    query = select(*LISTED, Client.legal_name).outerjoin(Client, Client.id == Invoice.client_id)
+    query = select(*LISTED_INVOICE, Client.legal_name).outerjoin(Client, Client.id == Invoice.client_id)
     if shown == "overdue":
         query = query.where(Invoice.status == InvoiceStatus.OPEN,
                             Invoice.due_date < bindparam("today", type_=Date()))
@@ -326,7 +326,7 @@ def client_invoices(session: Session, client_id: int, limit: int = 50) -> list[I
     return [InvoiceRow(i, "", i.settled_cents) for i in invoices]  # a report: the kept sums (see invoice_page)
 
 
-_CLIENT_INVOICES = (select(*LISTED).where(Invoice.client_id == bindparam("client_id"))
+_CLIENT_INVOICES = (select(*LISTED_INVOICE).where(Invoice.client_id == bindparam("client_id"))
                     .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(bindparam("limit")))
 
 
@@ -413,7 +413,7 @@ def _payment_rows(rows) -> list[PaymentRow]:
 
 def _listed_payment_rows(rows) -> list[PaymentRow]:
     """LISTED_PAYMENT's columns, then the client's name and the kept sums."""
-    width = len(ListedPayment._fields)
+    width = len(LISTED_PAYMENT)
     return _payment_rows((ListedPayment._make(row[:width]), *row[width:]) for row in rows)
 
 
