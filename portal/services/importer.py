@@ -592,7 +592,7 @@ def _stored_invoices(session: Session, numbers: list[str]) -> dict[str, Row]:
     result handling was a tenth of a re-import's time and builds nothing these need."""
     rows = plain_rows(session, _stored_statement(on_postgresql(session)),
                       {"numbers": key_values(session, Invoice.number, numbers)})
-    return {row[1]: row for row in rows}  # an invoice with several lines: any one of its rows
+    return {row[1]: row for row in rows.all()}  # an invoice with several lines: any one of its rows
 
 
 @cache
