@@ -84,15 +84,15 @@ def load_sqlite(path: Path, n_invoices: int, n_clients: int) -> None:
     """The rows of bench/run.py, inserted in one transaction with indexes built after."""
     import random
 
-    from run import _data
+    from run import _data, built_indexes
 
     path.unlink(missing_ok=True)
     engine = create_engine(f"sqlite:///{path}")
     started = time.perf_counter()
     tables = Base.metadata.tables
-    indexes = [index for table in Base.metadata.sorted_tables for index in table.indexes]
     with engine.begin() as conn:  # the tables bare: indexes are built after the load
         Base.metadata.create_all(conn)
+        indexes = built_indexes(conn)
         for index in indexes:
             conn.execute(DropIndex(index))
     raw = sqlite3.connect(path)

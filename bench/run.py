@@ -84,6 +84,13 @@ def loaded_scale(url: str) -> tuple[int, int]:
         engine.dispose()
 
 
+def built_indexes(conn) -> list:
+    """The models' indexes that ``create_all`` built on this database (the search indexes are PostgreSQL's only)."""
+    inspector = inspect(conn)
+    names = {ix["name"] for table in Base.metadata.tables for ix in inspector.get_indexes(table)}
+    return [index for table in Base.metadata.sorted_tables for index in table.indexes if index.name in names]
+
+
 def load(url: str, n_invoices: int, n_clients: int, seed: int = 42) -> None:
     """Rebuild the schema and COPY everything in one transaction (COPY FREEZE, indexes built after the load)."""
     rng = random.Random(seed)
@@ -93,7 +100,7 @@ def load(url: str, n_invoices: int, n_clients: int, seed: int = 42) -> None:
         Base.metadata.drop_all(conn)
         Base.metadata.create_all(conn)
         conn.execute(text("SET LOCAL session_replication_role = replica"))  # no FK triggers during the load
-        indexes = [index for table in Base.metadata.sorted_tables for index in table.indexes]
+        indexes = built_indexes(conn)
         for index in indexes:
             conn.execute(DropIndex(index))
         raw = conn.connection.dbapi_connection
@@ -251,11 +258,13 @@ def staff_cookie(env: dict[str, str]) -> str:
     return f"{app.config['SESSION_COOKIE_NAME']}={value}"
 
 
-# A client's page is measured tab by tab (the overview is /admin/clients/1); then the pages that list every client
-# past due or every client's terms (the call list, the agreements overview).
+# A client's page is measured tab by tab (the overview is /admin/clients/1); then the lists searched (a number that
+# one invoice has, a reference fragment and a client's name; models/search.py); then the pages that list every
+# client past due or every client's terms (the call list, the agreements overview).
 STAFF_PAGES = ("/admin/", "/admin/invoices", "/admin/payments", "/admin/clients", "/admin/clients/1",
                *(f"/admin/clients/1?tab={tab}" for tab in ("invoices", "payments", "plans", "collections",
                                                           "equipment")),
+               "/admin/invoices?q=b-0990001", "/admin/payments?q=ref-4242", "/admin/clients?q=client+42+llc",
                "/admin/receivables", "/admin/collections/", "/admin/agreements/")
 
 

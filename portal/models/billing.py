@@ -19,6 +19,7 @@ from portal.domain.payments import PaymentStatus, RefundStatus
 from . import settled
 from .base import Base, Cents
 from .core import Client
+from .search import search_index
 
 # A payment holding credit: money that arrived and is neither applied nor refunded (domain.payments.payment_credit).
 # The index below and the credit's query (ledger.credit_cents) are written with this one text, so the database can
@@ -70,6 +71,9 @@ class Invoice(Base):
     )
 
 
+search_index(Invoice.__table__.c.number)  # the invoice list's search (PostgreSQL)
+
+
 class InvoiceLine(Base):
     __tablename__ = "invoice_lines"
 
@@ -118,6 +122,9 @@ class Payment(Base):
     client: Mapped[Client] = relationship()
     allocations: Mapped[list[Allocation]] = relationship(back_populates="payment", order_by="Allocation.id")
     refunds: Mapped[list[Refund]] = relationship(back_populates="payment", order_by="Refund.id")
+
+
+search_index(Payment.__table__.c.reference)  # the payment list's search (PostgreSQL)
 
 
 class Allocation(Base):

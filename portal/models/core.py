@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.domain.clients import ClientStatus
 
 from .base import Base
+from .search import search_index
 
 
 class MspSettings(Base):
@@ -69,6 +70,11 @@ class Client(Base):
     def address_lines(self) -> list[str]:
         city_line = " ".join(p for p in (self.city + ("," if self.city else ""), self.region, self.postal_code) if p)
         return [line for line in (self.address_line1, self.address_line2, city_line.strip()) if line]
+
+
+# the client list's search, and the clients' names the invoice and payment lists search (PostgreSQL)
+search_index(Client.__table__.c.legal_name)
+search_index(Client.__table__.c.external_id)
 
 
 class Contact(Base):
