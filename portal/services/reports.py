@@ -137,8 +137,9 @@ def _run_list(session: Session, statements: tuple[Select, Select], values: dict,
 _PATTERN = bindparam("pattern", type_=String(), literal_execute=True)
 
 
-def _searched(session: Session, q: str) -> dict:
-    """A list search's parameters: the pattern, and the ids of the clients whose name matches it (``_named``).
+def _search(session: Session, q: str) -> tuple[str | None, dict]:
+    """A list search: the kind of statement it needs (the dialect's name, as ``_named`` differs; None: no search)
+    and its parameters, the pattern and the ids of the clients whose name matches it.
 
     A list's rows are matched on their number or reference (on PostgreSQL through its trigram index, models/search.py)
     or on their client's id, not by joining every row to its client to test the name (a search that found little
@@ -147,22 +148,19 @@ def _searched(session: Session, q: str) -> dict:
     planner could not tell how many rows a search finds, walked the list's date index instead of the two indexes,
     and a search that found nothing read all million invoices (~450 ms for the page and its count). The ids come
     back as one string and go in as one literal: a search that names every client (``llc``) has 10,000 of them."""
-    pattern = _like(q)
-    ids = (session.scalar(_CLIENTS_NAMED, {"pattern": pattern}) or "") if q.strip() else ""
-    return {"pattern": pattern, "named": f"{{{ids}}}" if _search(session, q) == "postgresql" else f"[{ids}]"}
+    if not q.strip():
+        return None, {}
+    pattern, dialect = _like(q), session.get_bind().dialect.name
+    ids = session.scalar(_CLIENTS_NAMED, {"pattern": pattern}) or ""
+    return dialect, {"pattern": pattern, "named": f"{{{ids}}}" if dialect == "postgresql" else f"[{ids}]"}
 
 
 _CLIENTS_NAMED = select(func.aggregate_strings(cast(Client.id, String()), ",")).where(
     func.lower(Client.legal_name).like(_PATTERN, escape="\\"))
 
 
-def _search(session: Session, q: str) -> str | None:
-    """What kind of list statement a search needs: the dialect's name (``_named`` differs), or None (no search)."""
-    return session.get_bind().dialect.name if q.strip() else None
-
-
 def _named(column: ColumnElement[int], dialect: str) -> ColumnElement[bool]:
-    """``column`` is one of the ids ``_searched`` found, written into the statement when it runs, so the plan is
+    """``column`` is one of the ids ``_search`` found, written into the statement when it runs, so the plan is
     made for them: ``= ANY('{1,2}'::INTEGER[])`` on PostgreSQL, ``IN`` the items of a JSON array on SQLite."""
     named = bindparam("named", type_=String(), literal_execute=True)
     if dialect == "postgresql":
@@ -336,9 +334,9 @@ def invoice_page(
     per_page: int = 25,
 ) -> Page:
     shown = status if status == "overdue" else ("one status" if status in INVOICE_FILTERS else None)
-    found = _run_list(session, _invoice_list(shown, client_id is not None, _search(session, q)),
-                      {"status": status, "today": today, "client_id": client_id, **_searched(session, q)}, page,
-                      per_page)
+    search, searched = _search(session, q)
+    found = _run_list(session, _invoice_list(shown, client_id is not None, search),
+                      {"status": status, "today": today, "client_id": client_id, **searched}, page, per_page)
     # a list is a report: the settled sums the database keeps (ledger.stored_balance), no allocation rows read
     listed = [(ListedInvoice._make(row[:-1]), row[-1]) for row in found.items]  # the listed columns, then the name
     return found.with_items([InvoiceRow(invoice, name, invoice.settled_cents) for invoice, name in listed])
@@ -463,8 +461,9 @@ def _listed_payment_rows(rows) -> list[PaymentRow]:
 def payment_page(
     session: Session, *, client_id: int | None = None, q: str = "", page: int = 1, per_page: int = 25
 ) -> Page:
-    found = _run_list(session, _payment_list(client_id is not None, _search(session, q)),
-                      {"client_id": client_id, **_searched(session, q)}, page, per_page)
+    search, searched = _search(session, q)
+    found = _run_list(session, _payment_list(client_id is not None, search),
+                      {"client_id": client_id, **searched}, page, per_page)
     return found.with_items(_listed_payment_rows(found.items))
 
 

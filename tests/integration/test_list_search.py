@@ -1,4 +1,4 @@
-"""The staff lists' search (reports._searched): the clients a search names are found first and their ids written
+"""The staff lists' search (reports._search): the clients a search names are found first and their ids written
 into the list's statement, and on PostgreSQL every searched column is read through its trigram index
 (models/search.py). The pages' own tests cover what a search shows; these cover what the change could break: a
 search naming no client, many clients, combined with the other filters, paged and counted, on both databases."""
