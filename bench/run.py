@@ -86,8 +86,11 @@ def loaded_scale(url: str) -> tuple[int, int]:
 
 def built_indexes(conn) -> list:
     """The models' indexes that ``create_all`` built on this database (the search indexes are PostgreSQL's only)."""
-    inspector = inspect(conn)
-    names = {ix["name"] for table in Base.metadata.tables for ix in inspector.get_indexes(table)}
+    if conn.dialect.name == "sqlite":  # which SQLAlchemy does not read back for an index over an expression
+        names = set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'").scalars())
+    else:
+        inspector = inspect(conn)
+        names = {ix["name"] for table in Base.metadata.tables for ix in inspector.get_indexes(table)}
     return [index for table in Base.metadata.sorted_tables for index in table.indexes if index.name in names]
 
 

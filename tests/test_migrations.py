@@ -57,9 +57,10 @@ def empty_app(empty_database_url, app_config, clock):
 
 def schema_differences(app) -> list:
     """What the database's schema lacks or has beyond the models'. Alembic cannot read SQLite's indexes over
-    expressions back, so it leaves those out of the comparison, saying so: the models' only ones are the lists'
-    search indexes, built on PostgreSQL alone (models/search.py), so on SQLite exactly they are expected to be left
-    out, and are checked absent; on PostgreSQL they are compared like every other index."""
+    expressions back, so it leaves those out of the comparison, saying so: on SQLite exactly the models' expression
+    indexes are expected to be left out, and are checked by name (the lists' search indexes are PostgreSQL's alone,
+    models/search.py; the index of our invoice numbers is on both); on PostgreSQL they are compared like every
+    other index."""
     engine = app.extensions["db_engine"]
     with engine.connect() as conn, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -68,16 +69,25 @@ def schema_differences(app) -> list:
     skipped = {m.group(1) for w in caught if (m := re.search(r"expression-based index '(\w+)'", str(w.message)))}
     assert [str(w.message) for w in caught if "expression-based index" not in str(w.message)] == []
     if engine.dialect.name == "sqlite":
-        assert skipped == SEARCH_INDEXES
-        assert not SEARCH_INDEXES & {i["name"] for t in SEARCHED for i in inspect(engine).get_indexes(t)}
+        assert skipped == SEARCH_INDEXES | {"ix_invoices_our_number"}
+        built = index_names(engine)
+        assert "ix_invoices_our_number" in built and not SEARCH_INDEXES & built
     else:
         assert skipped == set()
     return differences
 
 
+def index_names(engine) -> set[str]:
+    """Every index's name (SQLAlchemy does not read SQLite's indexes over an expression back: sqlite_master)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            return set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'").scalars())
+    inspector = inspect(engine)
+    return {i["name"] for table in inspector.get_table_names() for i in inspector.get_indexes(table)}
+
+
 SEARCH_INDEXES = {"ix_invoices_number_search", "ix_payments_reference_search", "ix_clients_legal_name_search",
                   "ix_clients_external_id_search"}
-SEARCHED = ("invoices", "payments", "clients")
 
 
 def current_heads(app) -> tuple[str, ...]:
@@ -130,14 +140,17 @@ def _insert(conn, table: str, **values) -> None:
 
     from sqlalchemy import MetaData, Table
 
-    columns = Table(table, MetaData(), autoload_with=conn).columns
+    with warnings.catch_warnings():  # SQLite's index over an expression (ours, models/billing.py) is not read back
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
+        reflected = Table(table, MetaData(), autoload_with=conn)
+    columns = reflected.columns
     for column in columns:
         if column.name in values or column.nullable or column.server_default is not None or column.primary_key:
             continue
         python_type = column.type.python_type
         values[column.name] = {str: "", int: 0, bool: False, dt.datetime: dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
                                dt.date: dt.date(2026, 11, 1)}.get(python_type, 0)
-    conn.execute(Table(table, MetaData(), autoload_with=conn).insert().values(**values))
+    conn.execute(reflected.insert().values(**values))
 
 
 def test_0008_fills_settled_cents_from_the_ledger_and_the_triggers_keep_it(empty_app):
@@ -233,7 +246,7 @@ def test_0014_builds_the_search_indexes_on_postgresql_and_takes_them_away(empty_
     upgrade(empty_app)
 
     def search_indexes() -> set[str]:
-        return SEARCH_INDEXES & {i["name"] for t in SEARCHED for i in inspect(engine).get_indexes(t)}
+        return SEARCH_INDEXES & index_names(engine)
 
     assert search_indexes() == (SEARCH_INDEXES if engine.dialect.name == "postgresql" else set())
     command.downgrade(alembic_config(empty_app), "0013")

@@ -10,7 +10,21 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    cast,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.domain.invoices import InvoiceStatus
@@ -25,6 +39,18 @@ from .search import search_index
 # The index below and the credit's query (ledger.credit_cents) are written with this one text, so the database can
 # tell that the index serves the query.
 HOLDS_CREDIT = f"status = '{PaymentStatus.SUCCEEDED}' AND amount_cents > applied_cents + refunded_cents"
+
+# The invoice numbers the portal gives (services.billing.next_invoice_number): the prefix and 1-12 ASCII digits. The
+# next is one past the highest of that shape, found through the index below (its condition this text, the query's
+# too) instead of reading every number: 310 ms at a million invoices, under a lock every new invoice waits on.
+NUMBER_PREFIX = "INV-"
+OUR_NUMBER = {
+    "postgresql": f"number ~ '^{NUMBER_PREFIX}[0-9]{{1,12}}$'",
+    # (not GLOB 'INV-...': SQLite would then read the prefix's range of the unique index of numbers instead)
+    "sqlite": f"substr(number, 1, {len(NUMBER_PREFIX)}) = '{NUMBER_PREFIX}' "
+              f"AND length(number) BETWEEN {len(NUMBER_PREFIX) + 1} AND {len(NUMBER_PREFIX) + 12} "
+              f"AND substr(number, {len(NUMBER_PREFIX) + 1}) NOT GLOB '*[^0-9]*'",
+}
 
 
 class Invoice(Base):
@@ -72,6 +98,10 @@ class Invoice(Base):
 
 
 search_index(Invoice.__table__.c.number)  # the invoice list's search (PostgreSQL)
+#: What one of our numbers counts to (INV-000123: 123), indexed for the rows that are ours (OUR_NUMBER)
+NUMBER_VALUE = cast(func.substr(Invoice.__table__.c.number, literal_column(str(len(NUMBER_PREFIX) + 1))), BigInteger())
+Index("ix_invoices_our_number", NUMBER_VALUE, postgresql_where=text(OUR_NUMBER["postgresql"]),
+      sqlite_where=text(OUR_NUMBER["sqlite"]))
 
 
 class InvoiceLine(Base):

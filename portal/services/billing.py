@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from portal.clock import now, today
 from portal.domain import invoices as rules
 from portal.domain.invoices import LineInput
 from portal.models import Client, Invoice, InvoiceLine
+from portal.models.billing import NUMBER_PREFIX, NUMBER_VALUE, OUR_NUMBER
 
 from . import ledger
 from .errors import Conflict
 from .locking import serialize
 from .settings import get_settings
-
-NUMBER_PREFIX = "INV-"
 
 
 def net_days_for(session: Session, client: Client) -> int:
@@ -28,15 +26,17 @@ def net_days_for(session: Session, client: Client) -> int:
 
 
 def next_invoice_number(session: Session) -> str:
-    """The next INV-000123 after the highest number of that shape (imported numbers keep their own shape).
+    """The next INV-000123 after the highest number of that shape (imported numbers keep their own shape; an
+    'INV-²' or 'INV-12A' is not one of ours): one row read through the index of our numbers (models/billing.py).
 
     Two processes raising invoices at once (run-due on several nodes: late fees, plan interest) would both read the
     same highest number, so the read is serialised until the caller's transaction ends."""
     serialize(session, "invoice numbers")
-    numbers = session.scalars(select(Invoice.number).where(Invoice.number.like(f"{NUMBER_PREFIX}%"))).all()
-    tails = (n[len(NUMBER_PREFIX):] for n in numbers)
-    highest = max((int(t) for t in tails if re.fullmatch(r"[0-9]{1,12}", t)), default=0)  # not '²': isdigit() is
+    highest = session.scalar(_HIGHEST_NUMBER[session.get_bind().dialect.name]) or 0
     return f"{NUMBER_PREFIX}{highest + 1:06d}"
+
+
+_HIGHEST_NUMBER = {dialect: select(func.max(NUMBER_VALUE)).where(text(ours)) for dialect, ours in OUR_NUMBER.items()}
 
 
 def create_invoice(

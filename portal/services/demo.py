@@ -21,6 +21,7 @@ from portal.domain import terms as T
 from portal.domain.errors import DomainError
 from portal.domain.invoices import LineInput
 from portal.models import Base, Client, Contact, Invoice, Payment, StaffUser
+from portal.models.billing import NUMBER_PREFIX
 
 from . import (
     agreements,
@@ -248,7 +249,7 @@ class _Seeder:
             invoice = billing.create_invoice(
                 self.session, demo_clients[p.client_index], lines=p.lines, issue_date=p.issue_date,
                 due_date=p.due_date, tax_rate=p.tax_rate, issue=True, commit=False,
-                number=f"{billing.NUMBER_PREFIX}{n:06d}",  # the database is empty: no need to look up the last one
+                number=f"{NUMBER_PREFIX}{n:06d}",  # the database is empty: no need to look up the last one
             )
             # issued on the invoice date, as the MSP's billing run would have done
             invoice.created_at = invoice.issued_at = datetime.combine(p.issue_date, time(14, 0), tzinfo=UTC)
