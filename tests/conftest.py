@@ -249,6 +249,21 @@ class Factory:
     def payment(self, client, amount_cents: int, method: str = "check", **kw):
         return payments.record_payment(self.session, client, amount_cents=amount_cents, method=method, **kw)
 
+    def backlog(self, client, count: int, *, issue_date: date, due_date: date) -> None:
+        """``count`` open invoices of $1.00 in one go (COPY on PostgreSQL), numbered OLD-000000 on: for what must
+        hold at a large MSP's scale (one at a time through the service, tens of thousands would take minutes)."""
+        from portal.models import Invoice
+        from portal.services import bulk
+
+        at = now()
+        with self.session.begin_nested():  # COPY on PostgreSQL: inside a transaction that has begun
+            bulk.insert_rows(self.session, Invoice.__table__, [
+                {"client_id": client.id, "number": f"OLD-{n:06d}", "status": "open", "currency": "USD",
+                 "issue_date": issue_date, "due_date": due_date, "tax_rate": Decimal(0), "subtotal_cents": 100,
+                 "tax_cents": 0, "total_cents": 100, "memo": "", "source": "import", "created_at": at,
+                 "issued_at": at, "void_reason": ""} for n in range(count)])
+        self.session.commit()
+
 
 @pytest.fixture
 def make(session) -> Factory:

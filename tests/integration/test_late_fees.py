@@ -357,3 +357,14 @@ def test_the_demo_helpers_charge_then_waive_the_smallest_fee(session, make, cloc
     waived = demo_fees.waive_one(session, admin)
     assert waived.amount_cents == 300 and waived.waiver_reason == demo_fees.WAIVER_REASON
     assert [f.waived_at is None for f in fees(session)] == [True, False]
+
+
+def test_a_backlog_larger_than_a_statement_can_bind_is_checked(session, make, clock, client):
+    """The fees already charged are looked up for every late invoice at once, the ids one parameter
+    (keysets.among): PostgreSQL binds at most 65,535 a statement, and an ``IN`` list of a large MSP's backlog
+    stopped the whole run. (Within grace here, so nothing is charged: the lookup is what is tested.)"""
+    make.backlog(client, 66_000, issue_date=ISSUED, due_date=DUE)
+
+    run = charge_on(session, clock, DUE + timedelta(days=1))
+
+    assert (run.charged, run.skipped, fees(session)) == ([], [], [])

@@ -330,3 +330,18 @@ def test_a_sent_steps_day_cannot_be_moved_so_the_next_reminders_still_go(app, se
                                 active=False)
     assert schedule.save_step(session, reworded, friendly.id).subject == "Due soon: {invoice_number}"
     assert send(session, rt, clock, DUE + timedelta(days=1)).sent == 1  # the day-after one still goes
+
+
+def test_a_backlog_larger_than_a_statement_can_bind_is_planned(app, session, rt, make, msp):
+    """PostgreSQL binds at most 65,535 parameters a statement: the plan's lookups by invoice (current plans,
+    duplicates held, reminders sent) send the ids as one parameter (keysets.among), so a large MSP's backlog is
+    planned, not refused with the whole run's reminders (an ``IN`` list of 134,329 ids did so at a million
+    invoices)."""
+    client = make.client("Backlog LLC")  # no contact: every invoice is skipped for want of a recipient, once planned
+    schedule.ensure_saved(session)
+    session.commit()
+    make.backlog(client, 66_000, issue_date=ISSUED, due_date=DUE)
+
+    due, skipped = reminders.plan(session, rt, DUE + timedelta(days=1))
+
+    assert (due, skipped) == ([], {"no_recipient": 66_000})

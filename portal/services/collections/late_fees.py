@@ -40,6 +40,7 @@ from portal.models import Agreement, Allocation, Invoice, LateFee, PaymentPromis
 
 from .. import billing, ledger
 from ..errors import NotFound
+from ..keysets import among
 from ..locking import begin_write
 from ..payments.locks import lock_client_invoices
 from . import promises
@@ -154,7 +155,7 @@ def charge_late_fees(session: Session, today: date) -> FeeRun:
         .order_by(Invoice.client_id, Invoice.due_date, Invoice.id)).all()
     charged = {(i, p) for i, p in session.execute(
         select(LateFee.late_invoice_id, LateFee.period)
-        .where(LateFee.late_invoice_id.in_([c.id for c in candidates])))} if candidates else set()
+        .where(among(session, LateFee.late_invoice_id, [c.id for c in candidates])))} if candidates else set()
     cache: dict[tuple[int, date], Governing | None] = {}
     due: list[tuple[int, int, Governing]] = []  # worked out before any write: a rollback expires what was read
     for invoice_id, client_id, issue_date, due_date in candidates:

@@ -28,6 +28,7 @@ from portal.models import ClientCollection, Contact, DunningStep, DuplicateFlag,
 
 from .. import delivery, ledger
 from ..delivery.sending import ReminderContent
+from ..keysets import among
 from ..locking import begin_write
 from ..payments.autopay_charging import plan_client
 from ..payments.autopay_setup import enrolled_clients
@@ -55,7 +56,8 @@ def on_current_plan(session: Session, invoice_ids: list[int]) -> set[int]:
     """Invoices a current installment plan collects (plans mark them with ``current_key``)."""
     if not invoice_ids:
         return set()
-    return set(session.scalars(select(PlanInvoice.current_key).where(PlanInvoice.current_key.in_(invoice_ids))))
+    return set(session.scalars(select(PlanInvoice.current_key).where(
+        among(session, PlanInvoice.current_key, invoice_ids))))
 
 
 def autopay_will_charge(session: Session, rt: Runtime, client_ids: list[int], today: date) -> set[int]:
@@ -73,8 +75,8 @@ def duplicates_held(session: Session, invoice_ids: list[int]) -> set[int]:
     """Likely duplicate bills the admin has not decided yet: a client is never chased twice for the same work."""
     if not invoice_ids:
         return set()
-    return set(session.scalars(select(DuplicateFlag.invoice_id).where(DuplicateFlag.invoice_id.in_(invoice_ids),
-                                                                      DuplicateFlag.decided_at.is_(None))))
+    return set(session.scalars(select(DuplicateFlag.invoice_id).where(
+        among(session, DuplicateFlag.invoice_id, invoice_ids), DuplicateFlag.decided_at.is_(None))))
 
 
 def client_facts(session: Session, client_ids: list[int]) -> dict[int, dunning.ClientFacts]:
@@ -122,7 +124,7 @@ def plan(session: Session, rt: Runtime, today: date) -> tuple[list[_Due], dict[s
     offsets = {s.id: s.offset_days for s in steps}
     sent: dict[int, list[int]] = {}
     for invoice_id, step_id in session.execute(select(ReminderSend.invoice_id, ReminderSend.step_id).where(
-            ReminderSend.invoice_id.in_(ids), ReminderSend.sent_at.is_not(None))):
+            among(session, ReminderSend.invoice_id, ids), ReminderSend.sent_at.is_not(None))):
         if step_id in offsets:
             sent.setdefault(invoice_id, []).append(offsets[step_id])
     due, skipped = [], {}
