@@ -196,16 +196,20 @@ def test_the_next_number_is_read_through_the_index_of_our_numbers(session, make)
     from portal.services import billing
 
     make.invoice(make.client(), 100)
-    connection = session.connection()
-    statement = billing._HIGHEST_NUMBER[connection.dialect.name]
-    sql = str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test's few rows: a scan would do
-        plan = connection.exec_driver_sql(f"EXPLAIN {sql}").scalars().all()
-    else:
-        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+    plan = plan_of(session, billing._HIGHEST_NUMBER[session.get_bind().dialect.name])
     assert any("ix_invoices_our_number" in line for line in plan), plan
     assert billing.next_invoice_number(session) == "INV-000002"
+
+
+def plan_of(session, statement) -> list[str]:
+    """The database's plan for ``statement`` (its values written in); plain scans turned off on PostgreSQL, where
+    a test's few rows would be scanned whatever indexes there are."""
+    connection = session.connection()
+    sql = str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        return connection.exec_driver_sql(f"EXPLAIN {sql}").scalars().all()
+    return [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
 
 
 def test_receivables_match_per_invoice_balances(session, make, clock):
@@ -339,13 +343,7 @@ def test_a_clients_credit_is_read_through_the_index_of_payments_holding_credit(s
     the other the database would read the client's whole payment history again, which no figure would show."""
     client = make.client()
     make.payment(client, 1_000)
-    connection = session.connection()
-    sql = str(ledger._CREDIT.params(client_id=client.id).compile(connection, compile_kwargs={"literal_binds": True}))
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test's few rows: a scan would do
-        plan = connection.exec_driver_sql(f"EXPLAIN {sql}").scalars().all()
-    else:
-        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+    plan = plan_of(session, ledger._CREDIT.params(client_id=client.id))
     assert any("ix_payments_credit" in line for line in plan), plan
     assert ledger.credit_cents(session, client.id) == 1_000
 
