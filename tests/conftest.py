@@ -82,6 +82,9 @@ def _schema(database_url):
     engine.dispose()
 
 
+BULK_INVOICES = 10_000  # a test with this many invoices or more has its tables truncated afterwards (PostgreSQL)
+
+
 def _empty_tables(engine) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
@@ -90,6 +93,13 @@ def _empty_tables(engine) -> None:
             # insert advances one too): the same fresh state as TRUNCATE ... RESTART IDENTITY CASCADE of the whole
             # schema, which costs per table (~100 ms a test here) where this costs ~10 ms
             filled = _tables_with_rows(conn, tables)
+            if "invoices" in filled and conn.scalar(text(
+                    f"SELECT count(*) FROM (SELECT 1 FROM invoices LIMIT {BULK_INVOICES}) AS counted")) == BULK_INVOICES:
+                # a test's backlog of tens of thousands (make.backlog): DELETE checks each table that refers to an
+                # invoice once per invoice (66,000 took over 15 minutes in CI); TRUNCATE drops them in one go
+                names = ", ".join(f'"{t}"' for t in tables if t in filled)
+                conn.execute(text(f"TRUNCATE {names} CASCADE"))  # CASCADE: the empty tables that refer to them
+                filled = set()
             for table in tables:
                 if table in filled:
                     conn.execute(text(f'DELETE FROM "{table}"'))
