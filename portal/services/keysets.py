@@ -2,7 +2,8 @@
 parameter where the database plans that well: an ``IN (:p1, ..., :p500)`` list is rendered afresh for every chunk,
 and a ``VALUES`` table of 500 rows is a new statement each time (SQLAlchemy's cache cannot hold it), compiled at a
 cost greater than running it. And the opposite case, ``written`` and ``one_of``: a fixed status, or a handful, written
-into a statement built once. And ``plain_rows``: a statement of plain columns run past the ORM's result handling.
+into a statement built once; ``among_written``: ids written in when it runs. And ``plain_rows``: a statement of plain
+columns run past the ORM's result handling.
 """
 
 from __future__ import annotations
@@ -68,6 +69,21 @@ def key_values(session: Session, column, values: Iterable) -> list | str:
     if on_postgresql(session) and _integer(column):
         return list(values)
     return json.dumps(list(values))
+
+
+def among_written(column, name: str, *, postgresql: bool) -> ColumnElement[bool]:
+    """``among`` for integer ids written into the statement when it runs (one literal, ``written_ids``), so the
+    database plans for the ids at hand, never a prepared statement's generic plan that cannot tell ten ids from ten
+    thousand (the staff lists' search, reports._search)."""
+    written = bindparam(name, type_=String(), literal_execute=True)
+    if postgresql:
+        return column == any_(written.cast(ARRAY(Integer())))
+    return column.in_(select(raw("value")).select_from(func.json_each(written)))
+
+
+def written_ids(ids: str, *, postgresql: bool) -> str:
+    """``among_written``'s value for ids joined by commas ('1,2,3'): an array's text, or a JSON array."""
+    return f"{{{ids}}}" if postgresql else f"[{ids}]"
 
 
 def _among(column, name: str | None, value: list | str | None, postgresql: bool) -> ColumnElement[bool]:

@@ -15,19 +15,15 @@ from math import ceil
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Date,
-    Integer,
     Select,
     String,
-    any_,
     bindparam,
     case,
     cast,
     func,
     literal,
-    literal_column,
     or_,
     select,
 )
@@ -39,7 +35,7 @@ from portal.domain.ledger import invoice_balance
 from portal.domain.payments import PaymentStatus, payment_credit
 from portal.models import Allocation, Client, Invoice, Payment
 
-from .keysets import plain_rows
+from .keysets import among_written, plain_rows, written_ids
 from .ledger import OWING_INVOICE, paid_cents, stored_balance
 
 INVOICE_FILTERS = ("draft", "open", "overdue", "paid", "void")
@@ -152,7 +148,7 @@ def _search(session: Session, q: str) -> tuple[str | None, dict]:
         return None, {}
     pattern, dialect = _like(q), session.get_bind().dialect.name
     ids = session.scalar(_CLIENTS_NAMED, {"pattern": pattern}) or ""
-    return dialect, {"pattern": pattern, "named": f"{{{ids}}}" if dialect == "postgresql" else f"[{ids}]"}
+    return dialect, {"pattern": pattern, "named": written_ids(ids, postgresql=dialect == "postgresql")}
 
 
 _CLIENTS_NAMED = select(func.aggregate_strings(cast(Client.id, String()), ",")).where(
@@ -160,12 +156,8 @@ _CLIENTS_NAMED = select(func.aggregate_strings(cast(Client.id, String()), ",")).
 
 
 def _named(column: ColumnElement[int], dialect: str) -> ColumnElement[bool]:
-    """``column`` is one of the ids ``_search`` found, written into the statement when it runs, so the plan is
-    made for them: ``= ANY('{1,2}'::INTEGER[])`` on PostgreSQL, ``IN`` the items of a JSON array on SQLite."""
-    named = bindparam("named", type_=String(), literal_execute=True)
-    if dialect == "postgresql":
-        return column == any_(cast(named, ARRAY(Integer())))
-    return column.in_(select(literal_column("value")).select_from(func.json_each(named)))
+    """``column`` is one of the clients ``_search`` found (bound by name: named)."""
+    return among_written(column, "named", postgresql=dialect == "postgresql")
 
 
 def _like(q: str) -> str:
