@@ -62,12 +62,13 @@ def among_bound(column, name: str, *, postgresql: bool) -> ColumnElement[bool]:
     return _among(column, name, None, postgresql)
 
 
-def key_values(session: Session, column, values: Iterable) -> list | str:
-    """The value of ``among``'s parameter for ``column``: JSON text, or for integer ids on PostgreSQL a list (an
-    array). Text keys go as JSON on PostgreSQL too: psycopg writes an array of strings out in Python, item by item
-    (a re-import's invoice numbers: ~1 ms a 2,000-line chunk, against 0.1 ms for ``json.dumps``)."""
+def key_values(session: Session, column, values: Iterable) -> str:
+    """The value of ``among``'s parameter for ``column``: JSON text, or for integer ids on PostgreSQL an array's
+    text (``{1,2,3}``). Not a list: psycopg writes an array out in Python, item by item (a re-import's invoice
+    numbers: ~1 ms a 2,000-line chunk, against 0.1 ms for ``json.dumps``; `run-due`'s reminders, 134,329 ids five
+    times over: 0.6 s a run)."""
     if on_postgresql(session) and _integer(column):
-        return list(values)
+        return "{" + ",".join(str(int(value)) for value in values) + "}"
     return json.dumps(list(values))
 
 
@@ -88,7 +89,7 @@ def written_ids(ids: str, *, postgresql: bool) -> str:
 
 def _among(column, name: str | None, value: list | str | None, postgresql: bool) -> ColumnElement[bool]:
     if postgresql and _integer(column):
-        return column == any_(bindparam(name, value, type_=ARRAY(Integer())))
+        return column == any_(bindparam(name, value, type_=String()).cast(ARRAY(Integer())))
     elements = func.jsonb_array_elements_text(bindparam(name, value, type_=String()).cast(JSONB)) if postgresql \
         else func.json_each(bindparam(name, value))
     return column.in_(select(raw("value")).select_from(elements))
