@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from portal.domain import dunning as D
 from portal.domain.errors import DomainError
@@ -53,6 +55,21 @@ def test_a_step_goes_once_and_an_older_one_never_after_a_newer():
     assert due_on(DUE + timedelta(days=22), sent=[-3]) == 14
     assert due_on(DUE + timedelta(days=22), sent=[-3, 14]) is None
     assert due_on(DUE + timedelta(days=10), sent=[14]) is None  # a newer one went: 7 never follows it
+
+
+DAYS = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31))
+OFFSETS = st.integers(min_value=D.OFFSET_MIN, max_value=D.OFFSET_MAX)
+
+
+@given(issue_date=DAYS, due_date=DAYS, today=DAYS, offsets=st.sets(OFFSETS, min_size=1, max_size=8),
+       sent=st.lists(OFFSETS, max_size=4))
+def test_the_step_due_is_the_latest_whose_day_came_after_the_issue_date(issue_date, due_date, today, offsets, sent):
+    """due_step counts days; by the dates themselves: a step's day is the due date plus its offset."""
+    steps = [D.StepRef(n, offset) for n, offset in enumerate(sorted(offsets))]
+    reached = [s for s in steps if issue_date < due_date + timedelta(days=s.offset_days) <= today]
+    latest = max(reached, key=lambda s: s.offset_days, default=None)
+    expected = None if latest is None or any(o >= latest.offset_days for o in sent) else latest
+    assert D.due_step(steps, issue_date=issue_date, due_date=due_date, today=today, sent_offsets=sent) == expected
 
 
 def test_a_step_whose_day_fell_before_the_invoice_was_issued_is_not_sent():

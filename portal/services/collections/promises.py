@@ -27,6 +27,7 @@ from portal.models import Allocation, Contact, Invoice, Payment, PaymentPromise,
 
 from .. import ledger
 from ..errors import NotFound
+from ..keysets import among
 from ..locking import begin_write, serialize
 
 #: Promises that hold: an open one pauses reminders; a kept one shows the client did what it said.
@@ -93,15 +94,18 @@ def _covered_invoices(promise: PaymentPromise, invoices: Iterable[Invoice]) -> l
     return [i for i in invoices if i.client_id == promise.client_id and i.due_date < made_on]
 
 
-def open_until(session: Session, invoices: list[Invoice]) -> dict[int, date]:
-    """For each invoice an open promise covers: the latest promised date (reminders wait until then)."""
-    client_ids = {i.client_id for i in invoices}
-    if not client_ids:
+def open_until(session: Session, invoices: Iterable[Invoice]) -> dict[int, date]:
+    """For each invoice an open promise covers: the latest promised date (reminders wait until then).
+    ``invoices``: Invoices, or rows with their id, client_id and due_date (the reminders' candidates)."""
+    by_client: dict[int, list[Invoice]] = {}
+    for invoice in invoices:
+        by_client.setdefault(invoice.client_id, []).append(invoice)
+    if not by_client:
         return {}
     found: dict[int, date] = {}
     for promise in session.scalars(select(PaymentPromise).where(
-            PaymentPromise.client_id.in_(client_ids), PaymentPromise.status == PromiseStatus.OPEN)):
-        for invoice in _covered_invoices(promise, [i for i in invoices if i.client_id == promise.client_id]):
+            among(session, PaymentPromise.client_id, by_client), PaymentPromise.status == PromiseStatus.OPEN)):
+        for invoice in _covered_invoices(promise, by_client[promise.client_id]):
             found[invoice.id] = max(found.get(invoice.id, promise.promised_on), promise.promised_on)
     return found
 

@@ -28,7 +28,7 @@ from portal.models import ClientCollection, Contact, DunningStep, DuplicateFlag,
 
 from .. import delivery, ledger
 from ..delivery.sending import ReminderContent
-from ..keysets import among
+from ..keysets import among, plain_rows
 from ..locking import begin_write
 from ..payments.autopay_charging import plan_client
 from ..payments.autopay_setup import enrolled_clients
@@ -81,9 +81,9 @@ def duplicates_held(session: Session, invoice_ids: list[int]) -> set[int]:
 
 def client_facts(session: Session, client_ids: list[int]) -> dict[int, dunning.ClientFacts]:
     reachable = set(session.scalars(select(Contact.client_id).where(
-        Contact.client_id.in_(client_ids), Contact.is_billing.is_(True), Contact.portal_access.is_(True))))
+        among(session, Contact.client_id, client_ids), Contact.is_billing.is_(True), Contact.portal_access.is_(True))))
     paused = {r.client_id: r for r in session.scalars(
-        select(ClientCollection).where(ClientCollection.client_id.in_(client_ids)))}
+        select(ClientCollection).where(among(session, ClientCollection.client_id, client_ids)))}
     return {client_id: dunning.ClientFacts(paused[client_id].paused if client_id in paused else False,
                                            paused[client_id].paused_until if client_id in paused else None,
                                            has_recipient=client_id in reachable) for client_id in client_ids}
@@ -97,6 +97,10 @@ class _Due:
     step_id: int
 
 
+# what planning reads of a candidate invoice
+_CANDIDATE = (Invoice.id, Invoice.client_id, Invoice.issue_date, Invoice.due_date, Invoice.total_cents)
+
+
 def plan(session: Session, rt: Runtime, today: date) -> tuple[list[_Due], dict[str, int]]:
     """What to send today: (invoice, step) pairs, and the number of invoices skipped by reason."""
     steps = [s for s in schedule.steps(session) if s.active and s.id is not None]
@@ -108,9 +112,11 @@ def plan(session: Session, rt: Runtime, today: date) -> tuple[list[_Due], dict[s
     # an invoice is a candidate once the earliest step's day has come, until the schedule's last step went to it
     last_sent = select(ReminderSend.id).where(ReminderSend.invoice_id == Invoice.id, ReminderSend.step_id == last.id,
                                               ReminderSend.sent_at.is_not(None)).exists()
-    invoices = list(session.scalars(select(Invoice).where(
+    # plain rows, not Invoices: at a million invoices a first run's candidates number 134,329, which the ORM took
+    # most of the step's planning time to load
+    invoices = plain_rows(session, select(*_CANDIDATE).where(
         Invoice.status == OPEN, Invoice.due_date <= dunning.step_day(today, -earliest), ~last_sent)
-        .order_by(Invoice.id)))
+        .order_by(Invoice.id)).all()
     if not invoices:
         return [], {}
     ids = [i.id for i in invoices]

@@ -14,6 +14,7 @@ from portal.domain.autopay import SavedMethodStatus
 from portal.models import AutopayEnrollment, GatewayCustomer, SavedPaymentMethod
 
 from ..autopay import methods, rules
+from ..keysets import among
 
 
 @dataclass(frozen=True)
@@ -42,17 +43,17 @@ def enrolled_clients(session: Session, gateway_name: str, *, client_ids: list[in
     msp = rules.msp_rules(settings)
     query = select(AutopayEnrollment).where(AutopayEnrollment.enrolled.is_(True)).order_by(AutopayEnrollment.client_id)
     if client_ids is not None:
-        query = query.where(AutopayEnrollment.client_id.in_(client_ids))
+        query = query.where(among(session, AutopayEnrollment.client_id, client_ids))
     enrollments = list(session.scalars(query))
     ids = [e.client_id for e in enrollments]
     saved: dict[int, list[SavedPaymentMethod]] = {}
     for row in session.scalars(select(SavedPaymentMethod).where(
-            SavedPaymentMethod.client_id.in_(ids), SavedPaymentMethod.gateway == gateway_name,
+            among(session, SavedPaymentMethod.client_id, ids), SavedPaymentMethod.gateway == gateway_name,
             SavedPaymentMethod.status != SavedMethodStatus.REMOVED).order_by(SavedPaymentMethod.id)):
         saved.setdefault(row.client_id, []).append(row)
     customers = {client_id: customer for client_id, customer in session.execute(
         select(GatewayCustomer.client_id, GatewayCustomer.customer_id).where(
-            GatewayCustomer.client_id.in_(ids), GatewayCustomer.gateway == gateway_name))}
+            among(session, GatewayCustomer.client_id, ids), GatewayCustomer.gateway == gateway_name))}
     return [ClientAutopay(
         client_id=e.client_id, customer_id=customers.get(e.client_id),
         rules=policy.rules_for_client(msp, rules.override_of(e)),
