@@ -87,7 +87,7 @@ def written_ids(ids: str, *, postgresql: bool) -> str:
     return f"{{{ids}}}" if postgresql else f"[{ids}]"
 
 
-def _among(column, name: str | None, value: list | str | None, postgresql: bool) -> ColumnElement[bool]:
+def _among(column, name: str | None, value: str | None, postgresql: bool) -> ColumnElement[bool]:
     if postgresql and _integer(column):
         return column == any_(bindparam(name, value, type_=String()).cast(ARRAY(Integer())))
     elements = func.jsonb_array_elements_text(bindparam(name, value, type_=String()).cast(JSONB)) if postgresql \
