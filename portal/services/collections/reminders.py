@@ -134,20 +134,19 @@ def plan(session: Session, rt: Runtime, today: date) -> tuple[list[_Due], dict[s
         if step_id in offsets:
             sent.setdefault(invoice_id, []).append(offsets[step_id])
     due, skipped = [], {}
-    for invoice in invoices:
-        facts = dunning.InvoiceFacts(open=True, balance_cents=invoice.total_cents - paid[invoice.id],
-                                     on_current_plan=invoice.id in plans, autopay_will_charge=invoice.id in autopay,
-                                     duplicate_held=invoice.id in held)
-        step = dunning.due_step(refs, issue_date=invoice.issue_date, due_date=invoice.due_date, today=today,
-                                sent_offsets=sent.get(invoice.id, []))
+    for invoice_id, client_id, issue_date, due_date, total_cents in invoices:  # _CANDIDATE's columns
+        step = dunning.due_step(refs, issue_date=issue_date, due_date=due_date, today=today,
+                                sent_offsets=sent.get(invoice_id, []))
         if step is None:
             continue
-        reason = dunning.skip_reason(facts, clients.get(invoice.client_id, dunning.ClientFacts()),
-                                     promised.get(invoice.id), today)
+        facts = dunning.InvoiceFacts(open=True, balance_cents=total_cents - paid[invoice_id],
+                                     on_current_plan=invoice_id in plans, autopay_will_charge=invoice_id in autopay,
+                                     duplicate_held=invoice_id in held)
+        reason = dunning.skip_reason(facts, clients[client_id], promised.get(invoice_id), today)
         if reason is not None:
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
-        due.append(_Due(invoice.id, step.step_id))
+        due.append(_Due(invoice_id, step.step_id))
     return due, skipped
 
 
