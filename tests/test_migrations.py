@@ -237,7 +237,7 @@ def test_0013_fills_the_payments_sums_and_the_triggers_keep_them(empty_app):
 
 
 def test_0014_builds_the_search_indexes_on_postgresql_and_takes_them_away(empty_app):
-    """The lists' searches read the trigram indexes (reports._searched), built with the extension they need; a
+    """The lists' searches read the trigram indexes (reports._search), built with the extension they need; a
     downgrade drops the indexes. SQLite gets none (it has no trigram index): the migration does nothing there."""
     from alembic import command
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    BindParameter,
     ColumnElement,
     CursorResult,
     Executable,
@@ -54,12 +55,12 @@ def one_of(column, values: Iterable) -> ColumnElement[bool]:
 def among(session: Session, column, values: Iterable) -> ColumnElement[bool]:
     """``column IN values`` for text keys or integer ids: ``IN (SELECT value FROM json_each(:json))`` (SQLite;
     PostgreSQL: ``jsonb_array_elements_text``), or for integer ids on PostgreSQL ``= ANY(array)``."""
-    return _among(column, None, key_values(session, column, values), on_postgresql(session))
+    return _among(column, bindparam(None, key_values(session, column, values), type_=String()), on_postgresql(session))
 
 
 def among_bound(column, name: str, *, postgresql: bool) -> ColumnElement[bool]:
     """``among`` for a statement built once: the values bound by ``name`` when it runs (``key_values``)."""
-    return _among(column, name, None, postgresql)
+    return _among(column, bindparam(name, type_=String()), postgresql)
 
 
 def key_values(session: Session, column, values: Iterable) -> str:
@@ -76,10 +77,7 @@ def among_written(column, name: str, *, postgresql: bool) -> ColumnElement[bool]
     """``among`` for integer ids written into the statement when it runs (one literal, ``written_ids``), so the
     database plans for the ids at hand, never a prepared statement's generic plan that cannot tell ten ids from ten
     thousand (the staff lists' search, reports._search)."""
-    written = bindparam(name, type_=String(), literal_execute=True)
-    if postgresql:
-        return column == any_(written.cast(ARRAY(Integer())))
-    return column.in_(select(raw("value")).select_from(func.json_each(written)))
+    return _among(column, bindparam(name, type_=String(), literal_execute=True), postgresql)
 
 
 def written_ids(ids: str, *, postgresql: bool) -> str:
@@ -87,11 +85,11 @@ def written_ids(ids: str, *, postgresql: bool) -> str:
     return f"{{{ids}}}" if postgresql else f"[{ids}]"
 
 
-def _among(column, name: str | None, value: str | None, postgresql: bool) -> ColumnElement[bool]:
+def _among(column, keys: BindParameter[str], postgresql: bool) -> ColumnElement[bool]:
+    """``column`` among ``keys``, the text ``key_values`` or ``written_ids`` makes."""
     if postgresql and _integer(column):
-        return column == any_(bindparam(name, value, type_=String()).cast(ARRAY(Integer())))
-    elements = func.jsonb_array_elements_text(bindparam(name, value, type_=String()).cast(JSONB)) if postgresql \
-        else func.json_each(bindparam(name, value))
+        return column == any_(keys.cast(ARRAY(Integer())))
+    elements = func.jsonb_array_elements_text(keys.cast(JSONB)) if postgresql else func.json_each(keys)
     return column.in_(select(raw("value")).select_from(elements))
 
 
