@@ -18,7 +18,7 @@ from portal.gateways.payments import sandbox_token
 from portal.models import Agreement, CreditLimit, Equipment, EquipmentOrder
 from portal.services import payments
 from portal.services.enforcement import credit, orders
-from tests.conftest import sign_in
+from tests.conftest import sign_in, statements_run
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import count, read_outbox
 
@@ -87,6 +87,26 @@ def test_staff_send_a_deposit_request_and_the_client_is_emailed(admin, session, 
     assert f"/orders/{order.public_id}" in mail.get_body(("plain",)).get_content()
     assert order.reference in text(admin.get("/admin/orders"))
     assert order.reference in text(admin.get(f"/admin/clients/{shop.client.id}?tab=equipment"))  # the client's panel
+
+
+def test_the_order_list_names_each_client_without_a_statement_per_order(app, admin, session, make, rt, staff):
+    """Up to 200 orders, each with its client's name: the clients are read with the orders, not one by one."""
+    def grow(n: int) -> None:
+        for _ in range(n):
+            client = make.client()
+            make.contact(client)
+            orders.create_order(session, rt, client.id, items=ITEMS, deposit_percent=Decimal(50),
+                                quote_reference="Q-1", staff=staff, send=False)
+
+    grow(1)
+    admin.get("/admin/orders")  # the process's first page also copies the MSP's settings
+    few = statements_run(app, lambda: admin.get("/admin/orders"))
+    grow(4)
+    shown = []
+    many = statements_run(app, lambda: shown.append(text(admin.get("/admin/orders"))))
+    assert len(few) == len(many), many
+    for order in session.scalars(select(EquipmentOrder)):
+        assert order.reference in shown[0] and order.client.legal_name in shown[0]
 
 
 def test_a_request_over_the_credit_limit_is_refused_with_the_figures(admin, session, shop, staff):

@@ -17,7 +17,8 @@ from portal.domain.payments import PaymentRequestStatus
 from portal.domain.plans import OfferStatus
 from portal.models import LedgerAdjustment, Payment, PaymentPlan, PaymentRequest, PlanEvent, PlanOffer
 from portal.services.plans import collection
-from tests.conftest import sign_in
+from portal.services.plans.progress import progress_of
+from tests.conftest import sign_in, statements_run
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import count
 from tests.plans_fixtures import make_plan
@@ -154,6 +155,48 @@ def test_the_admin_list_filters_and_totals(staff_http, session, plan, make):
     assert "Bayside Law PC" in offered and "$123.45" in offered
     assert plan.reference not in completed and "No plans here." in completed
     assert staff_http.get("/admin/plans?status=bogus").status_code == 200  # an unknown filter shows the default
+
+
+def test_the_admin_list_reads_all_its_plans_in_the_same_statements_however_many(app, staff_http, session, make,
+                                                                               clock):
+    """The list shows up to 500 plans with what each has paid and still owes, and the total outstanding on every
+    current plan: the same few statements for one plan or many (each plan's progress was six statements, and the
+    total read every current plan's again). Each row says what the plan's own page says."""
+    def grow(n: int) -> None:
+        for k in range(n):
+            client = make.client()
+            invoices = [make.invoice(client, 40_000), make.invoice(client, 20_000)]
+            plan = make_plan(session, client, invoices, first_due_on=FIRST_DUE)
+            if k % 2:  # every other plan part paid
+                collection.record_check(session, plan, amount_cents=12_500, method="check",
+                                        received_on=date(2026, 3, 16))
+            session.add(PlanOffer(public_id=secrets.token_urlsafe(12), client_id=make.client().id,
+                                  status=OfferStatus.OPEN, proposed_by="client", currency="USD",
+                                  balance_cents=12_345, installments=4, frequency="monthly",
+                                  first_due_on=FIRST_DUE, created_at=now()))
+            session.commit()
+
+    paths = ("/admin/plans", "/admin/plans?status=all", "/admin/plans?status=offered", "/admin/plan-offers/")
+    grow(2)
+    staff_http.get(paths[0])  # the process's first page also copies the MSP's settings
+    few = [statements_run(app, lambda p=p: staff_http.get(p)) for p in paths]
+    grow(4)
+    shown = []
+    many = [statements_run(app, lambda p=p: shown.append(text(staff_http.get(p)))) for p in paths]
+    assert [len(s) for s in few] == [len(s) for s in many], many
+    current = shown[0]
+    plans = list(session.scalars(select(PaymentPlan)))
+    assert len(plans) == 6 and current.count('data-plan="') == 6
+    outstanding = 0
+    for plan in plans:
+        found = progress_of(session, plan, clock.today())
+        row = re.search(rf'data-plan="{plan.id}">(.*?)</tr>', current, re.S).group(1)
+        assert f"${found.paid_cents / 100:,.2f}" in row and f"${found.open_cents / 100:,.2f}" in row, row
+        assert plan.client.legal_name in row
+        outstanding += found.open_cents
+    assert {progress_of(session, p, clock.today()).paid_cents for p in plans} == {0, 12_500}
+    assert f"Outstanding on current plans: <strong>${outstanding / 100:,.2f}</strong>" in current
+    assert shown[2].count("$123.45") == 6 and shown[3].count("$123.45") == 6
 
 
 def test_the_admin_records_a_check_toward_the_plan(staff_http, session, plan):

@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import cache
 
 from sqlalchemy import Date, Select, bindparam, delete, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now
 from portal.domain import duplicates as rules
@@ -133,13 +133,18 @@ def flags_for(session: Session, invoice_id: int) -> list[DuplicateFlag]:
 
 
 def open_flags(session: Session, *, limit: int = 500) -> list[DuplicateFlag]:
-    return list(session.scalars(select(DuplicateFlag).where(DuplicateFlag.status == DuplicateStatus.FLAGGED)
+    return list(session.scalars(_LISTED.where(DuplicateFlag.status == DuplicateStatus.FLAGGED)
                                 .order_by(DuplicateFlag.created_at, DuplicateFlag.id).limit(limit)))
 
 
 def recent_decisions(session: Session, *, limit: int = 50) -> list[DuplicateFlag]:
-    return list(session.scalars(select(DuplicateFlag).where(DuplicateFlag.status != DuplicateStatus.FLAGGED)
+    return list(session.scalars(_LISTED.where(DuplicateFlag.status != DuplicateStatus.FLAGGED)
                                 .order_by(DuplicateFlag.decided_at.desc(), DuplicateFlag.id.desc()).limit(limit)))
+
+
+# The flags with the invoices (and the held one's client) the list shows: one statement each, not one per flag.
+_LISTED = select(DuplicateFlag).options(selectinload(DuplicateFlag.invoice).selectinload(Invoice.client),
+                                        selectinload(DuplicateFlag.duplicate_of))
 
 
 def _load(session: Session, invoice_id: int) -> tuple[Invoice, list[DuplicateFlag]]:

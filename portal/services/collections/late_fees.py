@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, undefer
+from sqlalchemy.orm import Session, defer, selectinload, undefer
 
 from portal.clock import now
 from portal.domain import invoices as invoice_rules
@@ -242,7 +242,10 @@ def fees_on(session: Session, late_invoice_id: int) -> list[LateFee]:
 
 
 def recent_fees(session: Session, *, limit: int = 200, client_id: int | None = None) -> list[LateFee]:
-    query = select(LateFee).order_by(LateFee.created_at.desc(), LateFee.id.desc()).limit(limit)
+    """With the invoices (and the late one's client) a list of fees shows: one statement each, not one per fee."""
+    query = (select(LateFee).options(selectinload(LateFee.late_invoice).selectinload(Invoice.client),
+                                     selectinload(LateFee.fee_invoice))
+             .order_by(LateFee.created_at.desc(), LateFee.id.desc()).limit(limit))
     if client_id is not None:
         query = query.where(LateFee.client_id == client_id)
     return list(session.scalars(query))

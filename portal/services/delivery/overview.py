@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now
 from portal.domain import links as rules
@@ -89,9 +89,10 @@ def _retryable(delivery: InvoiceDelivery, retried: bool, at: datetime) -> bool:
 
 
 def unsent_open_invoices(session: Session, *, limit: int = 200, include_sent: bool = False) -> list[Invoice]:
-    """For bulk send: open invoices (oldest first), by default only those never emailed successfully."""
-    query = (select(Invoice).where(Invoice.status == InvoiceStatus.OPEN).order_by(Invoice.issue_date, Invoice.id)
-             .limit(limit))
+    """For bulk send: open invoices (oldest first), by default only those never emailed successfully, with their
+    clients (the list names each: one statement for all of them, not one per client)."""
+    query = (select(Invoice).options(selectinload(Invoice.client)).where(Invoice.status == InvoiceStatus.OPEN)
+             .order_by(Invoice.issue_date, Invoice.id).limit(limit))
     if not include_sent:
         sent = select(InvoiceDelivery.invoice_id).where(InvoiceDelivery.status == DeliveryStatus.ACCEPTED,
                                                         InvoiceDelivery.kind == rules.INVOICE)

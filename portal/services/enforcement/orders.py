@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now, today
 from portal.domain import deposit_agreement as DA
@@ -174,7 +174,8 @@ _OF_CLIENT = (select(EquipmentOrder).where(EquipmentOrder.client_id == bindparam
 
 
 def all_orders(session: Session, *, status: str | None = None, limit: int = 200) -> list[EquipmentOrder]:
-    query = select(EquipmentOrder).order_by(EquipmentOrder.created_at.desc(), EquipmentOrder.id.desc()).limit(limit)
+    query = (select(EquipmentOrder).options(selectinload(EquipmentOrder.client))  # the list names each client
+             .order_by(EquipmentOrder.created_at.desc(), EquipmentOrder.id.desc()).limit(limit))
     if status:
         query = query.where(EquipmentOrder.status == status)
     return list(session.scalars(query))

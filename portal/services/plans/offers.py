@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import ScalarSelect, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import today
 from portal.domain import plans as P
@@ -309,8 +309,9 @@ def plan_of(session: Session, offer: PlanOffer) -> PaymentPlan | None:
 
 
 def all_open(session: Session) -> list[PlanOffer]:
-    return list(session.scalars(select(PlanOffer).where(PlanOffer.status == OfferStatus.OPEN)
-                                .order_by(PlanOffer.id.desc())))
+    """Newest first, with their clients (the lists name each: one statement, not one per client)."""
+    return list(session.scalars(select(PlanOffer).options(selectinload(PlanOffer.client))
+                                .where(PlanOffer.status == OfferStatus.OPEN).order_by(PlanOffer.id.desc())))
 
 
 def waiting_for_staff_expr() -> ScalarSelect[int]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import bindparam, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.domain import payments as payment_rules
 from portal.domain.plans import OfferStatus, PlanStatus, RowState
@@ -16,7 +16,7 @@ from portal.models import Allocation, Installment, Payment, PaymentPlan, Payment
 
 from ..errors import NotFound
 from .collection import PayoffQuote, next_installment_cents, payoff_quote, small_remainder_cents
-from .progress import PlanProgress, counted, plan_invoice_ids, progress_of
+from .progress import PlanProgress, counted, owed, plan_invoice_ids, plan_invoices, progress_for, progress_of
 
 FILTERS = ("current", "offered", "completed", "defaulted", "canceled", "all")
 
@@ -142,15 +142,18 @@ def plan_list(session: Session, status: str, today: date) -> PlanList:
     offers: list[PlanOffer] = []
     rows: list[PlanListRow] = []
     if status == "offered":
-        offers = list(session.scalars(select(PlanOffer).where(PlanOffer.status == OfferStatus.OPEN)
+        offers = list(session.scalars(select(PlanOffer).options(selectinload(PlanOffer.client))
+                                      .where(PlanOffer.status == OfferStatus.OPEN)
                                       .order_by(PlanOffer.created_at.desc(), PlanOffer.id.desc())))
     else:
-        query = select(PaymentPlan).order_by(PaymentPlan.accepted_at.desc(), PaymentPlan.id.desc())
+        query = (select(PaymentPlan).options(selectinload(PaymentPlan.client), selectinload(PaymentPlan.installments))
+                 .order_by(PaymentPlan.accepted_at.desc(), PaymentPlan.id.desc()))
         if status != "all":
             query = query.where(PaymentPlan.status == status)
-        for plan in session.scalars(query.limit(500)):
-            found = progress_of(session, plan, today)
-            rows.append(PlanListRow(plan, found.paid_cents, found.open_cents, found.progress.next_due))
-    outstanding = sum(progress_of(session, plan, today).open_cents for plan in session.scalars(
-        select(PaymentPlan).where(PaymentPlan.status == PlanStatus.CURRENT)))
-    return PlanList(status, rows, offers, counts, outstanding)
+        plans = list(session.scalars(query.limit(500)))
+        progress = progress_for(session, plans, today)
+        rows = [PlanListRow(plan, progress[plan.id].paid_cents, progress[plan.id].open_cents,
+                            progress[plan.id].progress.next_due) for plan in plans]
+    current = plan_invoices(session, list(session.scalars(select(PaymentPlan.id).where(
+        PaymentPlan.status == PlanStatus.CURRENT))))
+    return PlanList(status, rows, offers, counts, sum(owed(session, current).values()))

@@ -14,7 +14,7 @@ from portal.domain.duplicates import DuplicateStatus
 from portal.domain.invoices import OPEN, VOID
 from portal.models import Agreement, DuplicateFlag, Invoice, InvoiceDelivery, LateFee
 from portal.services.collections import late_fees
-from tests.conftest import sign_in
+from tests.conftest import sign_in, statements_run
 from tests.late_fee_fixtures import publish_terms, sign_terms
 
 from .conftest import page
@@ -51,6 +51,40 @@ def held(make, client):
 def flag_status(session, invoice) -> str:
     session.expire_all()
     return session.scalar(select(DuplicateFlag.status).where(DuplicateFlag.invoice_id == invoice.id))
+
+
+def test_the_fee_and_duplicate_lists_read_their_invoices_with_the_rows_not_one_by_one(app, admin, session, make,
+                                                                                     clock, staff_user):
+    """A fee names its late invoice, that invoice's client and its fee invoice; a held bill names both invoices and
+    the client. The lists (up to 200 fees, 500 flags) read those with their rows, one statement each, not one lazy
+    load per row (200 fees were ~400 statements)."""
+    version = publish_terms(session, staff=staff_user)
+    clock.set(date(2026, 3, 9))
+
+    def grow(n: int) -> None:
+        for _ in range(n):
+            client = make.client()
+            sign_terms(session, client, version, on=date(2026, 1, 5))
+            make.invoice(client, 100_000, issue_date=date(2026, 2, 1), due_date=date(2026, 3, 1))  # 3 days late
+            make.invoice(client, 125_000, issue_date=ISSUED)
+            make.invoice(client, 125_000, issue_date=date(2026, 3, 4))  # the same bill again: held
+        late_fees.charge_late_fees(session, today())
+
+    paths = ("/admin/late-fees", "/admin/duplicates")
+    grow(1)
+    admin.get(paths[0])  # the process's first page also copies the MSP's settings
+    few = [statements_run(app, lambda p=p: admin.get(p)) for p in paths]
+    grow(4)
+    shown = []
+    many = [statements_run(app, lambda p=p: shown.append(page(admin.get(p)))) for p in paths]
+    assert [len(s) for s in few] == [len(s) for s in many], many
+    fees, flags = shown
+    assert fees.count('data-fee="') == 5 and flags.count('data-flag="') == 5
+    for fee in session.scalars(select(LateFee)):
+        assert fee.late_invoice.number in fees and fee.fee_invoice.number in fees
+        assert fee.late_invoice.client.legal_name in fees
+    for flag in session.scalars(select(DuplicateFlag)):
+        assert flag.invoice.number in flags and flag.duplicate_of.number in flags
 
 
 # --- late fees ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from portal.gateways.payments import sandbox_token
 from portal.models import ChargeAttempt, GatewayRefund, PaymentSettings, Refund
 from portal.services import payments
-from tests.conftest import sign_in
+from tests.conftest import sign_in, statements_run
 from tests.payments_fixtures import count, invoice_state, new_request, runtime_for
 
 from .conftest import location, row, text, value_of, words
@@ -45,6 +45,39 @@ def test_the_list_shows_state_and_gateway_reference(staff_http, session, shop, s
     assert f'data-attempt="{bank.id}"' in processing_only and f'data-attempt="{card.id}"' not in processing_only
     assert f'data-attempt="{declined.id}"' in text(staff_http.get("/admin/online-payments?state=failed"))
     assert staff_http.get("/admin/online-payments?state=nonsense").status_code == 200
+
+
+def test_the_list_reads_each_attempts_checkout_with_the_page_not_one_by_one(app, staff_http, session, make,
+                                                                            sandbox_gateway):
+    """Each row names its checkout's invoices and links to its client: the page's checkouts, their items and
+    invoices are read in one statement each, not three a row (25 rows a page)."""
+    def grow(n: int) -> None:
+        for _ in range(n):
+            client = make.client()
+            contact = make.contact(client)
+            invoices = [make.invoice(client, 5_000), make.invoice(client, 7_000)]
+            request = payments.create_request(session, client=client, contact=contact,
+                                              amounts={i.id: i.total_cents for i in invoices})
+            payments.pay(session, runtime_for(sandbox_gateway), request, attempt_number=1,
+                         token=sandbox_token("card", "4242424242424242"))
+
+    grow(1)
+    staff_http.get("/admin/online-payments")
+    few = statements_run(app, lambda: staff_http.get("/admin/online-payments"))
+    grow(4)
+    shown = []
+    many = statements_run(app, lambda: shown.append(staff_http.get("/admin/online-payments")))
+    assert len(few) == len(many), many
+    page = text(shown[0])
+    for attempt in session.scalars(select(ChargeAttempt)):
+        numbers = [item.invoice.number for item in attempt.request.items]
+        assert len(numbers) == 2 and all(n in row(page, "attempt", attempt.id) for n in numbers)
+        assert f'/admin/clients/{attempt.request.client_id}"' in row_html(page, attempt.id)
+
+
+def row_html(page: str, attempt_id: int) -> str:
+    start = page.index(f'data-attempt="{attempt_id}"')
+    return page[start:page.index("</tr>", start)]
 
 
 def test_the_detail_page_and_a_full_refund(staff_http, session, shop, sandbox_gateway):
