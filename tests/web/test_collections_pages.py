@@ -15,7 +15,7 @@ from portal.clock import today
 from portal.domain.dunning import PromiseStatus
 from portal.models import ClientCollection, CollectionNote, DunningStep, PaymentPromise
 from portal.services.collections import promises, reminders, schedule
-from tests.conftest import sign_in
+from tests.conftest import sign_in, statements_run
 from tests.payments_fixtures import read_outbox
 
 DUE = date(2026, 3, 10)  # the clock is at 2026-03-16
@@ -188,6 +188,37 @@ def test_a_contact_promises_to_pay_and_sees_it(app, session, http, acme, late):
     mine = http.get("/reminders")
     assert "$400.00" in mine.text and late.number in mine.text
     assert http.get(f"/reminders/promises/{made.id}").status_code == 200
+
+
+def test_the_reminder_and_promise_lists_read_their_invoices_with_the_rows(app, session, rt, clock, http, make,
+                                                                         acme):
+    """A client's reminders and promises (up to 50 each on its own page, 10 on the staff's collection page) each
+    name their invoice, a reminder its step: read with the rows, not one lazy load per row."""
+    clock.set(DUE + timedelta(days=1))
+    sign_in(http, acme.contacts[0])
+    staff = app.test_client()
+    sign_in(staff, make.staff())
+    made = []
+
+    def grow(n: int) -> None:
+        for _ in range(n):  # different amounts: the same amount again would be held as a likely duplicate bill
+            made.append(make.invoice(acme, 10_000 + 1_000 * len(made), issue_date=date(2026, 2, 8), due_date=DUE))
+        assert reminders.send_due(session, rt, today()).sent == n
+        for invoice in made[-n:]:  # then a promise for each (a promised invoice is not reminded)
+            promises.record(session, client_id=acme.id, invoice_id=invoice.id, amount_cents=5_000,
+                            promised_on=today() + timedelta(days=5), today=today())
+
+    pages = ((http, "/reminders"), (staff, f"/admin/collections/clients/{acme.id}"))
+    grow(1)
+    staff.get(pages[1][1])  # the process's first page also copies the MSP's settings
+    few = [statements_run(app, lambda b=b, p=p: b.get(p)) for b, p in pages]
+    grow(4)
+    shown = []
+    many = [statements_run(app, lambda b=b, p=p: shown.append(b.get(p).text)) for b, p in pages]
+    assert [len(s) for s in few] == [len(s) for s in many], many
+    step = session.scalar(select(DunningStep).where(DunningStep.offset_days == 1))
+    for text in shown:
+        assert all(invoice.number in text for invoice in made) and text.count(step.name) >= 5
 
 
 def test_another_clients_invoice_or_promise_is_not_found(app, session, http, acme, late, other):

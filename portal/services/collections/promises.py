@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import bindparam, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now
 from portal.domain import dunning
@@ -193,7 +193,8 @@ def for_client(session: Session, client_id: int, limit: int = 50) -> list[Paymen
     return list(session.scalars(_FOR_CLIENT, {"client_id": client_id, "limit": limit}))
 
 
-_FOR_CLIENT = (select(PaymentPromise).where(PaymentPromise.client_id == bindparam("client_id"))
+_FOR_CLIENT = (select(PaymentPromise).options(selectinload(PaymentPromise.invoice))  # the lists name each invoice
+               .where(PaymentPromise.client_id == bindparam("client_id"))
                .order_by(PaymentPromise.created_at.desc(), PaymentPromise.id.desc()).limit(bindparam("limit")))
 
 

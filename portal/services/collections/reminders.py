@@ -17,7 +17,7 @@ from functools import cache
 
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now
 from portal.domain import dunning
@@ -272,7 +272,8 @@ def sends_for(session: Session, *, client_id: int | None = None, invoice_id: int
 def _sends(by_client: bool, by_invoice: bool) -> Select:
     """``sends_for``'s statement for one kind of request, built once (building one cost about as much as running
     it); bound by name: client_id, invoice_id, limit."""
-    query = select(ReminderSend).order_by(ReminderSend.claimed_at.desc(), ReminderSend.id.desc())
+    query = (select(ReminderSend).options(selectinload(ReminderSend.step), selectinload(ReminderSend.invoice))  # shown
+             .order_by(ReminderSend.claimed_at.desc(), ReminderSend.id.desc()))
     if by_client:
         query = query.where(ReminderSend.client_id == bindparam("client_id"))
     if by_invoice:
