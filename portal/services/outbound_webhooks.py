@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import String, cast, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now
 from portal.domain import webhooks as W
@@ -345,6 +345,8 @@ def resend(session: Session, delivery_id: int, *, timeout: float = W.TIMEOUT_SEC
 def delivery_log(session: Session, *, page: int = 1, per_page: int = 50, endpoint_id: int | None = None) -> Page:
     """Newest first; ``endpoint_id`` narrows it to one endpoint."""
     where = [WebhookDelivery.endpoint_id == endpoint_id] if endpoint_id else []
-    found = paginate(session, select(WebhookDelivery).where(*where).order_by(WebhookDelivery.id.desc()), page,
-                     per_page)
+    query = (select(WebhookDelivery)  # each row names its event and endpoint: read with the page, not one by one
+             .options(selectinload(WebhookDelivery.event), selectinload(WebhookDelivery.endpoint))
+             .where(*where).order_by(WebhookDelivery.id.desc()))
+    found = paginate(session, query, page, per_page)
     return found.with_items([row for (row,) in found.items])

@@ -9,10 +9,19 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import Agreement, AutopayOffer, AutopaySettings, Client, OnboardingInvitation, SavedPaymentMethod
+from portal.clock import now
+from portal.models import (
+    Agreement,
+    AutopayEnrollment,
+    AutopayOffer,
+    AutopaySettings,
+    Client,
+    OnboardingInvitation,
+    SavedPaymentMethod,
+)
 from portal.services import agreements as svc
-from portal.services.autopay import incentives, methods, rules
-from tests.conftest import sign_in
+from portal.services.autopay import incentives, methods, onboarding, rules
+from tests.conftest import sign_in, statements_run
 from tests.payments_fixtures import *  # noqa: F403
 from tests.payments_fixtures import read_outbox
 from tests.web.agreements.conftest import publish_terms, sign_typed
@@ -199,6 +208,41 @@ def test_discount_export_lists_the_adjustment(staff_http, session, shop):
 
 
 # --- onboarding end to end ------------------------------------------------------------------------------------
+
+def test_the_onboarding_list_reads_every_invited_client_in_the_same_statements(staff_http, app, session, make,
+                                                                                sandbox_gateway, rt):
+    """The settings page lists each invited client's latest invitation and where it stands: read for all of them
+    at once, not four statements a client (an autopay campaign invites hundreds), and each status is what
+    ``onboarding.progress`` says of that client alone."""
+    publish_terms(session, make.staff(email="second@msp.test"))
+    staff = make.staff(email="third@msp.test")
+
+    def grow(n: int) -> None:
+        for k in range(n):
+            client = make.client()
+            contact = make.contact(client)
+            onboarding.onboard(session, rt, client, contact, staff=staff)
+            if k % 3 == 1:  # terms signed
+                sign_typed(session, svc.terms_for_contact(session, rt, contact, meta=svc.Meta()), contact,
+                           name=contact.name)
+            elif k % 3 == 2:  # on autopay, terms not signed yet
+                session.add(AutopayEnrollment(client_id=client.id, enrolled=True, updated_at=now()))
+                session.commit()
+
+    grow(1)
+    staff_http.get("/admin/autopay")  # the process's first page also copies the MSP's settings
+    few = statements_run(app, lambda: staff_http.get("/admin/autopay"))
+    grow(5)
+    shown = []
+    many = statements_run(app, lambda: shown.append(staff_http.get("/admin/autopay").text))
+    assert len(few) == len(many), many
+    found = onboarding.statuses(session)
+    assert found == [(invitation, onboarding.progress(session, invitation).status) for invitation, _ in found]
+    assert sorted(status for _, status in found) == ["autopay_on", "invited", "invited", "invited",
+                                                     "terms_signed", "terms_signed"]  # k % 3 of 0, 0-4
+    assert all(invitation.client.legal_name in shown[0] and invitation.contact.email in shown[0]
+               for invitation, _ in found)
+
 
 
 @pytest.mark.parametrize("required", [True, False])

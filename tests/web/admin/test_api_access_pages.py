@@ -17,7 +17,7 @@ from portal.domain.webhooks import WebhookDeliveryStatus
 from portal.models import ApiToken, StandingOverride, WebhookDelivery, WebhookEndpoint
 from portal.services import api_tokens, standing
 from portal.services import outbound_webhooks as hooks
-from tests.conftest import sign_in
+from tests.conftest import sign_in, statements_run
 
 from .conftest import count, page
 
@@ -124,6 +124,30 @@ def test_the_delivery_log_lists_tries_and_resend_tries_again(admin, session, mak
     delivery = session.get(WebhookDelivery, delivery.id)
     assert (delivery.status, delivery.attempts) == (WebhookDeliveryStatus.PENDING, 1)
     assert admin.post("/admin/api/deliveries/999/resend").status_code == 404
+
+
+def test_the_delivery_log_reads_its_events_and_endpoints_with_the_rows(app, admin, session, make):
+    """50 deliveries a page, each naming its event and endpoint: read with the page, not one by one."""
+    endpoints = [hooks.add_endpoint(session, url=closed_port_url(), events=["payment.received"]) for _ in range(2)]
+
+    def grow(n: int) -> None:
+        for _ in range(n):
+            client = make.client()
+            hooks.emit(session, "payment.received", {"payment": {"id": client.id}}, client=client,
+                       source_key=f"test:{client.id}")
+        session.commit()
+
+    grow(1)
+    admin.get("/admin/api/deliveries")  # the process's first page also copies the MSP's settings
+    few = statements_run(app, lambda: admin.get("/admin/api/deliveries"))
+    grow(4)
+    shown = []
+    many = statements_run(app, lambda: shown.append(page(admin.get("/admin/api/deliveries"))))
+    assert len(few) == len(many), many
+    assert shown[0].count("data-delivery=") == 10  # five events, each to both endpoints
+    for delivery in session.scalars(select(WebhookDelivery)):
+        assert delivery.event.event_id in shown[0]
+    assert all(e.url in shown[0] for e in endpoints)
 
 
 def test_resend_to_a_disabled_endpoint_is_refused_and_nothing_is_tried(admin, session, make):
