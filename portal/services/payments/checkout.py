@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import cache
 
 from sqlalchemy import ColumnElement, Exists, Select, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.clock import now
 from portal.domain import payments as rules
@@ -203,7 +203,14 @@ def create_request(session: Session, *, client: Client, contact: Contact | None,
 def request_by_public_id(session: Session, public_id: str) -> PaymentRequest | None:
     if not public_id or len(public_id) > 64:
         return None
-    return session.scalar(select(PaymentRequest).where(PaymentRequest.public_id == public_id))
+    return session.scalar(_BY_PUBLIC_ID, {"public_id": public_id})
+
+
+# Built once. The checkout pages name each of the checkout's invoices: read with it, not one by one (a client paying
+# every open invoice at once pays dozens).
+_BY_PUBLIC_ID = (select(PaymentRequest)
+                 .options(selectinload(PaymentRequest.items).selectinload(PaymentRequestItem.invoice))
+                 .where(PaymentRequest.public_id == bindparam("public_id")))
 
 
 def attempts_of(session: Session, request: PaymentRequest) -> list[ChargeAttempt]:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from portal.models import ChargeAttempt, InvoiceLink, Payment, PaymentRequest
 from portal.services import delivery, payments
-from tests.conftest import sign_in
+from tests.conftest import sign_in, statements_run
 from tests.payments_fixtures import count, invoice_state, read_outbox
 
 from .conftest import bank_form, card_form, location, row, start_payment, text, value_of, words
@@ -66,6 +66,23 @@ def test_a_partial_payment_of_several_invoices(contact_http, session, shop):
     assert invoice_state(session, shop.first) == ("paid", 0)
     assert invoice_state(session, shop.second) == ("open", 20_950)
     assert session.scalar(select(ChargeAttempt.charged_cents)) == 14_050
+
+
+def test_the_checkout_reads_its_invoices_with_it_however_many(app, contact_http, session, shop, make):
+    """A checkout of many invoices names each: its items' invoices are read with the checkout (one statement), not
+    one by one on each view of the checkout and its status page."""
+    def checkout_of(invoices) -> str:
+        return payments.create_request(session, client=shop.client, contact=shop.contact,
+                                       amounts={i.id: i.total_cents for i in invoices}).public_id
+
+    more = [make.invoice(shop.client, 1_000 + 100 * k) for k in range(5)]  # different amounts: none held
+    few, many = checkout_of([shop.first]), checkout_of([shop.first, shop.second, *more])
+    contact_http.get(f"/pay/{few}")  # the process's first page also copies the MSP's settings
+    one = statements_run(app, lambda: contact_http.get(f"/pay/{few}"))
+    shown = []
+    seven = statements_run(app, lambda: shown.append(text(contact_http.get(f"/pay/{many}"))))
+    assert len(one) == len(seven), seven
+    assert all(i.number in shown[0] for i in (shop.first, shop.second, *more))
 
 
 @pytest.mark.parametrize(("amount", "message"), [
