@@ -298,6 +298,19 @@ def statements_run(app, action) -> list[str]:
     return seen
 
 
+def statements_unchanged_as_rows_grow(app, views, grow) -> list:
+    """Each of ``views`` (a page request) runs as many statements after ``grow()`` adds rows as before: the list
+    reads its rows' related records with the rows, not one at a time. Returns what each view answered after, for
+    the test to check every row is shown."""
+    views[0]()  # the process's first page also copies the MSP's settings (SettingsCache)
+    before = [statements_run(app, view) for view in views]
+    grow()
+    answered: list = []
+    after = [statements_run(app, lambda view=view: answered.append(view())) for view in views]
+    assert [len(s) for s in before] == [len(s) for s in after], after
+    return answered
+
+
 def sign_in(http_client, record) -> None:
     """Put a signed-in identity in the test client's session (for tests that are not about signing in)."""
     from portal.web.auth.identity import Identity
