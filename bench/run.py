@@ -263,12 +263,13 @@ def staff_cookie(env: dict[str, str]) -> str:
 
 # A client's page is measured tab by tab (the overview is /admin/clients/1); then the lists searched (a number that
 # one invoice has, a reference fragment and a client's name; models/search.py); then the pages that list every
-# client past due or every client's terms (the call list, the agreements overview).
+# client past due or every client's terms (the call list, the agreements overview), and the 200 oldest open invoices
+# never emailed, each with its client (bulk send).
 STAFF_PAGES = ("/admin/", "/admin/invoices", "/admin/payments", "/admin/clients", "/admin/clients/1",
                *(f"/admin/clients/1?tab={tab}" for tab in ("invoices", "payments", "plans", "collections",
                                                           "equipment")),
                "/admin/invoices?q=b-0990001", "/admin/payments?q=ref-4242", "/admin/clients?q=client+42+llc",
-               "/admin/receivables", "/admin/collections/", "/admin/agreements/")
+               "/admin/receivables", "/admin/collections/", "/admin/agreements/", "/admin/invoices/send-bulk")
 
 
 def single_connection_ms(url: str, cookie: str, requests: int = 101, warmup: int = 200) -> float:
