@@ -206,10 +206,10 @@ def request_by_public_id(session: Session, public_id: str) -> PaymentRequest | N
     return session.scalar(_BY_PUBLIC_ID, {"public_id": public_id})
 
 
-# Built once. The checkout pages name each of the checkout's invoices: read with it, not one by one (a client paying
-# every open invoice at once pays dozens).
-_BY_PUBLIC_ID = (select(PaymentRequest)
-                 .options(selectinload(PaymentRequest.items).selectinload(PaymentRequestItem.invoice))
+# A checkout's items with their invoices, for pages that name each (a client paying every open invoice at once pays
+# dozens): read with the checkouts, not one by one.
+WITH_INVOICES = selectinload(PaymentRequest.items).selectinload(PaymentRequestItem.invoice)
+_BY_PUBLIC_ID = (select(PaymentRequest).options(WITH_INVOICES)  # built once
                  .where(PaymentRequest.public_id == bindparam("public_id")))
 
 

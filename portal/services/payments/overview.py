@@ -7,7 +7,7 @@ from functools import cache
 from math import ceil
 
 from sqlalchemy import Select, bindparam, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.domain import payments as rules
@@ -15,6 +15,7 @@ from portal.models import ChargeAttempt, Client, Dispute, PaymentRequest, Paymen
 
 from ..keysets import among
 from ..reports import Page
+from .checkout import WITH_INVOICES
 
 STATE_FILTERS = ("all", "succeeded", "processing", "failed", "attention", "disputed", "refunded")
 ATTENTION = (rules.CREATED, rules.UNKNOWN)  # the outcome is not known yet: reconcile, or look at the gateway
@@ -108,9 +109,8 @@ def attempt_row(session: Session, attempt: ChargeAttempt) -> AttemptRow:
 def rows_for(session: Session, pairs: list) -> list[AttemptRow]:
     rows = [AttemptRow(attempt, name) for attempt, name in pairs]
     # the attempts' checkouts with their items and invoices: three statements for the page, not three a row
-    checkouts = {c.id: c for c in session.scalars(
-        select(PaymentRequest).options(selectinload(PaymentRequest.items).selectinload(PaymentRequestItem.invoice))
-        .where(among(session, PaymentRequest.id, {r.attempt.request_id for r in rows})))} if rows else {}
+    checkouts = {c.id: c for c in session.scalars(select(PaymentRequest).options(WITH_INVOICES).where(
+        among(session, PaymentRequest.id, {r.attempt.request_id for r in rows})))} if rows else {}
     for row in rows:
         checkout = checkouts[row.attempt.request_id]
         set_committed_value(row.attempt, "request", checkout)  # as loaded (the list links to its client): no change

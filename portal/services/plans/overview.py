@@ -16,6 +16,7 @@ from portal.models import Allocation, Installment, Payment, PaymentPlan, Payment
 
 from ..errors import NotFound
 from .collection import PayoffQuote, next_installment_cents, payoff_quote, small_remainder_cents
+from .offers import all_open
 from .progress import PlanProgress, counted, owed, plan_invoice_ids, plan_invoices, progress_for, progress_of
 
 FILTERS = ("current", "offered", "completed", "defaulted", "canceled", "all")
@@ -142,9 +143,7 @@ def plan_list(session: Session, status: str, today: date) -> PlanList:
     offers: list[PlanOffer] = []
     rows: list[PlanListRow] = []
     if status == "offered":
-        offers = list(session.scalars(select(PlanOffer).options(selectinload(PlanOffer.client))
-                                      .where(PlanOffer.status == OfferStatus.OPEN)
-                                      .order_by(PlanOffer.created_at.desc(), PlanOffer.id.desc())))
+        offers = all_open(session)
     else:
         query = (select(PaymentPlan).options(selectinload(PaymentPlan.client), selectinload(PaymentPlan.installments))
                  .order_by(PaymentPlan.accepted_at.desc(), PaymentPlan.id.desc()))
